@@ -1,0 +1,1 @@
+"""Plans as data: changes, diffing, ordering, safety checks and checksums."""

@@ -1,0 +1,1 @@
+"""Providers apply changes to the outside world (DNS, servers, secrets, key material)."""

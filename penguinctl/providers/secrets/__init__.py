@@ -1,0 +1,1 @@
+"""Secrets backends: the only place secret values live."""
