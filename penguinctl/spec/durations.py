@@ -1,0 +1,67 @@
+"""Durations written as a whole number and a unit: ``90s``, ``30m``, ``24h``, ``7d``, ``2w``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+PATTERN = r"^[0-9]{1,9}[smhdw]$"
+_DURATION = re.compile(PATTERN)
+MESSAGE = (
+    "a duration is a whole number followed by s, m, h, d or w (for example 90s, 30m, 24h, 7d, 2w)"
+)
+
+
+class Duration(timedelta):
+    """A ``timedelta`` that remembers how it was written; ``str()`` gives that text back."""
+
+    text: str
+
+    def __new__(cls, text: str) -> Duration:
+        """Parse ``text``; raises ``ValueError`` when it is not a duration."""
+        cleaned = text.strip() if isinstance(text, str) else ""
+        if not _DURATION.match(cleaned):
+            raise ValueError(MESSAGE)
+        seconds = int(cleaned[:-1]) * _UNITS[cleaned[-1]]
+        self = super().__new__(cls, seconds=seconds)
+        self.text = cleaned
+        return self
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Duration({self.text!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Duration, (self.text,))
+
+    @classmethod
+    def validate(cls, value: Any) -> Duration:
+        """Pydantic hook: accept a ``Duration`` or its text."""
+        if isinstance(value, Duration):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            raise PydanticCustomError("duration", MESSAGE) from None
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls.validate, serialization=core_schema.to_string_ser_schema()
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "pattern": PATTERN, "examples": ["180d", "24h"]}
