@@ -1,0 +1,1 @@
+"""DNS providers: publish the record set of each sending domain (``zonefile`` is embedded)."""
