@@ -43,7 +43,9 @@ class Settings:
         return self.state_url.startswith("sqlite:")
 
 
-def load_settings(env: Mapping[str, str] | None = None, *, state_url: str | None = None) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None, *, state_url: str | None = None
+) -> Settings:
     env = os.environ if env is None else env
     home = env.get("PENGUINCTL_HOME")
     if home:

@@ -49,5 +49,9 @@ class Provider(ABC):
 class RecordOnlyProvider(Provider):
     """For resources that exist only in the state store (tenants, external servers, domains)."""
 
+    def batch_key(self, change: Change) -> Hashable:
+        # No side effects: record a whole kind of a tenant in one transaction.
+        return (change.key.kind, change.key.tenant)
+
     def apply_batch(self, changes: Sequence[Change]) -> list[ChangeResult]:
         return [ChangeResult(change=c, data=c.after) for c in changes]

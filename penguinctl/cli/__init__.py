@@ -1,0 +1,125 @@
+"""The penguinctl command line: root app, global options and the entry point.
+
+Command modules import only typer and the standard library at the top; anything heavy is
+imported inside the command body so that `penguinctl --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from penguinctl import __version__
+
+GLOBAL_FLAGS = {"--yes", "-y", "--debug"}
+GLOBAL_VALUED = {"--output", "-o", "--state"}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Let global options appear anywhere (`penguinctl get domains -o json`).
+
+    They are moved in front of the first sub-command; everything after `--` is left alone.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if arg in GLOBAL_FLAGS or (name in GLOBAL_VALUED and "=" in arg and name.startswith("--")):
+            front.append(arg)
+        elif arg in GLOBAL_VALUED and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"penguinctl {__version__}")
+        raise typer.Exit()
+
+
+def build_app() -> typer.Typer:
+    from penguinctl.cli import commands_apply, commands_dns, commands_get, commands_state
+
+    app = typer.Typer(
+        name="penguinctl",
+        help="Declarative control plane for cold-email infrastructure.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @app.callback()
+    def root(
+        ctx: typer.Context,
+        output: Annotated[str, typer.Option("--output", "-o", help="text, json or yaml.")] = "text",
+        state: Annotated[
+            str | None,
+            typer.Option(
+                "--state", help="State store URL (SQLAlchemy).", envvar="PENGUINCTL_STATE"
+            ),
+        ] = None,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to prompts.")] = False,
+        debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+        version: Annotated[
+            bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+        ] = False,
+    ) -> None:
+        """Global options may be given before or after the sub-command."""
+        from penguinctl.cli.context import AppContext
+        from penguinctl.errors import UsageError
+        from penguinctl.settings import load_settings
+
+        if output not in ("text", "json", "yaml"):
+            raise UsageError(f"--output {output!r}: use text, json or yaml")
+        ctx.obj = AppContext(
+            settings=load_settings(state_url=state), output=output, yes=yes, debug=debug
+        )
+        ctx.call_on_close(ctx.obj.close)
+
+    commands_apply.register(app)
+    commands_get.register(app)
+    commands_state.register(app)
+    commands_dns.register(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    debug = "--debug" in args
+    try:
+        app = build_app()
+        rv = app(args=args, prog_name="penguinctl", standalone_mode=False)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # the one error printer
+        if isinstance(exc, typer.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, typer.Abort):
+            print("error: aborted", file=sys.stderr)
+            sys.exit(1)
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # typer's (click's) usage errors
+            exc.show()
+            sys.exit(exc.exit_code)
+        from penguinctl.cli.errors import handle
+
+        log_dir = None
+        try:
+            from penguinctl.settings import load_settings
+
+            log_dir = load_settings().log_dir
+        except Exception:
+            pass
+        sys.exit(handle(exc, debug=debug, log_dir=log_dir))
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,298 @@
+"""`init`, `validate`, `plan`, `apply`, `destroy`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Files = Annotated[
+    list[Path],
+    typer.Option("--file", "-f", help="Spec file or directory (repeatable)."),
+]
+Target = Annotated[
+    list[str] | None,
+    typer.Option("--target", help="Limit to KIND/NAME and what it needs (repeatable)."),
+]
+Force = Annotated[bool, typer.Option("--force", help="Allow unsafe changes (deletions).")]
+LockTimeout = Annotated[
+    float, typer.Option("--lock-timeout", help="Seconds to wait for a held lock (0: fail fast).")
+]
+Parallel = Annotated[int, typer.Option("--parallel", min=1, max=64, help="Concurrent batches.")]
+NoRefresh = Annotated[
+    bool, typer.Option("--no-refresh", help="Trust the state store; do not read live state.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("validate")(validate)
+    app.command("plan")(plan)
+    app.command("apply")(apply)
+    app.command("destroy")(destroy)
+
+
+def init(ctx: typer.Context) -> None:
+    """Create the config and data directories, the state store and the keystore key. Idempotent."""
+    from penguinctl.providers.secrets.keystore import ensure_key_file
+
+    app = ctx.obj
+    s = app.settings
+    for d in (s.config_dir, s.data_dir):
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _ = app.db  # runs migrations
+    created_key = False
+    if s.master_key is None:
+        created_key = ensure_key_file(s.master_key_file)
+    result = {
+        "config_dir": str(s.config_dir),
+        "data_dir": str(s.data_dir),
+        "state": _mask_url(s.state_url),
+        "keystore_key": "PENGUINCTL_MASTER_KEY" if s.master_key else str(s.master_key_file),
+        "keystore_key_created": created_key,
+    }
+
+    def text(console) -> None:
+        console.print(f"config dir   {result['config_dir']}")
+        console.print(f"data dir     {result['data_dir']}")
+        console.print(f"state store  {result['state']} (migrated)")
+        note = " (created)" if created_key else ""
+        console.print(f"keystore key {result['keystore_key']}{note}")
+
+    app.emit(result, text)
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def _load(files: list[Path]):
+    from penguinctl.errors import UsageError
+    from penguinctl.spec import load_specs
+
+    if not files:
+        raise UsageError("no spec given", hint="pass -f FILE or -f DIRECTORY")
+    return load_specs(files)
+
+
+def validate(
+    ctx: typer.Context,
+    files: Files = [],  # noqa: B006 - typer needs a literal default
+    schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema.")] = False,
+) -> None:
+    """Load and check specs; every error with file:line:col (exit 3 when invalid)."""
+    app = ctx.obj
+    if schema:
+        from penguinctl.cli.render import dump
+        from penguinctl.spec import json_schema
+
+        print(dump(json_schema(), "yaml" if app.output == "yaml" else "json"))
+        return
+    specs = _load(files)
+    counts = {
+        "tenants": len(specs.tenants),
+        "servers": len(specs.servers),
+        "dns_providers": len(specs.dns_providers),
+        "domains": len(specs.domains),
+        "mailboxes": sum(len(d.spec.mailboxes) for d in specs.domains.values()),
+    }
+    app.emit(
+        {"valid": True, "files": [str(f) for f in specs.files], "counts": counts},
+        lambda c: c.print(
+            "[green]valid[/]: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
+        ),
+    )
+
+
+def _engine(app, specs):
+    from penguinctl.engine import Engine
+
+    return Engine(
+        specs=specs,
+        db_engine=app.db,
+        secrets_factory=app.secrets,
+        zones_dir=app.settings.zones_dir,
+        today=app.today(),
+        actor=app.actor(),
+    )
+
+
+def plan(
+    ctx: typer.Context,
+    files: Files = [],  # noqa: B006
+    out: Annotated[Path | None, typer.Option("--out", help="Save the plan to FILE.")] = None,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes.")
+    ] = False,
+    target: Target = None,
+    destroy: Annotated[bool, typer.Option("--destroy", help="Plan a destroy.")] = False,
+    no_refresh: NoRefresh = False,
+) -> int:
+    """Diff desired against recorded and live state and print the plan."""
+    from penguinctl.cli.render import render_plan
+    from penguinctl.errors import PLAN_CHANGES_PENDING
+    from penguinctl.plan import planfile
+
+    app = ctx.obj
+    specs = _load(files)
+    engine = _engine(app, specs)
+    the_plan = engine.plan(destroy=destroy, targets=target or (), refresh=not no_refresh)
+    if out is not None:
+        planfile.save(out, the_plan, spec_paths=[str(p) for p in files])
+    unsafe = the_plan.unsafe_reasons()
+
+    def text(console) -> None:
+        render_plan(console, the_plan)
+        for reason in unsafe:
+            console.print(f"[red]needs --force:[/] {reason}")
+        if out is not None:
+            console.print(f"Plan saved to {out}; apply it with `penguinctl apply --plan {out}`.")
+
+    app.emit({**the_plan.to_json(), "unsafe": unsafe}, text)
+    if detailed_exitcode and not the_plan.empty:
+        return PLAN_CHANGES_PENDING
+    return 0
+
+
+def _run(
+    app,
+    files: list[Path],
+    *,
+    destroy: bool,
+    plan_file: Path | None,
+    targets: list[str],
+    force: bool,
+    lock_timeout: float,
+    parallel: int,
+    refresh: bool,
+) -> int:
+    from penguinctl.cli.render import render_apply, render_plan
+    from penguinctl.engine import raise_for_report
+    from penguinctl.errors import ChecksumMismatch, UnsafePlan, UsageError
+    from penguinctl.plan import planfile
+    from penguinctl.state.lock import TenantLock
+
+    saved = None
+    if plan_file is not None:
+        saved = planfile.load(plan_file)
+        files = files or [Path(p) for p in saved["specs"]]
+        if saved.get("operation", "apply") != ("destroy" if destroy else "apply"):
+            raise UsageError(f"plan file {plan_file} is a {saved.get('operation')} plan")
+    specs = _load(files)
+    engine = _engine(app, specs)
+    lock_names = engine.tenants or [""]
+    with TenantLock(
+        app.db,
+        lock_names,
+        operation="destroy" if destroy else "apply",
+        actor=engine.actor,
+        timeout=lock_timeout,
+    ):
+        engine.close_interrupted_runs()
+        the_plan = engine.plan(destroy=destroy, targets=targets, refresh=refresh)
+        if saved is not None and saved["checksum"] != the_plan.checksum():
+            raise ChecksumMismatch(
+                f"plan file {plan_file} no longer matches the spec and state "
+                f"(saved {saved['checksum'][:16]}, now {the_plan.checksum()[:16]})",
+                hint="run `penguinctl plan --out FILE` again and review it",
+            )
+        if the_plan.empty:
+            app.emit(
+                {"changes": [], "status": "no-op", "checksum": the_plan.checksum()},
+                lambda c: c.print("[green]No changes.[/] Infrastructure matches the spec."),
+            )
+            return 0
+        if not app.machine:
+            render_plan(app.out, the_plan)
+        reasons = the_plan.unsafe_reasons()
+        if reasons and not force:
+            raise UnsafePlan(reasons)
+        # A reviewed, saved plan is its own confirmation (as with Terraform).
+        if not app.yes and saved is None and not _confirm(app, "destroy" if destroy else "apply"):
+            raise UsageError("not confirmed; nothing was changed", hint="use --yes in scripts")
+        report = _apply_with_progress(app, engine, the_plan, parallel)
+    app.emit(report.to_json(), lambda c: render_apply(c, report))
+    raise_for_report(report)
+    return 0
+
+
+def _confirm(app, verb: str) -> bool:
+    import sys
+
+    if not sys.stdin.isatty():
+        from penguinctl.errors import UsageError
+
+        raise UsageError(f"{verb} needs confirmation but stdin is not a terminal", hint="add --yes")
+    return typer.confirm(f"Do you want to {verb} these changes?", default=False)
+
+
+def _apply_with_progress(app, engine, the_plan, parallel: int):
+    total = len(the_plan.changes)
+    if app.machine or not app.err.is_terminal:
+        return engine.apply(the_plan, parallel=parallel)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=app.err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("applying", total=total)
+        return engine.apply(the_plan, parallel=parallel, progress=lambda n: bar.advance(task, n))
+
+
+def apply(
+    ctx: typer.Context,
+    files: Files = [],  # noqa: B006
+    plan_file: Annotated[
+        Path | None, typer.Option("--plan", help="Apply this saved plan (checksum verified).")
+    ] = None,
+    target: Target = None,
+    force: Force = False,
+    lock_timeout: LockTimeout = 0.0,
+    parallel: Parallel = 4,
+    no_refresh: NoRefresh = False,
+) -> int:
+    """Apply the spec: create, update and delete what differs. Asks unless --yes."""
+    return _run(
+        ctx.obj,
+        files,
+        destroy=False,
+        plan_file=plan_file,
+        targets=target or [],
+        force=force,
+        lock_timeout=lock_timeout,
+        parallel=parallel,
+        refresh=not no_refresh,
+    )
+
+
+def destroy(
+    ctx: typer.Context,
+    files: Files = [],  # noqa: B006
+    target: Target = None,
+    force: Force = False,
+    lock_timeout: LockTimeout = 0.0,
+    parallel: Parallel = 4,
+) -> int:
+    """Remove everything the spec owns, in reverse order (deleting domains needs --force)."""
+    return _run(
+        ctx.obj,
+        files,
+        destroy=True,
+        plan_file=None,
+        targets=target or [],
+        force=force,
+        lock_timeout=lock_timeout,
+        parallel=parallel,
+        refresh=True,
+    )

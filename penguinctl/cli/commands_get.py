@@ -1,0 +1,166 @@
+"""`get KIND [NAME]` and `describe KIND NAME`: read-only views of the state store."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+KINDS = {
+    "tenants": "tenant",
+    "servers": "server",
+    "domains": "domain",
+    "mailboxes": "mailbox",
+    "dkim": "dkim",
+    "dnsproviders": "dnsprovider",
+    "records": "dnsrecord",
+}
+LATER = {"backups", "campaigns", "invoices"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("get")(get)
+    app.command("describe")(describe)
+
+
+def _kind(kind: str) -> str:
+    from penguinctl.errors import UsageError
+
+    k = kind.lower()
+    singular = {v: v for v in KINDS.values()}
+    if k in KINDS:
+        return KINDS[k]
+    if k in singular:
+        return k
+    if k.rstrip("s") in singular:
+        return k.rstrip("s")
+    if k in LATER:
+        raise UsageError(f"{k}: nothing is recorded for this kind in this version")
+    raise UsageError(f"unknown kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
+
+
+def _rows(app, kind: str, name: str | None, tenant: str | None):
+    from penguinctl.state import repo
+    from penguinctl.state.db import session_scope
+
+    with session_scope(app.db) as session:
+        return repo.list_resources(session, kind=kind, tenant=tenant, name=name)
+
+
+def _summary(kind: str, row) -> dict[str, Any]:
+    d = row.data or {}
+    base = {"name": row.name, "tenant": row.tenant or None}
+    if kind == "tenant":
+        return {"name": row.name, "plan": d.get("plan"), "contact": d.get("contact")}
+    if kind == "server":
+        return {
+            **base,
+            "provider": d.get("provider"),
+            "hostname": d.get("hostname"),
+            "ips": ", ".join(d.get("ips", [])),
+        }
+    if kind == "domain":
+        return {
+            **base,
+            "server": d.get("server"),
+            "dns": d.get("dns"),
+            "dmarc": (d.get("dmarc") or {}).get("policy"),
+        }
+    if kind == "mailbox":
+        return {**base, "display_name": d.get("display_name"), "daily_limit": d.get("daily_limit")}
+    if kind == "dkim":
+        pub = d.get("public_key") or ""
+        return {
+            **base,
+            "domain": d.get("domain"),
+            "selector": d.get("selector"),
+            "bits": d.get("bits"),
+            "created": _ts(row),
+            "public_key": pub[:24] + "...",
+        }
+    if kind == "dnsrecord":
+        return {
+            "zone": d.get("zone"),
+            "name": d.get("name"),
+            "type": d.get("type"),
+            "ttl": d.get("ttl"),
+            "values": d.get("values"),
+        }
+    return {**base, **d}
+
+
+def _ts(row) -> str | None:
+    ts = getattr(row, "created_at", None)
+    return ts.isoformat(timespec="seconds") if ts else None
+
+
+def get(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="tenants, servers, domains, mailboxes, dkim, ...")],
+    name: Annotated[str | None, typer.Argument(help="Only this one.")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
+) -> None:
+    """List recorded resources of one kind."""
+    from penguinctl.cli.render import table
+
+    app = ctx.obj
+    k = _kind(kind)
+    items = [_summary(k, r) for r in _rows(app, k, name, tenant)]
+    if k == "dkim" and app.machine:
+        for item, row in zip(items, _rows(app, k, name, tenant), strict=True):
+            item["public_key"] = row.data.get("public_key")
+
+    def text(console) -> None:
+        if not items:
+            console.print(f"No {kind} recorded.")
+            return
+        cols = list(items[0])
+        table(console, cols, [[_cell(i[c]) for c in cols] for i in items])
+
+    app.emit(items, text)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, list):
+        return "\n".join(str(x) for x in v)
+    return "" if v is None else str(v)
+
+
+def describe(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="tenant, server, domain, mailbox, dkim")],
+    name: Annotated[str, typer.Argument(help="Resource name.")],
+) -> None:
+    """Everything recorded about one resource (and, for a domain, its keys and records)."""
+    from penguinctl.cli.render import dump
+    from penguinctl.errors import NotFound
+    from penguinctl.state import repo
+    from penguinctl.state.db import session_scope
+
+    app = ctx.obj
+    k = _kind(kind)
+    rows = _rows(app, k, name, None)
+    if not rows:
+        raise NotFound(f"{k} {name!r} is not recorded", hint=f"see `penguinctl get {k}`")
+    row = rows[0]
+    doc: dict[str, Any] = {
+        "kind": k,
+        "name": row.name,
+        "tenant": row.tenant or None,
+        "provider": row.provider,
+        "status": row.status,
+        "created_at": _ts(row),
+        "updated_at": row.updated_at.isoformat(timespec="seconds") if row.updated_at else None,
+        "data": row.data,
+    }
+    if k == "domain":
+        with session_scope(app.db) as session:
+            tenant_rows = repo.list_resources(session, tenant=row.tenant)
+        doc["dkim"] = [r.data for r in tenant_rows if r.kind == "dkim" and r.data["domain"] == name]
+        doc["mailboxes"] = [
+            r.name for r in tenant_rows if r.kind == "mailbox" and r.data["domain"] == name
+        ]
+        doc["records"] = [
+            r.data for r in tenant_rows if r.kind == "dnsrecord" and r.data["zone"] == name
+        ]
+    app.emit(doc, lambda c: c.print(dump(doc, "yaml")))

@@ -1,0 +1,58 @@
+"""The only place exceptions become messages and exit codes.
+
+A known ``PenguinError`` prints one line: ``error: what (where) -- hint``. Anything else prints one
+line plus the path of a debug log holding the traceback. ``--debug`` prints tracebacks instead.
+Messages are passed through the secret masker before printing.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+from penguinctl.errors import ExitCode, PenguinError, SpecError
+
+
+def _write_debug_log(exc: BaseException, log_dir: Path | None) -> Path:
+    text = "".join(traceback.format_exception(exc))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    for directory in (log_dir, Path(tempfile.gettempdir())):
+        if directory is None:
+            continue
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"penguinctl-debug-{stamp}.log"
+            path.write_text(text)
+            return path
+        except OSError:
+            continue
+    return Path("(could not write a debug log)")
+
+
+def handle(exc: BaseException, *, debug: bool, log_dir: Path | None, mask=lambda s: s) -> int:
+    """Print ``exc`` for a person and return the exit code."""
+    err = sys.stderr
+    if isinstance(exc, KeyboardInterrupt):
+        print("error: interrupted", file=err)
+        return ExitCode.INTERRUPTED
+    if debug:
+        traceback.print_exception(exc, file=err)
+    if isinstance(exc, SpecError):
+        for issue in exc.issues:
+            print(f"error: {mask(str(issue))}", file=err)
+        print(f"{len(exc.issues)} error(s); nothing was written.", file=err)
+        return exc.exit_code
+    if isinstance(exc, PenguinError):
+        line = f"error: {mask(exc.message)}"
+        if exc.hint:
+            line += f" -- {mask(exc.hint)}"
+        print(line, file=err)
+        return exc.exit_code
+    path = _write_debug_log(exc, log_dir)
+    summary = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    print(f"error: unexpected failure: {mask(summary)}", file=err)
+    print(f"debug log: {path} (re-run with --debug for the traceback)", file=err)
+    return ExitCode.UNEXPECTED

@@ -1,0 +1,206 @@
+"""Desired state: turn a loaded spec into resources keyed by (kind, tenant, name). Pure, no I/O.
+
+Values that only exist after apply (a DKIM public key not generated yet) are ``COMPUTED``; the
+engine rebuilds the desired state between stages, once those values are recorded.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from penguinctl.dkim import selector_for
+from penguinctl.dns.records import DomainDnsInput, build_records, record_name
+from penguinctl.errors import Location, SpecError, SpecIssue
+from penguinctl.resources import COMPUTED, Resource, ResourceKey
+
+RecordedData = Mapping[ResourceKey, dict[str, Any]]
+SUPPORTED_SERVER_PROVIDERS = ("external", "static")
+
+
+def _server_ips(server) -> list[str]:
+    spec = server.spec
+    if spec.provider == "external":
+        return [str(ip) for ip in spec.external.ips]
+    if spec.provider == "static":
+        try:
+            return [str(ipaddress.ip_address(spec.static.address))]
+        except ValueError:
+            return []
+    return []
+
+
+def _dump(model) -> Any:
+    return model.model_dump(mode="json", exclude_none=True) if model is not None else None
+
+
+def dns_directory(provider_doc, default: Path) -> str:
+    directory = provider_doc.spec.directory
+    if directory is None:
+        return str(default)
+    path = Path(directory).expanduser()
+    return str(path if path.is_absolute() else (provider_doc.source_dir / path).resolve())
+
+
+def build_desired(
+    specs, *, recorded: RecordedData, today: date, zones_dir: Path
+) -> dict[ResourceKey, Resource]:
+    """All resources the spec wants. ``recorded`` supplies outputs (DKIM public keys, selectors)."""
+    out: dict[ResourceKey, Resource] = {}
+    issues: list[SpecIssue] = []
+
+    def add(res: Resource) -> None:
+        out[res.key] = res
+
+    for name, doc in specs.tenants.items():
+        add(Resource(ResourceKey("tenant", name, name), _dump(doc.spec)))
+
+    for name, doc in specs.servers.items():
+        spec = doc.spec
+        if spec.provider not in SUPPORTED_SERVER_PROVIDERS:
+            issues.append(
+                SpecIssue(
+                    doc.location,
+                    f"server {name}: provider '{spec.provider}' is not available in this version "
+                    f"(available: {', '.join(SUPPORTED_SERVER_PROVIDERS)})",
+                )
+            )
+            continue
+        tenant = doc.metadata.tenant or ""
+        deps = (ResourceKey("tenant", tenant, tenant),) if tenant else ()
+        data = {
+            "provider": spec.provider,
+            "hostname": spec.hostname,
+            "ips": _server_ips(doc),
+            "mail": _dump(spec.mail),
+        }
+        block = getattr(spec, spec.provider)
+        if block is not None:
+            data[spec.provider] = _dump(block)
+        add(Resource(ResourceKey("server", tenant, name), data, f"server:{spec.provider}", deps))
+
+    for name, doc in specs.dns_providers.items():
+        tenant = doc.metadata.tenant or ""
+        data = _dump(doc.spec)
+        if doc.spec.type == "zonefile":
+            data["directory"] = dns_directory(doc, zones_dir)
+        elif doc.spec.type != "zonefile":
+            issues.append(
+                SpecIssue(
+                    doc.location,
+                    f"dns provider {name}: type '{doc.spec.type}' is not available in this version "
+                    "(available: zonefile)",
+                )
+            )
+        add(Resource(ResourceKey("dnsprovider", tenant, name), data))
+
+    recorded_selectors: dict[str, dict[str, str | None]] = {}
+    for key, data in recorded.items():
+        if key.kind == "dkim":
+            recorded_selectors.setdefault(data["domain"], {})[data["selector"]] = data.get(
+                "public_key"
+            )
+
+    for name, doc in specs.domains.items():
+        if issues:
+            break
+        spec = doc.spec
+        tenant = doc.metadata.tenant
+        server_doc = specs.servers[spec.server]
+        server_key = ResourceKey("server", server_doc.metadata.tenant or "", spec.server)
+        dns_doc = specs.dns_providers[spec.dns]
+        dns_key = ResourceKey("dnsprovider", dns_doc.metadata.tenant or "", spec.dns)
+        domain_key = ResourceKey("domain", tenant, name)
+        add(
+            Resource(
+                domain_key,
+                {
+                    "server": spec.server,
+                    "dns": spec.dns,
+                    "dmarc": _dump(spec.dmarc),
+                    "dkim": _dump(spec.dkim),
+                    "spf": _dump(spec.spf),
+                    "tracking": _dump(spec.tracking),
+                },
+                depends_on=(ResourceKey("tenant", tenant, tenant), server_key, dns_key),
+            )
+        )
+        for mb in spec.mailboxes:
+            address = f"{mb.local}@{name}"
+            add(
+                Resource(
+                    ResourceKey("mailbox", tenant, address),
+                    {
+                        "domain": name,
+                        "display_name": mb.display_name,
+                        "daily_limit": mb.daily_limit,
+                        "password": str(mb.password) if mb.password else None,
+                    },
+                    f"mail:{spec.server}" if server_doc.spec.provider != "external" else "state",
+                    (domain_key,),
+                )
+            )
+
+        selectors = recorded_selectors.get(name) or {selector_for(today): None}
+        dkim_pairs = []
+        for selector, public_key in sorted(selectors.items()):
+            add(
+                Resource(
+                    ResourceKey("dkim", tenant, f"{name}/{selector}"),
+                    {
+                        "domain": name,
+                        "selector": selector,
+                        "algorithm": spec.dkim.algorithm,
+                        "bits": spec.dkim.bits,
+                    },
+                    "dkim",
+                    (domain_key,),
+                    outputs=frozenset({"public_key"}),
+                )
+            )
+            dkim_pairs.append((selector, public_key or COMPUTED))
+
+        inp = DomainDnsInput(
+            domain=name,
+            mail_host=server_doc.spec.hostname,
+            sending_ips=_server_ips(server_doc),
+            dkim=dkim_pairs,
+            dmarc_policy=spec.dmarc.policy,
+            dmarc_rua=list(spec.dmarc.rua),
+            dmarc_pct=spec.dmarc.pct,
+            spf_include=list(spec.spf.include),
+            spf_all=spec.spf.all,
+            tracking=(spec.tracking.host, spec.tracking.target) if spec.tracking else None,
+            mta_sts=(
+                (spec.mta_sts.mode, spec.mta_sts.max_age, spec.mta_sts.host)
+                if spec.mta_sts
+                else None
+            ),
+            tls_rpt_rua=spec.tls_rpt.rua if spec.tls_rpt else None,
+            ttl=dns_doc.spec.ttl,
+        )
+        dkim_deps = tuple(ResourceKey("dkim", tenant, f"{name}/{s}") for s, _ in dkim_pairs)
+        for rec in build_records(inp):
+            key = ResourceKey(
+                "dnsrecord", tenant, record_name(rec["zone"], rec["name"], rec["type"])
+            )
+            deps = (domain_key, dns_key) + (dkim_deps if rec["name"].endswith("_domainkey") else ())
+            add(Resource(key, rec, f"dns:{spec.dns}", deps))
+
+    if issues:
+        raise SpecError(issues)
+    return out
+
+
+def spec_location(specs, kind: str, name: str) -> Location | None:
+    table = {
+        "tenant": specs.tenants,
+        "server": specs.servers,
+        "dnsprovider": specs.dns_providers,
+        "domain": specs.domains,
+    }.get(kind, {})
+    doc = table.get(name)
+    return doc.location if doc else None

@@ -1,0 +1,408 @@
+"""Plan and apply orchestration.
+
+``plan()`` loads recorded state for the spec's tenants, overlays what providers can read live,
+diffs against the desired state and returns a ``Plan``. ``apply()`` executes a plan stage by stage
+(deletes in reverse dependency order first, then creates and updates in dependency order). Each
+batch's side effects run in a worker thread; its state rows and audit events are committed together
+in one transaction on the calling thread, so an interrupted apply is recorded faithfully and a
+re-run converges (providers are idempotent).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import date
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+from penguinctl.desired import build_desired
+from penguinctl.errors import PenguinError, ProviderError, UsageError
+from penguinctl.plan.changes import Action, Change, ChangeResult
+from penguinctl.plan.diff import diff
+from penguinctl.plan.plan import Plan
+from penguinctl.providers.registry import Providers
+from penguinctl.resources import COMPUTED, KIND_ORDER, Resource, ResourceKey
+from penguinctl.state import audit, repo
+from penguinctl.state.db import session_scope
+
+MAX_BATCH = 500
+
+
+@dataclass
+class ApplyReport:
+    run_id: int | None
+    applied: list[Change] = field(default_factory=list)
+    failed: list[tuple[Change, str]] = field(default_factory=list)
+    skipped: list[Change] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped
+
+    def to_json(self) -> dict[str, Any]:
+        counts: dict[str, int] = defaultdict(int)
+        for c in self.applied:
+            counts[c.action.value] += 1
+        return {
+            "run_id": self.run_id,
+            "status": "ok" if self.ok else ("partial" if self.applied else "failed"),
+            "applied": dict(counts),
+            "failed": [{"resource": str(c.key), "error": err} for c, err in self.failed],
+            "skipped": [str(c.key) for c in self.skipped],
+        }
+
+
+def spec_tenants(specs) -> list[str]:
+    names = set(specs.tenants)
+    for table in (specs.servers, specs.dns_providers, specs.domains):
+        names.update(d.metadata.tenant for d in table.values() if d.metadata.tenant)
+    return sorted(names)
+
+
+def _stage(change: Change) -> tuple[int, int]:
+    rank = KIND_ORDER.index(change.key.kind) if change.key.kind in KIND_ORDER else len(KIND_ORDER)
+    return (0, -rank) if change.action is Action.DELETE else (1, rank)
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        specs,
+        db_engine,
+        secrets_factory: Callable[[], Any],
+        zones_dir: Path,
+        today: date,
+        actor: str,
+    ) -> None:
+        self.specs = specs
+        self.db = db_engine
+        self.zones_dir = zones_dir
+        self.today = today
+        self.actor = actor
+        self.tenants = spec_tenants(specs)
+        self._secrets_factory = secrets_factory
+        self.recorded: dict[ResourceKey, dict[str, Any]] = {}
+        self.recorded_providers: dict[ResourceKey, str] = {}
+        self.desired: dict[ResourceKey, Resource] = {}
+        self.providers: Providers | None = None
+
+    # -- planning -----------------------------------------------------------------------------
+    def _load_recorded(self) -> None:
+        with session_scope(self.db) as session:
+            rows = repo.load_resources(session, tenants=[*self.tenants, ""])
+        self.recorded = {ResourceKey(r.kind, r.tenant, r.name): r.data for r in rows}
+        self.recorded_providers = {ResourceKey(r.kind, r.tenant, r.name): r.provider for r in rows}
+
+    def _build_desired(self) -> dict[ResourceKey, Resource]:
+        return build_desired(
+            self.specs, recorded=self.recorded, today=self.today, zones_dir=self.zones_dir
+        )
+
+    def _providers(self) -> Providers:
+        dns_configs = {k.name: d for k, d in self.recorded.items() if k.kind == "dnsprovider"}
+        dns_configs.update(
+            {k.name: r.data for k, r in self.desired.items() if k.kind == "dnsprovider"}
+        )
+        return Providers(secrets_factory=self._secrets_factory, dns_configs=dns_configs)
+
+    def _owned(self, *, destroy: bool) -> list[ResourceKey]:
+        shared_in_spec = {
+            ("server", n) for n, d in self.specs.servers.items() if not d.metadata.tenant
+        } | {
+            ("dnsprovider", n) for n, d in self.specs.dns_providers.items() if not d.metadata.tenant
+        }
+        owned = []
+        for key in self.recorded:
+            if key.tenant or (destroy and (key.kind, key.name) in shared_in_spec):
+                owned.append(key)
+        return owned
+
+    def _actual(self, refresh: bool) -> dict[ResourceKey, dict[str, Any]]:
+        actual = dict(self.recorded)
+        if not refresh:
+            return actual
+        by_provider: dict[str, list[ResourceKey]] = defaultdict(list)
+        for key in set(self.recorded) | set(self.desired):
+            name = (
+                self.desired[key].provider if key in self.desired else self.recorded_providers[key]
+            )
+            if name.startswith("dns:"):
+                by_provider[name].append(key)
+        for name, keys in by_provider.items():
+            live = self.providers.get(name).read(sorted(keys))
+            if live is None:
+                continue
+            for key in keys:
+                if key in self.recorded:
+                    if key in live:
+                        actual[key] = live[key]
+                    else:
+                        actual.pop(key, None)
+        return actual
+
+    def plan(
+        self, *, destroy: bool = False, targets: Iterable[str] = (), refresh: bool = True
+    ) -> Plan:
+        self._load_recorded()
+        self.desired = {} if destroy else self._build_desired()
+        self._check_graph()
+        self.providers = self._providers()
+        actual = self._actual(refresh)
+        changes = diff(
+            self.desired,
+            actual,
+            owned=self._owned(destroy=destroy),
+            providers_of_actual=self.recorded_providers,
+        )
+        targets = list(targets)
+        if targets:
+            changes = self._select_targets(changes, targets)
+        existing = defaultdict(int)
+        for key in self.recorded:
+            if key.kind == "dnsrecord":
+                existing[key.tenant] += 1
+        return Plan(
+            changes=changes,
+            tenants=self.tenants,
+            existing_records=dict(existing),
+            operation="destroy" if destroy else "apply",
+        )
+
+    def _check_graph(self) -> None:
+        sorter = TopologicalSorter({k: r.depends_on for k, r in self.desired.items()})
+        try:
+            sorter.prepare()
+        except CycleError as exc:  # a bug in desired-state building, not a user error
+            raise PenguinError(f"dependency cycle between resources: {exc.args[1]}") from None
+
+    def _select_targets(self, changes: list[Change], targets: list[str]) -> list[Change]:
+        """Keep changes of the targeted resources, what they depend on and what depends on them."""
+        wanted: set[ResourceKey] = set()
+        all_keys = set(self.desired) | set(self.recorded)
+        for target in targets:
+            kind, _, name = target.partition("/")
+            matched = {k for k in all_keys if k.kind == kind and k.name == name}
+            if not matched:
+                raise UsageError(
+                    f"--target {target}: no such resource in the spec or state",
+                    hint="use KIND/NAME, e.g. domain/acme-mail.example",
+                )
+            wanted |= matched
+        dependents: dict[ResourceKey, set[ResourceKey]] = defaultdict(set)
+        for key, res in self.desired.items():
+            for dep in res.depends_on:
+                dependents[dep].add(key)
+        stack = list(wanted)
+        while stack:  # everything depending on a target
+            for child in dependents.get(stack.pop(), ()):
+                if child not in wanted:
+                    wanted.add(child)
+                    stack.append(child)
+        for key in list(wanted):  # and what the targets need that is not there yet
+            stack = [key]
+            while stack:
+                res = self.desired.get(stack.pop())
+                for dep in res.depends_on if res else ():
+                    if dep not in wanted:
+                        wanted.add(dep)
+                        stack.append(dep)
+        for key in list(wanted):  # children recorded but no longer desired (deletes)
+            for other in self.recorded:
+                if other.tenant == key.tenant and other.name.startswith(key.name + "/"):
+                    wanted.add(other)
+        return [c for c in changes if c.key in wanted]
+
+    # -- applying -----------------------------------------------------------------------------
+    def close_interrupted_runs(self) -> int:
+        """Mark runs left 'running' by a killed process as interrupted (call holding the lock)."""
+        from penguinctl.state.models import utcnow
+
+        with session_scope(self.db) as session:
+            runs = repo.interrupted_runs(session, self.tenants or [""])
+            for run in runs:
+                run.status = "interrupted"
+                run.finished_at = utcnow()
+                session.add(run)
+                for tenant in run.tenants or [""]:
+                    audit.record(
+                        session,
+                        actor=self.actor,
+                        tenant=tenant,
+                        action="run.interrupted",
+                        resource=f"run/{run.id}",
+                        result="ok",
+                        details={"pid": run.pid, "host": run.host, "actor": run.actor},
+                    )
+        return len(runs)
+
+    def apply(
+        self,
+        plan: Plan,
+        *,
+        parallel: int = 4,
+        progress: Callable[[int], None] | None = None,
+    ) -> ApplyReport:
+        with session_scope(self.db) as session:
+            run = repo.start_run(
+                session,
+                operation=plan.operation,
+                actor=self.actor,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                tenants=plan.tenants,
+                plan_checksum=plan.checksum(),
+            )
+            run_id = run.id
+        report = ApplyReport(run_id=run_id)
+        failed_keys: set[ResourceKey] = set()
+        stages: dict[tuple[int, int], list[Change]] = defaultdict(list)
+        for change in plan.changes:
+            stages[_stage(change)].append(change)
+        status = "failed"
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                for stage in sorted(stages):
+                    todo = self._refresh_computed(stages[stage])
+                    ready = []
+                    for change in todo:
+                        res = self.desired.get(change.key)
+                        if res and any(d in failed_keys for d in res.depends_on):
+                            report.skipped.append(change)
+                            failed_keys.add(change.key)
+                        else:
+                            ready.append(change)
+                    self._run_stage(pool, ready, run_id, report, failed_keys, progress)
+                    if progress and len(todo) > len(ready):
+                        progress(len(todo) - len(ready))
+            status = "ok" if report.ok else ("partial" if report.applied else "failed")
+        except BaseException:
+            status = "partial" if report.applied else "failed"
+            raise
+        finally:
+            with session_scope(self.db) as session:
+                repo.finish_run(session, run_id, status=status, summary=report.to_json())
+        return report
+
+    def _refresh_computed(self, changes: list[Change]) -> list[Change]:
+        """Replace values only known after earlier stages (DKIM public keys) with real ones."""
+        if not any(c.after and Resource(c.key, c.after).has_computed() for c in changes):
+            return changes
+        self.desired = self._build_desired()
+        out = []
+        for c in changes:
+            if c.after is not None and c.key in self.desired:
+                c = Change(c.action, c.key, c.provider, c.before, self.desired[c.key].data)
+            out.append(c)
+        return out
+
+    def _run_stage(self, pool, changes, run_id, report, failed_keys, progress) -> None:
+        batches: dict[tuple[str, Any], list[Change]] = defaultdict(list)
+        for change in changes:
+            provider = self.providers.get(change.provider)
+            batches[(change.provider, provider.batch_key(change))].append(change)
+        futures: dict[Future, list[Change]] = {}
+        for (pname, _), batch in batches.items():
+            provider = self.providers.get(pname)
+            for i in range(0, len(batch), MAX_BATCH):
+                chunk = batch[i : i + MAX_BATCH]
+                futures[pool.submit(provider.apply_batch, chunk)] = chunk
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    chunk = futures[fut]
+                    try:
+                        results = fut.result()
+                    except PenguinError as exc:
+                        self._record_failure(chunk, str(exc), run_id, report, failed_keys)
+                    except Exception as exc:  # a provider bug: record it, keep other batches going
+                        msg = f"{type(exc).__name__}: {exc}"
+                        self._record_failure(chunk, msg, run_id, report, failed_keys)
+                    else:
+                        self._record_success(results, run_id, report)
+                    if progress:
+                        progress(len(chunk))
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+    def _record_success(self, results: list[ChangeResult], run_id, report) -> None:
+        with session_scope(self.db) as session:
+            repo.record_batch(
+                session,
+                upserts=[
+                    (r.change.key, r.change.provider, r.data)
+                    for r in results
+                    if r.change.action is not Action.DELETE
+                ],
+                deletes=[r.change.key for r in results if r.change.action is Action.DELETE],
+                run_id=run_id,
+            )
+            for res in results:
+                ch = res.change
+                audit.record(
+                    session,
+                    actor=self.actor,
+                    tenant=ch.key.tenant,
+                    action=ch.action.value,
+                    resource=str(ch.key),
+                    result="ok",
+                    run_id=run_id,
+                    details={"provider": ch.provider, "fields": _changed_fields(ch)},
+                )
+        for res in results:
+            ch = res.change
+            if ch.action is Action.DELETE:
+                self.recorded.pop(ch.key, None)
+            else:
+                self.recorded[ch.key] = res.data
+            report.applied.append(ch)
+
+    def _record_failure(self, chunk, message, run_id, report, failed_keys) -> None:
+        with session_scope(self.db) as session:
+            for ch in chunk:
+                audit.record(
+                    session,
+                    actor=self.actor,
+                    tenant=ch.key.tenant,
+                    action=ch.action.value,
+                    resource=str(ch.key),
+                    result="failed",
+                    run_id=run_id,
+                    details={"provider": ch.provider, "error": message[:500]},
+                )
+        for ch in chunk:
+            report.failed.append((ch, message))
+            failed_keys.add(ch.key)
+
+
+def _changed_fields(change: Change) -> list[str]:
+    before, after = change.before or {}, change.after or {}
+    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+
+
+def raise_for_report(report: ApplyReport) -> None:
+    if report.ok:
+        return
+    from penguinctl.errors import PartialApply
+
+    first_change, first_error = report.failed[0] if report.failed else (report.skipped[0], "")
+    where = first_change.key.address
+    n_fail, n_skip = len(report.failed), len(report.skipped)
+    msg = f"{n_fail} change(s) failed, {n_skip} skipped; first: {where}: {first_error}"
+    hint = "fix the cause and run apply again; applied changes are recorded"
+    if report.applied:
+        raise PartialApply(msg, hint=hint)
+    raise ProviderError(msg, hint=hint)
+
+
+__all__ = ["COMPUTED", "ApplyReport", "Engine", "raise_for_report", "spec_tenants"]

@@ -1,0 +1,61 @@
+"""Build the provider instances a plan needs, by the names resources carry in ``provider``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from penguinctl.errors import ProviderError
+from penguinctl.providers.base import Provider, RecordOnlyProvider
+from penguinctl.providers.secrets.base import SecretsBackend
+
+
+class Providers:
+    """Lazily created provider instances, keyed by name (``state``, ``dkim``, ``dns:<name>``)."""
+
+    def __init__(
+        self,
+        *,
+        secrets_factory,
+        dns_configs: Mapping[str, dict[str, Any]],
+    ) -> None:
+        self._secrets_factory = secrets_factory
+        self._dns_configs = dict(dns_configs)
+        self._cache: dict[str, Provider] = {}
+
+    @property
+    def secrets(self) -> SecretsBackend:
+        return self._secrets_factory()
+
+    def get(self, name: str) -> Provider:
+        if name not in self._cache:
+            self._cache[name] = self._build(name)
+        return self._cache[name]
+
+    def _build(self, name: str) -> Provider:
+        if name in ("state", "server:external", "server:static"):
+            return RecordOnlyProvider(name)
+        if name == "dkim":
+            from penguinctl.providers.dkim import DkimProvider
+
+            return DkimProvider(name, self.secrets)
+        if name.startswith("dns:"):
+            cfg = self._dns_configs.get(name[4:])
+            if cfg is None:
+                raise ProviderError(
+                    f"DNS provider {name[4:]!r} is neither in the spec nor recorded in state",
+                    hint="add its DnsProvider document back to the spec",
+                )
+            if cfg.get("type") == "zonefile":
+                from penguinctl.providers.dns.zonefile import ZonefileProvider
+
+                return ZonefileProvider(
+                    name,
+                    Path(cfg["directory"]),
+                    nameservers=cfg.get("nameservers") or None,
+                    hostmaster=cfg.get("hostmaster"),
+                    default_ttl=cfg.get("ttl", 3600),
+                )
+            raise ProviderError(f"DNS provider type {cfg.get('type')!r} is not available yet")
+        raise ProviderError(f"no provider named {name!r} in this version of penguinctl")

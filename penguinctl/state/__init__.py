@@ -1,0 +1,1 @@
+"""The state store: what penguinctl created, apply runs, locks and the audit log."""

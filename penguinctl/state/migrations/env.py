@@ -1,0 +1,20 @@
+"""Alembic environment: penguinctl passes an open connection in ``config.attributes``."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import penguinctl.state.models  # noqa: F401 - registers the tables
+
+connection = context.config.attributes.get("connection")
+if connection is None:  # pragma: no cover - penguinctl always passes a connection
+    raise RuntimeError("run migrations through penguinctl (penguinctl init)")
+
+context.configure(
+    connection=connection,
+    target_metadata=SQLModel.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

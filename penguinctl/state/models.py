@@ -1,0 +1,84 @@
+"""SQLModel tables. Schema changes go through Alembic migrations (migrations/versions/)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), **kw))
+
+
+class ResourceRow(SQLModel, table=True):
+    __tablename__ = "resources"
+    __table_args__ = (UniqueConstraint("tenant", "kind", "name", name="uq_resources_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(index=True)
+    kind: str
+    name: str
+    provider: str
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
+    status: str = "applied"
+    run_id: int | None = None
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class ApplyRun(SQLModel, table=True):
+    __tablename__ = "apply_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    operation: str
+    actor: str
+    host: str
+    pid: int
+    tenants: list[str] = Field(default_factory=list, sa_column=Column(JsonType, nullable=False))
+    status: str = "running"
+    plan_checksum: str | None = None
+    started_at: datetime = _ts(nullable=False)
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    summary: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JsonType, nullable=False)
+    )
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ts: datetime = _ts(nullable=False, index=True)
+    actor: str
+    tenant: str = Field(index=True)
+    action: str
+    resource: str = Field(index=True)
+    result: str
+    run_id: int | None = None
+    details: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JsonType, nullable=False)
+    )
+
+
+class LockRow(SQLModel, table=True):
+    __tablename__ = "locks"
+
+    tenant: str = Field(primary_key=True)
+    lock_id: str = Field(index=True)
+    operation: str
+    actor: str
+    host: str
+    pid: int
+    acquired_at: datetime = _ts(nullable=False)

@@ -1,0 +1,164 @@
+"""Query and update functions for resources and apply runs. They never commit: the caller's
+``session_scope`` owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from penguinctl.resources import ResourceKey
+from penguinctl.state.models import ApplyRun, ResourceRow, utcnow
+
+
+def load_resources(session: Session, *, tenants: Iterable[str]):
+    """Light rows (tenant, kind, name, provider, data, status) of the given tenants."""
+    stmt = select(
+        ResourceRow.tenant,
+        ResourceRow.kind,
+        ResourceRow.name,
+        ResourceRow.provider,
+        ResourceRow.data,
+        ResourceRow.status,
+    ).where(col(ResourceRow.tenant).in_(list(tenants)))
+    return session.exec(stmt).all()
+
+
+def _by_key(session: Session, key: ResourceKey) -> ResourceRow | None:
+    stmt = select(ResourceRow).where(
+        ResourceRow.tenant == key.tenant, ResourceRow.kind == key.kind, ResourceRow.name == key.name
+    )
+    return session.exec(stmt).first()
+
+
+def get_resource(session: Session, key: ResourceKey) -> ResourceRow | None:
+    return _by_key(session, key)
+
+
+def upsert_resource(
+    session: Session,
+    *,
+    key: ResourceKey,
+    provider: str,
+    data: dict[str, Any],
+    status: str = "applied",
+    run_id: int | None = None,
+) -> None:
+    row = _by_key(session, key)
+    if row is None:
+        row = ResourceRow(tenant=key.tenant, kind=key.kind, name=key.name, provider=provider)
+    row.provider = provider
+    row.data = data
+    row.status = status
+    row.run_id = run_id
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+
+
+def delete_resource(session: Session, key: ResourceKey) -> None:
+    row = _by_key(session, key)
+    if row is not None:
+        session.delete(row)
+        session.flush()
+
+
+def record_batch(
+    session: Session,
+    *,
+    upserts: list[tuple[ResourceKey, str, dict[str, Any]]],
+    deletes: list[ResourceKey],
+    run_id: int | None,
+) -> None:
+    """Upsert and delete many resources with one lookup per (tenant, kind) group."""
+    groups: dict[tuple[str, str], set[str]] = {}
+    for key in [k for k, _, _ in upserts] + deletes:
+        groups.setdefault((key.tenant, key.kind), set()).add(key.name)
+    existing: dict[ResourceKey, ResourceRow] = {}
+    for (tenant, kind), names in groups.items():
+        stmt = select(ResourceRow).where(
+            ResourceRow.tenant == tenant,
+            ResourceRow.kind == kind,
+            col(ResourceRow.name).in_(sorted(names)),
+        )
+        for row in session.exec(stmt):
+            existing[ResourceKey(row.kind, row.tenant, row.name)] = row
+    now = utcnow()
+    for key, provider, data in upserts:
+        row = existing.get(key)
+        if row is None:
+            row = ResourceRow(tenant=key.tenant, kind=key.kind, name=key.name, provider=provider)
+        row.provider, row.data, row.status, row.run_id, row.updated_at = (
+            provider,
+            data,
+            "applied",
+            run_id,
+            now,
+        )
+        session.add(row)
+    for key in deletes:
+        if key in existing:
+            session.delete(existing[key])
+    session.flush()
+
+
+def list_resources(
+    session: Session, *, kind: str | None = None, tenant: str | None = None, name: str | None = None
+) -> list[ResourceRow]:
+    stmt = select(ResourceRow)
+    if kind is not None:
+        stmt = stmt.where(ResourceRow.kind == kind)
+    if tenant is not None:
+        stmt = stmt.where(ResourceRow.tenant == tenant)
+    if name is not None:
+        stmt = stmt.where(ResourceRow.name == name)
+    return list(session.exec(stmt.order_by(ResourceRow.tenant, ResourceRow.kind, ResourceRow.name)))
+
+
+def start_run(
+    session: Session,
+    *,
+    operation: str,
+    actor: str,
+    host: str,
+    pid: int,
+    tenants: list[str],
+    plan_checksum: str | None,
+) -> ApplyRun:
+    run = ApplyRun(
+        operation=operation,
+        actor=actor,
+        host=host,
+        pid=pid,
+        tenants=list(tenants),
+        plan_checksum=plan_checksum,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def finish_run(session: Session, run_id: int, *, status: str, summary: dict[str, Any]) -> None:
+    run = session.get(ApplyRun, run_id)
+    if run is not None:
+        run.status = status
+        run.summary = summary
+        run.finished_at = utcnow()
+        session.add(run)
+
+
+def interrupted_runs(session: Session, tenants: Iterable[str]) -> list[ApplyRun]:
+    """Runs still marked running for these tenants. Only call while holding their locks: then
+    every such run belongs to a process that died."""
+    wanted = set(tenants)
+    runs = session.exec(select(ApplyRun).where(ApplyRun.status == "running")).all()
+    return [r for r in runs if wanted & set(r.tenants or [""])]
+
+
+def list_runs(session: Session, *, tenant: str | None = None, limit: int = 50) -> list[ApplyRun]:
+    stmt = select(ApplyRun).order_by(col(ApplyRun.id).desc())
+    runs = list(session.exec(stmt))
+    if tenant is not None:
+        runs = [r for r in runs if tenant in (r.tenants or [])]
+    return runs[:limit]
