@@ -1,0 +1,199 @@
+"""State store on both backends: migrations, resources, runs, audit, locks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from contextlib import nullcontext
+
+import pytest
+from sqlalchemy import text
+
+from penguinctl.errors import LockHeld, StateError
+from penguinctl.resources import ResourceKey
+from penguinctl.state import audit, repo
+from penguinctl.state.db import (
+    current_revision,
+    ensure_migrated,
+    head_revision,
+    make_engine,
+    migrate,
+    session_scope,
+)
+from penguinctl.state.lock import TenantLock, lock_status, unlock
+from penguinctl.state.models import LockRow
+
+
+def test_migrations_are_idempotent_and_versioned(state_url):
+    engine = make_engine(state_url)
+    try:
+        assert current_revision(engine) is None
+        ensure_migrated(engine)
+        assert current_revision(engine) == head_revision()
+        migrate(engine)
+        ensure_migrated(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM resources")).scalar() == 0
+            if engine.dialect.name == "postgresql":
+                schema = conn.execute(text("SELECT current_schema()")).scalar()
+                found = conn.execute(
+                    text(
+                        "SELECT table_schema FROM information_schema.tables "
+                        "WHERE table_name = 'alembic_version' AND table_schema = :s"
+                    ),
+                    {"s": schema},
+                ).all()
+                assert found, "the alembic version table must live in the test schema"
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_first_use_migrates_once(state_url):
+    code = (
+        "import sys\nfrom penguinctl.state.db import make_engine, ensure_migrated\n"
+        "ensure_migrated(make_engine(sys.argv[1]))\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, state_url]) for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+
+
+def test_resources_round_trip(migrated_engine):
+    key = ResourceKey("domain", "acme", "acme.example")
+    with session_scope(migrated_engine) as s:
+        repo.upsert_resource(s, key=key, provider="state", data={"server": "mx1"})
+    with session_scope(migrated_engine) as s:
+        repo.record_batch(
+            s,
+            upserts=[
+                (key, "state", {"server": "mx2"}),
+                (ResourceKey("domain", "acme", "b.example"), "state", {"server": "mx1"}),
+            ],
+            deletes=[],
+            run_id=None,
+        )
+    with session_scope(migrated_engine) as s:
+        rows = repo.load_resources(s, tenants=["acme"])
+        assert sorted((r.name, r.data["server"]) for r in rows) == [
+            ("acme.example", "mx2"),
+            ("b.example", "mx1"),
+        ]
+        assert repo.load_resources(s, tenants=["other"]) == []
+        repo.delete_resource(s, key)
+    with session_scope(migrated_engine) as s:
+        assert repo.get_resource(s, key) is None
+        assert [r.name for r in repo.list_resources(s, kind="domain")] == ["b.example"]
+
+
+def test_runs_and_audit(migrated_engine):
+    with session_scope(migrated_engine) as s:
+        run = repo.start_run(
+            s, operation="apply", actor="a@h", host="h", pid=1, tenants=["acme"], plan_checksum="x"
+        )
+        audit.record(
+            s,
+            actor="a@h",
+            tenant="acme",
+            action="create",
+            resource="domain/acme/a.example",
+            result="ok",
+            run_id=run.id,
+        )
+        run_id = run.id
+    with session_scope(migrated_engine) as s:
+        assert [r.id for r in repo.interrupted_runs(s, ["acme"])] == [run_id]
+        repo.finish_run(s, run_id, status="ok", summary={"applied": {"create": 1}})
+    with session_scope(migrated_engine) as s:
+        assert repo.interrupted_runs(s, ["acme"]) == []
+        (run,) = repo.list_runs(s, tenant="acme")
+        assert run.status == "ok" and run.finished_at is not None
+        (event,) = audit.list_events(s, tenant="acme")
+        assert event.resource == "domain/acme/a.example" and event.run_id == run_id
+
+
+def test_default_actor():
+    assert audit.default_actor({"CI": "true", "GITHUB_ACTIONS": "true"}) == "ci:github"
+    assert audit.default_actor({"CI": "true"}) == "ci"
+    assert "@" in audit.default_actor({})
+
+
+def test_second_lock_fails_fast_then_waits(migrated_engine):
+    with TenantLock(migrated_engine, ["acme"], operation="apply", actor="one@h") as first:
+        with pytest.raises(LockHeld) as info:
+            TenantLock(
+                migrated_engine, ["acme", "zeta"], operation="apply", actor="two@h"
+            ).__enter__()
+        assert "lock held by one@h" in str(info.value) and first.lock_id in str(info.value)
+        # all-or-nothing: the other tenant was not left locked
+        with TenantLock(migrated_engine, ["zeta"], operation="apply", actor="three@h"):
+            pass
+        threading.Timer(0.5, first.release).start()
+        start = time.monotonic()
+        with TenantLock(
+            migrated_engine, ["acme"], operation="apply", actor="two@h", timeout=30, poll=0.05
+        ):
+            assert time.monotonic() - start > 0.3
+    with session_scope(migrated_engine) as s:
+        assert lock_status(s) == []
+
+
+def test_lock_of_a_killed_process_is_recovered(migrated_engine, state_url):
+    code = (
+        "import sys, time\nfrom penguinctl.state.db import make_engine\n"
+        "from penguinctl.state.lock import TenantLock\n"
+        "lock = TenantLock(make_engine(sys.argv[1]), ['acme'], operation='apply', actor='bg@h')\n"
+        "lock.__enter__()\nprint('locked', flush=True)\ntime.sleep(600)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, state_url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(LockHeld):
+            TenantLock(migrated_engine, ["acme"], operation="apply", actor="me@h").__enter__()
+    finally:
+        proc.kill()
+        proc.wait()
+    # PostgreSQL releases the advisory lock with the connection; SQLite sees the pid is gone.
+    with (
+        TenantLock(migrated_engine, ["acme"], operation="apply", actor="me@h", timeout=10),
+        session_scope(migrated_engine) as s,
+    ):
+        (row,) = lock_status(s)
+        assert row.actor == "me@h"
+        events = audit.list_events(s, tenant="acme")
+        assert any(e.action == "lock.break" for e in events)
+
+
+def test_unlock_by_id(migrated_engine):
+    with session_scope(migrated_engine) as s:
+        s.add(
+            LockRow(
+                tenant="acme",
+                lock_id="abc123",
+                operation="apply",
+                actor="x@other",
+                host="another-host",
+                pid=1,
+            )
+        )
+    # SQLite never breaks a lock from another host; PostgreSQL trusts its advisory lock.
+    expect = pytest.raises(LockHeld) if migrated_engine.dialect.name == "sqlite" else nullcontext()
+    with expect, TenantLock(migrated_engine, ["acme"], operation="apply", actor="me@h"):
+        pass
+    with session_scope(migrated_engine) as s:
+        if migrated_engine.dialect.name == "sqlite":
+            assert unlock(s, "abc123", actor="me@h") is True
+        assert unlock(s, "nope", actor="me@h") is False
+    with TenantLock(migrated_engine, ["acme"], operation="apply", actor="me@h"):
+        pass
+
+
+def test_unreachable_database_is_a_clean_error():
+    engine = make_engine("postgresql+psycopg://nobody:secretpw@127.0.0.1:1/none")
+    with pytest.raises(StateError) as info:
+        ensure_migrated(engine)
+    assert "unreachable" in str(info.value) and "secretpw" not in str(info.value)
+    with pytest.raises(StateError):
+        make_engine("mysql+nosuchdriver://x/y")
