@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,43 @@ def test_init_is_idempotent(env, capsys):
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     second = run_inprocess(capsys, "init", "-o", "json")
     assert second.code == 0 and second.json()["keystore_key_created"] is False
+
+
+def test_five_mistakes_in_two_files_all_reported(env, capsys):
+    acceptance = Path(__file__).parent / "specs" / "acceptance"
+    res = run_inprocess(capsys, "apply", "-f", acceptance, "--yes")
+    assert res.code == 3
+    errors = [ln for ln in res.err.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 5, res.err
+    for line in errors:
+        assert re.match(r"error: \S+/(infra|domains)\.yaml:\d+:\d+: ", line), line
+    assert {"infra.yaml", "domains.yaml"} == {
+        re.search(r"/(\w+\.yaml):", ln).group(1) for ln in errors
+    }
+    assert "Traceback" not in res.err
+    assert not (env / "home" / "zones").exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"apiVersion: penguinctl/v1\nkind: Tenant\nmetadata: {name: [unclosed\n",
+        b"\xff\xfe\x00garbage\x80\x81",
+        b"a: &a [x, x, x, x, x, x, x, x, x]\n"
+        + b"".join(
+            f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n".encode()
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        b"!!python/object/apply:os.system ['echo pwned']\n",
+        b"apiVersion: penguinctl/v1\nkind: Domain\nmetadata: {name: 42}\nspec: []\n",
+    ],
+    ids=["malformed", "non-utf8", "alias-bomb", "python-tag", "wrong-types"],
+)
+def test_hostile_input_is_a_clean_error(env, capsys, tmp_path, content):
+    spec = tmp_path / "hostile.yaml"
+    spec.write_bytes(content)
+    for command in ("validate", "plan", "apply"):
+        res = run_inprocess(capsys, command, "-f", spec, "--yes")
+        assert res.code == 3, (command, res.err)
+        assert "hostile.yaml" in res.err and "Traceback" not in res.err
+    assert not (env / "home" / "zones").exists()
