@@ -90,6 +90,7 @@ class Engine:
         self._secrets_factory = secrets_factory
         self.recorded: dict[ResourceKey, dict[str, Any]] = {}
         self.recorded_providers: dict[ResourceKey, str] = {}
+        self.first_applied: dict[ResourceKey, Any] = {}
         self.desired: dict[ResourceKey, Resource] = {}
         self.providers: Providers | None = None
 
@@ -99,6 +100,9 @@ class Engine:
             rows = repo.load_resources(session, tenants=[*self.tenants, ""])
         self.recorded = {ResourceKey(r.kind, r.tenant, r.name): r.data for r in rows}
         self.recorded_providers = {ResourceKey(r.kind, r.tenant, r.name): r.provider for r in rows}
+        self.first_applied = {
+            ResourceKey(r.kind, r.tenant, r.name): r.created_at for r in rows if r.kind == "domain"
+        }
 
     def _build_desired(self) -> dict[ResourceKey, Resource]:
         return build_desired(
@@ -173,6 +177,9 @@ class Engine:
             tenants=self.tenants,
             existing_records=dict(existing),
             operation="destroy" if destroy else "apply",
+            domain_age_days={
+                k: (self.today - ts.date()).days for k, ts in self.first_applied.items() if ts
+            },
         )
 
     def _check_graph(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dns.zone
@@ -173,3 +174,28 @@ def test_invalid_spec_writes_nothing(cli, tmp_path):
     assert "Traceback" not in res.err
     assert not (cli.home / "zones").exists()
     assert cli("get", "domains", "-o", "json").json() == []
+
+
+def test_dmarc_reject_on_a_young_domain_needs_force(cli, tmp_path, monkeypatch):
+    assert cli("apply", "-f", QUICKSTART, "--yes").code == 0
+    spec = tmp_path / "reject.yaml"
+    spec.write_text(
+        QUICKSTART.read_text().replace(
+            "dmarc: {policy: none, rua: dmarc@acme-mail.example}\n  tracking",
+            "dmarc: {policy: reject, rua: dmarc@acme-mail.example}\n  tracking",
+        )
+    )
+    res = cli("apply", "-f", spec, "--yes")
+    assert res.code == 4, res.err
+    assert "p=reject on domain/acme-mail.example" in res.err
+    # 30 days after the domain was first applied (by the real clock) the same change is safe
+    later = datetime.now(UTC).date() + timedelta(days=31)
+    monkeypatch.setenv("PENGUINCTL_TODAY", later.isoformat())
+    res = cli("plan", "-f", spec, "-o", "json")
+    assert res.json()["unsafe"] == []
+    monkeypatch.setenv("PENGUINCTL_TODAY", "2026-11-23")
+    res = cli("apply", "-f", spec, "--yes", "--force")
+    assert res.code == 0, res.err
+    recs = cli("dns", "records", "acme-mail.example", "-o", "json").json()
+    dmarc = next(r for r in recs if r["name"] == "_dmarc")
+    assert dmarc["values"] == ["v=DMARC1; p=reject; rua=mailto:dmarc@acme-mail.example"]

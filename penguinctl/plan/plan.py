@@ -13,6 +13,7 @@ from penguinctl.resources import PROTECTED_KINDS, ResourceKey
 
 MAX_SAFE_DELETE_FRACTION = 0.30
 MIN_EXISTING_RECORDS = 10
+DMARC_REJECT_MIN_AGE_DAYS = 30
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Plan:
     # existing DNS record count per tenant, for the delete-percentage guard
     existing_records: dict[str, int] = field(default_factory=dict)
     operation: str = "apply"
+    # days since each recorded domain was first applied (for the DMARC p=reject guard)
+    domain_age_days: dict[ResourceKey, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -66,6 +69,17 @@ class Plan:
                 reasons.append(
                     f"deletes {n} of {existing} DNS records of tenant {tenant} "
                     f"({n / existing:.0%}, over {MAX_SAFE_DELETE_FRACTION:.0%})"
+                )
+        for c in self.changes:
+            if c.key.kind != "domain" or c.action is Action.DELETE:
+                continue
+            policy = ((c.after or {}).get("dmarc") or {}).get("policy")
+            was = ((c.before or {}).get("dmarc") or {}).get("policy")
+            age = self.domain_age_days.get(c.key, 0)
+            if policy == "reject" and was != "reject" and age < DMARC_REJECT_MIN_AGE_DAYS:
+                reasons.append(
+                    f"sets DMARC p=reject on {c.key.address}, first applied {age} day(s) ago "
+                    f"(under {DMARC_REJECT_MIN_AGE_DAYS}; start at p=none and raise gradually)"
                 )
         return reasons
 

@@ -13,7 +13,7 @@ from penguinctl.state.models import ApplyRun, ResourceRow, utcnow
 
 
 def load_resources(session: Session, *, tenants: Iterable[str]):
-    """Light rows (tenant, kind, name, provider, data, status) of the given tenants."""
+    """Light rows (tenant, kind, name, provider, data, status, created_at) of the tenants."""
     stmt = select(
         ResourceRow.tenant,
         ResourceRow.kind,
@@ -21,6 +21,7 @@ def load_resources(session: Session, *, tenants: Iterable[str]):
         ResourceRow.provider,
         ResourceRow.data,
         ResourceRow.status,
+        ResourceRow.created_at,
     ).where(col(ResourceRow.tenant).in_(list(tenants)))
     return session.exec(stmt).all()
 
