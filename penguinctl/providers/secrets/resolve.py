@@ -57,7 +57,7 @@ def resolve(
         if fields is None or KEYSTORE_FIELD not in fields:
             raise SecretError(
                 f"secret {ref}: not found in the {secrets.name}",
-                hint=f"store it with `penguinctl secrets put {ref.path}` (field '{KEYSTORE_FIELD}')",
+                hint=f"store it in the keystore at {ref.path}, field '{KEYSTORE_FIELD}'",
             )
         return fields[KEYSTORE_FIELD]
     raise SecretError(
