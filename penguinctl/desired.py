@@ -45,6 +45,21 @@ def dns_directory(provider_doc, default: Path) -> str:
     return str(path if path.is_absolute() else (provider_doc.source_dir / path).resolve())
 
 
+def dns_provider_data(doc, zones_dir: Path) -> dict[str, Any]:
+    """A DnsProvider's recorded config: secret references (never values), absolute paths."""
+    from penguinctl.providers.secrets.resolve import absolute_ref
+
+    spec = doc.spec
+    data = _dump(spec)
+    if spec.type == "zonefile":
+        data["directory"] = dns_directory(doc, zones_dir)
+    elif spec.type == "rfc2136" and spec.tsig is not None:
+        data["tsig"]["secret"] = absolute_ref(spec.tsig.secret, doc.source_dir)
+    elif spec.type == "cloudflare":
+        data["api_token"] = absolute_ref(spec.api_token, doc.source_dir)
+    return data
+
+
 def build_desired(
     specs, *, recorded: RecordedData, today: date, zones_dir: Path
 ) -> dict[ResourceKey, Resource]:
@@ -84,18 +99,7 @@ def build_desired(
 
     for name, doc in specs.dns_providers.items():
         tenant = doc.metadata.tenant or ""
-        data = _dump(doc.spec)
-        if doc.spec.type == "zonefile":
-            data["directory"] = dns_directory(doc, zones_dir)
-        elif doc.spec.type != "zonefile":
-            issues.append(
-                SpecIssue(
-                    doc.location,
-                    f"dns provider {name}: type '{doc.spec.type}' is not available in this version "
-                    "(available: zonefile)",
-                )
-            )
-        add(Resource(ResourceKey("dnsprovider", tenant, name), data))
+        add(Resource(ResourceKey("dnsprovider", tenant, name), dns_provider_data(doc, zones_dir)))
 
     recorded_selectors: dict[str, dict[str, str | None]] = {}
     for key, data in recorded.items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import socket
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
@@ -80,8 +80,10 @@ class Engine:
         zones_dir: Path,
         today: date,
         actor: str,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.specs = specs
+        self.env = env
         self.db = db_engine
         self.zones_dir = zones_dir
         self.today = today
@@ -114,7 +116,9 @@ class Engine:
         dns_configs.update(
             {k.name: r.data for k, r in self.desired.items() if k.kind == "dnsprovider"}
         )
-        return Providers(secrets_factory=self._secrets_factory, dns_configs=dns_configs)
+        return Providers(
+            secrets_factory=self._secrets_factory, dns_configs=dns_configs, env=self.env
+        )
 
     def _owned(self, *, destroy: bool) -> list[ResourceKey]:
         shared_in_spec = {

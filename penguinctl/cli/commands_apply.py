@@ -120,6 +120,7 @@ def _engine(app, specs):
         zones_dir=app.settings.zones_dir,
         today=app.today(),
         actor=app.actor(),
+        env=app.env,
     )
 
 

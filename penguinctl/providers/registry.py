@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ class Providers:
         *,
         secrets_factory,
         dns_configs: Mapping[str, dict[str, Any]],
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self._secrets_factory = secrets_factory
+        self._env = dict(os.environ if env is None else env)
         self._dns_configs = dict(dns_configs)
         self._cache: dict[str, Provider] = {}
 
@@ -57,5 +60,38 @@ class Providers:
                     hostmaster=cfg.get("hostmaster"),
                     default_ttl=cfg.get("ttl", 3600),
                 )
+            if cfg.get("type") == "rfc2136":
+                return self._rfc2136(name, cfg)
+            if cfg.get("type") == "cloudflare":
+                return self._cloudflare(name, cfg)
             raise ProviderError(f"DNS provider type {cfg.get('type')!r} is not available yet")
         raise ProviderError(f"no provider named {name!r} in this version of penguinctl")
+
+    def _secret(self, ref: str) -> str:
+        from penguinctl.providers.secrets.resolve import resolve
+
+        return resolve(ref, secrets=self.secrets, env=self._env).reveal()
+
+    def _rfc2136(self, name: str, cfg: dict[str, Any]) -> Provider:
+        from penguinctl.providers.dns.rfc2136 import Rfc2136Provider
+
+        tsig = cfg.get("tsig") or {}
+        return Rfc2136Provider(
+            name,
+            server=cfg["server"],
+            port=cfg.get("port", 53),
+            tsig_name=tsig.get("name"),
+            tsig_algorithm=tsig.get("algorithm", "hmac-sha256"),
+            tsig_secret=self._secret(tsig["secret"]) if tsig else None,
+            default_ttl=cfg.get("ttl", 3600),
+        )
+
+    def _cloudflare(self, name: str, cfg: dict[str, Any]) -> Provider:
+        from penguinctl.providers.dns.cloudflare import CloudflareProvider
+
+        return CloudflareProvider(
+            name,
+            token=self._secret(cfg["api_token"]),
+            base_url=self._env.get("CLOUDFLARE_API_URL") or None,
+            default_ttl=cfg.get("ttl", 3600),
+        )
