@@ -359,17 +359,8 @@ class Engine:
                 run_id=run_id,
             )
             for res in results:
-                ch = res.change
-                audit.record(
-                    session,
-                    actor=self.actor,
-                    tenant=ch.key.tenant,
-                    action=ch.action.value,
-                    resource=str(ch.key),
-                    result="ok",
-                    run_id=run_id,
-                    details={"provider": ch.provider, "fields": _changed_fields(ch)},
-                )
+                fields = _changed_fields(res.change)
+                self._audit(session, res.change, "ok", run_id, {"fields": fields})
         for res in results:
             ch = res.change
             if ch.action is Action.DELETE:
@@ -378,19 +369,22 @@ class Engine:
                 self.recorded[ch.key] = res.data
             report.applied.append(ch)
 
+    def _audit(self, session, change: Change, result: str, run_id, details: dict) -> None:
+        audit.record(
+            session,
+            actor=self.actor,
+            tenant=change.key.tenant,
+            action=change.action.value,
+            resource=str(change.key),
+            result=result,
+            run_id=run_id,
+            details={"provider": change.provider, **details},
+        )
+
     def _record_failure(self, chunk, message, run_id, report, failed_keys) -> None:
         with session_scope(self.db) as session:
             for ch in chunk:
-                audit.record(
-                    session,
-                    actor=self.actor,
-                    tenant=ch.key.tenant,
-                    action=ch.action.value,
-                    resource=str(ch.key),
-                    result="failed",
-                    run_id=run_id,
-                    details={"provider": ch.provider, "error": message[:500]},
-                )
+                self._audit(session, ch, "failed", run_id, {"error": message[:500]})
         for ch in chunk:
             report.failed.append((ch, message))
             failed_keys.add(ch.key)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from penguinctl.dns.records import Record, make_record, txt_chunks
+from penguinctl.procs import pid_alive
 from penguinctl.resources import COMPUTED
 
 DEFAULT_NAMESERVERS = ("ns1.penguinctl.invalid.", "ns2.penguinctl.invalid.")
@@ -498,16 +499,7 @@ def stale_temp_files(directory: Path) -> list[Path]:
             if len(parts) != 3 or not _digits(parts[1]):
                 continue
             pid = int(parts[1])
-            if pid != os.getpid() and not _pid_alive(pid):
+            if pid != os.getpid() and not pid_alive(pid):
                 out.append(Path(entry.path))
     return out
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True

@@ -23,23 +23,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from penguinctl.errors import LockHeld
+from penguinctl.procs import pid_alive
 from penguinctl.state import audit
 from penguinctl.state.db import session_scope
 from penguinctl.state.models import LockRow
 
 
-def advisory_key(tenant: str) -> int:
-    digest = hashlib.sha256(f"penguinctl:{tenant}".encode()).digest()
+def advisory_key(tenant: str, namespace: str = "") -> int:
+    """Advisory locks are database-wide: the key includes the schema holding the state store."""
+    digest = hashlib.sha256(f"penguinctl:{namespace}:{tenant}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -80,6 +73,7 @@ class TenantLock:
         self.lock_id = secrets.token_hex(3)
         self.host = socket.gethostname()
         self._conn: Connection | None = None
+        self._namespace = ""
 
     @property
     def _pg(self) -> bool:
@@ -102,14 +96,15 @@ class TenantLock:
     def _acquire(self) -> None:
         if self._pg:
             self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._namespace = self._conn.execute(text("SELECT current_schema()")).scalar() or ""
             for i, tenant in enumerate(self.tenants):
                 got = self._conn.execute(
-                    text("SELECT pg_try_advisory_lock(:k)"), {"k": advisory_key(tenant)}
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key(tenant)}
                 ).scalar()
                 if not got:
                     for held in self.tenants[:i]:
                         self._conn.execute(
-                            text("SELECT pg_advisory_unlock(:k)"), {"k": advisory_key(held)}
+                            text("SELECT pg_advisory_unlock(:k)"), {"k": self._key(held)}
                         )
                     self._conn.close()
                     self._conn = None
@@ -120,7 +115,7 @@ class TenantLock:
                 for tenant in self.tenants:
                     row = session.get(LockRow, tenant)
                     if row is not None:
-                        if not self._pg and (row.host != self.host or _pid_alive(row.pid)):
+                        if not self._pg and (row.host != self.host or pid_alive(row.pid)):
                             raise _held_error(row, tenant)
                         self._break(session, row)
                     session.add(
@@ -150,6 +145,9 @@ class TenantLock:
             self._release_advisory()
             raise
 
+    def _key(self, tenant: str) -> int:
+        return advisory_key(tenant, self._namespace)
+
     def _break(self, session: Session, row: LockRow) -> None:
         audit.record(
             session,
@@ -168,7 +166,7 @@ class TenantLock:
             try:
                 for tenant in self.tenants:
                     self._conn.execute(
-                        text("SELECT pg_advisory_unlock(:k)"), {"k": advisory_key(tenant)}
+                        text("SELECT pg_advisory_unlock(:k)"), {"k": self._key(tenant)}
                     )
             finally:
                 self._conn.close()
