@@ -197,3 +197,27 @@ def test_unreachable_database_is_a_clean_error():
     assert "unreachable" in str(info.value) and "secretpw" not in str(info.value)
     with pytest.raises(StateError):
         make_engine("mysql+nosuchdriver://x/y")
+
+
+def test_state_stores_in_two_schemas_lock_independently(migrated_engine, state_url):
+    if migrated_engine.dialect.name != "postgresql":
+        pytest.skip("schemas are a PostgreSQL concept")
+    from conftest import PG_BASE, _pg_admin
+
+    other_schema = f"pt_other_{int(time.time() * 1000) % 10**9}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {other_schema}"))
+    other = make_engine(f"{PG_BASE}?options=-csearch_path%3D{other_schema}")
+    try:
+        migrate(other)
+        with (
+            TenantLock(migrated_engine, ["acme"], operation="apply", actor="a@h"),
+            TenantLock(other, ["acme"], operation="apply", actor="b@h"),
+        ):
+            pass
+    finally:
+        other.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {other_schema} CASCADE"))
+        admin.dispose()
