@@ -7,7 +7,11 @@ from typing import Annotated
 
 import typer
 
-dns_app = typer.Typer(help="Expected DNS records, verification and export.", no_args_is_help=True)
+dns_app = typer.Typer(
+    help="Expected DNS records, verification and export.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 def register(app: typer.Typer) -> None:

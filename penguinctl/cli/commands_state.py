@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-state_app = typer.Typer(help="Locks, apply history and the audit log.", no_args_is_help=True)
+state_app = typer.Typer(
+    help="Locks, apply history and the audit log.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 def register(app: typer.Typer) -> None:
