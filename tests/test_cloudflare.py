@@ -243,7 +243,7 @@ def test_wrong_token_is_a_clear_error_without_the_token(fake, cf, keys, caplog) 
         assert isinstance(exc, ProviderError) and exc.exit_code is ExitCode.PROVIDER
         text = str(exc)
         assert "HTTP 403" in text and "9109" in text and "alpha.example" in text
-        assert "CLOUDFLARE_API_TOKEN has Zone.DNS edit permission" in text
+        assert "api_token of this DnsProvider has Zone.DNS edit permission" in text
         shown = [text, repr(exc), "".join(traceback.format_exception(exc)), repr(provider)]
         assert not any(secret in s for s in shown) and exc.__cause__ is None
     assert secret not in caplog.text and secret not in repr(provider.client)

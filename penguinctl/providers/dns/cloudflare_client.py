@@ -39,7 +39,7 @@ BACKOFF = 0.5  # seconds before the first retry, doubled each time
 MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 60.0  # never wait longer than this for one Retry-After
 MAX_PAGES = 10_000
-AUTH_HINT = "check CLOUDFLARE_API_TOKEN has Zone.DNS edit permission"
+AUTH_HINT = "check that the api_token of this DnsProvider has Zone.DNS edit permission"
 # Error codes Cloudflare uses for a missing, malformed or unknown token (whatever the status).
 AUTH_CODES = frozenset({6111, 9106, 9109, 10000})
 
