@@ -118,6 +118,7 @@ def test_sigkill_mid_apply_then_rerun_converges(tmp_path, state_url, kill_during
     assert _count(home, "keystore", "*.secret") == n
     assert _count(home, "zones", "*.zone") == n
     assert not list((home / "zones").glob(".*"))
+    assert not [p for p in (home / "keystore").rglob(".tmp-*")], "keystore temp files left over"
 
 
 def test_concurrent_applies_never_both_run(tmp_path, state_url):

@@ -55,3 +55,13 @@ def test_keystore_files_are_private_and_encrypted(tmp_path, keystore):
         other.get("mailboxes/john@acme.example")
     keystore.delete("mailboxes/john@acme.example")
     assert keystore.get("mailboxes/john@acme.example") is None
+
+
+def test_keystore_removes_temp_files_of_dead_writers(tmp_path, keystore):
+    keystore.put("domains/a.example/dkim/pm202611", {"private_key": "x"})
+    directory = tmp_path / "ks" / "domains" / "a.example" / "dkim"
+    stale = directory / ".tmp-999999999-abc"  # no such pid
+    stale.write_bytes(b"half a secret")
+    keystore.put("domains/a.example/dkim/pm202612", {"private_key": "y"})
+    assert not stale.exists()
+    assert keystore.list() == ["domains/a.example/dkim/pm202611", "domains/a.example/dkim/pm202612"]

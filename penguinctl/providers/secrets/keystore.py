@@ -19,10 +19,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from penguinctl.errors import ConfigError, SecretError
+from penguinctl.procs import pid_alive
 from penguinctl.providers.secrets.base import SecretMeta, SecretsBackend, SecretValue
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9@+_-][A-Za-z0-9@+._-]*$")
 _SUFFIX = ".secret"
+_TMP = ".tmp-"
+
+
+def _remove_stale_temp_files(directory: Path) -> None:
+    """Delete temp files left by writers that died mid-write (named .tmp-<pid>-...)."""
+    for entry in directory.glob(_TMP + "*"):
+        pid = entry.name[len(_TMP) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            entry.unlink(missing_ok=True)
 
 
 def _now() -> str:
@@ -135,7 +145,8 @@ class KeystoreBackend(SecretsBackend):
         }
         file = self._file(path)
         file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".tmp-", suffix=_SUFFIX)
+        _remove_stale_temp_files(file.parent)
+        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f"{_TMP}{os.getpid()}-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(cipher.encrypt(json.dumps(doc).encode()))
@@ -156,8 +167,6 @@ class KeystoreBackend(SecretsBackend):
             return []
         found = []
         for file in base.rglob("*" + _SUFFIX):
-            if file.name.startswith(".tmp-"):
-                continue
             rel = file.relative_to(base).as_posix()[: -len(_SUFFIX)]
             if rel.startswith(prefix.strip("/")):
                 found.append(rel)
