@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Prepare the benchmark anchors (run by hand; never by CI or the test suite).
+#
+# - bench/.venv-anchors: a separate virtualenv with octoDNS (its YamlProvider is in the core
+#   package) and ansible-core, so their dependencies never mix with penguinctl's.
+# - hyperfine and GNU time from Debian when we are root and they are missing (optional:
+#   run.py falls back to a subprocess timing loop and to getrusage).
+#
+# penguinctl itself runs from the main Python environment (`python -m penguinctl`).
+# Idempotent: re-running only installs what is missing.
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
+VENV="$BENCH_DIR/.venv-anchors"
+PYTHON="${PYTHON:-python3}"
+
+# Versions are pinned loosely: octoDNS 1.x (dynamic '*' zones and YamlProvider.list_zones) and a
+# current ansible-core. Change them here, not in the project's dependencies.
+OCTODNS_SPEC="${OCTODNS_SPEC:-octodns>=1.10,<2}"
+ANSIBLE_SPEC="${ANSIBLE_SPEC:-ansible-core>=2.16}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+if ! "$VENV/bin/python" -c 'import octodns, ansible' 2>/dev/null \
+   || [ ! -x "$VENV/bin/octodns-sync" ] || [ ! -x "$VENV/bin/ansible-playbook" ]; then
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet "$OCTODNS_SPEC" "$ANSIBLE_SPEC"
+fi
+
+# Optional system tools.
+missing=()
+command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
+[ -x /usr/bin/time ] || missing+=(time)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]} with apt-get"
+    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; } \
+      || echo "warning: could not install ${missing[*]}; run.py will fall back" >&2
+  else
+    echo "note: ${missing[*]} not installed; run.py falls back to its own timing" >&2
+  fi
+fi
+
+echo "anchors ready:"
+"$VENV/bin/octodns-sync" --version 2>/dev/null || "$VENV/bin/python" -c 'import octodns; print("octodns", octodns.__version__)'
+"$VENV/bin/ansible-playbook" --version | head -n 1
+command -v hyperfine >/dev/null 2>&1 && hyperfine --version || true
