@@ -33,13 +33,14 @@ from penguinctl.dns.records import Record, make_record, split_record_name, txt_c
 from penguinctl.errors import ProviderError
 from penguinctl.plan.changes import Action, Change, ChangeResult
 from penguinctl.providers.base import Provider
+from penguinctl.providers.dns.changes import record_change
 from penguinctl.providers.dns.cloudflare_client import (
     DEFAULT_BASE_URL,
     CloudflareClient,
     CloudflareError,
     CloudflareNotFound,
 )
-from penguinctl.resources import COMPUTED, ResourceKey
+from penguinctl.resources import ResourceKey
 
 SUPPORTED_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT")
 PROXIABLE = ("A", "AAAA", "CNAME")
@@ -230,10 +231,8 @@ class CloudflareProvider(Provider):
     def _validate(self, change: Change) -> tuple[str, _Rrset, int, list[tuple[str, dict]]]:
         """(zone, rrset, ttl, desired values with their record fields); no I/O."""
         key = change.key
-        if key.name.count("/") != 2:
-            raise ProviderError(f"{key}: not a DNS record name (expected zone/name/type)")
-        zone, rel, rtype = split_record_name(key.name)
-        zone, rel, rtype = zone.lower().rstrip("."), rel.lower(), rtype.upper()
+        rc = record_change(change, default_ttl=self.default_ttl)
+        zone, rel, rtype = rc.zone, rc.name, rc.rtype
         if rtype not in SUPPORTED_TYPES:
             raise ProviderError(
                 f"{key}: the cloudflare provider publishes {', '.join(SUPPORTED_TYPES)} records, "
@@ -241,31 +240,8 @@ class CloudflareProvider(Provider):
             )
         if change.action is Action.DELETE:
             return zone, (rel, rtype), 0, []
-        after = change.after
-        if not isinstance(after, dict):
-            raise ProviderError(f"{key}: {change.action.value} without record data")
-        values = after.get("values")
-        if (
-            not isinstance(values, list)
-            or not values
-            or not all(isinstance(v, str) for v in values)
-        ):
-            raise ProviderError(f"{key}: a record needs a non-empty list of string values")
-        if COMPUTED in values:
-            raise ProviderError(
-                f"{key}: a value is not known yet ({COMPUTED}); this is a bug in penguinctl: the "
-                "record was applied before the resource it depends on",
-                hint="re-run apply; report the bug if it happens again",
-            )
-        same = (
-            str(after.get("zone", "")).lower().rstrip(".") == zone
-            and str(after.get("name", "")).lower() == rel
-            and str(after.get("type", "")).upper() == rtype
-        )
-        if not same:
-            raise ProviderError(f"{key}: record data does not match the resource name")
-        ttl = after.get("ttl", self.default_ttl)
-        if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 1:
+        ttl, values = rc.ttl, rc.values
+        if ttl < 1:
             raise ProviderError(f"{key}: a record needs a TTL in seconds")
         wanted = {v: body for v, body in (_wanted(key, rtype, value) for value in values)}
         if rtype == "CNAME" and len(wanted) > 1:

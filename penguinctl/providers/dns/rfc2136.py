@@ -48,7 +48,8 @@ from penguinctl.dns.records import Record, make_record, split_record_name, txt_c
 from penguinctl.errors import ProviderError
 from penguinctl.plan.changes import Action, Change, ChangeResult
 from penguinctl.providers.base import Provider
-from penguinctl.resources import COMPUTED, ResourceKey
+from penguinctl.providers.dns.changes import record_change
+from penguinctl.resources import ResourceKey
 
 ALGORITHMS = {
     "hmac-md5": dns.tsig.HMAC_MD5,
@@ -206,11 +207,8 @@ class Rfc2136Provider(Provider):
 
     def _op(self, change: Change) -> tuple[str, _Op]:
         """The zone and update operation of a change; checks everything before any I/O."""
-        try:
-            zone, rel, rtype = split_record_name(change.key.name)
-        except ValueError:
-            raise ProviderError(f"{change.key}: not a DNS record resource name") from None
-        zone, rel, rtype = zone.lower().rstrip("."), rel.lower(), rtype.upper()
+        rc = record_change(change, default_ttl=self.default_ttl)
+        zone, rel, rtype = rc.zone, rc.name, rc.rtype
         try:
             origin = dns.name.from_text(zone)
             owner = dns.name.from_text(rel, origin=origin)
@@ -221,18 +219,7 @@ class Rfc2136Provider(Provider):
             raise ProviderError(f"{change.key}: penguinctl never changes the SOA or apex NS")
         if change.action is Action.DELETE:
             return zone, (change.action, owner, rtype, 0, [])
-        after = change.after or {}
-        values = after.get("values")
-        ttl = after.get("ttl", self.default_ttl)
-        if not isinstance(values, list) or not values:
-            raise ProviderError(f"{change.key}: a record needs at least one value")
-        if not isinstance(ttl, int) or ttl < 0:
-            raise ProviderError(f"{change.key}: a record needs a TTL in seconds")
-        if COMPUTED in values:
-            raise ProviderError(
-                f"{change.key}: a value is still {COMPUTED!r}",
-                hint="the DKIM key must be generated before its record is published",
-            )
+        values, ttl = rc.values, rc.ttl
         rdatas: list[dns.rdata.Rdata] = []
         for value in values:
             try:

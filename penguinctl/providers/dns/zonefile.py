@@ -39,7 +39,8 @@ from penguinctl.dns.zonefile import (
 from penguinctl.errors import ProviderError
 from penguinctl.plan.changes import Action, Change, ChangeResult
 from penguinctl.providers.base import Provider
-from penguinctl.resources import COMPUTED, ResourceKey
+from penguinctl.providers.dns.changes import record_change
+from penguinctl.resources import ResourceKey
 
 ZONE_SUFFIX = ".zone"
 _Sig = tuple[int, int, int]
@@ -158,40 +159,8 @@ class ZonefileProvider(Provider):
 
     # -- applying -----------------------------------------------------------------------------
     def _validate(self, change: Change) -> tuple[str, str, str]:
-        try:
-            zone, name, rtype = split_record_name(change.key.name)
-        except ValueError:
-            raise ProviderError(
-                f"{change.key}: not a DNS record name (expected zone/name/type)"
-            ) from None
-        if change.action is Action.DELETE:
-            return zone.lower(), name.lower(), rtype.upper()
-        after = change.after
-        if not isinstance(after, dict):
-            raise ProviderError(f"{change.key}: {change.action.value} without record data")
-        values = after.get("values")
-        if (
-            not isinstance(values, list)
-            or not values
-            or not all(isinstance(v, str) for v in values)
-        ):
-            raise ProviderError(f"{change.key}: a record needs a non-empty list of string values")
-        if COMPUTED in values:
-            raise ProviderError(
-                f"{change.key}: a value is not known yet ({COMPUTED}); this is a bug in "
-                "penguinctl: the record was applied before the resource it depends on",
-                hint="re-run apply; report the bug if it happens again",
-            )
-        same = (
-            str(after.get("zone", "")).lower() == zone.lower()
-            and str(after.get("name", "")).lower() == name.lower()
-            and str(after.get("type", "")).upper() == rtype.upper()
-        )
-        if not same:
-            raise ProviderError(f"{change.key}: record data does not match the resource name")
-        if not isinstance(after.get("ttl"), int) or after["ttl"] < 0:
-            raise ProviderError(f"{change.key}: a record needs a TTL in seconds")
-        return zone.lower(), name.lower(), rtype.upper()
+        rc = record_change(change)
+        return rc.zone, rc.name, rc.rtype
 
     def apply_batch(self, changes: Sequence[Change]) -> list[ChangeResult]:
         by_zone: dict[str, list[tuple[Change, tuple[str, str]]]] = defaultdict(list)
