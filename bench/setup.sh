@@ -47,5 +47,6 @@ fi
 
 echo "anchors ready:"
 "$VENV/bin/octodns-sync" --version 2>/dev/null || "$VENV/bin/python" -c 'import octodns; print("octodns", octodns.__version__)'
-"$VENV/bin/ansible-playbook" --version | head -n 1
+ansible_version="$("$VENV/bin/ansible-playbook" --version)"  # not piped to head: SIGPIPE
+echo "${ansible_version%%$'\n'*}"
 command -v hyperfine >/dev/null 2>&1 && hyperfine --version || true
