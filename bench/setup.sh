@@ -3,6 +3,10 @@
 #
 # - bench/.venv-anchors: a separate virtualenv with octoDNS (its YamlProvider is in the core
 #   package) and ansible-core, so their dependencies never mix with penguinctl's.
+# - bench/.venv-octodns: octoDNS + octodns-bind (its Rfc2136Provider) for the RFC 2136 publish
+#   benchmark (bench/dns_rfc2136.py), kept apart from the anchors venv so that benchmark's
+#   octoDNS can be pinned on its own.
+# - BIND 9 (`named`, Debian bind9) for that benchmark, when we are root and it is missing.
 # - hyperfine and GNU time from Debian when we are root and they are missing (optional:
 #   run.py falls back to a subprocess timing loop and to getrusage).
 #
@@ -18,6 +22,8 @@ PYTHON="${PYTHON:-python3}"
 # current ansible-core. Change them here, not in the project's dependencies.
 OCTODNS_SPEC="${OCTODNS_SPEC:-octodns>=1.10,<2}"
 ANSIBLE_SPEC="${ANSIBLE_SPEC:-ansible-core>=2.16}"
+OCTODNS_BIND_SPEC="${OCTODNS_BIND_SPEC:-octodns-bind>=1.0,<2}"
+VENV_OCTODNS="$BENCH_DIR/.venv-octodns"
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating $VENV"
@@ -30,8 +36,22 @@ if ! "$VENV/bin/python" -c 'import octodns, ansible' 2>/dev/null \
   "$VENV/bin/python" -m pip install --quiet "$OCTODNS_SPEC" "$ANSIBLE_SPEC"
 fi
 
+if [ ! -x "$VENV_OCTODNS/bin/python" ]; then
+  echo "creating $VENV_OCTODNS"
+  "$PYTHON" -m venv "$VENV_OCTODNS"
+fi
+
+if ! "$VENV_OCTODNS/bin/python" -c 'import octodns, octodns_bind' 2>/dev/null \
+   || [ ! -x "$VENV_OCTODNS/bin/octodns-sync" ]; then
+  "$VENV_OCTODNS/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV_OCTODNS/bin/python" -m pip install --quiet "$OCTODNS_SPEC" "$OCTODNS_BIND_SPEC"
+fi
+
 # Optional system tools.
 missing=()
+if ! command -v named >/dev/null 2>&1 && [ ! -x /usr/sbin/named ]; then
+  missing+=(bind9)
+fi
 command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
 [ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -49,4 +69,6 @@ echo "anchors ready:"
 "$VENV/bin/octodns-sync" --version 2>/dev/null || "$VENV/bin/python" -c 'import octodns; print("octodns", octodns.__version__)'
 ansible_version="$("$VENV/bin/ansible-playbook" --version)"  # not piped to head: SIGPIPE
 echo "${ansible_version%%$'\n'*}"
+"$VENV_OCTODNS/bin/python" -c 'import importlib.metadata as m; print("octodns", m.version("octodns"), "+ octodns-bind", m.version("octodns-bind"), "(bench/.venv-octodns)")'
+{ command -v named || echo /usr/sbin/named; } | { read -r n; [ -x "$n" ] && "$n" -v || echo "named: missing (bench/dns_rfc2136.py needs it)"; }
 command -v hyperfine >/dev/null 2>&1 && hyperfine --version || true

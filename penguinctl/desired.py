@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from penguinctl.dkim import selector_for
+from penguinctl.dkim_phases import ACTIVE, DKIM_OUTPUTS, REVOKED
 from penguinctl.dns.records import DomainDnsInput, build_records, record_name
 from penguinctl.errors import Location, SpecError, SpecIssue
 from penguinctl.resources import COMPUTED, Resource, ResourceKey
@@ -101,12 +102,10 @@ def build_desired(
         tenant = doc.metadata.tenant or ""
         add(Resource(ResourceKey("dnsprovider", tenant, name), dns_provider_data(doc, zones_dir)))
 
-    recorded_selectors: dict[str, dict[str, str | None]] = {}
+    recorded_keys: dict[str, dict[str, dict[str, Any]]] = {}
     for key, data in recorded.items():
         if key.kind == "dkim":
-            recorded_selectors.setdefault(data["domain"], {})[data["selector"]] = data.get(
-                "public_key"
-            )
+            recorded_keys.setdefault(data["domain"], {})[data["selector"]] = data
 
     for name, doc in specs.domains.items():
         if issues:
@@ -148,24 +147,30 @@ def build_desired(
                 )
             )
 
-        selectors = recorded_selectors.get(name) or {selector_for(today): None}
+        keys = recorded_keys.get(name) or {selector_for(today): {"phase": ACTIVE}}
         dkim_pairs = []
-        for selector, public_key in sorted(selectors.items()):
+        for selector, rec in sorted(keys.items()):
+            phase = rec.get("phase") or ACTIVE
+            data = {
+                "domain": name,
+                "selector": selector,
+                # a recorded key keeps its type; a spec change applies to the next key
+                "algorithm": rec.get("algorithm", spec.dkim.algorithm),
+                "bits": rec.get("bits", spec.dkim.bits),
+                "phase": phase,
+            }
             add(
                 Resource(
                     ResourceKey("dkim", tenant, f"{name}/{selector}"),
-                    {
-                        "domain": name,
-                        "selector": selector,
-                        "algorithm": spec.dkim.algorithm,
-                        "bits": spec.dkim.bits,
-                    },
+                    data,
                     "dkim",
                     (domain_key,),
-                    outputs=frozenset({"public_key"}),
+                    outputs=DKIM_OUTPUTS,
                 )
             )
-            dkim_pairs.append((selector, public_key or COMPUTED))
+            # a revoked key is published with an empty p= (RFC 6376 3.6.1)
+            public = "" if phase == REVOKED else rec.get("public_key") or COMPUTED
+            dkim_pairs.append((selector, public))
 
         inp = DomainDnsInput(
             domain=name,

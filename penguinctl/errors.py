@@ -107,6 +107,12 @@ class ProviderError(PenguinError):
     exit_code = ExitCode.PROVIDER
 
 
+class CheckFailed(PenguinError):
+    """A live check found problems (``dns verify``, ``check``): remote state is not as expected."""
+
+    exit_code = ExitCode.PROVIDER
+
+
 class SecretError(PenguinError):
     exit_code = ExitCode.PROVIDER
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import threading
 from datetime import UTC, datetime
 
@@ -99,7 +101,9 @@ def test_create_generates_stores_and_returns_the_public_key(provider, secrets):
     assert stored["private_key"].startswith("-----BEGIN PRIVATE KEY-----")
     assert key_bits(stored["private_key"]) == BITS
     assert result.change is change
-    assert result.data == {**change.after, "public_key": stored["public_key"]}
+    since = result.data.pop("phase_since")
+    assert datetime.fromisoformat(since).tzinfo is not None
+    assert result.data == {**change.after, "phase": "active", "public_key": stored["public_key"]}
     assert public_b64_from_private(stored["private_key"]) == result.data["public_key"]
     _assert_no_private_material(repr(result) + str(result.data), secrets)
 

@@ -49,7 +49,14 @@ def _version(value: bool) -> None:
 
 
 def build_app() -> typer.Typer:
-    from penguinctl.cli import commands_apply, commands_dns, commands_get, commands_state
+    from penguinctl.cli import (
+        commands_apply,
+        commands_dkim,
+        commands_dns,
+        commands_domains,
+        commands_get,
+        commands_state,
+    )
 
     app = typer.Typer(
         name="penguinctl",
@@ -93,6 +100,8 @@ def build_app() -> typer.Typer:
     commands_get.register(app)
     commands_state.register(app)
     commands_dns.register(app)
+    commands_dkim.register(app)
+    commands_domains.register(app)
     return app
 
 

@@ -1,8 +1,10 @@
 """The ``dkim`` provider: DKIM key pairs, kept in the secrets backend.
 
 A ``dkim`` resource is named ``<domain>/<selector>``; its data is ``{"domain", "selector",
-"algorithm": "rsa", "bits": 2048, "public_key"}`` where ``public_key`` (base64 DER
-SubjectPublicKeyInfo) is an output filled in at apply time. The private key lives ONLY in the
+"algorithm": "rsa", "bits": 2048, "phase", "phase_since", "public_key"}`` where ``public_key``
+(base64 DER SubjectPublicKeyInfo) and ``phase_since`` are outputs filled in at apply time (see
+``penguinctl.dkim_phases``; a created key gets the phase its change asks for, ``active`` by
+default). The private key lives ONLY in the
 secrets backend, at ``domains/<domain>/dkim/<selector>`` with the fields ``private_key`` (PKCS#8
 PEM) and ``public_key``; it never appears in returned data, messages or reprs.
 
@@ -19,10 +21,12 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import UTC, datetime
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 from penguinctl.dkim import generate_many, key_bits, public_b64_from_private
+from penguinctl.dkim_phases import ACTIVE, DKIM_OUTPUTS
 from penguinctl.errors import ProviderError
 from penguinctl.plan.changes import Action, Change, ChangeResult
 from penguinctl.providers.base import Provider
@@ -30,8 +34,20 @@ from penguinctl.providers.secrets.base import SecretsBackend
 
 CREATE_CHUNK = 32
 SUPPORTED_ALGORITHMS = ("rsa",)
-OUTPUTS = frozenset({"public_key"})
+OUTPUTS = DKIM_OUTPUTS
 _SEGMENT = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _new_key_data(change: Change) -> dict[str, Any]:
+    """A created key's data: a domain's first key starts active; rotation asks for generated."""
+    after = dict(change.after or {})
+    after["phase"] = after.get("phase") or ACTIVE
+    after["phase_since"] = _now()
+    return after
 
 
 def secret_path(domain: str, selector: str) -> str:
@@ -127,7 +143,7 @@ class DkimProvider(Provider):
             existing = self.secrets.get(path)
             if existing is not None:
                 data[i] = {
-                    **(change.after or {}),
+                    **_new_key_data(change),
                     "public_key": self._adopt(change, path, existing, bits),
                 }
             else:
@@ -139,7 +155,7 @@ class DkimProvider(Provider):
                 self.secrets.put(
                     path, {"private_key": pair.private_pem, "public_key": pair.public_b64}
                 )
-                data[i] = {**(changes[i].after or {}), "public_key": pair.public_b64}
+                data[i] = {**_new_key_data(changes[i]), "public_key": pair.public_b64}
 
         for i, change in enumerate(changes):
             if change.action is Action.DELETE:
@@ -161,8 +177,8 @@ class DkimProvider(Provider):
             raise ProviderError(
                 f"{change.key}: changing {', '.join(fields)} of an existing DKIM key is not "
                 "supported; a different key needs a new selector",
-                hint="keep the key as it is, or rotate it (a new dated selector) once key "
-                "rotation is available",
+                hint="keep the key as it is; `penguinctl dkim rotate DOMAIN` makes a new key "
+                "(a new dated selector) with the spec's settings",
             )
         public = before.get("public_key")
         if not public:
@@ -173,4 +189,5 @@ class DkimProvider(Provider):
                     hint="remove the domain's key from the spec's state or restore the secret",
                 )
             public = self._adopt(change, path, existing, after.get("bits", 2048))
-        return {**after, "public_key": public}
+        kept = {k: before[k] for k in OUTPUTS if k in before}
+        return {**after, **kept, "public_key": public}

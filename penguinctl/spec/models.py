@@ -158,15 +158,21 @@ class Dmarc(Strict):
 
 
 class Dkim(Strict):
-    rotate_every: Duration = Duration("180d")
+    """Key type and the rotation timings (product contract, section 4). Rotation phases:
+    generated -> published -> active -> retiring -> revoked -> removed."""
+
+    rotate_every: Duration = Duration("180d")  # age of the signing key that makes rotation due
+    propagation: Duration = Duration("48h")  # new key published (and seen in DNS) before signing
+    retire_after: Duration = Duration("7d")  # old key stays published after the switch
+    remove_after: Duration = Duration("7d")  # revoked (empty p=) record kept, then removed
     algorithm: Literal["rsa"] = "rsa"
     bits: Literal[2048, 3072, 4096] = 2048
 
     @field_validator("rotate_every")
     @classmethod
-    def _at_least_a_day(cls, value: Duration) -> Duration:
-        if value.total_seconds() < 86400:
-            raise ValueError("rotate DKIM keys at most once a day (1d or more)")
+    def _positive(cls, value: Duration) -> Duration:
+        if value.total_seconds() <= 0:
+            raise ValueError("rotate_every must be longer than 0s")
         return value
 
 

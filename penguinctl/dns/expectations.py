@@ -1,0 +1,99 @@
+"""What ``dns verify`` expects of each domain, gathered from the state store and secrets backend.
+
+The expected records are those the last apply recorded; the mail host and sending IPs come from
+the domain's recorded server; the DKIM public keys from the secrets backend (never from state, so
+a key swapped behind penguinctl's back shows up). Authoritative servers are, in order: the ones
+given on the command line; the ``rfc2136`` provider's server; the zone's NS hosts found through
+the recursive resolver.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from penguinctl.dns.query import Nameserver, Resolver
+from penguinctl.dns.verify import Expectation
+from penguinctl.errors import UsageError
+from penguinctl.providers.dkim import secret_path
+from penguinctl.providers.secrets.base import SecretsBackend
+
+
+def _servers_of(
+    zone: str,
+    provider: dict[str, Any] | None,
+    resolver: Resolver,
+    override: Sequence[Nameserver],
+) -> tuple[list[Nameserver], str]:
+    if override:
+        return list(override), ""
+    if provider and provider.get("type") == "rfc2136":
+        text = f"{provider['server']}:{provider.get('port', 53)}"
+        try:
+            return [Nameserver.parse(text)], ""
+        except UsageError as exc:
+            return [], exc.message
+    found = resolver.nameservers(zone)
+    if found:
+        return found, ""
+    return [], (
+        f"cannot find the authoritative servers of {zone} through {resolver.described} "
+        "(pass --nameserver HOST[:PORT])"
+    )
+
+
+def build_expectations(
+    rows: Sequence[Any],
+    domains: Sequence[str] | None,
+    *,
+    secrets: SecretsBackend,
+    resolver: Resolver,
+    override: Sequence[Nameserver] = (),
+) -> list[Expectation]:
+    """Expectations for ``domains`` (all recorded domains when None), from resource rows."""
+    by_kind: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_kind[row.kind].append(row)
+    domain_rows = {r.name: r for r in by_kind["domain"]}
+    wanted = sorted(domain_rows) if domains is None else list(dict.fromkeys(domains))
+    unknown = [d for d in wanted if d not in domain_rows]
+    if unknown:
+        raise UsageError(
+            f"not a recorded domain: {', '.join(unknown[:5])}"
+            + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
+            hint="apply a spec containing it first (`penguinctl get domains` lists them)",
+        )
+    records: dict[str, list[dict]] = defaultdict(list)
+    for row in by_kind["dnsrecord"]:
+        records[row.data["zone"]].append(row.data)
+    servers = {(r.tenant, r.name): r.data for r in by_kind["server"]}
+    providers = {(r.tenant, r.name): r.data for r in by_kind["dnsprovider"]}
+    selectors: dict[str, list[str]] = defaultdict(list)
+    for row in by_kind["dkim"]:
+        selectors[row.data["domain"]].append(row.data["selector"])
+
+    out: list[Expectation] = []
+    for name in wanted:
+        row = domain_rows[name]
+        data = row.data
+        server = servers.get((row.tenant, data["server"])) or servers.get(("", data["server"]))
+        provider = providers.get((row.tenant, data["dns"])) or providers.get(("", data["dns"]))
+        ns, problem = _servers_of(name, provider, resolver, override)
+        keys: dict[str, str | None] = {}
+        for selector in selectors.get(name, []):
+            fields = secrets.get(secret_path(name, selector))
+            public = fields.get("public_key") if fields else None
+            keys[selector] = public.reveal() if public is not None else None
+        out.append(
+            Expectation(
+                domain=name,
+                records=records.get(name, []),
+                servers=ns,
+                mail_host=(server or {}).get("hostname"),
+                sending_ips=list((server or {}).get("ips") or []),
+                dkim_keys=keys,
+                problem=problem,
+            )
+        )
+    return out
