@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from penguinctl.desired import build_desired
-from penguinctl.errors import PenguinError, ProviderError, UsageError
+from penguinctl.errors import PenguinError, ProviderError, UnsafePlan, UsageError
 from penguinctl.plan.changes import Action, Change, ChangeResult
 from penguinctl.plan.diff import diff
 from penguinctl.plan.plan import Plan
@@ -30,6 +30,7 @@ from penguinctl.providers.registry import Providers
 from penguinctl.resources import COMPUTED, KIND_ORDER, Resource, ResourceKey
 from penguinctl.state import audit, repo
 from penguinctl.state.db import session_scope
+from penguinctl.state.recording import audit_change, record_results
 
 MAX_BATCH = 500
 
@@ -172,6 +173,7 @@ class Engine:
         targets = list(targets)
         if targets:
             changes = self._select_targets(changes, targets)
+        self._refuse_dropping_signing_keys(changes)
         existing = defaultdict(int)
         for key in self.recorded:
             if key.kind == "dnsrecord":
@@ -185,6 +187,39 @@ class Engine:
                 k: (self.today - ts.date()).days for k, ts in self.first_applied.items() if ts
             },
         )
+
+    def _refuse_dropping_signing_keys(self, changes: list[Change]) -> None:
+        """The key a domain signs with is never deleted or unpublished while the domain stays
+        (``dkim rotate`` retires it first). Not even with --force: a plan doing so is refused."""
+        deleted_domains = {
+            c.key.name for c in changes if c.key.kind == "domain" and c.action is Action.DELETE
+        }
+        signing = {
+            (data["domain"], data["selector"])
+            for key, data in self.recorded.items()
+            if key.kind == "dkim" and (data.get("phase") or "active") == "active"
+        }
+        dropped = []
+        for c in changes:
+            if c.key.kind == "dkim" and c.action is Action.DELETE:
+                pair = ((c.before or {}).get("domain"), (c.before or {}).get("selector"))
+            elif c.key.kind == "dnsrecord" and c.key.name.endswith("._domainkey/TXT"):
+                zone, name, _ = c.key.name.split("/")
+                pair = (zone, name.removesuffix("._domainkey"))
+                values = (c.after or {}).get("values") or []
+                revoked = any(v.replace(" ", "").endswith("p=") for v in values)
+                if c.action is not Action.DELETE and not revoked:
+                    continue
+            else:
+                continue
+            if pair in signing and pair[0] not in deleted_domains:
+                dropped.append(f"{pair[0]} selector {pair[1]}")
+        if dropped:
+            raise UnsafePlan(
+                [f"removes or revokes the DKIM key {d} signs with" for d in dropped[:5]],
+                hint="rotate first (`penguinctl dkim rotate DOMAIN`): the signing key is "
+                "retired only after a new one is active",
+            )
 
     def _check_graph(self) -> None:
         sorter = TopologicalSorter({k: r.depends_on for k, r in self.desired.items()})
@@ -314,22 +349,36 @@ class Engine:
         return out
 
     def _run_stage(self, pool, changes, run_id, report, failed_keys, progress) -> None:
+        """Run a stage's batches on ``pool``, at most ``provider.max_parallel`` at a time for each
+        provider (a DNS server or API is not hammered whatever ``--parallel`` says)."""
         batches: dict[tuple[str, Any], list[Change]] = defaultdict(list)
         for change in changes:
             provider = self.providers.get(change.provider)
             batches[(change.provider, provider.batch_key(change))].append(change)
-        futures: dict[Future, list[Change]] = {}
+        queues: dict[str, deque[list[Change]]] = defaultdict(deque)
         for (pname, _), batch in batches.items():
-            provider = self.providers.get(pname)
             for i in range(0, len(batch), MAX_BATCH):
-                chunk = batch[i : i + MAX_BATCH]
-                futures[pool.submit(provider.apply_batch, chunk)] = chunk
+                queues[pname].append(batch[i : i + MAX_BATCH])
+        running: dict[str, int] = defaultdict(int)
+        futures: dict[Future, tuple[str, list[Change]]] = {}
+
+        def fill() -> None:
+            for pname, queue in queues.items():
+                provider = self.providers.get(pname)
+                limit = provider.max_parallel or len(queue) + running[pname]
+                while queue and running[pname] < limit:
+                    chunk = queue.popleft()
+                    futures[pool.submit(provider.apply_batch, chunk)] = (pname, chunk)
+                    running[pname] += 1
+
+        fill()
         pending = set(futures)
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    chunk = futures[fut]
+                    pname, chunk = futures.pop(fut)
+                    running[pname] -= 1
                     try:
                         results = fut.result()
                     except PenguinError as exc:
@@ -341,26 +390,16 @@ class Engine:
                         self._record_success(results, run_id, report)
                     if progress:
                         progress(len(chunk))
+                fill()
+                pending = set(futures)
         except BaseException:
-            for fut in pending:
+            for fut in futures:
                 fut.cancel()
             raise
 
     def _record_success(self, results: list[ChangeResult], run_id, report) -> None:
         with session_scope(self.db) as session:
-            repo.record_batch(
-                session,
-                upserts=[
-                    (r.change.key, r.change.provider, r.data)
-                    for r in results
-                    if r.change.action is not Action.DELETE
-                ],
-                deletes=[r.change.key for r in results if r.change.action is Action.DELETE],
-                run_id=run_id,
-            )
-            for res in results:
-                fields = _changed_fields(res.change)
-                self._audit(session, res.change, "ok", run_id, {"fields": fields})
+            record_results(session, results, actor=self.actor, run_id=run_id)
         for res in results:
             ch = res.change
             if ch.action is Action.DELETE:
@@ -369,30 +408,20 @@ class Engine:
                 self.recorded[ch.key] = res.data
             report.applied.append(ch)
 
-    def _audit(self, session, change: Change, result: str, run_id, details: dict) -> None:
-        audit.record(
-            session,
-            actor=self.actor,
-            tenant=change.key.tenant,
-            action=change.action.value,
-            resource=str(change.key),
-            result=result,
-            run_id=run_id,
-            details={"provider": change.provider, **details},
-        )
-
     def _record_failure(self, chunk, message, run_id, report, failed_keys) -> None:
         with session_scope(self.db) as session:
             for ch in chunk:
-                self._audit(session, ch, "failed", run_id, {"error": message[:500]})
+                audit_change(
+                    session,
+                    ch,
+                    actor=self.actor,
+                    result="failed",
+                    run_id=run_id,
+                    details={"error": message[:500]},
+                )
         for ch in chunk:
             report.failed.append((ch, message))
             failed_keys.add(ch.key)
-
-
-def _changed_fields(change: Change) -> list[str]:
-    before, after = change.before or {}, change.after or {}
-    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
 def raise_for_report(report: ApplyReport) -> None:

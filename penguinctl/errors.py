@@ -93,11 +93,11 @@ class SpecError(PenguinError):
 class UnsafePlan(PenguinError):
     exit_code = ExitCode.UNSAFE_PLAN
 
-    def __init__(self, reasons: list[str]) -> None:
+    def __init__(self, reasons: list[str], *, hint: str | None = None) -> None:
         self.reasons = reasons
         super().__init__(
             "unsafe plan: " + "; ".join(reasons),
-            hint="review the plan, then re-run with --force if it is intended",
+            hint=hint or "review the plan, then re-run with --force if it is intended",
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 dkim_app = typer.Typer(
@@ -13,3 +15,165 @@ dkim_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(dkim_app, name="dkim")
+
+
+def _age(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _status_json(dk, now) -> dict:
+    from penguinctl.rotation import steps
+
+    upcoming = steps(dk)
+    return {
+        "domain": dk.domain,
+        "tenant": dk.tenant,
+        "keys": [
+            {
+                "selector": k.selector,
+                "phase": k.phase,
+                "created": k.created.isoformat(timespec="seconds"),
+                "age_seconds": int((now - k.created).total_seconds()),
+                "phase_since": k.since.isoformat(timespec="seconds"),
+                "bits": k.data.get("bits"),
+            }
+            for k in dk.keys
+        ],
+        "next": [s.to_json(now) for s in upcoming],
+    }
+
+
+@dkim_app.command("status")
+def status(
+    ctx: typer.Context,
+    domains: Annotated[list[str] | None, typer.Argument(help="Domains (default: all).")] = None,
+) -> None:
+    """Key age and phase of every DKIM key, and each domain's next step and when it is due."""
+    from datetime import UTC, datetime
+
+    from rich.markup import escape
+
+    from penguinctl.cli.render import table
+    from penguinctl.rotation import load
+
+    app = ctx.obj
+    names = [d.lower().rstrip(".") for d in domains] if domains else None
+    now = datetime.now(UTC)
+    data = [_status_json(dk, now) for dk in load(app.db, names)]
+
+    def text(console) -> None:
+        rows = []
+        for d in data:
+            nxt = d["next"][0] if d["next"] else None
+            for i, k in enumerate(d["keys"]):
+                when = ""
+                if nxt and i == 0:
+                    due = nxt["due_in_seconds"]
+                    step = f"{nxt['action']} {nxt['selector'] or ''}".strip()
+                    when = f"{step} {'now' if due == 0 else 'in ' + _age(due)}"
+                rows.append(
+                    [
+                        escape(d["domain"]) if i == 0 else "",
+                        k["selector"],
+                        k["phase"],
+                        _age(k["age_seconds"]),
+                        _age((now - datetime.fromisoformat(k["phase_since"])).total_seconds()),
+                        when,
+                    ]
+                )
+        table(console, ["domain", "selector", "phase", "age", "in phase", "next step"], rows)
+
+    app.emit({"domains": data}, text)
+
+
+@dkim_app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    domains: Annotated[
+        list[str] | None, typer.Argument(help="Start (or continue) rotating these domains.")
+    ] = None,
+    all_due: Annotated[
+        bool,
+        typer.Option(
+            "--all-due", help="Every domain with a due step; starts rotations of old keys."
+        ),
+    ] = False,
+    nameserver: Annotated[
+        list[str] | None,
+        typer.Option("--nameserver", help="Check publication here (HOST[:PORT], repeatable)."),
+    ] = None,
+    resolver: Annotated[
+        list[str] | None,
+        typer.Option("--resolver", help="Recursive resolver for finding name servers."),
+    ] = None,
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", help="Seconds to wait for a held lock.")
+    ] = 0.0,
+) -> int:
+    """Start or advance DKIM rotations; does every step that is due and stops where it must wait.
+
+    Safe to run from cron: a step runs once, a killed run resumes where it stopped."""
+    from penguinctl.dns.expectations import seen_check
+    from penguinctl.dns.query import Nameserver, Resolver
+    from penguinctl.errors import PartialApply, ProviderError, UsageError
+    from penguinctl.providers.registry import Providers
+    from penguinctl.rotation import Rotator, load
+    from penguinctl.state.lock import TenantLock
+
+    app = ctx.obj
+    if bool(domains) == all_due:
+        raise UsageError("name the domains to rotate, or pass --all-due (not both)")
+    names = [d.lower().rstrip(".") for d in domains] if domains else None
+    found = load(app.db, names)
+    providers = Providers(
+        secrets_factory=app.secrets,
+        dns_configs={dk.data["dns"]: dk.dns for dk in found if dk.dns},
+        env=app.env,
+    )
+    check = seen_check(
+        resolver=Resolver([Nameserver.parse(t) for t in resolver or []]),
+        providers=providers,
+        override=[Nameserver.parse(t) for t in nameserver or []],
+    )
+    rotator = Rotator(db=app.db, providers=providers, check_dns=check, actor=app.actor())
+    tenants = sorted({dk.tenant for dk in found}) or [""]
+    outcomes = []
+    with TenantLock(
+        app.db, tenants, operation="dkim-rotate", actor=rotator.actor, timeout=lock_timeout
+    ):
+        rotator.start_run(tenants)
+        try:
+            for dk in found:
+                outcomes += rotator.advance(dk.domain, start=not all_due, start_if_due=all_due)
+        finally:
+            rotator.finish_run(outcomes)
+
+    def text(console) -> None:
+        from rich.markup import escape
+
+        if not outcomes:
+            console.print("Nothing is due.")
+        style = {"done": "green", "waiting": "yellow", "failed": "red"}
+        for o in outcomes:
+            console.print(
+                f"[{style[o.result]}]{o.result:7}[/] {escape(o.domain)} {o.action} "
+                f"{o.selector or ''}: {escape(o.detail)}"
+            )
+
+    app.emit({"run_id": rotator.run_id, "steps": [o.to_json() for o in outcomes]}, text)
+    failed = [o for o in outcomes if o.result == "failed"]
+    if failed:
+        first = failed[0]
+        msg = (
+            f"{len(failed)} rotation step(s) failed; first: {first.domain} {first.action}: "
+            f"{first.detail}"
+        )
+        hint = "fix the cause and run `penguinctl dkim rotate` again; it resumes"
+        if any(o.result == "done" for o in outcomes):
+            raise PartialApply(msg, hint=hint)
+        raise ProviderError(msg, hint=hint)
+    return 0

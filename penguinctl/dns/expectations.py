@@ -97,3 +97,49 @@ def build_expectations(
             )
         )
     return out
+
+
+def seen_check(
+    *,
+    resolver: Resolver,
+    providers,
+    override: Sequence[Nameserver] = (),
+    timeout: float = 2.0,
+):
+    """A ``rotation.DnsCheck``: is this record answered by the zone's authoritative servers?
+
+    Servers as for ``dns verify``; a ``zonefile`` zone (whose name servers penguinctl does not
+    know) is checked in the zone file itself unless ``override`` names servers to ask, and so is
+    a zone whose servers cannot be found.
+    """
+    from penguinctl.dns.query import ask
+    from penguinctl.dns.verify import compare
+
+    def check(dk, record, rkey) -> tuple[bool, str]:
+        cfg = dk.dns or {}
+        servers: list[Nameserver] = []
+        if override or cfg.get("type") != "zonefile":
+            servers, _problem = _servers_of(dk.domain, cfg, resolver, override)
+        fqdn = f"{record['name']}.{dk.domain}."
+        if servers:
+            bad = []
+            for ns in servers:
+                result = compare("DKIM", record["values"], ask(ns, fqdn, "TXT", timeout=timeout))
+                if not result.ok:
+                    bad.append(
+                        f"{ns}: {result.status}" + (f" ({result.detail})" if result.detail else "")
+                    )
+            if bad:
+                return False, "not answered yet by " + "; ".join(bad)
+            return True, "answered by " + ", ".join(str(s) for s in servers)
+        live = providers.get(f"dns:{dk.data['dns']}").read([rkey])
+        if live is None:
+            return (
+                False,
+                "no name server to ask and the provider cannot be read (pass --nameserver)",
+            )
+        if (live.get(rkey) or {}).get("values") == record["values"]:
+            return True, f"present in the zone as served by provider {dk.data['dns']}"
+        return False, f"not present in the zone of provider {dk.data['dns']} yet"
+
+    return check

@@ -134,7 +134,7 @@ def compare(kind: str, expected: Sequence[str], answer: Answer) -> Check:
 
 
 def _worst(per_server: list[tuple[Nameserver, Check]]) -> Check:
-    worst_ns, worst = max(per_server, key=lambda p: STATUS_RANK[p[1].status])
+    _, worst = max(per_server, key=lambda p: STATUS_RANK[p[1].status])
     if worst.ok:
         return worst
     bad = [ns for ns, c in per_server if c.status == worst.status]
@@ -263,7 +263,9 @@ class Verifier:
             return Check(ip, "PTR", "missing", [host], [], "no reverse DNS for the sending IP")
         names = list(ptr.values)
         if host not in names:
-            return Check(ip, "PTR", "mismatch", [host], names, "the PTR does not name the mail host")
+            return Check(
+                ip, "PTR", "mismatch", [host], names, "the PTR does not name the mail host"
+            )
         addrs, err = self.resolver.addresses(host)
         if ip not in addrs:
             why = f"{host} does not resolve back to {ip}" + (f" ({err})" if err else "")

@@ -13,6 +13,8 @@ Subclasses must:
 Subclasses may:
 - override ``read(keys)`` to return the live data of those resources it can see (drift detection);
   the default returns ``None`` ("cannot read live state, trust the state store");
+- set ``max_parallel``: how many of its batches may run at once (the engine never runs more,
+  whatever ``apply --parallel`` says); ``None`` means no limit of its own;
 - override ``batch_key(change)`` so changes that must be applied together (all records of one zone)
   share a batch; the engine commits a batch's rows and audit events in one transaction.
 
@@ -31,6 +33,8 @@ from penguinctl.resources import ResourceKey
 
 
 class Provider(ABC):
+    max_parallel: int | None = None
+
     def __init__(self, name: str) -> None:
         self.name = name
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import UTC, datetime
 from collections.abc import Hashable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from penguinctl.dkim import generate_many, key_bits, public_b64_from_private
@@ -39,14 +39,14 @@ _SEGMENT = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?")
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat()
 
 
 def _new_key_data(change: Change) -> dict[str, Any]:
     """A created key's data: a domain's first key starts active; rotation asks for generated."""
     after = dict(change.after or {})
     after["phase"] = after.get("phase") or ACTIVE
-    after["phase_since"] = _now()
+    after["phase_since"] = after.get("phase_since") or _now()
     return after
 
 
@@ -56,6 +56,8 @@ def secret_path(domain: str, selector: str) -> str:
 
 
 class DkimProvider(Provider):
+    max_parallel = 1  # a batch already generates its keys on every core
+
     def __init__(self, name: str, secrets: SecretsBackend, *, workers: int | None = None) -> None:
         super().__init__(name)
         self.secrets = secrets

@@ -84,6 +84,7 @@ class Providers:
             tsig_algorithm=tsig.get("algorithm", "hmac-sha256"),
             tsig_secret=self._secret(tsig["secret"]) if tsig else None,
             default_ttl=cfg.get("ttl", 3600),
+            max_parallel=cfg.get("max_parallel", 4),
         )
 
     def _cloudflare(self, name: str, cfg: dict[str, Any]) -> Provider:
@@ -94,4 +95,6 @@ class Providers:
             token=self._secret(cfg["api_token"]),
             base_url=self._env.get("CLOUDFLARE_API_URL") or None,
             default_ttl=cfg.get("ttl", 3600),
+            rate_limit=cfg.get("rate_limit", 4.0),
+            max_parallel=cfg.get("max_parallel", 4),
         )

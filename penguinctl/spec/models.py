@@ -138,12 +138,15 @@ class Rfc2136Dns(Strict):
     port: Port = 53
     tsig: Tsig | None = None
     ttl: Ttl = 3600
+    max_parallel: int = Field(default=4, ge=1, le=64)  # concurrent updates to the server
 
 
 class CloudflareDns(Strict):
     type: Literal["cloudflare"]
     api_token: SecretRef
     ttl: Ttl = 3600
+    rate_limit: float = Field(default=4.0, gt=0, le=200)  # requests/s (1200 per 5 min = 4)
+    max_parallel: int = Field(default=4, ge=1, le=64)  # zones written at once
 
 
 DnsProviderSpec = Annotated[ZonefileDns | Rfc2136Dns | CloudflareDns, Field(discriminator="type")]

@@ -36,6 +36,7 @@ from penguinctl.providers.base import Provider
 from penguinctl.providers.dns.changes import record_change
 from penguinctl.providers.dns.cloudflare_client import (
     DEFAULT_BASE_URL,
+    RATE_LIMIT,
     CloudflareClient,
     CloudflareError,
     CloudflareNotFound,
@@ -148,10 +149,15 @@ class CloudflareProvider(Provider):
         base_url: str | None = None,
         default_ttl: int = 3600,
         client: CloudflareClient | None = None,
+        rate_limit: float = RATE_LIMIT,
+        max_parallel: int = 4,
     ) -> None:
         super().__init__(name)
         self.default_ttl = default_ttl
-        self.client = client or CloudflareClient(token, base_url=base_url or DEFAULT_BASE_URL)
+        self.max_parallel = max_parallel
+        self.client = client or CloudflareClient(
+            token, base_url=base_url or DEFAULT_BASE_URL, rate_limit=rate_limit
+        )
         self._lock = threading.Lock()
         self._zone_ids: dict[str, str] = {}
         self._zone_locks: dict[str, threading.Lock] = {}

@@ -104,8 +104,10 @@ class Rfc2136Provider(Provider):
         default_ttl: int = 3600,
         timeout: float = 5.0,
         retries: int = 2,
+        max_parallel: int = 4,
     ) -> None:
         super().__init__(name)
+        self.max_parallel = max_parallel
         self.server = server
         self.port = port
         self.where = f"{server}:{port}"
