@@ -397,3 +397,30 @@ def test_token_bucket_spaces_requests() -> None:
     now[0] = 10.0
     bucket.acquire()
     assert waits == [0.25, 0.5]
+
+
+def test_foreign_apex_txt_values_are_left_alone(fake, cf, keys) -> None:
+    """Only the SPF value of the apex TXT is penguinctl's: a verification token next to it is
+    not drift, and is never rewritten or deleted."""
+    provider = cf()
+    zone = "alpha.example"
+    fake.add_record(zone, {"type": "TXT", "name": "@", "content": '"site-verification=xyz"'})
+    recs = records(zone, keys[0])
+    provider.apply_batch(changes(Action.CREATE, recs))
+    spf = next(r for r in recs if r["name"] == "@" and r["type"] == "TXT")
+    assert provider.read([rkey(spf)]) == {rkey(spf): spf}
+
+    def apex() -> set[str]:
+        return {
+            decode_txt(r["content"])
+            for r in fake.dump(zone)
+            if r["name"] == zone and r["type"] == "TXT"
+        }
+
+    assert apex() == {"site-verification=xyz", spf["values"][0]}
+    new = records(zone, keys[0], spf_all="-all")
+    new_spf = next(r for r in new if r["name"] == "@" and r["type"] == "TXT")
+    provider.apply_batch([Change(Action.UPDATE, rkey(new_spf), "dns:cf", spf, new_spf)])
+    assert apex() == {"site-verification=xyz", new_spf["values"][0]}
+    provider.apply_batch([Change(Action.DELETE, rkey(new_spf), "dns:cf", new_spf, None)])
+    assert apex() == {"site-verification=xyz"}

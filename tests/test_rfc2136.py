@@ -241,8 +241,12 @@ def test_invalid_secret_and_algorithm_are_rejected_up_front() -> None:
 def test_zone_the_server_does_not_serve(bind: BindServer, dkim_key: str) -> None:
     prov = provider(bind)
     recs = records("other.example", dkim_key)
-    with pytest.raises(ProviderError, match=r"zone other\.example at 127\.0\.0\.1:\d+.*NOTAUTH"):
+    # the apex TXT is read first (only its SPF value is penguinctl's): that query is refused
+    with pytest.raises(ProviderError, match=r"does not serve zone other\.example \(REFUSED\)"):
         apply(prov, changes(recs))
+    mx_only = [r for r in recs if r["type"] == "MX"]
+    with pytest.raises(ProviderError, match=r"zone other\.example at 127\.0\.0\.1:\d+.*NOTAUTH"):
+        apply(prov, changes(mx_only))
     with pytest.raises(ProviderError, match=r"does not serve zone other\.example \(REFUSED\)"):
         prov.read([key_of(recs[0])])
 
@@ -354,3 +358,31 @@ def test_a_missing_named_skips_or_fails_under_ci(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="bind9"):
         named_binary("named-penguinctl-missing")
+
+
+def test_foreign_apex_txt_values_are_left_alone(bind: BindServer, dkim_key: str) -> None:
+    """A co-managed zone: the apex TXT RRset also holds a site-verification token. penguinctl
+    publishes, changes and deletes its SPF value only, and never reads the token as drift."""
+    zone = ZONES[0]
+    upd = dns.update.UpdateMessage(zone, keyring=bind.keyring())
+    upd.add("@", 300, "TXT", '"google-site-verification=abc123"')
+    assert dns.query.tcp(upd, HOST, port=bind.port, timeout=5).rcode() == 0
+    prov = provider(bind)
+
+    def apex() -> set[str]:
+        return {b"".join(rd.strings).decode() for rd in answer(bind, zone, "TXT")}
+
+    recs = records(zone, dkim_key)
+    apply(prov, changes(recs))
+    spf = next(r for r in recs if r["name"] == "@" and r["type"] == "TXT")
+    assert apex() == {"google-site-verification=abc123", spf["values"][0]}
+    assert prov.read([key_of(spf)]) == {key_of(spf): spf}  # the token is not drift
+
+    changed = records(zone, dkim_key, spf_include=["_spf.example.net"])
+    new_spf = next(r for r in changed if r["name"] == "@" and r["type"] == "TXT")
+    apply(prov, [Change(Action.UPDATE, key_of(new_spf), "dns:test", spf, new_spf)])
+    assert apex() == {"google-site-verification=abc123", new_spf["values"][0]}
+
+    apply(prov, [Change(Action.DELETE, key_of(new_spf), "dns:test", new_spf, None)])
+    assert apex() == {"google-site-verification=abc123"}
+    assert prov.read([key_of(new_spf)]) == {}

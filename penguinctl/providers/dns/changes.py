@@ -54,3 +54,16 @@ def record_change(change: Change, *, default_ttl: int | None = None) -> RecordCh
     if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 0:
         raise ProviderError(f"{key}: a record needs a TTL in seconds")
     return RecordChange(zone, name, rtype, ttl, list(values))
+
+
+def owned_value(name: str, rtype: str, value: str) -> bool:
+    """Whether a live value of RRset (``name``, ``rtype``) belongs to penguinctl.
+
+    Client zones are often co-managed: the apex TXT RRset also holds site-verification tokens
+    and the like. At the apex penguinctl owns only the SPF value (``v=spf1 ...``); it never
+    reads, rewrites or deletes the other TXT values there. Every other RRset it publishes
+    (``_dmarc``, ``<selector>._domainkey``, MX, the mail host's A, ...) is wholly its own.
+    """
+    if rtype.upper() == "TXT" and name in ("@", ""):
+        return value.strip().lower().startswith("v=spf1")
+    return True

@@ -16,6 +16,9 @@
 - TXT content is sent as RFC 1035 quoted character-strings of at most 255 octets each
   (``"v=DKIM1; k=rsa; p=MIIB..." "...rest"``, ``"`` and ``\\`` escaped), which is what Cloudflare
   documents for TXT content; reading accepts that form and the legacy unquoted form.
+- Foreign values are left alone: at the apex only the SPF value of the TXT RRset is
+  penguinctl's (``changes.owned_value``); site-verification tokens next to it are never read
+  as drift, rewritten or deleted.
 - A, AAAA and CNAME records are always published DNS-only (``proxied: false``): mail hosts must
   resolve to the server itself.
 """
@@ -33,7 +36,7 @@ from penguinctl.dns.records import Record, make_record, split_record_name, txt_c
 from penguinctl.errors import ProviderError
 from penguinctl.plan.changes import Action, Change, ChangeResult
 from penguinctl.providers.base import Provider
-from penguinctl.providers.dns.changes import record_change
+from penguinctl.providers.dns.changes import owned_value, record_change
 from penguinctl.providers.dns.cloudflare_client import (
     DEFAULT_BASE_URL,
     RATE_LIMIT,
@@ -222,7 +225,7 @@ class CloudflareProvider(Provider):
         for zone, items in by_zone.items():
             rrsets = self._rrsets(zone, self._zone_id(zone))
             for key, (rel, rtype) in items:
-                recs = rrsets.get((rel, rtype))
+                recs = [r for r in rrsets.get((rel, rtype), []) if _owned(rel, rtype, r)]
                 if recs:
                     out[key] = self._record(zone, rel, rtype, recs)
         return out
@@ -279,7 +282,7 @@ class CloudflareProvider(Provider):
         live = self._rrsets(zone, zone_id)
         ops: list[_Op] = []
         for change, rrset, ttl, wanted in items:
-            recs = live.get(rrset, [])
+            recs = [r for r in live.get(rrset, []) if _owned(*rrset, r)]
             if change.action is Action.DELETE:
                 ops += [("delete", rec, None) for rec in recs]
             else:
@@ -347,3 +350,7 @@ class CloudflareProvider(Provider):
         except CloudflareError as exc:
             if IDENTICAL_RECORD not in exc.codes:  # a retried create that had gone through
                 raise
+
+
+def _owned(rel: str, rtype: str, rec: dict[str, Any]) -> bool:
+    return owned_value(rel, rtype, live_value(rec))

@@ -12,7 +12,9 @@
 - ``read`` returns record data in the shape of ``penguinctl.dns.records`` (TXT strings joined,
   names absolute, values sorted, the RRset's TTL) from one AXFR per zone (TSIG-signed); when the
   server refuses transfers it asks one query per (name, type) instead, and stops trying AXFR.
-- Only RRsets named by changes are touched: never the SOA, nor the apex NS.
+- Only RRsets named by changes are touched: never the SOA, nor the apex NS. At the apex only
+  the SPF value of the TXT RRset is penguinctl's (``changes.owned_value``): other TXT values
+  there (site verification) are left in place, value by value, and not read as drift.
 
 TSIG algorithms: ``hmac-md5``, ``hmac-sha1``, ``hmac-sha224``, ``hmac-sha256``, ``hmac-sha384``,
 ``hmac-sha512`` (any case, trailing dot allowed). The secret (base64) never appears in a message.
@@ -48,7 +50,7 @@ from penguinctl.dns.records import Record, make_record, split_record_name, txt_c
 from penguinctl.errors import ProviderError
 from penguinctl.plan.changes import Action, Change, ChangeResult
 from penguinctl.providers.base import Provider
-from penguinctl.providers.dns.changes import record_change
+from penguinctl.providers.dns.changes import owned_value, record_change
 from penguinctl.resources import ResourceKey
 
 ALGORITHMS = {
@@ -266,8 +268,17 @@ class Rfc2136Provider(Provider):
         for owner in {o[1] for o in ops if o[0] is not Action.DELETE and o[2] != "CNAME"}:
             if owner not in cname_gone:
                 msg.absent(owner, "CNAME")
+        origin = dns.name.from_text(zone)
         for action, owner, rtype, ttl, rdatas in ops:
-            if action is Action.DELETE:
+            if rtype == "TXT" and owner == origin:  # shared with foreign values: only SPF is ours
+                live = self._retrying(zone, "query", lambda: self._query(zone, origin, "TXT"))
+                for rd in live or []:
+                    value = b"".join(rd.strings).decode("utf-8", errors="replace")
+                    if owned_value("@", "TXT", value) and rd not in rdatas:
+                        msg.delete(owner, rd)
+                for rd in rdatas:
+                    msg.add(owner, ttl, rd)
+            elif action is Action.DELETE:
                 msg.delete(owner, rtype)
             else:
                 msg.replace(owner, ttl, *rdatas)
@@ -323,8 +334,13 @@ class Rfc2136Provider(Provider):
         out: dict[ResourceKey, Record] = {}
         for key, owner, rtype in wanted:
             rds = rrsets.get((owner, rtype))
-            if rds is not None and len(rds):
-                out[key] = _record(zone, owner.relativize(origin).to_text().lower(), rtype, rds)
+            if rds is None or not len(rds):
+                continue
+            rel = owner.relativize(origin).to_text().lower()
+            record = _record(zone, rel, rtype, rds)
+            record["values"] = [v for v in record["values"] if owned_value(rel, rtype, v)]
+            if record["values"]:
+                out[key] = record
         return out
 
     def _axfr(self, zone: str, origin: dns.name.Name) -> dict[Any, dns.rdataset.Rdataset] | None:
