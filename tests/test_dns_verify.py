@@ -224,3 +224,21 @@ def test_nameserver_parsing():
     for bad in ("127.0.0.1:0", "127.0.0.1:x", "", "[::1]:99999"):
         with pytest.raises(UsageError):
             Nameserver.parse(bad)
+
+
+def test_spf_over_ten_lookups_through_includes_is_invalid():
+    from penguinctl.dns.verify import Check, Expectation, Verifier
+
+    chain = {f"l{i}.example.net": [f"v=spf1 include:l{i + 1}.example.net ~all"] for i in range(12)}
+    chain["l12.example.net"] = ["v=spf1 ip4:198.51.100.1 -all"]
+
+    class StubResolver:
+        def txt(self, name):
+            return chain.get(name.rstrip("."), [])
+
+    value = "v=spf1 ip4:192.0.2.1 include:l0.example.net ~all"
+    check = Check("@", "SPF", "ok", [value], [value])
+    exp = Expectation(domain="acme.example", records=[], servers=[])
+    Verifier(StubResolver())._content(check, exp)
+    assert check.status == "invalid"
+    assert "lookups" in check.detail and "10" in check.detail

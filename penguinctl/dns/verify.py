@@ -209,11 +209,9 @@ class Verifier:
         value = check.found[0] if check.found else ""
         problems: list[lint.LintProblem] = []
         if check.type == "SPF":
-            result = lint.check_spf(value, lookup_txt=self.resolver.txt)
+            result = lint.check_spf(value, lookup_txt=self.resolver.txt, domain=exp.domain)
             problems = list(result)
-            lookups = getattr(result, "lookups", None)
-            if lookups is not None:
-                check.detail = f"{lookups}/{lint.SPF_MAX_LOOKUPS} DNS lookups"
+            check.detail = result.summary
         elif check.type == "DMARC":
             problems = lint.check_dmarc(value)
         elif check.type == "DKIM":
