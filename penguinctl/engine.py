@@ -376,9 +376,11 @@ class Engine:
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    pname, chunk = futures.pop(fut)
+                finished = [(fut, *futures.pop(fut)) for fut in done]
+                for _, pname, _ in finished:
                     running[pname] -= 1
+                fill()  # keep providers busy while this thread records what finished
+                for fut, _pname, chunk in finished:
                     try:
                         results = fut.result()
                     except PenguinError as exc:
@@ -390,7 +392,6 @@ class Engine:
                         self._record_success(results, run_id, report)
                     if progress:
                         progress(len(chunk))
-                fill()
                 pending = set(futures)
         except BaseException:
             for fut in futures:

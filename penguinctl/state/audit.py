@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from penguinctl.state.models import AuditEvent
+from penguinctl.state.models import AuditEvent, utcnow
 
 _CI_SYSTEMS = (
     ("GITHUB_ACTIONS", "github"),
@@ -59,6 +60,16 @@ def record(
             details=details or {},
         )
     )
+
+
+def record_many(session: Session, events: list[dict[str, Any]]) -> None:
+    """Append many events in one executemany INSERT. Each dict has the keyword arguments of
+    ``record`` (``run_id`` and ``details`` optional)."""
+    if not events:
+        return
+    now = utcnow()
+    rows = [{"ts": now, "run_id": None, **e, "details": e.get("details") or {}} for e in events]
+    session.execute(sa.insert(AuditEvent.__table__), rows)
 
 
 def list_events(

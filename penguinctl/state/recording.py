@@ -58,12 +58,22 @@ def record_results(
         deletes=[r.change.key for r in results if r.change.action is Action.DELETE],
         run_id=run_id,
     )
-    for res in results:
-        audit_change(
-            session,
-            res.change,
-            actor=actor,
-            result="ok",
-            run_id=run_id,
-            details={"fields": changed_fields(res.change), **(details or {})},
-        )
+    audit.record_many(
+        session,
+        [
+            {
+                "actor": actor,
+                "tenant": res.change.key.tenant,
+                "action": res.change.action.value,
+                "resource": str(res.change.key),
+                "result": "ok",
+                "run_id": run_id,
+                "details": {
+                    "provider": res.change.provider,
+                    "fields": changed_fields(res.change),
+                    **(details or {}),
+                },
+            }
+            for res in results
+        ],
+    )
