@@ -173,11 +173,10 @@ def _run(
     parallel: int,
     refresh: bool,
 ) -> int:
-    from penguinctl.cli.render import render_apply, render_plan
+    from penguinctl.cli.render import render_apply
     from penguinctl.engine import raise_for_report
-    from penguinctl.errors import ChecksumMismatch, UnsafePlan, UsageError
+    from penguinctl.errors import UsageError
     from penguinctl.plan import planfile
-    from penguinctl.state.lock import TenantLock
 
     saved = None
     if plan_file is not None:
@@ -186,6 +185,53 @@ def _run(
         if saved.get("operation", "apply") != ("destroy" if destroy else "apply"):
             raise UsageError(f"plan file {plan_file} is a {saved.get('operation')} plan")
     specs = _load(files)
+    the_plan, report = plan_and_apply(
+        app,
+        specs,
+        destroy=destroy,
+        targets=targets,
+        force=force,
+        lock_timeout=lock_timeout,
+        parallel=parallel,
+        refresh=refresh,
+        saved=saved,
+        plan_file=plan_file,
+    )
+    if report is None:
+        app.emit(
+            {"changes": [], "status": "no-op", "checksum": the_plan.checksum()},
+            lambda c: c.print("[green]No changes.[/] Infrastructure matches the spec."),
+        )
+        return 0
+    app.emit(report.to_json(), lambda c: render_apply(c, report))
+    raise_for_report(report)
+    return 0
+
+
+def plan_and_apply(
+    app,
+    specs,
+    *,
+    destroy: bool = False,
+    targets: list[str] | None = None,
+    force: bool = False,
+    lock_timeout: float = 0.0,
+    parallel: int = 4,
+    refresh: bool = True,
+    saved: dict | None = None,
+    plan_file: Path | None = None,
+):
+    """Plan loaded ``specs`` and apply the plan, holding the tenants' lock throughout.
+
+    Returns ``(plan, report)``; the report is None when the plan is empty (nothing applied).
+    Prints the plan in text mode; the caller prints the outcome and calls ``raise_for_report``.
+    Raises ``UnsafePlan`` (without ``force``), ``ChecksumMismatch`` (``saved`` plan no longer
+    matches), ``LockHeld`` and ``UsageError`` (not confirmed) exactly as ``apply`` does.
+    """
+    from penguinctl.cli.render import render_plan
+    from penguinctl.errors import ChecksumMismatch, UnsafePlan, UsageError
+    from penguinctl.state.lock import TenantLock
+
     engine = _engine(app, specs)
     lock_names = engine.tenants or [""]
     with TenantLock(
@@ -196,7 +242,7 @@ def _run(
         timeout=lock_timeout,
     ):
         engine.close_interrupted_runs()
-        the_plan = engine.plan(destroy=destroy, targets=targets, refresh=refresh)
+        the_plan = engine.plan(destroy=destroy, targets=targets or [], refresh=refresh)
         if saved is not None and saved["checksum"] != the_plan.checksum():
             raise ChecksumMismatch(
                 f"plan file {plan_file} no longer matches the spec and state "
@@ -204,11 +250,7 @@ def _run(
                 hint="run `penguinctl plan --out FILE` again and review it",
             )
         if the_plan.empty:
-            app.emit(
-                {"changes": [], "status": "no-op", "checksum": the_plan.checksum()},
-                lambda c: c.print("[green]No changes.[/] Infrastructure matches the spec."),
-            )
-            return 0
+            return the_plan, None
         if not app.machine:
             render_plan(app.out, the_plan)
         reasons = the_plan.unsafe_reasons()
@@ -217,10 +259,7 @@ def _run(
         # A reviewed, saved plan is its own confirmation (as with Terraform).
         if not app.yes and saved is None and not _confirm(app, "destroy" if destroy else "apply"):
             raise UsageError("not confirmed; nothing was changed", hint="use --yes in scripts")
-        report = _apply_with_progress(app, engine, the_plan, parallel)
-    app.emit(report.to_json(), lambda c: render_apply(c, report))
-    raise_for_report(report)
-    return 0
+        return the_plan, _apply_with_progress(app, engine, the_plan, parallel)
 
 
 def _confirm(app, verb: str) -> bool:
