@@ -96,6 +96,7 @@ class Engine:
         self.first_applied: dict[ResourceKey, Any] = {}
         self.desired: dict[ResourceKey, Resource] = {}
         self.providers: Providers | None = None
+        self.warnings: list[str] = []
 
     # -- planning -----------------------------------------------------------------------------
     def _load_recorded(self) -> None:
@@ -145,7 +146,7 @@ class Engine:
             if name.startswith("dns:"):
                 by_provider[name].append(key)
         for name, keys in by_provider.items():
-            live = self.providers.get(name).read(sorted(keys))
+            live = self._read(name, sorted(keys))
             if live is None:
                 continue
             for key in keys:
@@ -156,10 +157,35 @@ class Engine:
                         actual.pop(key, None)
         return actual
 
+    def _read(self, name: str, keys: list[ResourceKey]) -> dict[ResourceKey, Any] | None:
+        """Live data of ``keys``. When the provider fails, zone by zone: a zone that cannot be
+        read keeps its recorded state (its apply will fail alone) and the plan says so."""
+        provider = self.providers.get(name)
+        try:
+            return provider.read(keys)
+        except PenguinError:
+            if len({k.name.split("/", 1)[0] for k in keys}) <= 1:
+                raise
+        live: dict[ResourceKey, Any] = {}
+        zones: dict[str, list[ResourceKey]] = defaultdict(list)
+        for key in keys:
+            zones[key.name.split("/", 1)[0]].append(key)
+        for zone, zone_keys in sorted(zones.items()):
+            try:
+                found = provider.read(zone_keys)
+            except PenguinError as exc:
+                self.warnings.append(f"{zone}: live state not read ({exc}); using recorded state")
+                found = {k: self.recorded[k] for k in zone_keys if k in self.recorded}
+            if found is None:
+                return None
+            live.update(found)
+        return live
+
     def plan(
         self, *, destroy: bool = False, targets: Iterable[str] = (), refresh: bool = True
     ) -> Plan:
         self._load_recorded()
+        self.warnings = []
         self.desired = {} if destroy else self._build_desired()
         self._check_graph()
         self.providers = self._providers()
@@ -186,6 +212,7 @@ class Engine:
             domain_age_days={
                 k: (self.today - ts.date()).days for k, ts in self.first_applied.items() if ts
             },
+            warnings=list(self.warnings),
         )
 
     def _refuse_dropping_signing_keys(self, changes: list[Change]) -> None:
@@ -380,18 +407,28 @@ class Engine:
                 for _, pname, _ in finished:
                     running[pname] -= 1
                 fill()  # keep providers busy while this thread records what finished
-                for fut, _pname, chunk in finished:
+                for fut, pname, chunk in finished:
                     try:
                         results = fut.result()
-                    except PenguinError as exc:
-                        self._record_failure(chunk, str(exc), run_id, report, failed_keys)
-                    except Exception as exc:  # a provider bug: record it, keep other batches going
-                        msg = f"{type(exc).__name__}: {exc}"
+                    except Exception as exc:
+                        if len(chunk) > 1 and self.providers.get(pname).isolate_failures:
+                            # unrelated changes batched for speed: retry them one by one so
+                            # one bad change fails alone (providers are idempotent)
+                            queues[pname].extendleft([c] for c in reversed(chunk))
+                            continue
+                        msg = (
+                            str(exc)
+                            if isinstance(exc, PenguinError)
+                            else (
+                                f"{type(exc).__name__}: {exc}"  # a provider bug: record, carry on
+                            )
+                        )
                         self._record_failure(chunk, msg, run_id, report, failed_keys)
                     else:
                         self._record_success(results, run_id, report)
                     if progress:
                         progress(len(chunk))
+                fill()
                 pending = set(futures)
         except BaseException:
             for fut in futures:

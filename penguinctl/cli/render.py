@@ -29,6 +29,8 @@ def _fmt_value(value: Any) -> str:
 def render_plan(console, plan, *, title: str = "Plan") -> None:
     from rich.markup import escape
 
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     if plan.empty:
         console.print("[green]No changes.[/] Infrastructure matches the spec.")
         return

@@ -25,6 +25,8 @@ class Plan:
     operation: str = "apply"
     # days since each recorded domain was first applied (for the DMARC p=reject guard)
     domain_age_days: dict[ResourceKey, int] = field(default_factory=dict)
+    # things the operator should know that do not change the plan (an unreadable zone)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -84,7 +86,12 @@ class Plan:
         return reasons
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.data, "counts": self.counts(), "checksum": self.checksum()}
+        return {
+            **self.data,
+            "counts": self.counts(),
+            "checksum": self.checksum(),
+            "warnings": self.warnings,
+        }
 
     def keys(self) -> set[ResourceKey]:
         return {c.key for c in self.changes}

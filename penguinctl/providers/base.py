@@ -15,6 +15,8 @@ Subclasses may:
   the default returns ``None`` ("cannot read live state, trust the state store");
 - set ``max_parallel``: how many of its batches may run at once (the engine never runs more,
   whatever ``apply --parallel`` says); ``None`` means no limit of its own;
+- set ``isolate_failures`` when a batch groups unrelated changes only for speed: a failed batch
+  is then retried change by change, so one bad change fails alone;
 - override ``batch_key(change)`` so changes that must be applied together (all records of one zone)
   share a batch; the engine commits a batch's rows and audit events in one transaction.
 
@@ -34,6 +36,7 @@ from penguinctl.resources import ResourceKey
 
 class Provider(ABC):
     max_parallel: int | None = None
+    isolate_failures: bool = False
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -57,6 +57,7 @@ def secret_path(domain: str, selector: str) -> str:
 
 class DkimProvider(Provider):
     max_parallel = 1  # a batch already generates its keys on every core
+    isolate_failures = True  # a chunk holds unrelated domains
 
     def __init__(self, name: str, secrets: SecretsBackend, *, workers: int | None = None) -> None:
         super().__init__(name)
