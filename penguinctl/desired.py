@@ -14,16 +14,37 @@ from typing import Any
 
 from penguinctl.dkim import selector_for
 from penguinctl.dkim_phases import ACTIVE, DKIM_OUTPUTS, REVOKED
-from penguinctl.dns.records import DomainDnsInput, build_records, record_name
+from penguinctl.dns.records import (
+    DomainDnsInput,
+    build_records,
+    in_zone,
+    make_record,
+    record_name,
+    relative_to,
+)
 from penguinctl.errors import Location, SpecError, SpecIssue
 from penguinctl.resources import COMPUTED, Resource, ResourceKey
 
 RecordedData = Mapping[ResourceKey, dict[str, Any]]
-SUPPORTED_SERVER_PROVIDERS = ("external", "static")
+SUPPORTED_SERVER_PROVIDERS = ("external", "static", "hostwinds")
+# what the hostwinds provider fills in at apply time
+HOSTWINDS_OUTPUTS = frozenset(
+    {"service_id", "ips", "main_ip", "status", "rdns", "monthly_cost", "ordered_at"}
+)
 
 
-def _server_ips(server) -> list[str]:
+def srvrname(tenant: str, server: str) -> str:
+    """The Hostwinds label of a server: unique per (tenant, server), how a lost order is found."""
+    return f"pc-{tenant or 'shared'}-{server}"
+
+
+def _server_ips(server, recorded: RecordedData | None = None) -> list[str] | None:
+    """The server's IPs; None when they are only known after apply (a new Hostwinds server)."""
     spec = server.spec
+    if spec.provider == "hostwinds":
+        key = ResourceKey("server", server.metadata.tenant or "", server.metadata.name)
+        ips = (recorded or {}).get(key, {}).get("ips")
+        return list(ips) if ips else None
     if spec.provider == "external":
         return [str(ip) for ip in spec.external.ips]
     if spec.provider == "static":
@@ -87,16 +108,22 @@ def build_desired(
             continue
         tenant = doc.metadata.tenant or ""
         deps = (ResourceKey("tenant", tenant, tenant),) if tenant else ()
+        ips = _server_ips(doc, recorded)
         data = {
             "provider": spec.provider,
             "hostname": spec.hostname,
-            "ips": _server_ips(doc),
+            "ips": COMPUTED if ips is None else ips,
             "mail": _dump(spec.mail),
         }
         block = getattr(spec, spec.provider)
         if block is not None:
             data[spec.provider] = _dump(block)
-        add(Resource(ResourceKey("server", tenant, name), data, f"server:{spec.provider}", deps))
+        outputs: frozenset[str] = frozenset()
+        if spec.provider == "hostwinds":
+            data["srvrname"] = srvrname(tenant, name)
+            outputs = HOSTWINDS_OUTPUTS
+        key = ResourceKey("server", tenant, name)
+        add(Resource(key, data, f"server:{spec.provider}", deps, outputs=outputs))
 
     for name, doc in specs.dns_providers.items():
         tenant = doc.metadata.tenant or ""
@@ -172,10 +199,11 @@ def build_desired(
             public = "" if phase == REVOKED else rec.get("public_key") or COMPUTED
             dkim_pairs.append((selector, public))
 
+        sending_ips = _server_ips(server_doc, recorded)
         inp = DomainDnsInput(
             domain=name,
             mail_host=server_doc.spec.hostname,
-            sending_ips=_server_ips(server_doc),
+            sending_ips=sending_ips or [],
             dkim=dkim_pairs,
             dmarc_policy=spec.dmarc.policy,
             dmarc_rua=list(spec.dmarc.rua),
@@ -192,7 +220,10 @@ def build_desired(
             ttl=dns_doc.spec.ttl,
         )
         dkim_deps = tuple(ResourceKey("dkim", tenant, f"{name}/{s}") for s, _ in dkim_pairs)
-        for rec in build_records(inp):
+        records = build_records(inp)
+        if sending_ips is None:
+            records = _ips_computed(records, name, server_doc.spec.hostname)
+        for rec in records:
             key = ResourceKey(
                 "dnsrecord", tenant, record_name(rec["zone"], rec["name"], rec["type"])
             )
@@ -201,6 +232,20 @@ def build_desired(
 
     if issues:
         raise SpecError(issues)
+    return out
+
+
+def _ips_computed(records: list[dict], zone: str, mail_host: str) -> list[dict]:
+    """Records of a domain whose server's IPs are not known yet: the SPF value and the mail
+    host's A record are ``COMPUTED`` until the server exists (the engine rebuilds them then)."""
+    out = []
+    for rec in records:
+        if rec["type"] == "TXT" and rec["name"] == "@":
+            rec = {**rec, "values": [COMPUTED]}
+        out.append(rec)
+    if in_zone(mail_host, zone):
+        host = relative_to(mail_host, zone)
+        out.append(make_record(zone, host, "A", records[0]["ttl"], [COMPUTED]))
     return out
 
 

@@ -30,6 +30,7 @@ from penguinctl.providers.registry import Providers
 from penguinctl.resources import COMPUTED, KIND_ORDER, Resource, ResourceKey
 from penguinctl.state import audit, repo
 from penguinctl.state.db import session_scope
+from penguinctl.state.journal import PENDING
 from penguinctl.state.recording import audit_change, record_results
 
 MAX_BATCH = 500
@@ -97,11 +98,14 @@ class Engine:
         self.desired: dict[ResourceKey, Resource] = {}
         self.providers: Providers | None = None
         self.warnings: list[str] = []
+        self.pending: list[Any] = []
 
     # -- planning -----------------------------------------------------------------------------
     def _load_recorded(self) -> None:
         with session_scope(self.db) as session:
             rows = repo.load_resources(session, tenants=[*self.tenants, ""])
+        self.pending = [r for r in rows if r.status == PENDING]  # intents, not resources
+        rows = [r for r in rows if r.status != PENDING]
         self.recorded = {ResourceKey(r.kind, r.tenant, r.name): r.data for r in rows}
         self.recorded_providers = {ResourceKey(r.kind, r.tenant, r.name): r.provider for r in rows}
         self.first_applied = {
@@ -185,7 +189,11 @@ class Engine:
         self, *, destroy: bool = False, targets: Iterable[str] = (), refresh: bool = True
     ) -> Plan:
         self._load_recorded()
-        self.warnings = []
+        self.warnings = [
+            f"{r.kind}/{r.name}: an unfinished order from {r.data.get('ordered_at', '?')} "
+            "is pending; apply looks it up before ordering again"
+            for r in self.pending
+        ]
         self.desired = {} if destroy else self._build_desired()
         self._check_graph()
         self.providers = self._providers()

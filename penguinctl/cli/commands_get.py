@@ -53,11 +53,15 @@ def _summary(kind: str, row) -> dict[str, Any]:
     if kind == "tenant":
         return {"name": row.name, "plan": d.get("plan"), "contact": d.get("contact")}
     if kind == "server":
+        ips = d.get("ips")
+        cost = d.get("monthly_cost")
         return {
             **base,
             "provider": d.get("provider"),
             "hostname": d.get("hostname"),
-            "ips": ", ".join(d.get("ips", [])),
+            "ips": ", ".join(ips) if isinstance(ips, list) else "",
+            "status": d.get("status") or row.status,
+            "monthly_cost": f"{cost:.2f}" if isinstance(cost, int | float) else None,
         }
     if kind == "domain":
         return {
@@ -74,6 +78,7 @@ def _summary(kind: str, row) -> dict[str, Any]:
             **base,
             "domain": d.get("domain"),
             "selector": d.get("selector"),
+            "phase": d.get("phase") or "active",
             "bits": d.get("bits"),
             "created": _ts(row),
             "public_key": pub[:24] + "...",
