@@ -67,10 +67,14 @@ def generate_rsa(bits: int = 2048) -> DkimKeyPair:
     return DkimKeyPair(private_pem=pem, public_b64=_public_b64(key))
 
 
-def _load_rsa(pem: str) -> rsa.RSAPrivateKey:
+def _load_rsa(pem: str, *, check: bool = True) -> rsa.RSAPrivateKey:
     # Never let the key text reach an exception message or its context.
+    # ``check=False`` skips OpenSSL's RSA consistency check (~40 ms per 2048-bit key, holding
+    # the GIL): for keys penguinctl generated and kept in its own secrets backend.
     try:
-        key = serialization.load_pem_private_key(pem.encode("ascii"), password=None)
+        key = serialization.load_pem_private_key(
+            pem.encode("ascii"), password=None, unsafe_skip_rsa_key_validation=not check
+        )
     except (ValueError, TypeError, UnicodeError, UnsupportedAlgorithm):
         key = None
     if not isinstance(key, rsa.RSAPrivateKey):
@@ -86,6 +90,13 @@ def public_b64_from_private(pem: str) -> str:
 def key_bits(pem: str) -> int:
     """The size in bits of a PEM RSA private key."""
     return _load_rsa(pem).key_size
+
+
+def stored_key_info(pem: str) -> tuple[str, int]:
+    """``(public key b64, bits)`` of a key from penguinctl's own secrets backend, loaded once
+    and without OpenSSL's slow consistency check (the key was checked when it was made)."""
+    key = _load_rsa(pem, check=False)
+    return _public_b64(key), key.key_size
 
 
 def generate_many(n: int, *, bits: int = 2048, workers: int | None = None) -> list[DkimKeyPair]:

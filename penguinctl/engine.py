@@ -99,6 +99,8 @@ class Engine:
         self.providers: Providers | None = None
         self.warnings: list[str] = []
         self.pending: list[Any] = []
+        self._run_id: int | None = None
+        self._journals: list[Any] = []
 
     # -- planning -----------------------------------------------------------------------------
     def _load_recorded(self) -> None:
@@ -123,8 +125,18 @@ class Engine:
             {k.name: r.data for k, r in self.desired.items() if k.kind == "dnsprovider"}
         )
         return Providers(
-            secrets_factory=self._secrets_factory, dns_configs=dns_configs, env=self.env
+            secrets_factory=self._secrets_factory,
+            dns_configs=dns_configs,
+            env=self.env,
+            journal_factory=self._journal,
         )
+
+    def _journal(self, provider: str):
+        from penguinctl.state.journal import Journal
+
+        journal = Journal(self.db, provider=provider, actor=self.actor, run_id=self._run_id)
+        self._journals.append(journal)
+        return journal
 
     def _owned(self, *, destroy: bool) -> list[ResourceKey]:
         shared_in_spec = {
@@ -147,7 +159,7 @@ class Engine:
             name = (
                 self.desired[key].provider if key in self.desired else self.recorded_providers[key]
             )
-            if name.startswith("dns:"):
+            if name.startswith("dns:") or name == "server:hostwinds":
                 by_provider[name].append(key)
         for name, keys in by_provider.items():
             live = self._read(name, sorted(keys))
@@ -165,6 +177,8 @@ class Engine:
         """Live data of ``keys``. When the provider fails, zone by zone: a zone that cannot be
         read keeps its recorded state (its apply will fail alone) and the plan says so."""
         provider = self.providers.get(name)
+        if name == "server:hostwinds":
+            return self._read_servers(provider, keys)
         try:
             return provider.read(keys)
         except PenguinError:
@@ -183,6 +197,28 @@ class Engine:
             if found is None:
                 return None
             live.update(found)
+        return live
+
+    def _read_servers(self, provider, keys: list[ResourceKey]) -> dict[ResourceKey, Any]:
+        """Live state of recorded Hostwinds servers; what changed outside shows as warnings
+        (``server sync`` records it), a server terminated outside is planned again."""
+        recorded = {k: self.recorded[k] for k in keys if k in self.recorded}
+        live = provider.read_recorded(recorded)
+        for key, data in recorded.items():
+            now = live.get(key)
+            if now is None:
+                self.warnings.append(f"server/{key.name}: terminated outside penguinctl")
+                continue
+            if now.get("status") != "active":
+                self.warnings.append(
+                    f"server/{key.name}: status at Hostwinds is {now.get('status')}"
+                )
+            if now.get("ips") != data.get("ips"):
+                was, got = ", ".join(data.get("ips") or []), ", ".join(now.get("ips") or [])
+                self.warnings.append(
+                    f"server/{key.name}: IPs changed at Hostwinds ({was} -> {got}); "
+                    "run `penguinctl server sync`"
+                )
         return live
 
     def plan(
@@ -341,6 +377,9 @@ class Engine:
                 plan_checksum=plan.checksum(),
             )
             run_id = run.id
+        self._run_id = run_id
+        for journal in self._journals:
+            journal.run_id = run_id
         report = ApplyReport(run_id=run_id)
         failed_keys: set[ResourceKey] = set()
         stages: dict[tuple[int, int], list[Change]] = defaultdict(list)
@@ -415,6 +454,7 @@ class Engine:
                 for _, pname, _ in finished:
                     running[pname] -= 1
                 fill()  # keep providers busy while this thread records what finished
+                succeeded: list[ChangeResult] = []
                 for fut, pname, chunk in finished:
                     try:
                         results = fut.result()
@@ -432,10 +472,15 @@ class Engine:
                             )
                         )
                         self._record_failure(chunk, msg, run_id, report, failed_keys)
+                        if progress:
+                            progress(len(chunk))
                     else:
-                        self._record_success(results, run_id, report)
+                        succeeded.extend(results)
+                # one transaction for everything that finished meanwhile
+                if succeeded:
+                    self._record_success(succeeded, run_id, report)
                     if progress:
-                        progress(len(chunk))
+                        progress(len(succeeded))
                 fill()
                 pending = set(futures)
         except BaseException:

@@ -25,7 +25,7 @@ from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from penguinctl.dkim import generate_many, key_bits, public_b64_from_private
+from penguinctl.dkim import generate_many, stored_key_info
 from penguinctl.dkim_phases import ACTIVE, DKIM_OUTPUTS
 from penguinctl.errors import ProviderError
 from penguinctl.plan.changes import Action, Change, ChangeResult
@@ -113,8 +113,7 @@ class DkimProvider(Provider):
             )
         try:
             pem = private.reveal()
-            public = public_b64_from_private(pem)
-            size = key_bits(pem)
+            public, size = stored_key_info(pem)
         except ValueError:
             raise ProviderError(
                 f"{change.key}: secret {path} does not hold a usable RSA private key",

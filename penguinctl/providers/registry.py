@@ -21,10 +21,12 @@ class Providers:
         secrets_factory,
         dns_configs: Mapping[str, dict[str, Any]],
         env: Mapping[str, str] | None = None,
+        journal_factory=None,
     ) -> None:
         self._secrets_factory = secrets_factory
         self._env = dict(os.environ if env is None else env)
         self._dns_configs = dict(dns_configs)
+        self._journal_factory = journal_factory  # provider name -> state.journal.Journal
         self._cache: dict[str, Provider] = {}
 
     @property
@@ -39,6 +41,8 @@ class Providers:
     def _build(self, name: str) -> Provider:
         if name in ("state", "server:external", "server:static"):
             return RecordOnlyProvider(name)
+        if name == "server:hostwinds":
+            return self._hostwinds(name)
         if name == "dkim":
             from penguinctl.providers.dkim import DkimProvider
 
@@ -98,3 +102,50 @@ class Providers:
             rate_limit=cfg.get("rate_limit", 4.0),
             max_parallel=cfg.get("max_parallel", 4),
         )
+
+    def _hostwinds(self, name: str) -> Provider:
+        from penguinctl.providers.hostwinds import HostwindsProvider
+
+        journal = self._journal_factory(name) if self._journal_factory else None
+        return HostwindsProvider(
+            name,
+            client=hostwinds_client(self._env, self.secrets),
+            journal=journal,
+            poll_interval=_seconds(self._env, "HOSTWINDS_POLL_INTERVAL", 30.0),
+            poll_timeout=_seconds(self._env, "HOSTWINDS_POLL_TIMEOUT", 1800.0),
+        )
+
+
+def _seconds(env: Mapping[str, str], var: str, default: float) -> float:
+    text = env.get(var)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        from penguinctl.errors import ConfigError
+
+        raise ConfigError(f"{var}={text!r} is not a number of seconds", hint=f"e.g. {var}=30")
+    return value
+
+
+def hostwinds_client(env: Mapping[str, str], secrets: SecretsBackend):
+    """A Hostwinds client: the key from ``HOSTWINDS_API_KEY``, else the secrets backend at
+    ``providers/hostwinds`` (field ``api_key``); the endpoint from ``HOSTWINDS_API_URL``."""
+    from penguinctl.providers.hostwinds_client import HostwindsClient
+
+    key = env.get("HOSTWINDS_API_KEY")
+    if not key:
+        stored = secrets.get("providers/hostwinds")
+        value = (stored or {}).get("api_key")
+        key = value.reveal() if value is not None else None
+    if not key:
+        raise ProviderError(
+            "no Hostwinds API key: HOSTWINDS_API_KEY is not set and the secrets backend has no "
+            "providers/hostwinds api_key",
+            hint="export HOSTWINDS_API_KEY, or `penguinctl secrets put providers/hostwinds "
+            "api_key=...`",
+        )
+    return HostwindsClient(key, base_url=env.get("HOSTWINDS_API_URL") or None)

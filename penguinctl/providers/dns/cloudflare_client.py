@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from urllib.parse import quote
 import httpx
 
 from penguinctl.errors import ProviderError
+from penguinctl.providers.ratelimit import TokenBucket  # also importable from here, as before
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 PER_PAGE = 100  # Cloudflare's default page size for dns_records
@@ -100,39 +100,6 @@ class CloudflareServerError(CloudflareError):
 
 class CloudflareConnectionError(CloudflareError):
     """No usable answer: connection refused, timeout, TLS or protocol error."""
-
-
-class TokenBucket:
-    """``rate`` requests per second with bursts of up to ``burst``; thread-safe. A caller
-    reserves its slot under the lock and sleeps outside it."""
-
-    def __init__(
-        self,
-        rate: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("a token bucket needs rate > 0 and burst >= 1")
-        self.rate = rate
-        self.burst = float(burst)
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = float(burst)
-        self._last = clock()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            self._tokens -= 1.0
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait > 0:
-            self._sleep(wait)
 
 
 def _error_items(body: Any) -> list[ErrorItem]:
