@@ -4,7 +4,7 @@ Run by hand, never by CI or the test suite:
 
     bash bench/setup.sh && python bench/run.py            # full run (1,000 and 10,000 domains)
     python bench/run.py --quick                           # smaller N, fewer runs (a few minutes)
-    python bench/run.py --only help,dkim                  # a subset: help, plan, dkim
+    python bench/run.py --only help,dkim                  # a subset: help, plan, dkim, dns
 
 Standard library only. penguinctl runs from this Python environment (the `penguinctl` console
 script when installed, else `python -m penguinctl` from the repository); octoDNS and ansible-core
@@ -678,6 +678,7 @@ def evaluate(results: dict, args) -> list[dict]:
                     "pass": r2 >= 0.8,
                 }
             )
+    targets += (results.get("dns") or {}).get("targets", [])
     return targets
 
 
@@ -803,6 +804,13 @@ def markdown(results: dict) -> str:
                 f"{ap['keys_per_s'] / d['limit_keys_per_s']:.2f}x |"
             )
         lines.append("")
+    if results.get("dns"):
+        import dns_rfc2136
+
+        if "summary" in results["dns"]:
+            lines.append(dns_rfc2136.markdown(results["dns"]))
+        if results["dns"].get("error"):
+            lines += [f"RFC 2136 benchmark error: {results['dns']['error'][:300]}", ""]
     lines += [
         "### Targets (product spec section 7)",
         "",
@@ -824,7 +832,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="smaller N (plan: 200 domains, DKIM: 100 keys), fewer runs",
     )
-    ap.add_argument("--only", default="help,plan,dkim", help="comma list of: help, plan, dkim")
+    ap.add_argument(
+        "--only", default="help,plan,dkim,dns", help="comma list of: help, plan, dkim, dns"
+    )
     ap.add_argument("--sizes", help="plan sizes, comma separated (default 1000,10000)")
     ap.add_argument(
         "--runs", type=int, help="plan runs per tool per size (default 5 at <=1k, 3 above)"
@@ -848,6 +858,11 @@ def main(argv: list[str] | None = None) -> int:
         help="duration of each single-core rate measurement",
     )
     ap.add_argument("--dkim-rate-runs", type=int, default=3)
+    ap.add_argument(
+        "--dns-zones", type=int, default=200, help="RFC 2136 benchmark: zones (6 RRsets each)"
+    )
+    ap.add_argument("--dns-runs", type=int, default=5, help="RFC 2136 benchmark: timed rounds")
+    ap.add_argument("--dns-warmup", type=int, default=1, help="RFC 2136 benchmark: untimed rounds")
     ap.add_argument(
         "--octodns-config",
         choices=("dynamic", "explicit"),
@@ -877,6 +892,8 @@ def main(argv: list[str] | None = None) -> int:
         args.dkim_runs = 1
         args.dkim_seconds = min(args.dkim_seconds, 4.0)
         args.dkim_rate_runs = 1
+        args.dns_runs = min(args.dns_runs, 3)
+        args.dns_warmup = 0
     else:
         sizes = [1000, 10000]
     if args.sizes:
@@ -913,6 +930,21 @@ def main(argv: list[str] | None = None) -> int:
             for n in sizes:
                 note_load(results, f"plan-{n}", args)
                 results["plan"][str(n)] = bench_size(args, tmp, n)
+        if "dns" in only:
+            import dns_rfc2136  # bench/dns_rfc2136.py: RFC 2136 publish into a local BIND
+
+            log("RFC 2136 publish into BIND")
+            note_load(results, "dns", args)
+            results["dns"] = dns_rfc2136.bench(
+                argparse.Namespace(
+                    zones=args.dns_zones,
+                    runs=args.dns_runs,
+                    warmup=args.dns_warmup,
+                    timeout=args.timeout,
+                    keep=args.keep,
+                ),
+                tmp,
+            )
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
