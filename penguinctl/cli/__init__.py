@@ -55,6 +55,7 @@ def build_app() -> typer.Typer:
         commands_dns,
         commands_domains,
         commands_get,
+        commands_server,
         commands_state,
     )
 
@@ -102,6 +103,7 @@ def build_app() -> typer.Typer:
     commands_dns.register(app)
     commands_dkim.register(app)
     commands_domains.register(app)
+    commands_server.register(app)
     return app
 
 
