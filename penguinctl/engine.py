@@ -34,6 +34,7 @@ from penguinctl.state.journal import PENDING
 from penguinctl.state.recording import audit_change, record_results
 
 MAX_BATCH = 500
+GATHER_SECONDS = 0.005  # wait this long for more finished batches before recording
 
 
 @dataclass
@@ -450,6 +451,10 @@ class Engine:
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                if pending and len(done) < len(pending):
+                    # gather what finishes within a few ms: one transaction records it all
+                    more, pending = wait(pending, timeout=GATHER_SECONDS)
+                    done |= more
                 finished = [(fut, *futures.pop(fut)) for fut in done]
                 for _, pname, _ in finished:
                     running[pname] -= 1

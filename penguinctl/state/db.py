@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
@@ -110,9 +112,37 @@ def migrate(engine: Engine) -> None:
         raise _unreachable(engine, exc) from None
 
 
+_REVISION = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*['\"]?([\w-]+|None)", re.M)
+
+
+def _head_from_files() -> str | None:
+    """The head revision read from the migration files' ``revision``/``down_revision`` lines:
+    cheap next to loading Alembic's script directory (this runs on every command)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = dict((k, v) for k, v in _REVISION.findall(path.read_text(encoding="utf-8")))
+        if "revision" in found:
+            revisions.add(found["revision"])
+            if found.get("down_revision") not in (None, "None"):
+                parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _stored_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def ensure_migrated(engine: Engine) -> None:
     """Migrate only when the schema is behind (one query on the fast path)."""
     try:
+        head = _head_from_files()
+        if head is not None and _stored_revision(engine) == head:
+            return
         if current_revision(engine) == head_revision():
             return
     except OperationalError as exc:
