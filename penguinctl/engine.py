@@ -155,8 +155,14 @@ class Engine:
         actual = dict(self.recorded)
         if not refresh:
             return actual
+        for name in {r.provider for r in self.desired.values()}:
+            if name.startswith("dns:") or name == "server:hostwinds":
+                self.providers.get(name)  # credentials resolve at plan time, not mid-apply
         by_provider: dict[str, list[ResourceKey]] = defaultdict(list)
-        for key in set(self.recorded) | set(self.desired):
+        # Only recorded resources are read: live data of one penguinctl never recorded would not
+        # change the plan (it is created, overwriting whatever is there), so a first apply of
+        # new zones reads nothing.
+        for key in self.recorded:
             name = (
                 self.desired[key].provider if key in self.desired else self.recorded_providers[key]
             )
