@@ -13,8 +13,9 @@
   names absolute, values sorted, the RRset's TTL) from one AXFR per zone (TSIG-signed); when the
   server refuses transfers it asks one query per (name, type) instead, and stops trying AXFR.
 - Only RRsets named by changes are touched: never the SOA, nor the apex NS. At the apex only
-  the SPF value of the TXT RRset is penguinctl's (``changes.owned_value``): other TXT values
-  there (site verification) are left in place, value by value, and not read as drift.
+  the SPF value of the TXT RRset is penguinctl's (``changes.owned_value``): an update deletes
+  the SPF values the change's ``before`` holds and adds the new ones, RR by RR; other TXT values
+  there (site verification) are never touched and not read as drift.
 
 TSIG algorithms: ``hmac-md5``, ``hmac-sha1``, ``hmac-sha224``, ``hmac-sha256``, ``hmac-sha384``,
 ``hmac-sha512`` (any case, trailing dot allowed). The secret (base64) never appears in a message.
@@ -22,6 +23,7 @@ TSIG algorithms: ``hmac-md5``, ``hmac-sha1``, ``hmac-sha224``, ``hmac-sha256``, 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import time
@@ -76,7 +78,8 @@ _HINTS = {
     "SERVFAIL": "the server could not apply it: check its log (zone loaded? journal writable?)",
 }
 _T = TypeVar("_T")
-_Op = tuple[Action, dns.name.Name, str, int, list[dns.rdata.Rdata]]
+# (action, owner, type, ttl, new rdatas, old rdatas: only for the apex TXT, set value by value)
+_Op = tuple[Action, dns.name.Name, str, int, list[dns.rdata.Rdata], list[dns.rdata.Rdata]]
 _Item = tuple[ResourceKey, str, str]  # (key, relative name, type)
 
 
@@ -221,8 +224,14 @@ class Rfc2136Provider(Provider):
             raise ProviderError(f"{change.key}: not a valid DNS name or type ({exc})") from None
         if rdtype == dns.rdatatype.SOA or (rdtype == dns.rdatatype.NS and owner == origin):
             raise ProviderError(f"{change.key}: penguinctl never changes the SOA or apex NS")
+        old: list[dns.rdata.Rdata] = []
+        if rdtype == dns.rdatatype.TXT and owner == origin:  # shared: only our values go
+            for value in (change.before or {}).get("values") or []:
+                if owned_value("@", "TXT", str(value)):
+                    with contextlib.suppress(dns.exception.DNSException, ValueError):
+                        old.append(_rdata(rdtype, str(value), origin))
         if change.action is Action.DELETE:
-            return zone, (change.action, owner, rtype, 0, [])
+            return zone, (change.action, owner, rtype, 0, [], old)
         values, ttl = rc.values, rc.ttl
         rdatas: list[dns.rdata.Rdata] = []
         for value in values:
@@ -232,7 +241,7 @@ class Rfc2136Provider(Provider):
                 raise ProviderError(
                     f"{change.key}: {value!r} is not valid {rtype} data ({exc})"
                 ) from None
-        return zone, (change.action, owner, rtype, ttl, rdatas)
+        return zone, (change.action, owner, rtype, ttl, rdatas, old)
 
     def apply_batch(self, changes: Sequence[Change]) -> list[ChangeResult]:
         by_zone: dict[str, list[_Op]] = defaultdict(list)
@@ -247,7 +256,9 @@ class Rfc2136Provider(Provider):
             size = 0
             for op in ops:
                 op_size = (
-                    64 + len(op[1].to_wire() or b"") + sum(len(r.to_wire() or b"") for r in op[4])
+                    64
+                    + len(op[1].to_wire() or b"")
+                    + sum(len(r.to_wire() or b"") for r in op[4] + op[5])
                 )
                 if message and size + op_size > MAX_MESSAGE:
                     self._update(zone, message, cname_gone)
@@ -269,12 +280,12 @@ class Rfc2136Provider(Provider):
             if owner not in cname_gone:
                 msg.absent(owner, "CNAME")
         origin = dns.name.from_text(zone)
-        for action, owner, rtype, ttl, rdatas in ops:
-            if rtype == "TXT" and owner == origin:  # shared with foreign values: only SPF is ours
-                live = self._retrying(zone, "query", lambda: self._query(zone, origin, "TXT"))
-                for rd in live or []:
-                    value = b"".join(rd.strings).decode("utf-8", errors="replace")
-                    if owned_value("@", "TXT", value) and rd not in rdatas:
+        for action, owner, rtype, ttl, rdatas, old in ops:
+            if rtype == "TXT" and owner == origin:
+                # shared with foreign values (site verification): remove the values penguinctl
+                # published before (the change's "before"), add the new ones; nothing else
+                for rd in old:
+                    if rd not in rdatas:
                         msg.delete(owner, rd)
                 for rd in rdatas:
                     msg.add(owner, ttl, rd)
@@ -286,7 +297,7 @@ class Rfc2136Provider(Provider):
         resp = self._retrying(zone, "update", lambda: self._exchange(msg))
         if resp.rcode() != dns.rcode.NOERROR:
             raise self._fail(zone, "update", resp.rcode())
-        for action, owner, rtype, _ttl, rdatas in ops:
+        for action, owner, rtype, _ttl, rdatas, _old in ops:
             if action is Action.DELETE or rtype != "CNAME":
                 continue
             live = self._retrying(zone, "query", lambda o=owner: self._query(zone, o, "CNAME"))
