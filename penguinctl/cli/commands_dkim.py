@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -147,8 +149,10 @@ def rotate(
     ):
         rotator.start_run(tenants)
         try:
-            for dk in found:
-                outcomes += rotator.advance(dk.domain, start=not all_due, start_if_due=all_due)
+            with _progress(app, len(found)) as advance:
+                for dk in found:
+                    outcomes += rotator.advance(dk.domain, start=not all_due, start_if_due=all_due)
+                    advance()
         finally:
             rotator.finish_run(outcomes)
 
@@ -177,3 +181,19 @@ def rotate(
             raise PartialApply(msg, hint=hint)
         raise ProviderError(msg, hint=hint)
     return 0
+
+
+@contextmanager
+def _progress(app, total: int) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr for long runs in a terminal; a no-op otherwise."""
+    if app.machine or total < 20 or not app.err.is_terminal:
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "rotating", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=app.err,
+        transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("rotate", total=total)
+        yield lambda: bar.advance(task)
