@@ -242,3 +242,20 @@ def test_spf_over_ten_lookups_through_includes_is_invalid():
     Verifier(StubResolver())._content(check, exp)
     assert check.status == "invalid"
     assert "lookups" in check.detail and "10" in check.detail
+
+
+def test_zonefile_zones_without_name_servers_fail_fast(tmp_path, monkeypatch, capsys, state_url):
+    """The default zonefile provider names only .invalid servers: verify says what to pass
+    instead of waiting on resolver timeouts."""
+    from clitools import QUICKSTART
+
+    monkeypatch.setenv("PENGUINCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PENGUINCTL_STATE", state_url)
+    assert run_inprocess(capsys, "apply", "-f", QUICKSTART, "--yes").code == 0
+    started = time.monotonic()
+    res = run_inprocess(capsys, "dns", "verify", "--all", "--no-fcrdns", "-o", "json")
+    assert res.code == 5
+    assert time.monotonic() - started < 5
+    for domain in res.json()["domains"]:
+        (check,) = domain["checks"]
+        assert check["status"] == "error" and "--nameserver" in check["detail"]

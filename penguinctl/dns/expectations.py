@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from penguinctl.dns.query import Nameserver, Resolver
@@ -34,6 +35,21 @@ def _servers_of(
             return [Nameserver.parse(text)], ""
         except UsageError as exc:
             return [], exc.message
+    if provider and provider.get("type") == "zonefile":
+        # the zone's servers are whatever serves these files: the provider's `nameservers`
+        names = [n for n in provider.get("nameservers") or [] if not n.endswith(".invalid")]
+        if not names:
+            return [], (
+                f"the zonefile provider of {zone} names no real name servers "
+                "(pass --nameserver HOST[:PORT], or set `nameservers` in the DnsProvider)"
+            )
+        found = []
+        for name in names:
+            addrs, _ = resolver.addresses(name)
+            found.extend(Nameserver(a, 53, name.rstrip(".")) for a in addrs)
+        if found:
+            return sorted(set(found)), ""
+        return [], f"none of {', '.join(names)} resolves through {resolver.described}"
     found = resolver.nameservers(zone)
     if found:
         return found, ""
@@ -73,13 +89,22 @@ def build_expectations(
     for row in by_kind["dkim"]:
         selectors[row.data["domain"]].append(row.data["selector"])
 
+    def provider_of(row) -> dict[str, Any] | None:
+        dns = row.data["dns"]
+        return providers.get((row.tenant, dns)) or providers.get(("", dns))
+
+    # finding the servers may take resolver round trips: all domains at once
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(wanted)))) as pool:
+        found = list(
+            pool.map(
+                lambda n: _servers_of(n, provider_of(domain_rows[n]), resolver, override), wanted
+            )
+        )
     out: list[Expectation] = []
-    for name in wanted:
+    for name, (ns, problem) in zip(wanted, found, strict=True):
         row = domain_rows[name]
         data = row.data
         server = servers.get((row.tenant, data["server"])) or servers.get(("", data["server"]))
-        provider = providers.get((row.tenant, data["dns"])) or providers.get(("", data["dns"]))
-        ns, problem = _servers_of(name, provider, resolver, override)
         keys: dict[str, str | None] = {}
         for selector in selectors.get(name, []):
             fields = secrets.get(secret_path(name, selector))
