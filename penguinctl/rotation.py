@@ -165,10 +165,24 @@ class Outcome:
 DnsCheck = Callable[[DomainKeys, Record, ResourceKey], tuple[bool, str]]
 
 
+def _rows(db, domains: Sequence[str] | None) -> list[Any]:
+    """Resource rows a rotation needs: everything, or (for a few domains) only their domain,
+    key and record rows plus the servers and DNS providers."""
+    with session_scope(db) as session:
+        if domains is None or len(domains) > 20:
+            return repo.list_resources(session)
+        rows = repo.list_resources(session, kind="server")
+        rows += repo.list_resources(session, kind="dnsprovider")
+        for domain in domains:
+            rows += repo.list_resources(session, kind="domain", name=domain)
+            rows += repo.list_resources_prefixed(session, kind="dkim", prefix=f"{domain}/")
+            rows += repo.list_resources_prefixed(session, kind="dnsrecord", prefix=f"{domain}/")
+        return rows
+
+
 def load(db, domains: Sequence[str] | None) -> list[DomainKeys]:
     """The recorded keys of ``domains`` (every recorded domain when None)."""
-    with session_scope(db) as session:
-        rows = repo.list_resources(session)
+    rows = _rows(db, domains)
     by_kind: dict[str, list[Any]] = {}
     for row in rows:
         by_kind.setdefault(row.kind, []).append(row)
@@ -265,14 +279,20 @@ class Rotator:
 
     # -- driving ---------------------------------------------------------------------------------
     def advance(
-        self, domain: str, *, start: bool = False, start_if_due: bool = False
+        self,
+        domain: str,
+        *,
+        start: bool = False,
+        start_if_due: bool = False,
+        loaded: DomainKeys | None = None,
     ) -> list[Outcome]:
         """Do every step of ``domain`` that is due; ``start`` begins a rotation now (unless one
-        is in progress), ``start_if_due`` when the active key is older than ``rotate_every``."""
+        is in progress), ``start_if_due`` when the active key is older than ``rotate_every``.
+        ``loaded`` is the domain as just loaded (saves a query when nothing is due)."""
         outcomes: list[Outcome] = []
         tried: set[tuple[str, str | None]] = set()
-        for _ in range(MAX_STEPS):
-            (dk,) = load(self.db, [domain])
+        for i in range(MAX_STEPS):
+            (dk,) = [loaded] if (i == 0 and loaded is not None) else load(self.db, [domain])
             now = self.now()
             todo = [s for s in steps(dk) if (s.action, s.selector) not in tried]
             step: Step | None = None

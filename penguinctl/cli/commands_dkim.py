@@ -151,7 +151,9 @@ def rotate(
         try:
             with _progress(app, len(found)) as advance:
                 for dk in found:
-                    outcomes += rotator.advance(dk.domain, start=not all_due, start_if_due=all_due)
+                    outcomes += rotator.advance(
+                        dk.domain, start=not all_due, start_if_due=all_due, loaded=dk
+                    )
                     advance()
         finally:
             rotator.finish_run(outcomes)

@@ -138,6 +138,14 @@ def list_resources(
     return list(session.exec(stmt.order_by(ResourceRow.tenant, ResourceRow.kind, ResourceRow.name)))
 
 
+def list_resources_prefixed(session: Session, *, kind: str, prefix: str) -> list[ResourceRow]:
+    """Rows of ``kind`` whose name starts with ``prefix`` (a domain's keys or records)."""
+    stmt = select(ResourceRow).where(
+        ResourceRow.kind == kind, col(ResourceRow.name).startswith(prefix, autoescape=True)
+    )
+    return list(session.exec(stmt.order_by(ResourceRow.tenant, ResourceRow.name)))
+
+
 def start_run(
     session: Session,
     *,
