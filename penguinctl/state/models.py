@@ -82,3 +82,17 @@ class LockRow(SQLModel, table=True):
     host: str
     pid: int
     acquired_at: datetime = _ts(nullable=False)
+
+
+class HostKeyRow(SQLModel, table=True):
+    """An SSH host key pinned on first contact with ``host:port`` (not per tenant: a server's
+    key is a fact about the machine). Replaced only after a deliberate ``forget``."""
+
+    __tablename__ = "host_keys"
+
+    host: str = Field(primary_key=True)
+    port: int = Field(primary_key=True)
+    key_type: str
+    key_b64: str
+    fingerprint: str
+    first_seen: datetime = _ts(nullable=False)
