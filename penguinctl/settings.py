@@ -4,6 +4,8 @@
 - XDG defaults: config in ``$XDG_CONFIG_HOME/penguinctl``, data in ``$XDG_DATA_HOME/penguinctl``.
 - ``PENGUINCTL_STATE``: SQLAlchemy URL of the state store; default a SQLite file in the data dir.
 - ``PENGUINCTL_MASTER_KEY``: keystore key (urlsafe base64, 32 bytes); default a 0600 key file.
+- ``PENGUINCTL_SECRETS``: the secrets backend, ``keystore`` (default) or ``vault`` (configured by
+  the ``VAULT_*`` variables, see ``penguinctl.providers.secrets.vault``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+SECRETS_BACKENDS = ("keystore", "vault")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -20,6 +24,7 @@ class Settings:
     data_dir: Path
     state_url: str
     master_key: str | None  # from the environment; None means use the key file
+    secrets_backend: str = "keystore"  # keystore | vault
 
     @property
     def keystore_dir(self) -> Path:
@@ -55,9 +60,18 @@ def load_settings(
         config_dir = Path(env.get("XDG_CONFIG_HOME") or user_home / ".config") / "penguinctl"
         data_dir = Path(env.get("XDG_DATA_HOME") or user_home / ".local" / "share") / "penguinctl"
     url = state_url or env.get("PENGUINCTL_STATE") or f"sqlite:///{data_dir / 'state.db'}"
+    backend = (env.get("PENGUINCTL_SECRETS") or "keystore").strip().lower()
+    if backend not in SECRETS_BACKENDS:
+        from penguinctl.errors import ConfigError
+
+        raise ConfigError(
+            f"PENGUINCTL_SECRETS={backend!r} is not a secrets backend",
+            hint="use keystore (the default) or vault",
+        )
     return Settings(
         config_dir=config_dir,
         data_dir=data_dir,
         state_url=url,
         master_key=env.get("PENGUINCTL_MASTER_KEY") or None,
+        secrets_backend=backend,
     )

@@ -55,6 +55,7 @@ def build_app() -> typer.Typer:
         commands_dns,
         commands_domains,
         commands_get,
+        commands_secrets,
         commands_server,
         commands_state,
     )
@@ -104,6 +105,7 @@ def build_app() -> typer.Typer:
     commands_dkim.register(app)
     commands_domains.register(app)
     commands_server.register(app)
+    commands_secrets.register(app)
     return app
 
 

@@ -196,3 +196,9 @@ def prices(ctx: typer.Context) -> None:
         table(console, list(keys), [[r[k] for k in keys] for r in rows])
 
     app.emit(rows, text)
+
+
+# `server exec` and `server trust-hostkey` live in their own module and hang off `server_app`.
+from penguinctl.cli import commands_remote as _remote  # noqa: E402
+
+__all__ = ["_remote", "hostwinds_app", "register", "server_app"]

@@ -80,15 +80,27 @@ class AppContext:
 
     # -- secrets ------------------------------------------------------------------------------
     def secrets(self):
+        """The configured secrets backend (``PENGUINCTL_SECRETS``: keystore or vault)."""
         if self._secrets is None:
-            from penguinctl.providers.secrets.keystore import KeystoreBackend
+            if self.settings.secrets_backend == "vault":
+                from penguinctl.providers.secrets.vault import VaultBackend
 
-            self._secrets = KeystoreBackend(
-                self.settings.keystore_dir,
-                key_file=self.settings.master_key_file,
-                master_key=self.settings.master_key,
-            )
+                self._secrets = VaultBackend.from_env(self.env)
+            else:
+                self._secrets = self.keystore()
         return self._secrets
+
+    def keystore(self):
+        """The embedded keystore, whatever the configured backend (``secrets migrate`` reads it)."""
+        from penguinctl.providers.secrets.keystore import KeystoreBackend
+
+        if isinstance(self._secrets, KeystoreBackend):
+            return self._secrets
+        return KeystoreBackend(
+            self.settings.keystore_dir,
+            key_file=self.settings.master_key_file,
+            master_key=self.settings.master_key,
+        )
 
     def close(self) -> None:
         if self._db is not None:

@@ -1,5 +1,9 @@
 """Resolve secret references (``env:``, ``file:``, ``keystore:``, ``vault:``) at apply time.
 
+``keystore:NAME`` reads field ``value`` of NAME in the configured secrets backend (the keystore,
+or Vault under penguinctl's prefix after ``secrets migrate``). ``vault:PATH#KEY`` reads field KEY
+of PATH relative to the Vault KV v2 mount (``vault:dns/tsig#secret``), always from Vault.
+
 Resolved values are returned as ``SecretValue`` and never stored: specs, plans and the state store
 keep only the reference text. Errors name the reference, never a value.
 """
@@ -60,7 +64,26 @@ def resolve(
                 hint=f"store it in the keystore at {ref.path}, field '{KEYSTORE_FIELD}'",
             )
         return fields[KEYSTORE_FIELD]
-    raise SecretError(
-        f"secret {ref}: the Vault backend is not configured in this version",
-        hint="use env:, file: or keystore: references for now",
-    )
+    return _resolve_vault(ref, secrets=secrets, env=env)
+
+
+def _resolve_vault(
+    ref: SecretRef, *, secrets: SecretsBackend | None, env: Mapping[str, str]
+) -> SecretValue:
+    """``vault:PATH#KEY``: field KEY of the KV v2 secret PATH, relative to the mount (not to
+    penguinctl's prefix): ``vault:dns/tsig#secret`` is ``secret/data/dns/tsig``. Read through
+    the configured Vault backend, or one built from the ``VAULT_*`` variables."""
+    from penguinctl.providers.secrets.vault import VaultBackend
+
+    try:
+        vault = secrets if isinstance(secrets, VaultBackend) else VaultBackend.from_env(env)
+        fields = vault.read_mount_path(ref.path)
+    except SecretError as exc:
+        raise SecretError(f"secret {ref}: {exc.message}", hint=exc.hint) from None
+    if fields is None or ref.key not in fields:
+        what = "has no field " + repr(ref.key) if fields is not None else "does not exist"
+        raise SecretError(
+            f"secret {ref}: Vault secret {vault.mount}/data/{ref.path.strip('/')} {what}",
+            hint="write it with `vault kv put` (the path is relative to the KV mount)",
+        )
+    return fields[ref.key]

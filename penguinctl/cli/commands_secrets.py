@@ -1,0 +1,374 @@
+"""`secrets list [PREFIX] / get PATH [--reveal] / put PATH / migrate --to vault [--verify]`.
+
+Works on the configured secrets backend (``PENGUINCTL_SECRETS``). Every read and write through
+these commands is recorded in the audit log (action, path, actor, result, field names); values
+never reach the audit log, the state store or the output unless ``get --reveal`` prints them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+MASK = "******"
+
+secrets_app = typer.Typer(
+    help="List, read (masked), write and migrate secrets.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(secrets_app, name="secrets")
+
+
+def _audit(app: Any, events: list[dict[str, Any]]) -> None:
+    """Append audit events ``{action, path, result, details?}`` (never values)."""
+    from penguinctl.state import audit
+    from penguinctl.state.db import session_scope
+
+    actor = app.actor()
+    backend = app.settings.secrets_backend
+    rows = [
+        {
+            "actor": actor,
+            "tenant": "",
+            "action": e["action"],
+            "resource": f"secret/{e['path']}" if e["path"] else "secret",
+            "result": e["result"],
+            "details": {"backend": e.get("backend", backend), **(e.get("details") or {})},
+        }
+        for e in events
+    ]
+    with session_scope(app.db) as session:
+        audit.record_many(session, rows)
+
+
+def _audited(app: Any, action: str, path: str, fn, details: dict[str, Any] | None = None):
+    """Run ``fn()`` and audit it; a failure is audited with result ``error`` and re-raised."""
+    try:
+        result = fn()
+    except Exception as exc:
+        from penguinctl.errors import PenguinError
+
+        reason = exc.message if isinstance(exc, PenguinError) else type(exc).__name__
+        _audit(
+            app,
+            [
+                {
+                    "action": action,
+                    "path": path,
+                    "result": "error",
+                    "details": {**(details or {}), "error": reason},
+                }
+            ],
+        )
+        raise
+    return result
+
+
+def parse_fields(text: str, *, source: str) -> dict[str, str]:
+    """Secret fields from a JSON object or ``KEY=VALUE`` lines (``#`` comments, blank lines).
+
+    Errors name the line number or key, never a value."""
+    from penguinctl.errors import UsageError
+
+    stripped = text.strip()
+    if not stripped:
+        raise UsageError(f"{source}: no fields given", hint="give KEY=VALUE lines or a JSON object")
+    if stripped.startswith("{"):
+        import json
+
+        try:
+            doc = json.loads(stripped)
+        except ValueError as exc:
+            raise UsageError(
+                f"{source}: not a valid JSON object (line {getattr(exc, 'lineno', '?')})"
+            ) from None
+        if not isinstance(doc, dict) or not doc:
+            raise UsageError(f"{source}: the JSON must be a non-empty object of fields")
+        fields: dict[str, str] = {}
+        for key, value in doc.items():
+            if not isinstance(value, str | int | float | bool):
+                raise UsageError(f"{source}: field {key!r} must be a string")
+            fields[str(key)] = value if isinstance(value, str) else str(value)
+        return fields
+    fields = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"{source}:{number}: expected KEY=VALUE")
+        if key in fields:
+            raise UsageError(f"{source}:{number}: field {key!r} given twice")
+        fields[key] = value
+    return fields
+
+
+@secrets_app.command("list")
+def list_(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only paths starting with this.")] = "",
+) -> None:
+    """Secret paths in the configured backend (names only)."""
+    app = ctx.obj
+    backend = app.secrets()
+    paths = _audited(app, "secret.list", prefix, lambda: backend.list(prefix))
+    _audit(
+        app,
+        [
+            {
+                "action": "secret.list",
+                "path": prefix,
+                "result": "ok",
+                "details": {"count": len(paths)},
+            }
+        ],
+    )
+
+    def text(console) -> None:
+        from rich.markup import escape
+
+        for p in paths:
+            console.print(escape(p))
+        if not paths:
+            console.print(f"No secrets under {escape(prefix or '/')} in the {backend.name}.")
+
+    app.emit({"backend": backend.name, "prefix": prefix, "paths": paths}, text)
+
+
+@secrets_app.command("get")
+def get(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="Secret path, e.g. providers/cloudflare.")],
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="Print the values (audited as secret.reveal).")
+    ] = False,
+) -> None:
+    """Show a secret's fields, values masked unless --reveal."""
+    from penguinctl.errors import NotFound
+
+    app = ctx.obj
+    backend = app.secrets()
+    action = "secret.reveal" if reveal else "secret.read"
+    fields = _audited(app, action, path, lambda: backend.get(path))
+    meta_fn = getattr(backend, "meta", None)
+    meta = _audited(app, action, path, lambda: meta_fn(path)) if fields and meta_fn else None
+    _audit(
+        app,
+        [
+            {
+                "action": action,
+                "path": path,
+                "result": "ok" if fields is not None else "missing",
+                "details": {"fields": sorted(fields or {})},
+            }
+        ],
+    )
+    if fields is None:
+        raise NotFound(
+            f"secret {path} is not in the {backend.name}",
+            hint="see `penguinctl secrets list`",
+        )
+    shown = {k: (v.reveal() if reveal else MASK) for k, v in sorted(fields.items())}
+    data: dict[str, Any] = {"backend": backend.name, "path": path, "fields": shown}
+    if meta is not None:
+        data.update(version=meta.version, created_at=meta.created_at, updated_at=meta.updated_at)
+
+    def text(console) -> None:
+        from rich.markup import escape
+
+        head = f"{path} ({backend.name}"
+        head += f", version {meta.version})" if meta is not None else ")"
+        console.print(escape(head))
+        for k, v in shown.items():
+            console.print(f"  {escape(k)}: {escape(v)}", soft_wrap=True)
+
+    app.emit(data, text)
+
+
+@secrets_app.command("put")
+def put(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="Secret path, e.g. providers/cloudflare.")],
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="Read the fields from this file instead of stdin."),
+    ] = None,
+) -> None:
+    """Write a new version of a secret. Fields come from --file or stdin, as KEY=VALUE lines or
+    a JSON object; never from the command line (it would land in shell history)."""
+    from penguinctl.errors import UsageError
+
+    app = ctx.obj
+    if file is not None:
+        try:
+            text_in = file.read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror or type(exc).__name__}") from None
+        source = str(file)
+    else:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError(
+                "no fields: pipe KEY=VALUE lines or a JSON object on stdin, or pass --file",
+                hint=f"e.g. printf 'api_token=%s\\n' \"$TOKEN\" | penguinctl secrets put {path}",
+            )
+        text_in = sys.stdin.read()
+        source = "stdin"
+    fields = parse_fields(text_in, source=source)
+    backend = app.secrets()
+    details = {"fields": sorted(fields)}
+    meta = _audited(app, "secret.write", path, lambda: backend.put(path, fields), details)
+    _audit(
+        app,
+        [
+            {
+                "action": "secret.write",
+                "path": path,
+                "result": "ok",
+                "details": {**details, "version": meta.version},
+            }
+        ],
+    )
+    data = {
+        "backend": backend.name,
+        "path": path,
+        "version": meta.version,
+        "fields": sorted(fields),
+    }
+    app.emit(
+        data,
+        lambda console: console.print(
+            f"Wrote {len(fields)} field(s) to {path} ({backend.name}, version {meta.version})."
+        ),
+    )
+
+
+def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    if a is None or b is None:
+        return False
+    return {k: v.reveal() for k, v in a.items()} == {k: v.reveal() for k, v in b.items()}
+
+
+@secrets_app.command("migrate")
+def migrate(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Target backend: vault.")],
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify", help="After copying, re-read every secret in Vault and compare it."
+        ),
+    ] = False,
+) -> int:
+    """Copy every keystore secret to Vault. Each copy is read back and compared; an identical
+    copy already in Vault is skipped, so the command can be re-run safely."""
+    from penguinctl.errors import SecretError, UsageError
+    from penguinctl.providers.secrets.vault import VaultBackend
+
+    app = ctx.obj
+    if to != "vault":
+        raise UsageError(f"--to {to!r}: only 'vault' is supported")
+    source = app.keystore()
+    target = app.secrets()
+    if not isinstance(target, VaultBackend):
+        target = VaultBackend.from_env(app.env)
+    paths = source.list()
+    counts = {"total": len(paths), "copied": 0, "skipped": 0, "verified": 0, "failed": 0}
+    failed: list[str] = []
+    events: list[dict[str, Any]] = []
+    try:
+        with _progress(app, len(paths)) as advance:
+            for path in paths:
+                fields = source.get(path)
+                if fields is None:  # removed meanwhile
+                    advance()
+                    continue
+                if _same(target.get(path), fields):
+                    counts["skipped"] += 1
+                    result = "skipped"
+                else:
+                    target.put(path, {k: v.reveal() for k, v in fields.items()})
+                    if _same(target.get(path), fields):
+                        counts["copied"] += 1
+                        result = "copied"
+                    else:
+                        counts["failed"] += 1
+                        failed.append(path)
+                        result = "error"
+                events.append(
+                    {
+                        "action": "secret.migrate",
+                        "path": path,
+                        "result": result,
+                        "backend": "vault",
+                        "details": {"from": "keystore", "fields": sorted(fields)},
+                    }
+                )
+                advance()
+        if verify:
+            for path in paths:
+                if path in failed:
+                    continue
+                if _same(target.get(path), source.get(path)):
+                    counts["verified"] += 1
+                else:
+                    counts["failed"] += 1
+                    failed.append(path)
+                    events.append(
+                        {
+                            "action": "secret.migrate.verify",
+                            "path": path,
+                            "result": "error",
+                            "backend": "vault",
+                        }
+                    )
+    finally:
+        _audit(app, events)
+    data = {"to": "vault", "counts": counts, "failed": failed}
+
+    def text(console) -> None:
+        from rich.markup import escape
+
+        line = (
+            f"{counts['total']} secret(s): {counts['copied']} copied, "
+            f"{counts['skipped']} already in Vault"
+        )
+        if verify:
+            line += f", {counts['verified']} verified"
+        console.print(line + (f", [red]{counts['failed']} failed[/]" if failed else "."))
+        for p in failed:
+            console.print(f"[red]failed[/] {escape(p)}")
+
+    app.emit(data, text)
+    if failed:
+        raise SecretError(
+            f"{len(failed)} secret(s) did not read back identically from Vault: {failed[0]}"
+            + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""),
+            hint="re-run `penguinctl secrets migrate --to vault`; identical copies are skipped",
+        )
+    return 0
+
+
+def _progress(app: Any, total: int):
+    """A context manager yielding ``advance()``; a bar on a terminal in text mode only."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def bar():
+        if app.machine or total < 20 or not app.err.is_terminal:
+            yield lambda: None
+            return
+        from rich.progress import Progress
+
+        with Progress(console=app.err, transient=True) as progress:
+            task = progress.add_task("Migrating secrets", total=total)
+            yield lambda: progress.advance(task)
+
+    return bar()
