@@ -112,6 +112,9 @@ def build_app() -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
+    from penguinctl.masking import install
+
+    install()
     try:
         app = build_app()
         rv = app(args=args, prog_name="penguinctl", standalone_mode=False)
@@ -135,5 +138,7 @@ def main(argv: list[str] | None = None) -> None:
             log_dir = load_settings().log_dir
         except Exception:
             pass
-        sys.exit(handle(exc, debug=debug, log_dir=log_dir))
+        from penguinctl.masking import mask
+
+        sys.exit(handle(exc, debug=debug, log_dir=log_dir, mask=mask))
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -16,8 +16,8 @@ from pathlib import Path
 from penguinctl.errors import ExitCode, PenguinError, SpecError
 
 
-def _write_debug_log(exc: BaseException, log_dir: Path | None) -> Path:
-    text = "".join(traceback.format_exception(exc))
+def _write_debug_log(exc: BaseException, log_dir: Path | None, mask=lambda s: s) -> Path:
+    text = mask("".join(traceback.format_exception(exc)))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     for directory in (log_dir, Path(tempfile.gettempdir())):
         if directory is None:
@@ -39,7 +39,7 @@ def handle(exc: BaseException, *, debug: bool, log_dir: Path | None, mask=lambda
         print("error: interrupted", file=err)
         return ExitCode.INTERRUPTED
     if debug:
-        traceback.print_exception(exc, file=err)
+        print(mask("".join(traceback.format_exception(exc))), file=err, end="")
     if isinstance(exc, SpecError):
         for issue in exc.issues:
             print(f"error: {mask(str(issue))}", file=err)
@@ -51,7 +51,7 @@ def handle(exc: BaseException, *, debug: bool, log_dir: Path | None, mask=lambda
             line += f" -- {mask(exc.hint)}"
         print(line, file=err)
         return exc.exit_code
-    path = _write_debug_log(exc, log_dir)
+    path = _write_debug_log(exc, log_dir, mask)
     summary = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     print(f"error: unexpected failure: {mask(summary)}", file=err)
     print(f"debug log: {path} (re-run with --debug for the traceback)", file=err)

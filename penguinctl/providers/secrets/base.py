@@ -23,6 +23,11 @@ class SecretValue:
         self._value = value
 
     def reveal(self) -> str:
+        """The value. It is registered with ``penguinctl.masking`` so that it is masked in log
+        records and error messages from now on."""
+        from penguinctl.masking import registry
+
+        registry().add(self._value)
         return self._value
 
     def __repr__(self) -> str:
