@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import dns_rfc2136 as base  # noqa: E402
-import run as runner  # noqa: E402
+import dns_rfc2136 as base
+import run as runner
 
 REPO = Path(__file__).resolve().parent.parent
 MAIL_ZONE = "agency-mail.example"  # the shared mail host mx.agency-mail.example lives here
@@ -67,7 +67,7 @@ def floor(server, expected: dict) -> dict:
                     got.append(rd.to_text())
         return sorted(got) == values
 
-    import dns.flags  # noqa: F401 - used in one()
+    import dns.flags
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=32) as pool:
@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             "git": base.git_state(),
         }
         res["ratio_vs_floor"] = res["penguinctl_wall_s"] / res["floor_wall_s"]
-        out = args.out or REPO / "bench" / "results" / f"{time.strftime('%Y-%m-%d')}-dns-verify.json"
+        out = (
+            args.out or REPO / "bench" / "results" / f"{time.strftime('%Y-%m-%d')}-dns-verify.json"
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=2))
         print(

@@ -33,6 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from fakes.loopback import LoopbackHttpDouble
+
 PREFIX = "/client/v4"
 TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "CAA")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -69,7 +71,9 @@ def _envelope(result: Any, errors: list[dict[str, Any]] | None = None) -> dict[s
     return {"success": not errors, "errors": errors or [], "messages": [], "result": result}
 
 
-class FakeCloudflare:
+class FakeCloudflare(LoopbackHttpDouble):
+    url_path = PREFIX
+
     def __init__(self, *, token: str, zones: tuple[str, ...] = (), max_per_page: int = 5) -> None:
         self.token = token
         self.max_per_page = max_per_page
@@ -80,24 +84,7 @@ class FakeCloudflare:
         self._lock = threading.RLock()
         for zone in zones:
             self.add_zone(zone)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{PREFIX}"
-
-    def __enter__(self) -> FakeCloudflare:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(_Handler)
 
     # -- test helpers ---------------------------------------------------------------------------
     def add_zone(self, name: str) -> str:

@@ -46,6 +46,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+from fakes.loopback import LoopbackHttpDouble
+
 PATH = "/cloud/api.php"
 READ_ACTIONS = frozenset(
     {
@@ -110,7 +112,9 @@ def _pool() -> itertools.chain[ipaddress.IPv4Address]:
     )
 
 
-class FakeHostwinds:
+class FakeHostwinds(LoopbackHttpDouble):
+    url_path = PATH
+
     def __init__(
         self,
         *,
@@ -140,24 +144,7 @@ class FakeHostwinds:
         self._invoices = itertools.count(510001)
         self._ips = _pool()
         self._lock = threading.RLock()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{PATH}"
-
-    def __enter__(self) -> FakeHostwinds:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(_Handler, _Server)
 
     # -- test helpers ---------------------------------------------------------------------------
     def inject(self, status: int | None, **kw: Any) -> None:

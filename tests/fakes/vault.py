@@ -39,6 +39,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from fakes.loopback import LoopbackHttpDouble
+
 Policy = list[tuple[str, set[str]]] | None
 
 
@@ -112,7 +114,7 @@ def _match(pattern: str, path: str) -> bool:
     return True
 
 
-class FakeVault:
+class FakeVault(LoopbackHttpDouble):
     def __init__(
         self,
         *,
@@ -131,24 +133,7 @@ class FakeVault:
         }
         self.requests: list[Seen] = []
         self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FakeVault:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(_Handler)
 
     # -- test helpers -------------------------------------------------------------------------
     def add_token(self, token: str, policy: Policy) -> None:
