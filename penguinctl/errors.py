@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Self
 
 
 class ExitCode(IntEnum):
@@ -42,6 +43,15 @@ class PenguinError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+    def in_context(self, prefix: str) -> Self:
+        """The same error (same class and fields) with ``prefix`` before its message, e.g. the
+        provider and zone a client error happened in."""
+        other = type(self).__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.message = prefix + self.message
+        other.args = (other.message,)
+        return other
 
 
 class UsageError(PenguinError):

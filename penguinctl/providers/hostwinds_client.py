@@ -102,18 +102,6 @@ class HostwindsError(ProviderError):
         self.code = code
         self.maybe_processed = maybe_processed
 
-    def in_context(self, prefix: str) -> HostwindsError:
-        """The same error (same class and fields) with ``prefix`` before its message."""
-        return type(self)(
-            prefix + self.message,
-            action=self.action,
-            status=self.status,
-            api_message=self.api_message,
-            code=self.code,
-            maybe_processed=self.maybe_processed,
-            hint=self.hint,
-        )
-
 
 class HostwindsAuthError(HostwindsError):
     """HTTP 401/403 or "Not Authorized!": wrong key, or a caller address not allow-listed."""

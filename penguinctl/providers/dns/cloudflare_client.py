@@ -70,17 +70,6 @@ class CloudflareError(ProviderError):
     def codes(self) -> list[int]:
         return [code for code, _ in self.errors if code is not None]
 
-    def in_context(self, prefix: str) -> CloudflareError:
-        """The same error (same class and fields) with ``prefix`` before its message."""
-        return type(self)(
-            prefix + self.message,
-            method=self.method,
-            path=self.path,
-            status=self.status,
-            errors=self.errors,
-            hint=self.hint,
-        )
-
 
 class CloudflareAuthError(CloudflareError):
     """401/403: the token is wrong, expired or lacks a permission."""
