@@ -227,6 +227,22 @@ class BindServer:
         """The TSIG key as a dnspython ``dns.tsig.Key`` (pass as ``keyring=``)."""
         return dns.tsig.Key(self.key_name, self.secret, self.algorithm + ".")
 
+    def spec_head(self, *, ip: str, hostname: str, ttl: int | None = None) -> str:
+        """Spec documents for tests: tenant ``acme``, an external server ``mx1`` (``ip``,
+        ``hostname``) and a DnsProvider ``bind`` sending TSIG-signed updates to this server, its
+        secret read from ``file:tsig.secret`` next to the spec (write ``self.secret`` there)."""
+        ttl_line = f"  ttl: {ttl}\n" if ttl is not None else ""
+        return (
+            "apiVersion: penguinctl/v1\nkind: Tenant\nmetadata: {name: acme}\n---\n"
+            "apiVersion: penguinctl/v1\nkind: Server\nmetadata: {name: mx1, tenant: acme}\n"
+            f"spec: {{provider: external, external: {{ips: [{ip}]}}, hostname: {hostname}}}\n"
+            "---\napiVersion: penguinctl/v1\nkind: DnsProvider\n"
+            "metadata: {name: bind, tenant: acme}\n"
+            f"spec:\n  type: rfc2136\n  server: {HOST}\n  port: {self.port}\n{ttl_line}"
+            f"  tsig: {{name: {self.key_name}, algorithm: {self.algorithm}, "
+            'secret: "file:tsig.secret"}\n'
+        )
+
     def query(self, name: str, rdtype: str) -> dns.message.Message:
         """A plain (unsigned, TCP) query to the server; returns the dnspython response."""
         return dns.query.tcp(dns.message.make_query(name, rdtype), HOST, timeout=5, port=self.port)

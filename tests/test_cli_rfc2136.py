@@ -12,26 +12,8 @@ from clitools import run_inprocess
 ZONES = ["alpha-mail.example", "beta-mail.example"]
 
 
-def _spec(port: int, key_name: str) -> str:
-    head = f"""\
-apiVersion: penguinctl/v1
-kind: Tenant
-metadata: {{name: acme}}
----
-apiVersion: penguinctl/v1
-kind: Server
-metadata: {{name: mx1, tenant: acme}}
-spec: {{provider: external, external: {{ips: [192.0.2.25]}}, hostname: mx.acme-infra.example}}
----
-apiVersion: penguinctl/v1
-kind: DnsProvider
-metadata: {{name: bind, tenant: acme}}
-spec:
-  type: rfc2136
-  server: 127.0.0.1
-  port: {port}
-  tsig: {{name: {key_name}, algorithm: hmac-sha256, secret: "file:tsig.secret"}}
-"""
+def _spec(bind: BindServer) -> str:
+    head = bind.spec_head(ip="192.0.2.25", hostname="mx.acme-infra.example")
     domains = "".join(
         f"""---
 apiVersion: penguinctl/v1
@@ -69,7 +51,7 @@ def _txt(bind, name: str) -> list[str]:
 
 def test_publish_drift_converge_destroy(tmp_path, bind, cli):
     spec = tmp_path / "spec.yaml"
-    spec.write_text(_spec(bind.port, bind.key_name))
+    spec.write_text(_spec(bind))
     (tmp_path / "tsig.secret").write_text(bind.secret + "\n")
 
     res = cli("apply", "-f", spec, "--yes", "-o", "json")
@@ -107,7 +89,7 @@ def test_publish_drift_converge_destroy(tmp_path, bind, cli):
 
 def test_wrong_tsig_secret_is_a_provider_error(tmp_path, bind, cli):
     spec = tmp_path / "spec.yaml"
-    spec.write_text(_spec(bind.port, bind.key_name))
+    spec.write_text(_spec(bind))
     (tmp_path / "tsig.secret").write_text("d3JvbmctYnV0LXZhbGlkLWJhc2U2NC1rZXktbWF0ZXJpYWw=\n")
     res = cli("apply", "-f", spec, "--yes")
     assert res.code in (5, 6), res.err

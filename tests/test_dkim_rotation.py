@@ -20,26 +20,10 @@ IP = "192.0.2.25"
 STEP = 2  # seconds: propagation, retire_after and remove_after in the spec
 
 
-def _spec(port: int, key_name: str, *, bits: int = 2048) -> str:
-    return f"""\
-apiVersion: penguinctl/v1
-kind: Tenant
-metadata: {{name: acme}}
----
-apiVersion: penguinctl/v1
-kind: Server
-metadata: {{name: mx1, tenant: acme}}
-spec: {{provider: external, external: {{ips: [{IP}]}}, hostname: mail.{ZONE}}}
----
-apiVersion: penguinctl/v1
-kind: DnsProvider
-metadata: {{name: bind, tenant: acme}}
-spec:
-  type: rfc2136
-  server: 127.0.0.1
-  port: {port}
-  ttl: 60
-  tsig: {{name: {key_name}, algorithm: hmac-sha256, secret: "file:tsig.secret"}}
+def _spec(bind: BindServer, *, bits: int = 2048) -> str:
+    return (
+        bind.spec_head(ip=IP, hostname=f"mail.{ZONE}", ttl=60)
+        + f"""\
 ---
 apiVersion: penguinctl/v1
 kind: Domain
@@ -51,6 +35,7 @@ spec:
   dkim: {{rotate_every: 14s, propagation: {STEP}s, retire_after: {STEP}s, remove_after: {STEP}s,
           bits: {bits}}}
 """
+    )
 
 
 @pytest.fixture
@@ -148,7 +133,7 @@ def _verify(cli, bind) -> dict:
 
 def test_rotation_through_every_phase(tmp_path, bind, cli):
     spec = tmp_path / "spec.yaml"
-    spec.write_text(_spec(bind.port, bind.key_name))
+    spec.write_text(_spec(bind))
     (tmp_path / "tsig.secret").write_text(bind.secret + "\n")
     assert cli("apply", "-f", spec, "--yes").code == 0
     old = "pm202611"
@@ -227,7 +212,7 @@ def test_publish_waits_until_the_servers_answer(tmp_path, bind, cli, monkeypatch
     """A server that does not answer the new record yet: the key stays generated, and the next
     run (when it does) resumes and publishes it; the signing key never changes meanwhile."""
     spec = tmp_path / "spec.yaml"
-    spec.write_text(_spec(bind.port, bind.key_name))
+    spec.write_text(_spec(bind))
     (tmp_path / "tsig.secret").write_text(bind.secret + "\n")
     assert cli("apply", "-f", spec, "--yes").code == 0
     # ask a second "server" that is not there: not visible everywhere, so not published
@@ -248,11 +233,11 @@ def test_publish_waits_until_the_servers_answer(tmp_path, bind, cli, monkeypatch
 
 def test_a_plan_never_drops_the_signing_key(tmp_path, bind, cli):
     spec = tmp_path / "spec.yaml"
-    spec.write_text(_spec(bind.port, bind.key_name))
+    spec.write_text(_spec(bind))
     (tmp_path / "tsig.secret").write_text(bind.secret + "\n")
     assert cli("apply", "-f", spec, "--yes").code == 0
     # A spec change to the key type applies to the next key, not the signing one.
-    spec.write_text(_spec(bind.port, bind.key_name, bits=3072))
+    spec.write_text(_spec(bind, bits=3072))
     plan = cli("plan", "-f", spec, "-o", "json")
     assert plan.code == 0
     assert not [c for c in plan.json()["changes"] if c["resource"].startswith("dkim/")]

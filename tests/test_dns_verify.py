@@ -21,26 +21,8 @@ REVERSE = "2.0.192.in-addr.arpa"
 IP = "192.0.2.25"
 
 
-def _spec(port: int, key_name: str) -> str:
-    head = f"""\
-apiVersion: penguinctl/v1
-kind: Tenant
-metadata: {{name: acme}}
----
-apiVersion: penguinctl/v1
-kind: Server
-metadata: {{name: mx1, tenant: acme}}
-spec: {{provider: external, external: {{ips: [{IP}]}}, hostname: mail.{ZONES[0]}}}
----
-apiVersion: penguinctl/v1
-kind: DnsProvider
-metadata: {{name: bind, tenant: acme}}
-spec:
-  type: rfc2136
-  server: 127.0.0.1
-  port: {port}
-  tsig: {{name: {key_name}, algorithm: hmac-sha256, secret: "file:tsig.secret"}}
-"""
+def _spec(bind: BindServer) -> str:
+    head = bind.spec_head(ip=IP, hostname=f"mail.{ZONES[0]}")
     return head + "".join(
         f"""---
 apiVersion: penguinctl/v1
@@ -76,7 +58,7 @@ def applied(tmp_path, bind, monkeypatch, capsys, state_url):
     monkeypatch.setenv("PENGUINCTL_TODAY", "2026-11-23")
     monkeypatch.chdir(tmp_path)
     spec = tmp_path / "spec.yaml"
-    spec.write_text(_spec(bind.port, bind.key_name))
+    spec.write_text(_spec(bind))
     (tmp_path / "tsig.secret").write_text(bind.secret + "\n")
 
     def cli(*args):
