@@ -125,11 +125,17 @@ class Engine:
         dns_configs.update(
             {k.name: r.data for k, r in self.desired.items() if k.kind == "dnsprovider"}
         )
+        servers = {k.name: d for k, d in self.recorded.items() if k.kind == "server"}
+        for key, res in self.desired.items():
+            if key.kind == "server":  # desired config, with outputs (IPs) from the record
+                servers[key.name] = {**servers.get(key.name, {}), **res.data}
         return Providers(
             secrets_factory=self._secrets_factory,
             dns_configs=dns_configs,
             env=self.env,
             journal_factory=self._journal,
+            server_configs=servers,
+            db=self.db,
         )
 
     def _journal(self, provider: str):

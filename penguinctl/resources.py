@@ -16,7 +16,16 @@ from typing import Any
 COMPUTED = "(known after apply)"
 
 # Kinds in the order they are applied (dependencies first). Deletes run in reverse.
-KIND_ORDER = ("tenant", "server", "dnsprovider", "domain", "mailbox", "dkim", "dnsrecord")
+KIND_ORDER = (
+    "tenant",
+    "server",
+    "dnsprovider",
+    "domain",
+    "dkim",
+    "mailstack",  # the mail stack on a server: installed once the domains' DKIM keys exist
+    "mailbox",
+    "dnsrecord",
+)
 # Kinds whose deletion always needs --force.
 PROTECTED_KINDS = frozenset({"server", "domain"})
 

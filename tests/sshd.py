@@ -11,6 +11,9 @@ free high port) and allows public keys only (``PasswordAuthentication no``,
 ``stop()``, ``new_host_key()``, ``start()`` restarts it with a different host key on the same
 address and port.
 
+``home`` makes that directory the sessions' ``$HOME`` and reads keys from its
+``.ssh/authorized_keys`` only (written once from ``authorized_keys``), so code that edits
+``~/.ssh/authorized_keys`` (bootstrap, key rotation) changes who can log in.
 ``path_prefix`` puts a directory first on the sessions' PATH (``SetEnv``), e.g. for a ``sudo``
 shim. A missing ``sshd`` or ``ssh-keygen`` fails the test under ``CI=true`` and skips it
 otherwise.
@@ -80,6 +83,7 @@ class SshServer:
         authorized_keys: Sequence[str],
         path_prefix: Path | None = None,
         host_key_type: str = "ed25519",
+        home: Path | None = None,
     ) -> None:
         if not address.startswith("127."):
             raise ValueError("tests only ever listen on loopback addresses")
@@ -88,6 +92,7 @@ class SshServer:
         self.authorized_keys = list(authorized_keys)
         self.path_prefix = path_prefix
         self.host_key_type = host_key_type
+        self.home = Path(home) if home is not None else None
         self.port = 0
         self.host_key_public = ""
         self.proc: subprocess.Popen[bytes] | None = None
@@ -116,7 +121,7 @@ class SshServer:
             "AddressFamily inet",
             f"HostKey {self.host_key_path}",
             f"PidFile {d / 'sshd.pid'}",
-            f"AuthorizedKeysFile {d / 'authorized_keys'}",
+            f"AuthorizedKeysFile {self.authorized_keys_path}",
             "PubkeyAuthentication yes",
             "PasswordAuthentication no",
             "KbdInteractiveAuthentication no",
@@ -131,17 +136,33 @@ class SshServer:
             "LogLevel VERBOSE",
             "Subsystem sftp internal-sftp",
         ]
+        env = []
         if self.path_prefix is not None:
-            lines.append(f"SetEnv PATH={self.path_prefix}:/usr/local/bin:/usr/bin:/bin:/usr/sbin")
+            env.append(f"PATH={self.path_prefix}:/usr/local/bin:/usr/bin:/bin:/usr/sbin")
+        if self.home is not None:
+            env.append(f"HOME={self.home}")
+        if env:
+            lines.append("SetEnv " + " ".join(env))
         return "\n".join(lines) + "\n"
+
+    @property
+    def authorized_keys_path(self) -> Path:
+        """With ``home``, the session user's own ``~/.ssh/authorized_keys`` (so a key penguinctl
+        installs or removes there takes effect); else a file in ``workdir``."""
+        if self.home is not None:
+            return self.home / ".ssh" / "authorized_keys"
+        return self.workdir / "authorized_keys"
 
     def _write(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.host_key_public:
             self.new_host_key()
-        (self.workdir / "authorized_keys").write_text(
-            "".join(k.strip() + "\n" for k in self.authorized_keys), encoding="ascii"
-        )
+        keys = self.authorized_keys_path
+        if self.home is None or not keys.exists():  # a home's file is the server's to change
+            keys.parent.mkdir(parents=True, exist_ok=True)
+            keys.write_text(
+                "".join(k.strip() + "\n" for k in self.authorized_keys), encoding="ascii"
+            )
         conf = self.workdir / "sshd_config"
         conf.write_text(self.config_text(), encoding="ascii")
         return conf

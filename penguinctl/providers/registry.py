@@ -22,11 +22,16 @@ class Providers:
         dns_configs: Mapping[str, dict[str, Any]],
         env: Mapping[str, str] | None = None,
         journal_factory=None,
+        server_configs: Mapping[str, dict[str, Any]] | None = None,
+        db=None,
     ) -> None:
         self._secrets_factory = secrets_factory
         self._env = dict(os.environ if env is None else env)
         self._dns_configs = dict(dns_configs)
         self._journal_factory = journal_factory  # provider name -> state.journal.Journal
+        # server name -> its data (desired over recorded): endpoints for SSH and the mail stack
+        self.server_configs: dict[str, dict[str, Any]] = dict(server_configs or {})
+        self.db = db  # the state store engine (SSH host keys are pinned there)
         self._cache: dict[str, Provider] = {}
 
     @property
