@@ -8,6 +8,7 @@ import dns.zone
 import pytest
 from clitools import QUICKSTART, run_inprocess
 from daemons import checkzone
+from secrets_backends import secrets_backend  # noqa: F401
 
 QUICKSTART_DOMAINS = ["acme-growth.example", "acme-mail.example", "acme-outreach.example"]
 
@@ -27,7 +28,7 @@ def cli(tmp_path, monkeypatch, capsys, state_url):
     return run
 
 
-def test_quickstart_applies_then_converges(cli):
+def test_quickstart_applies_then_converges(cli, secrets_backend):  # noqa: F811
     assert cli("init").code == 0
     first = cli("apply", "-f", QUICKSTART, "--yes", "-o", "json")
     assert first.code == 0, first.err
@@ -57,6 +58,10 @@ def test_quickstart_applies_then_converges(cli):
 
     plan = cli("plan", "-f", QUICKSTART, "--detailed-exitcode")
     assert plan.code == 0 and "No changes" in plan.out
+    # the DKIM private keys are in the configured backend (keystore or Vault), only there
+    assert secrets_backend.stored() == [f"domains/{d}/dkim/pm202611" for d in QUICKSTART_DOMAINS]
+    if secrets_backend.vault is not None:
+        assert not (cli.home / "keystore").exists()
 
 
 def test_plan_detailed_exitcode_and_saved_plan_checksum(cli, tmp_path):
@@ -80,7 +85,11 @@ def test_plan_detailed_exitcode_and_saved_plan_checksum(cli, tmp_path):
     assert cli("plan", "-f", spec, "--detailed-exitcode").code == 0
 
 
-def test_removing_a_domain_needs_force_and_destroy_cleans_up(cli, tmp_path):
+def test_removing_a_domain_needs_force_and_destroy_cleans_up(
+    cli,
+    tmp_path,
+    secrets_backend,  # noqa: F811
+):
     assert cli("apply", "-f", QUICKSTART, "--yes").code == 0
     text = QUICKSTART.read_text()
     start = text.index("apiVersion: penguinctl/v1\nkind: Domain\nmetadata: {name: acme-outreach")
@@ -98,6 +107,7 @@ def test_removing_a_domain_needs_force_and_destroy_cleans_up(cli, tmp_path):
     assert not (cli.home / "zones" / "acme-outreach.example.zone").exists()
     keys = cli("get", "dkim", "-o", "json").json()
     assert {k["domain"] for k in keys} == {"acme-mail.example", "acme-growth.example"}
+    assert not [p for p in secrets_backend.stored() if "acme-outreach" in p]
 
     res = cli("destroy", "-f", spec, "--yes")
     assert res.code == 4
@@ -106,6 +116,7 @@ def test_removing_a_domain_needs_force_and_destroy_cleans_up(cli, tmp_path):
     assert list((cli.home / "zones").iterdir()) == []
     assert cli("get", "domains", "-o", "json").json() == []
     assert list((cli.home / "keystore").rglob("*.secret")) == []
+    assert secrets_backend.stored() == []  # every private key destroyed, in Vault too
 
 
 def test_target_limits_the_work(cli):

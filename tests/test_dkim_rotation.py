@@ -13,6 +13,7 @@ import dns.update
 import pytest
 from bind import BindServer
 from clitools import run_inprocess
+from secrets_backends import secrets_backend  # noqa: F401
 
 ZONE = "rot-mail.example"
 REVERSE = "2.0.192.in-addr.arpa"
@@ -58,11 +59,14 @@ def cli(tmp_path, monkeypatch, capsys, state_url):
 
 
 def _secrets():
-    from penguinctl.providers.secrets.keystore import KeystoreBackend
+    """The configured secrets backend (keystore or Vault, see secrets_backends)."""
+    import os
+
+    from penguinctl.cli.context import AppContext
     from penguinctl.settings import load_settings
 
-    s = load_settings()
-    return KeystoreBackend(s.keystore_dir, key_file=s.master_key_file, master_key=s.master_key)
+    env = dict(os.environ)
+    return AppContext(settings=load_settings(env), env=env).secrets()
 
 
 MESSAGE = (
@@ -131,7 +135,13 @@ def _verify(cli, bind) -> dict:
     return res.json()
 
 
-def test_rotation_through_every_phase(tmp_path, bind, cli):
+# The full lifecycle sleeps through every phase: each secrets backend once, on one state store.
+@pytest.mark.parametrize(
+    ("state_url", "secrets_backend"),
+    [("sqlite", "keystore"), ("postgres", "vault")],
+    indirect=True,
+)
+def test_rotation_through_every_phase(tmp_path, bind, cli, secrets_backend):  # noqa: F811
     spec = tmp_path / "spec.yaml"
     spec.write_text(_spec(bind))
     (tmp_path / "tsig.secret").write_text(bind.secret + "\n")
@@ -208,7 +218,13 @@ def bind_txt(bind, name: str) -> list[str]:
     return [b"".join(rr.strings).decode() for rrset in answer for rr in rrset]
 
 
-def test_publish_waits_until_the_servers_answer(tmp_path, bind, cli, monkeypatch):
+def test_publish_waits_until_the_servers_answer(
+    tmp_path,
+    bind,
+    cli,
+    monkeypatch,
+    secrets_backend,  # noqa: F811
+):
     """A server that does not answer the new record yet: the key stays generated, and the next
     run (when it does) resumes and publishes it; the signing key never changes meanwhile."""
     spec = tmp_path / "spec.yaml"
@@ -231,7 +247,7 @@ def test_publish_waits_until_the_servers_answer(tmp_path, bind, cli, monkeypatch
     assert [(a, r) for a, _, r in _rotate(cli, bind, ZONE)] == [("publish", "done")]
 
 
-def test_a_plan_never_drops_the_signing_key(tmp_path, bind, cli):
+def test_a_plan_never_drops_the_signing_key(tmp_path, bind, cli, secrets_backend):  # noqa: F811
     spec = tmp_path / "spec.yaml"
     spec.write_text(_spec(bind))
     (tmp_path / "tsig.secret").write_text(bind.secret + "\n")

@@ -248,7 +248,7 @@ def test_permission_denied_names_path_and_capability(vault):
     with pytest.raises(SecretError, match="'read' on secret/data/x/y"):
         outside.get("y")
     bogus = VaultBackend.from_env(_env(vault, VAULT_TOKEN="expired"))
-    with pytest.raises(SecretError, match=r"permission denied .*invalid or expired"):
+    with pytest.raises(SecretError, match=r"rejected VAULT_TOKEN: the token is invalid or expired"):
         bogus.get("providers/cf")
 
 
@@ -531,48 +531,4 @@ def test_migrate_then_apply_on_vault_plans_no_changes(cli):
     assert not (cli.home / "keystore").exists()
 
 
-def test_no_secret_value_leaks(cli, state_url, monkeypatch):
-    import sqlalchemy as sa
-
-    monkeypatch.setenv("PENGUINCTL_STATE", state_url)
-    outputs = []
-    assert cli("init").code == 0
-    for args in (
-        ("apply", "-f", QUICKSTART, "--yes", "-o", "json"),
-        ("apply", "-f", QUICKSTART, "--yes"),
-        ("get", "dkim", "-o", "json"),
-        ("secrets", "list"),
-        ("secrets", "get", f"domains/acme-mail.example/dkim/{SELECTOR}"),
-        ("secrets", "get", f"domains/acme-mail.example/dkim/{SELECTOR}", "-o", "yaml"),
-        ("dkim", "status", "-o", "json"),
-        ("state", "audit", "-o", "json"),
-        ("state", "history", "-o", "json"),
-    ):
-        res = cli(*args)
-        assert res.code == 0, (args, res.err)
-        outputs.append(res.out + res.err)
-    res = cli("secrets", "put", "mailboxes/sara@acme-mail.example", stdin="password=Tr0ub4dor&3\n")
-    assert res.code == 0, res.err
-    outputs.append(res.out + res.err)
-
-    secrets = ["Tr0ub4dor&3"]
-    for path in _dkim_paths():
-        pem = cli.vault.dump(path)["private_key"]
-        body = "".join(pem.strip().splitlines()[1:-1])
-        secrets += [body[i : i + 40] for i in range(0, len(body), 400)]  # pieces of the key
-    engine = sa.create_engine(state_url)
-    try:
-        meta = sa.MetaData()
-        meta.reflect(engine)
-        with engine.connect() as conn:
-            db_text = "\n".join(
-                json.dumps([list(row) for row in conn.execute(sa.select(table))], default=str)
-                for table in meta.sorted_tables
-            )
-    finally:
-        engine.dispose()
-    assert "secret.write" in db_text and "acme-mail.example" in db_text
-    everything = db_text + "\n".join(outputs)
-    for secret in secrets:
-        assert secret not in everything
-        assert json.dumps(secret)[1:-1] not in everything
+# The leak audit (state store, logs, plan files, audit log, outputs) is tests/test_leak_audit.py.

@@ -4,7 +4,8 @@ Served by ``http.server.ThreadingHTTPServer`` on an ephemeral port under ``/v1``
 
 - ``GET|HEAD sys/health`` (200, or 503 with ``sealed: true`` when ``sealed`` is set; a sealed
   Vault answers every other request with 503 ``Vault is sealed``);
-- ``GET auth/token/lookup-self``; ``POST auth/approle/login`` (``add_approle``);
+- ``GET auth/token/lookup-self``, ``POST auth/token/renew-self``; ``POST auth/approle/login``
+  (``add_approle``);
 - KV v2 at each mount in ``mounts`` (``secret`` by default): ``GET|POST|PUT|DELETE
   {mount}/data/{path}`` (``options.cas``: 0 = only if absent, N = only if the current version
   is N, else 400 ``check-and-set parameter did not match the current version``; ``cas_required``
@@ -19,12 +20,23 @@ soft-deleted or destroyed version is 404 *with* ``data: {data: null, metadata: {
 
 Authorisation: every route except health and login needs ``X-Vault-Token``. A token carries a
 policy: None (root, everything) or a list of ``(path pattern, capabilities)``; patterns are
-Vault's (``*`` only at the end = prefix glob, ``+`` = one segment). Missing capability or unknown
-token -> 403 ``permission denied``. Capabilities: GET read, LIST list, POST/PUT on data create
-(new key) or update, DELETE delete, POST on delete/undelete/destroy/metadata/config update.
+Vault's (``*`` only at the end = prefix glob, ``+`` = one segment). Like Vault, every non-root
+token also gets the built-in ``default`` policy (lookup-self, renew-self, revoke-self) unless
+created without it. Missing capability, unknown or expired token -> 403 ``permission denied``.
+Capabilities: GET read, LIST list, POST/PUT on data create (new key) or update, DELETE delete,
+POST on delete/undelete/destroy/metadata/config and on renew-self update.
 
-Knobs: ``sealed``, ``add_token``, ``add_approle``, ``requests`` (method, path, query, headers
-without the token), ``dump`` (the stored fields of the latest version, for assertions).
+Token lifetimes follow Vault's rules: a token has a TTL (0: never expires, like root) counted on
+the double's ``clock`` (seconds; ``time.time`` unless a test replaces it), and a max TTL from its
+creation (0: the system max, 768h). A token past its TTL is revoked. ``renew-self`` (renewable
+tokens only, else 400 ``lease is not renewable``) resets the TTL to the requested ``increment``
+or the token's original TTL, capped at what remains of the max TTL, with Vault's warning ``TTL
+of "..." exceeded the effective max_ttl of "..."; TTL value is capped accordingly``. AppRole
+logins issue renewable tokens with the role's ``token_ttl``/``token_max_ttl``.
+
+Knobs: ``sealed``, ``clock``, ``add_token``, ``add_approle``, ``revoke``, ``requests`` (method,
+path, query, headers without the token), ``dump`` (the stored fields of the latest version, for
+assertions).
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,10 +55,69 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from fakes.loopback import LoopbackHttpDouble
 
 Policy = list[tuple[str, set[str]]] | None
+SYSTEM_MAX_TTL = 768 * 3600  # Vault's default max lease TTL
+# Vault's built-in "default" policy, as far as the token's own lifecycle goes
+DEFAULT_POLICY: list[tuple[str, set[str]]] = [
+    ("auth/token/lookup-self", {"read"}),
+    ("auth/token/renew-self", {"update"}),
+    ("auth/token/revoke-self", {"update"}),
+]
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _go_duration(seconds: int) -> str:
+    """Go's time.Duration text, as Vault prints it in warnings: 1h0m0s, 5m0s, 42s."""
+    h, rest = divmod(int(seconds), 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return f"{h}h{m}m{s}s"
+    return f"{m}m{s}s" if m else f"{s}s"
+
+
+def _seconds(value: Any) -> int:
+    """A duration parameter: an integer number of seconds or Go-style text (30s, 5m, 1h)."""
+    if isinstance(value, int | float):
+        return int(value)
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    total, number = 0, ""
+    for ch in text:
+        if ch.isdigit():
+            number += ch
+        elif ch in "smhd" and number:
+            total += int(number) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[ch]
+            number = ""
+        else:
+            raise VaultHttpError(400, [f"time: invalid duration {text!r}"])
+    if number:
+        raise VaultHttpError(400, [f"time: missing unit in duration {text!r}"])
+    return total
+
+
+@dataclass
+class Token:
+    policy: Policy
+    created: float
+    ttl: int = 0  # seconds; 0 = no expiry
+    max_ttl: int = 0  # seconds from creation; 0 = the system max
+    renewable: bool = False
+    default_policy: bool = True
+    expires: float | None = None  # absolute, on the double's clock
+    accessor: str = field(default_factory=lambda: uuid.uuid4().hex[:24])
+    renewals: int = 0
+
+    def policies(self) -> list[str]:
+        if self.policy is None:
+            return ["root"]
+        return (["default"] if self.default_policy else []) + ["penguinctl"]
 
 
 class VaultHttpError(Exception):
@@ -124,8 +196,9 @@ class FakeVault(LoopbackHttpDouble):
     ) -> None:
         self.token = token
         self.sealed = False
-        self.tokens: dict[str, Policy] = {token: None}
-        self.approles: dict[str, tuple[str, Policy]] = {}
+        self.clock: Callable[[], float] = time.time
+        self.tokens: dict[str, Token] = {token: Token(None, self.clock())}
+        self.approles: dict[str, tuple[str, Policy, int, int]] = {}
         self.mounts: dict[str, dict[str, Entry]] = {m: {} for m in mounts}
         self.config: dict[str, dict[str, Any]] = {
             m: {"max_versions": 0, "cas_required": cas_required, "delete_version_after": "0s"}
@@ -136,13 +209,54 @@ class FakeVault(LoopbackHttpDouble):
         self._serve(_Handler)
 
     # -- test helpers -------------------------------------------------------------------------
-    def add_token(self, token: str, policy: Policy) -> None:
+    def add_token(
+        self,
+        token: str,
+        policy: Policy,
+        *,
+        ttl: int = 0,
+        max_ttl: int = 0,
+        renewable: bool | None = None,
+        default_policy: bool = True,
+    ) -> None:
+        """A token with ``policy`` (None: root). ``ttl`` 0 never expires; ``renewable`` defaults
+        to whether it has a TTL."""
         with self._lock:
-            self.tokens[token] = policy
+            now = self.clock()
+            self.tokens[token] = Token(
+                policy,
+                now,
+                ttl=ttl,
+                max_ttl=max_ttl,
+                renewable=bool(ttl) if renewable is None else renewable,
+                default_policy=default_policy,
+                expires=now + ttl if ttl else None,
+            )
 
-    def add_approle(self, role_id: str, secret_id: str, policy: Policy) -> None:
+    def add_approle(
+        self,
+        role_id: str,
+        secret_id: str,
+        policy: Policy,
+        *,
+        token_ttl: int = 3600,
+        token_max_ttl: int = 0,
+    ) -> None:
         with self._lock:
-            self.approles[role_id] = (secret_id, policy)
+            self.approles[role_id] = (secret_id, policy, token_ttl, token_max_ttl)
+
+    def revoke(self, token: str) -> None:
+        with self._lock:
+            self.tokens.pop(token, None)
+
+    def live_token(self, token: str) -> Token | None:
+        """The token if it exists and has not expired (an expired one is revoked)."""
+        with self._lock:
+            info = self.tokens.get(token)
+            if info is not None and info.expires is not None and info.expires <= self.clock():
+                del self.tokens[token]
+                return None
+            return info
 
     def dump(self, path: str, mount: str = "secret") -> dict[str, Any] | None:
         """Fields of the latest live version at ``path`` (inside the mount), or None."""
@@ -161,12 +275,13 @@ class FakeVault(LoopbackHttpDouble):
 
     # -- request handling -----------------------------------------------------------------------
     def _allowed(self, token: str | None, path: str, capability: str) -> None:
-        if token is None or token not in self.tokens:
+        info = self.live_token(token) if token else None
+        if info is None:
             raise VaultHttpError(403, ["permission denied"])
-        policy = self.tokens[token]
-        if policy is None:
+        if info.policy is None:
             return
-        for pattern, caps in policy:
+        rules = info.policy + (DEFAULT_POLICY if info.default_policy else [])
+        for pattern, caps in rules:
             if _match(pattern, path) and capability in caps:
                 return
         raise VaultHttpError(403, ["1 error occurred:\n\t* permission denied\n\n"])
@@ -183,6 +298,9 @@ class FakeVault(LoopbackHttpDouble):
         if path == "auth/token/lookup-self" and method in ("GET", "POST"):
             self._allowed(token, path, "read")
             return 200, self._envelope(self._token_info(token or ""))
+        if path == "auth/token/renew-self" and method in ("POST", "PUT"):
+            self._allowed(token, path, "update")
+            return self._renew_self(token or "", body or {})
         parts = path.split("/", 2)
         mount = parts[0]
         if mount not in self.mounts:
@@ -224,7 +342,7 @@ class FakeVault(LoopbackHttpDouble):
             "performance_standby": False,
             "replication_performance_mode": "disabled",
             "replication_dr_mode": "disabled",
-            "server_time_utc": int(time.time()),
+            "server_time_utc": int(self.clock()),
             "version": "1.15.0",
             "cluster_name": "vault-cluster-fake",
             "cluster_id": "00000000-0000-0000-0000-000000000000",
@@ -232,26 +350,65 @@ class FakeVault(LoopbackHttpDouble):
         return (503 if self.sealed else 200), body
 
     def _token_info(self, token: str) -> dict[str, Any]:
-        policy = self.tokens.get(token)
+        info = self.tokens[token]
+        now = self.clock()
+        remaining = max(0, int(info.expires - now)) if info.expires is not None else 0
         return {
-            "accessor": uuid.uuid5(uuid.NAMESPACE_OID, token).hex,
-            "creation_time": int(time.time()),
-            "creation_ttl": 0,
-            "display_name": "token",
+            "accessor": info.accessor,
+            "creation_time": int(info.created),
+            "creation_ttl": info.ttl,
+            "display_name": "token" if info.policy is None else "approle",
             "entity_id": "",
-            "expire_time": None,
+            "expire_time": _rfc3339(info.expires) if info.expires is not None else None,
             "explicit_max_ttl": 0,
             "id": token,
-            "issue_time": _now(),
+            "issue_time": _rfc3339(info.created),
+            "last_renewal_time": int(now) if info.renewals else None,
             "meta": None,
             "num_uses": 0,
             "orphan": True,
             "path": "auth/token/create",
-            "policies": ["root"] if policy is None else ["default", "penguinctl"],
-            "renewable": False,
-            "ttl": 0,
+            "policies": info.policies(),
+            "renewable": info.renewable,
+            "ttl": remaining,
             "type": "service",
         }
+
+    def _auth(self, token: str, info: Token, lease: int) -> dict[str, Any]:
+        return {
+            "client_token": token,
+            "accessor": info.accessor,
+            "policies": info.policies(),
+            "token_policies": info.policies(),
+            "metadata": {"role_name": "penguinctl"} if info.policy is not None else None,
+            "lease_duration": lease,
+            "renewable": info.renewable,
+            "entity_id": "",
+            "token_type": "service",
+            "orphan": True,
+            "mfa_requirement": None,
+            "num_uses": 0,
+        }
+
+    def _renew_self(self, token: str, body: dict[str, Any]) -> tuple[int, Any]:
+        info = self.tokens[token]
+        if not info.renewable or info.expires is None:
+            raise VaultHttpError(400, ["lease is not renewable"])
+        now = self.clock()
+        wanted = _seconds(body["increment"]) if body.get("increment") else info.ttl
+        left = int(info.created + (info.max_ttl or SYSTEM_MAX_TTL) - now)
+        lease = max(0, min(wanted, left))
+        warnings = None
+        if wanted > left:
+            warnings = [
+                f'TTL of "{_go_duration(wanted)}" exceeded the effective max_ttl of '
+                f'"{_go_duration(left)}"; TTL value is capped accordingly'
+            ]
+        info.expires = now + lease
+        info.renewals += 1
+        envelope = self._envelope(None, self._auth(token, info, lease))
+        envelope["warnings"] = warnings
+        return 200, envelope
 
     def _login(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         if path != "auth/approle/login":
@@ -259,24 +416,16 @@ class FakeVault(LoopbackHttpDouble):
         role = self.approles.get(str(body.get("role_id") or ""))
         if role is None:
             raise VaultHttpError(400, ["invalid role ID"])
-        secret_id, policy = role
+        secret_id, policy, ttl, max_ttl = role
         if body.get("secret_id") != secret_id:
             raise VaultHttpError(400, ["invalid role or secret ID"])
         token = "hvs." + uuid.uuid4().hex
-        self.tokens[token] = policy
-        auth = {
-            "client_token": token,
-            "accessor": uuid.uuid4().hex,
-            "policies": ["default", "penguinctl"],
-            "token_policies": ["default", "penguinctl"],
-            "metadata": {"role_name": "penguinctl"},
-            "lease_duration": 3600,
-            "renewable": True,
-            "entity_id": "",
-            "token_type": "service",
-            "orphan": True,
-        }
-        return 200, self._envelope(None, auth)
+        now = self.clock()
+        ttl = ttl or SYSTEM_MAX_TTL  # 0: the mount's default TTL
+        info = self.tokens[token] = Token(
+            policy, now, ttl=ttl, max_ttl=max_ttl, renewable=True, expires=now + ttl
+        )
+        return 200, self._envelope(None, self._auth(token, info, ttl))
 
     def _config(
         self, method: str, mount: str, path: str, body: dict[str, Any], token: str | None

@@ -71,3 +71,12 @@ class SecretsBackend(ABC):
 
     def exists(self, path: str) -> bool:
         return self.get(path) is not None
+
+    def meta(self, path: str) -> SecretMeta | None:
+        """Version and times of the latest version (``updated_at`` is when it was written), or
+        None when the secret does not exist. Both real backends keep these; a backend that does
+        not (a test double) reports version 0 and empty times, which rotation treats as "never
+        rotated"."""
+        if not self.exists(path):
+            return None
+        return SecretMeta(path, 0, "", "")
