@@ -6,6 +6,8 @@
 # - bench/.venv-octodns: octoDNS + octodns-bind (its Rfc2136Provider) for the RFC 2136 publish
 #   benchmark (bench/dns_rfc2136.py), kept apart from the anchors venv so that benchmark's
 #   octoDNS can be pinned on its own.
+# - bench/.venv-anchors also gets pyinfra 3 and fabric 3 for the SSH fan-out benchmark
+#   (bench/fanout.py), and a system user `penguinbench` (shell /bin/sh) that benchmark logs in as.
 # - BIND 9 (`named`, Debian bind9) for that benchmark, when we are root and it is missing.
 # - hyperfine and GNU time from Debian when we are root and they are missing (optional:
 #   run.py falls back to a subprocess timing loop and to getrusage).
@@ -23,6 +25,8 @@ PYTHON="${PYTHON:-python3}"
 OCTODNS_SPEC="${OCTODNS_SPEC:-octodns>=1.10,<2}"
 ANSIBLE_SPEC="${ANSIBLE_SPEC:-ansible-core>=2.16}"
 OCTODNS_BIND_SPEC="${OCTODNS_BIND_SPEC:-octodns-bind>=1.0,<2}"
+PYINFRA_SPEC="${PYINFRA_SPEC:-pyinfra>=3.1,<4}"
+FABRIC_SPEC="${FABRIC_SPEC:-fabric>=3.2,<4}"
 VENV_OCTODNS="$BENCH_DIR/.venv-octodns"
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -34,6 +38,21 @@ if ! "$VENV/bin/python" -c 'import octodns, ansible' 2>/dev/null \
    || [ ! -x "$VENV/bin/octodns-sync" ] || [ ! -x "$VENV/bin/ansible-playbook" ]; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
   "$VENV/bin/python" -m pip install --quiet "$OCTODNS_SPEC" "$ANSIBLE_SPEC"
+fi
+
+if ! "$VENV/bin/python" -c 'import pyinfra, fabric' 2>/dev/null || [ ! -x "$VENV/bin/pyinfra" ]; then
+  "$VENV/bin/python" -m pip install --quiet "$PYINFRA_SPEC" "$FABRIC_SPEC"
+fi
+
+# bench/fanout.py logs in as this user: root's login shell may run slow rc files per command.
+if ! id penguinbench >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    useradd --system --create-home --home-dir /var/lib/penguinbench --shell /bin/sh penguinbench
+    # "!" (locked) makes sshd refuse even key logins when it runs without PAM; "*": no password
+    usermod -p '*' penguinbench
+  else
+    echo "note: run as root to create the penguinbench user bench/fanout.py needs" >&2
+  fi
 fi
 
 if [ ! -x "$VENV_OCTODNS/bin/python" ]; then
@@ -69,6 +88,7 @@ echo "anchors ready:"
 "$VENV/bin/octodns-sync" --version 2>/dev/null || "$VENV/bin/python" -c 'import octodns; print("octodns", octodns.__version__)'
 ansible_version="$("$VENV/bin/ansible-playbook" --version)"  # not piped to head: SIGPIPE
 echo "${ansible_version%%$'\n'*}"
+"$VENV/bin/python" -c 'import importlib.metadata as m; print("pyinfra", m.version("pyinfra"), "+ fabric", m.version("fabric"))'
 "$VENV_OCTODNS/bin/python" -c 'import importlib.metadata as m; print("octodns", m.version("octodns"), "+ octodns-bind", m.version("octodns-bind"), "(bench/.venv-octodns)")'
 { command -v named || echo /usr/sbin/named; } | { read -r n; [ -x "$n" ] && "$n" -v || echo "named: missing (bench/dns_rfc2136.py needs it)"; }
 command -v hyperfine >/dev/null 2>&1 && hyperfine --version || true

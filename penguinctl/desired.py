@@ -118,6 +118,10 @@ def build_desired(
         block = getattr(spec, spec.provider)
         if block is not None:
             data[spec.provider] = _dump(block)
+        if spec.provider == "static" and spec.static.initial_key is not None:
+            from penguinctl.providers.secrets.resolve import absolute_ref
+
+            data["static"]["initial_key"] = absolute_ref(spec.static.initial_key, doc.source_dir)
         outputs: frozenset[str] = frozenset()
         if spec.provider == "hostwinds":
             data["srvrname"] = srvrname(tenant, name)
@@ -134,6 +138,7 @@ def build_desired(
         if key.kind == "dkim":
             recorded_keys.setdefault(data["domain"], {})[data["selector"]] = data
 
+    planned_keys: dict[str, dict[str, dict[str, Any]]] = {}
     for name, doc in specs.domains.items():
         if issues:
             break
@@ -158,23 +163,10 @@ def build_desired(
                 depends_on=(ResourceKey("tenant", tenant, tenant), server_key, dns_key),
             )
         )
-        for mb in spec.mailboxes:
-            address = f"{mb.local}@{name}"
-            add(
-                Resource(
-                    ResourceKey("mailbox", tenant, address),
-                    {
-                        "domain": name,
-                        "display_name": mb.display_name,
-                        "daily_limit": mb.daily_limit,
-                        "password": str(mb.password) if mb.password else None,
-                    },
-                    f"mail:{spec.server}" if server_doc.spec.provider != "external" else "state",
-                    (domain_key,),
-                )
-            )
+        add_mail_resources(add, doc, server_doc, domain_key)
 
         keys = recorded_keys.get(name) or {selector_for(today): {"phase": ACTIVE}}
+        planned_keys[name] = keys
         dkim_pairs = []
         for selector, rec in sorted(keys.items()):
             phase = rec.get("phase") or ACTIVE
@@ -230,9 +222,89 @@ def build_desired(
             deps = (domain_key, dns_key) + (dkim_deps if rec["name"].endswith("_domainkey") else ())
             add(Resource(key, rec, f"dns:{spec.dns}", deps))
 
+    from penguinctl.mailu.stack import mailstack_resources
+
+    for res in mailstack_resources(specs, out, planned_keys):
+        add(res)
+
     if issues:
         raise SpecError(issues)
+    link_mailstacks(out)
     return out
+
+
+# -- MailU domains, mailboxes and aliases ------------------------------------------------------
+MAILDOMAIN_DEFAULTS = {"max_users": -1, "max_aliases": -1, "max_quota_bytes": 0}
+
+
+def mail_provider(server_doc) -> str:
+    """Who applies a domain's mail objects: ``mail:<server>`` (MailU's API) on a server penguinctl
+    runs MailU on, else ``state`` (an external server or ``mail.stack: none``: recorded only)."""
+    if server_doc.spec.provider == "external" or server_doc.spec.mail.stack != "mailu":
+        return "state"
+    return f"mail:{server_doc.metadata.name}"
+
+
+def add_mail_resources(add, doc, server_doc, domain_key: ResourceKey) -> None:
+    """A domain's ``maildomain`` (on a MailU server), ``mailbox`` and ``mailalias`` resources."""
+    from penguinctl.providers.secrets.resolve import absolute_ref
+
+    name, spec, tenant = doc.metadata.name, doc.spec, doc.metadata.tenant
+    provider = mail_provider(server_doc)
+    deps: tuple[ResourceKey, ...] = (domain_key,)
+    if provider != "state":
+        maildomain = ResourceKey("maildomain", tenant, name)
+        add(
+            Resource(
+                maildomain,
+                {"server": spec.server, **MAILDOMAIN_DEFAULTS, "signup_enabled": False},
+                provider,
+                (domain_key,),
+            )
+        )
+        deps = (domain_key, maildomain)
+    for mb in spec.mailboxes:
+        add(
+            Resource(
+                ResourceKey("mailbox", tenant, mb.address(name)),
+                {
+                    "domain": name,
+                    "display_name": mb.display_name,
+                    "daily_limit": mb.daily_limit,
+                    "password": absolute_ref(mb.password, doc.source_dir) if mb.password else None,
+                },
+                provider,
+                deps,
+            )
+        )
+    for alias in spec.aliases:
+        destinations = sorted({d.lower() for d in alias.destinations})
+        # the destinations that are mailboxes of this domain are created first
+        boxes = tuple(
+            ResourceKey("mailbox", tenant, d)
+            for d in destinations
+            if d.rpartition("@")[2] == name and any(m.address(name) == d for m in spec.mailboxes)
+        )
+        add(
+            Resource(
+                ResourceKey("mailalias", tenant, alias.address(name)),
+                {"domain": name, "destinations": destinations},
+                provider,
+                deps + boxes,
+            )
+        )
+
+
+def link_mailstacks(out: dict[ResourceKey, Resource]) -> None:
+    """A MailU domain waits for MailU itself: its server's ``mailstack`` resource, when the
+    desired state has one."""
+    stacks = {k.name: k for k in out if k.kind == "mailstack"}
+    for res in out.values():
+        if res.key.kind != "maildomain":
+            continue
+        stack = stacks.get(res.data["server"])
+        if stack is not None and stack not in res.depends_on:
+            res.depends_on = (*res.depends_on, stack)
 
 
 def _ips_computed(records: list[dict], zone: str, mail_host: str) -> list[dict]:

@@ -136,6 +136,7 @@ class Engine:
             journal_factory=self._journal,
             server_configs=servers,
             db=self.db,
+            actor=self.actor,
         )
 
     def _journal(self, provider: str):
@@ -172,7 +173,7 @@ class Engine:
             name = (
                 self.desired[key].provider if key in self.desired else self.recorded_providers[key]
             )
-            if name.startswith("dns:") or name == "server:hostwinds":
+            if name.startswith(("dns:", "mail:")) or name == "server:hostwinds":
                 by_provider[name].append(key)
         for name, keys in by_provider.items():
             live = self._read(name, sorted(keys))
@@ -192,6 +193,8 @@ class Engine:
         provider = self.providers.get(name)
         if name == "server:hostwinds":
             return self._read_servers(provider, keys)
+        if name.startswith("mail:"):
+            return self._read_mail(name, provider, keys)
         try:
             return provider.read(keys)
         except PenguinError:
@@ -211,6 +214,18 @@ class Engine:
                 return None
             live.update(found)
         return live
+
+    def _read_mail(self, name: str, provider, keys: list[ResourceKey]) -> dict[ResourceKey, Any]:
+        """Live MailU domains, mailboxes and aliases of one server (three list calls). MailU
+        unreachable: the recorded state is used and the plan says so."""
+        recorded = {k: self.recorded[k] for k in keys if k in self.recorded}
+        try:
+            return provider.read_recorded(recorded)
+        except PenguinError as exc:
+            self.warnings.append(
+                f"{name}: live MailU state not read ({exc.message}); using recorded state"
+            )
+            return recorded
 
     def _read_servers(self, provider, keys: list[ResourceKey]) -> dict[ResourceKey, Any]:
         """Live state of recorded Hostwinds servers; what changed outside shows as warnings

@@ -23,11 +23,13 @@ KIND_ORDER = (
     "domain",
     "dkim",
     "mailstack",  # the mail stack on a server: installed once the domains' DKIM keys exist
+    "maildomain",  # a domain in MailU (its API), once MailU runs
     "mailbox",
+    "mailalias",  # aliases deliver to mailboxes: created after them
     "dnsrecord",
 )
-# Kinds whose deletion always needs --force.
-PROTECTED_KINDS = frozenset({"server", "domain"})
+# Kinds whose deletion always needs --force (a MailU user or domain takes its mail with it).
+PROTECTED_KINDS = frozenset({"server", "domain", "maildomain", "mailbox"})
 
 
 @dataclass(frozen=True, order=True)

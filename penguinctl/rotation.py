@@ -356,7 +356,14 @@ class Rotator:
         seen, detail = self.check_dns(dk, record, rkey)
         if not seen:
             return Outcome(dk.domain, "activate", key.selector, "waiting", detail)
-        signer = signer_for(dk.data["server"], dk.server)
+        signer = signer_for(
+            dk.data["server"],
+            dk.server,
+            secrets=self.providers.secrets,
+            db=self.db,
+            env=self.providers.env,
+            actor=self.actor,
+        )
         note = signer.switch(dk.domain, key.selector, secret_path(dk.domain, key.selector))
         phases = {k.selector: RETIRING for k in dk.with_phase(ACTIVE)}
         phases[key.selector] = ACTIVE

@@ -27,6 +27,7 @@ spec:
   provider: hostwinds
   hostwinds: {{location_id: 1, template: ubuntu-22.04, rid: 2, billingcycle: monthly}}
   hostname: mail.{domain}
+  mail: {{stack: none}}  # the servers' IPs are TEST-NET: nothing to reach over SSH
 ---
 apiVersion: penguinctl/v1
 kind: Domain

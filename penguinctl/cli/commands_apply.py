@@ -301,8 +301,20 @@ def apply(
     lock_timeout: LockTimeout = 0.0,
     parallel: Parallel = 4,
     no_refresh: NoRefresh = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Change nothing: show what would change, on servers too."),
+    ] = False,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="With --check: exit 2 on changes.")
+    ] = False,
 ) -> int:
     """Apply the spec: create, update and delete what differs. Asks unless --yes."""
+    if check:
+        from penguinctl.cli.check_mode import run_check
+
+        engine = _engine(ctx.obj, _load(files))
+        return run_check(ctx.obj, engine, parallel=parallel, detailed_exitcode=detailed_exitcode)
     return _run(
         ctx.obj,
         files,

@@ -1,71 +1,64 @@
-"""`server exec 'CMD' [--all | NAMES]` and `server trust-hostkey SERVER`: SSH to recorded servers.
+"""`server exec`, `server playbook`, `server ssh` and `server trust-hostkey`: SSH to recorded
+servers.
 
-A server's SSH endpoint comes from its recorded data (``static``: address, user, port; a
-``hostwinds`` server: its main IP as root on 22) and its key from the secrets backend at
-``servers/<server>/ssh`` (field ``private_key``). Host keys are pinned in the state store on first
-contact; a changed key is refused until ``trust-hostkey`` forgets the pinned one.
+Endpoints, keys and connections come from ``penguinctl.remote.servers`` (a server's key lives in
+the secrets backend at ``servers/<server>/ssh``; host keys are pinned in the state store on
+first contact, and a changed key is refused until ``trust-hostkey`` forgets the pinned one).
+Fan-out commands show a live per-server display on a terminal and end with a summary of
+ok / changed / failed / unreachable; ``-o json`` gives the per-server (and per-step) results.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from penguinctl.cli.commands_server import server_app
 
-
-@dataclass(frozen=True)
-class Endpoint:
-    server: str
-    host: str
-    port: int
-    user: str
-
-    def __str__(self) -> str:
-        return self.server
+_STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "magenta"}
 
 
-def endpoint_of(name: str, data: dict[str, Any]) -> Endpoint | None:
-    """Where to reach a recorded server over SSH (None: an external server, not reachable)."""
-    provider = data.get("provider")
-    if provider == "static":
-        static = data.get("static") or {}
-        return Endpoint(
-            name,
-            str(static.get("address")),
-            int(static.get("ssh_port") or 22),
-            str(static.get("ssh_user") or "root"),
-        )
-    if provider == "hostwinds" and data.get("main_ip"):
-        return Endpoint(name, str(data["main_ip"]), 22, "root")
-    return None
+def __getattr__(name: str) -> Any:  # `Endpoint`/`endpoint_of` moved to penguinctl.remote.servers
+    if name in ("Endpoint", "endpoint_of"):
+        from penguinctl.remote import servers
+
+        return getattr(servers, name)
+    raise AttributeError(name)
 
 
-def _endpoints(app, names: list[str] | None) -> list[Endpoint]:
-    from penguinctl.errors import NotFound, UsageError
-    from penguinctl.state import repo
-    from penguinctl.state.db import session_scope
+def _select(app: Any, names: list[str] | None, all_servers: bool) -> list[Any]:
+    from penguinctl.errors import UsageError
+    from penguinctl.remote.servers import endpoints
 
-    with session_scope(app.db) as session:
-        rows = [r for r in repo.list_resources(session, kind="server") if r.status != "pending"]
-    known = {r.name: r for r in rows}
-    wanted = names if names else sorted(known)
-    missing = [n for n in wanted if n not in known]
-    if missing:
-        raise NotFound(
-            f"no recorded server {', '.join(missing)}", hint="see `penguinctl server list`"
-        )
-    out = []
-    for name in wanted:
-        ep = endpoint_of(name, known[name].data or {})
-        if ep is None:
-            if names:
-                raise UsageError(f"server {name} is external: penguinctl has no SSH access to it")
-            continue
-        out.append(ep)
-    return out
+    if bool(names) == all_servers:
+        raise UsageError("name the servers, or pass --all (not both)")
+    return endpoints(app, names)
+
+
+def _finish(summary: Any) -> int:
+    """Exit 0 when every server ended ok/changed; 6 when some did; 5 when none did."""
+    from penguinctl.errors import PartialApply, ProviderError
+
+    if summary.ok:
+        return 0
+    bad = [r for r in summary.results if r.status not in ("ok", "changed")]
+    first = bad[0]
+    msg = (
+        f"{len(bad)} of {len(summary.results)} server(s) failed; first: {first.host}: "
+        f"{first.error or first.status}"
+    )
+    if len(bad) < len(summary.results):
+        raise PartialApply(msg, hint="the others completed; fix the failed ones and re-run")
+    raise ProviderError(msg)
+
+
+def _counts_line(summary: Any) -> str:
+    text = ", ".join(f"{v} {k}" for k, v in summary.counts.items() if v)
+    return text + (" (stopped early: --max-fail exceeded)" if summary.stopped_early else "")
 
 
 @server_app.command("exec")
@@ -82,72 +75,308 @@ def exec_(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per command.")] = 300.0,
 ) -> int:
     """Run one command on many servers in parallel; a summary of ok / failed / unreachable."""
-    from penguinctl.errors import PartialApply, ProviderError, UsageError
-    from penguinctl.remote.errors import HostKeyChanged
+    from penguinctl.errors import ProviderError
     from penguinctl.remote.fanout import fan_out
     from penguinctl.remote.hostkeys import StateHostKeyStore
-    from penguinctl.remote.ssh import SshConnection, SshOptions
+    from penguinctl.remote.progress import fanout_progress
+    from penguinctl.remote.servers import connect
+    from penguinctl.remote.ssh import SshOptions
 
     app = ctx.obj
-    if bool(names) == all_servers:
-        raise UsageError("name the servers, or pass --all (not both)")
-    endpoints = _endpoints(app, names)
+    eps = _select(app, names, all_servers)
     secrets = app.secrets()
     store = StateHostKeyStore(app.db, actor=app.actor())
     options = SshOptions(command_timeout=timeout)
+    progress = fanout_progress(app, [e.server for e in eps], "server exec")
 
-    def task(ep: Endpoint):
-        fields = secrets.get(f"servers/{ep.server}/ssh") or {}
-        key = fields.get("private_key")
-        if key is None:
-            raise ProviderError(
-                f"server {ep.server}: no SSH key in the secrets backend at servers/{ep.server}/ssh"
-            )
-        try:
-            with SshConnection(
-                ep.host, ep.port, ep.user, key, host_keys=store, options=options
-            ) as conn:
-                result = conn.run(command, sudo=sudo)
-        except HostKeyChanged as exc:  # name the server in the command to run
-            exc.hint = (exc.hint or "").replace(
-                "trust-hostkey SERVER", f"trust-hostkey {ep.server}"
-            )
-            raise
+    def task(ep: Any) -> Any:
+        progress.step(ep.server, "connecting")
+        with connect(ep, secrets, store, options) as conn:
+            progress.step(ep.server, "running")
+            result = conn.run(command, sudo=sudo)
         if not result.ok:
             raise ProviderError(f"exit {result.rc}: {result.stderr.strip()[-300:]}")
         return result
 
-    summary = fan_out(
-        endpoints, task, parallel=parallel, max_fail_percent=max_fail, name=lambda e: e.server
-    )
+    with progress:
+        summary = fan_out(
+            eps,
+            task,
+            parallel=parallel,
+            max_fail_percent=max_fail,
+            progress=progress.done,
+            name=lambda e: e.server,
+        )
     outputs = {r.host: (r.value.stdout if r.value is not None else "") for r in summary.results}
     data = {**summary.to_json(), "output": outputs}
 
-    def text(console) -> None:
+    def text(console: Any) -> None:
         from rich.markup import escape
 
-        style = {"ok": "green", "changed": "green", "failed": "red", "unreachable": "magenta"}
         for r in summary.results:
-            console.print(f"[{style.get(r.status, 'yellow')}]{r.status:11}[/] {escape(r.host)}")
+            console.print(f"[{_STYLE.get(r.status, 'yellow')}]{r.status:11}[/] {escape(r.host)}")
             out = outputs.get(r.host) or ""
             for line in out.rstrip("\n").splitlines()[-20:]:
                 console.print(f"    {escape(line)}")
             if r.error:
                 console.print(f"    [red]{escape(r.error)}[/]")
-        c = summary.counts
-        console.print(", ".join(f"{v} {k}" for k, v in c.items() if v))
+        console.print(_counts_line(summary))
 
     app.emit(data, text)
-    if summary.ok:
-        return 0
-    bad = [r for r in summary.results if r.status not in ("ok", "changed")]
-    first = bad[0]
-    msg = (
-        f"{len(bad)} of {len(summary.results)} server(s) failed; first: {first.host}: {first.error}"
+    return _finish(summary)
+
+
+def _parse_vars(pairs: list[str] | None) -> dict[str, str]:
+    from penguinctl.errors import UsageError
+
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise UsageError(f"--var {pair!r}: expected NAME=VALUE with NAME an identifier")
+        out[key.strip()] = value
+    return out
+
+
+@server_app.command("playbook")
+def playbook_(
+    ctx: typer.Context,
+    playbook: Annotated[
+        str, typer.Argument(help="A packaged playbook name (e.g. example) or a YAML file.")
+    ],
+    names: Annotated[list[str] | None, typer.Argument(help="Servers (default with --all).")] = None,
+    all_servers: Annotated[bool, typer.Option("--all", help="Every reachable server.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Change nothing; show what would change (diffs).")
+    ] = False,
+    var: Annotated[
+        list[str] | None, typer.Option("--var", help="Variable NAME=VALUE (repeatable).")
+    ] = None,
+    parallel: Annotated[int, typer.Option("--parallel", min=1, max=200)] = 10,
+    max_fail: Annotated[
+        float | None, typer.Option("--max-fail", help="Stop starting servers past this % failed.")
+    ] = None,
+    sudo: Annotated[bool, typer.Option("--sudo", help="Run commands through sudo -n.")] = False,
+    templates: Annotated[
+        Path | None, typer.Option("--templates", help="Extra templates directory (searched first).")
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per command.")] = 300.0,
+) -> int:
+    """Run a playbook (idempotent steps) on many servers in parallel. A second run changes
+    nothing; --check reports what would change, with file diffs (secrets masked)."""
+    from penguinctl.errors import ProviderError
+    from penguinctl.playbook import load_playbook, run_playbook
+    from penguinctl.remote.fanout import fan_out
+    from penguinctl.remote.hostkeys import StateHostKeyStore
+    from penguinctl.remote.progress import fanout_progress
+    from penguinctl.remote.servers import connect
+    from penguinctl.remote.ssh import SshOptions
+
+    app = ctx.obj
+    book = load_playbook(playbook)  # a bad playbook fails before any connection
+    variables = _parse_vars(var)
+    eps = _select(app, names, all_servers)
+    secrets = app.secrets()
+    store = StateHostKeyStore(app.db, actor=app.actor())
+    options = SshOptions(command_timeout=timeout)
+    results: dict[str, Any] = {}
+    progress = fanout_progress(
+        app, [e.server for e in eps], f"playbook {book.name}{' (check)' if check else ''}"
     )
-    if len(bad) < len(summary.results):
-        raise PartialApply(msg, hint="the others completed; fix the failed ones and re-run")
-    raise ProviderError(msg)
+
+    def task(ep: Any) -> Any:
+        progress.step(ep.server, "connecting")
+        with connect(ep, secrets, store, options) as conn:
+            res = run_playbook(
+                conn,
+                book,
+                {"server": ep.server, **variables},
+                check=check,
+                sudo=sudo,
+                templates_dir=templates,
+                on_start=lambda step: progress.step(ep.server, step.name),
+            )
+        results[ep.server] = res
+        failed = res.failed
+        if failed is not None:
+            raise ProviderError(f"step {failed.name!r} failed: {failed.detail}")
+        return res
+
+    with progress:
+        summary = fan_out(
+            eps,
+            task,
+            parallel=parallel,
+            max_fail_percent=max_fail,
+            progress=progress.done,
+            name=lambda e: e.server,
+        )
+    if not check:
+        _audit(app, book.name, summary, results)
+    hosts = []
+    for r in summary.results:
+        res = results.get(r.host)
+        hosts.append({**r.to_json(), "steps": [s.to_json() for s in res.steps] if res else []})
+    data = {
+        "playbook": book.name,
+        "check": check,
+        "ok": summary.ok,
+        "stopped_early": summary.stopped_early,
+        "counts": summary.counts,
+        "hosts": hosts,
+    }
+
+    def text(console: Any) -> None:
+        from rich.markup import escape
+
+        for r in summary.results:
+            console.print(f"[{_STYLE.get(r.status, 'yellow')}]{r.status:11}[/] {escape(r.host)}")
+            res = results.get(r.host)
+            for step in res.steps if res else []:
+                if step.status == "ok":
+                    continue
+                style = _STYLE[step.status]
+                verb = "would change" if check and step.status == "changed" else step.status
+                console.print(f"    [{style}]{verb}[/] {escape(step.name)}: {escape(step.detail)}")
+                if check and step.diff:
+                    for line in step.diff.rstrip("\n").splitlines():
+                        color = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "")
+                        body = escape(line)
+                        console.print(f"      [{color}]{body}[/]" if color else f"      {body}")
+            if r.error and not (res and res.failed):
+                console.print(f"    [red]{escape(r.error)}[/]")
+        console.print(_counts_line(summary) + (" (check: nothing was changed)" if check else ""))
+
+    app.emit(data, text)
+    return _finish(summary)
+
+
+def _audit(app: Any, name: str, summary: Any, results: dict[str, Any]) -> None:
+    from penguinctl.state import audit
+    from penguinctl.state.db import session_scope
+
+    events = []
+    for r in summary.results:
+        if r.status == "skipped":
+            continue
+        res = results.get(r.host)
+        details: dict[str, Any] = {"playbook": name}
+        if res is not None:
+            details["changed"] = [s.name for s in res.steps if s.status == "changed"]
+            if res.failed is not None:
+                details["failed_step"] = res.failed.name
+        events.append(
+            {
+                "actor": app.actor(),
+                "tenant": "",
+                "action": "server.playbook",
+                "resource": f"server/{r.host}",
+                "result": r.status,
+                "details": details,
+            }
+        )
+    with session_scope(app.db) as session:
+        audit.record_many(session, events)
+
+
+@server_app.command(
+    "ssh", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True}
+)
+def ssh_(
+    ctx: typer.Context,
+    server: Annotated[str, typer.Argument(help="The server to log in to.")],
+    args: Annotated[
+        list[str] | None, typer.Argument(help="Remote command (after --), as with ssh.")
+    ] = None,
+) -> int:
+    """Open an interactive shell (or run `-- COMMAND`) on SERVER with the system ssh client,
+    its key from the secrets backend and its pinned host key (pinned now if none is yet)."""
+    import shutil
+    import subprocess
+
+    from penguinctl.errors import UsageError
+    from penguinctl.remote.hostkeys import StateHostKeyStore, fingerprint
+    from penguinctl.remote.servers import connect, endpoints, private_key
+    from penguinctl.remote.ssh import SshOptions
+    from penguinctl.state import audit
+    from penguinctl.state.db import session_scope
+
+    app = ctx.obj
+    args = list(args or [])
+    if args[:1] == ["--"]:  # click keeps the separator once positionals have started
+        args = args[1:]
+    binary = shutil.which("ssh")
+    if binary is None:
+        raise UsageError("no `ssh` client on PATH", hint="install openssh-client")
+    (ep,) = endpoints(app, [server])
+    secrets = app.secrets()
+    store = StateHostKeyStore(app.db, actor=app.actor())
+    pinned = store.get(ep.host, ep.port)
+    if pinned is None:  # first contact: pin through paramiko, say what was pinned
+        with connect(ep, secrets, store, SshOptions(retries=0)):
+            pass
+        pinned = store.get(ep.host, ep.port)
+        assert pinned is not None
+        app.err.print(
+            f"pinned the host key of {server} ({ep.host}:{ep.port}): "
+            f"{pinned[0]} {fingerprint(pinned[1])}"
+        )
+    key = private_key(secrets, server).reveal()
+    with session_scope(app.db) as session:
+        audit.record(
+            session,
+            actor=app.actor(),
+            tenant="",
+            action="server.ssh",
+            resource=f"server/{server}",
+            result="started",
+            details={"command": bool(args)},
+        )
+    with _ssh_files(key, ep, pinned) as (identity, known_hosts):
+        argv = [binary, *_ssh_options(identity, known_hosts, pinned[0]), "-p", str(ep.port)]
+        argv += ["-l", ep.user, "--", ep.host, *args]
+        return subprocess.run(argv, check=False).returncode
+
+
+def _ssh_options(identity: Path, known_hosts: Path, key_type: str) -> list[str]:
+    algorithms = "rsa-sha2-512,rsa-sha2-256" if key_type == "ssh-rsa" else key_type
+    opts = {
+        "IdentitiesOnly": "yes",
+        "IdentityAgent": "none",
+        "UserKnownHostsFile": str(known_hosts),
+        "GlobalKnownHostsFile": "/dev/null",
+        "StrictHostKeyChecking": "yes",
+        "HostKeyAlgorithms": algorithms,
+        "UpdateHostKeys": "no",
+        "PasswordAuthentication": "no",
+        "KbdInteractiveAuthentication": "no",
+    }
+    out = ["-i", str(identity)]
+    for k, v in opts.items():
+        out += ["-o", f"{k}={v}"]
+    return out
+
+
+@contextlib.contextmanager
+def _ssh_files(key: str, ep: Any, pinned: tuple[str, str]) -> Iterator[tuple[Path, Path]]:
+    """A private temporary directory (0700) holding the identity file (0600) and a known_hosts
+    file with the one pinned key; removed on exit, whatever happens."""
+    import os
+    import shutil
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="penguinctl-ssh-"))
+    try:
+        identity = directory / "identity"
+        fd = os.open(identity, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(key if key.endswith("\n") else key + "\n")
+        name = ep.host if ep.port == 22 else f"[{ep.host}]:{ep.port}"
+        known = directory / "known_hosts"
+        known.write_text(f"{name} {pinned[0]} {pinned[1]}\n", encoding="ascii")
+        yield identity, known
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @server_app.command("trust-hostkey")
@@ -158,9 +387,10 @@ def trust_hostkey(
     """Forget the pinned SSH host key of SERVER (after checking why it changed, e.g. a rebuild);
     the next connection pins the key the server then presents."""
     from penguinctl.remote.hostkeys import StateHostKeyStore
+    from penguinctl.remote.servers import endpoints
 
     app = ctx.obj
-    (ep,) = _endpoints(app, [server])
+    (ep,) = endpoints(app, [server])
     store = StateHostKeyStore(app.db, actor=app.actor())
     had = store.get(ep.host, ep.port)
     store.forget(ep.host, ep.port)

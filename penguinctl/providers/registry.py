@@ -24,6 +24,7 @@ class Providers:
         journal_factory=None,
         server_configs: Mapping[str, dict[str, Any]] | None = None,
         db=None,
+        actor: str = "penguinctl",
     ) -> None:
         self._secrets_factory = secrets_factory
         self._env = dict(os.environ if env is None else env)
@@ -32,7 +33,12 @@ class Providers:
         # server name -> its data (desired over recorded): endpoints for SSH and the mail stack
         self.server_configs: dict[str, dict[str, Any]] = dict(server_configs or {})
         self.db = db  # the state store engine (SSH host keys are pinned there)
+        self.actor = actor
         self._cache: dict[str, Provider] = {}
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(self._env)
 
     @property
     def secrets(self) -> SecretsBackend:
@@ -52,6 +58,10 @@ class Providers:
             from penguinctl.providers.dkim import DkimProvider
 
             return DkimProvider(name, self.secrets)
+        if name.startswith("mail:"):
+            return self._mailu(name, name.split(":", 1)[1])
+        if name.startswith("mailstack:"):
+            return self._mailstack(name, name.split(":", 1)[1])
         if name.startswith("dns:"):
             cfg = self._dns_configs.get(name[4:])
             if cfg is None:
@@ -108,6 +118,71 @@ class Providers:
             max_parallel=cfg.get("max_parallel", 4),
         )
 
+    def _mailu(self, name: str, server: str) -> Provider:
+        """MailU's REST API of ``server``: ``mail.api_url`` (default ``https://<hostname>/api/v1``)
+        and the token from ``servers/<server>/mailu``, read at the first request (the MailU
+        install generates it earlier in the same apply). Never SSH."""
+        from penguinctl.providers.mailu import MailuProvider
+        from penguinctl.providers.mailu_api import MailuClient
+
+        data = self.server_configs.get(server)
+        if data is None:
+            raise ProviderError(
+                f"server {server} is neither in the spec nor recorded in state",
+                hint="add its Server document back to the spec",
+            )
+        api_url = (data.get("mail") or {}).get("api_url") or (
+            f"https://{str(data.get('hostname', '')).rstrip('.')}/api/v1"
+        )
+        client = MailuClient(api_url, lambda: mailu_api_token(self.secrets, server), server=server)
+        return MailuProvider(
+            name, server=server, client=client, secrets=self.secrets, env=self._env
+        )
+
+    def _mailstack(self, name: str, server: str) -> Provider:
+        from penguinctl.providers.mailstack import MailstackProvider
+        from penguinctl.remote.hostkeys import StateHostKeyStore
+
+        data = self.server_configs.get(server)
+        if data is None or self.db is None:
+            raise ProviderError(f"server {server} is neither in the spec nor recorded in state")
+        return MailstackProvider(
+            name,
+            server=server,
+            server_data=lambda: {**data, **self._recorded_server(server)},
+            secrets=self.secrets,
+            host_keys=StateHostKeyStore(self.db, actor=self.actor),
+            env=self._env,
+            audit=self._audit,
+        )
+
+    def _recorded_server(self, server: str) -> dict[str, Any]:
+        """The server's data as recorded now (its IPs once a new server is active)."""
+        from penguinctl.state import repo
+        from penguinctl.state.db import session_scope
+
+        with session_scope(self.db) as session:
+            rows = repo.list_resources(session, kind="server", name=server)
+            return dict(rows[0].data or {}) if rows else {}
+
+    def _audit(self, action: str, resource: str, details: dict[str, Any]) -> None:
+        """An audit event for a provider's side step (key bootstrap...), in its own transaction."""
+        if self.db is None:
+            return
+        from penguinctl.state import audit
+        from penguinctl.state.db import session_scope
+
+        with session_scope(self.db) as session:
+            audit.record(
+                session,
+                actor=self.actor,
+                tenant="",
+                action=action,
+                resource=resource,
+                result="ok",
+                details=details,
+            )
+
     def _hostwinds(self, name: str) -> Provider:
         from penguinctl.providers.hostwinds import HostwindsProvider
 
@@ -134,6 +209,21 @@ def _seconds(env: Mapping[str, str], var: str, default: float) -> float:
 
         raise ConfigError(f"{var}={text!r} is not a number of seconds", hint=f"e.g. {var}=30")
     return value
+
+
+def mailu_api_token(secrets: SecretsBackend, server: str) -> str:
+    """The MailU API token of ``server`` (``servers/<server>/mailu`` field ``api_token``)."""
+    from penguinctl.mailu.credentials import mailu_credentials, secret_path
+
+    token = mailu_credentials(secrets, server, create=False).get("api_token")
+    if token is None or not token.reveal():
+        raise ProviderError(
+            f"no MailU API token for server {server}: the secret {secret_path(server)} has no "
+            "api_token",
+            hint="apply the server's mail stack first: it generates the token and renders it "
+            "into MailU's API_TOKEN",
+        )
+    return token.reveal()
 
 
 def hostwinds_client(env: Mapping[str, str], secrets: SecretsBackend):

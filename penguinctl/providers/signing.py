@@ -5,9 +5,10 @@ makes the server sign ``domain`` with the key stored at ``path`` in the secrets 
 ``selector``, and returns a one-line note of what it did. It must be idempotent (a rotation
 re-run after a crash calls it again) and must not return before the server signs with the key.
 
-For servers penguinctl cannot reach (``external``), and for mail stacks whose signer is not
-implemented yet, the switch is recorded only: the note says so and the operator switches the
-server by hand (the audit log says when).
+A MailU server penguinctl manages gets ``penguinctl.mailu.signing.MailuSigner`` (rspamd's
+per-domain selector maps, over SSH). For servers penguinctl cannot reach (``external``) or whose
+stack it does not manage (``mail: {stack: none}``), the switch is recorded only: the note says so
+and the operator switches the server by hand (the audit log says when).
 """
 
 from __future__ import annotations
@@ -35,12 +36,40 @@ class RecordOnlySigner(DkimSigner):
         )
 
 
-def signer_for(server_name: str, server: dict[str, Any] | None) -> DkimSigner:
-    """The signer of a recorded server."""
+def signer_for(
+    server_name: str,
+    server: dict[str, Any] | None,
+    *,
+    secrets=None,
+    db=None,
+    env: dict[str, str] | None = None,
+    actor: str = "penguinctl",
+) -> DkimSigner:
+    """The signer of a recorded server: MailU's over SSH when penguinctl manages the stack and
+    has what it needs to reach it (``secrets``, the state ``db`` for pinned host keys)."""
     provider = (server or {}).get("provider", "external")
     if provider == "external":
         return RecordOnlySigner(server_name, f"server {server_name} is external")
     stack = ((server or {}).get("mail") or {}).get("stack", "mailu")
+    if stack == "none":
+        return RecordOnlySigner(server_name, f"server {server_name} has no managed mail stack")
+    if stack == "mailu" and secrets is not None and db is not None:
+        from penguinctl.mailu.signing import MailuSigner, MailuSigning
+        from penguinctl.providers.mailstack import MailstackProvider
+        from penguinctl.remote.hostkeys import StateHostKeyStore
+
+        reach = MailstackProvider(
+            f"mailstack:{server_name}",
+            server=server_name,
+            server_data=dict(server or {}),
+            secrets=secrets,
+            host_keys=StateHostKeyStore(db, actor=actor),
+            env=dict(env or {}),
+        )
+        root = ((server or {}).get("mail") or {}).get("root") or "/mailu"
+        return MailuSigner(
+            server_name, lambda: MailuSigning(reach.connect(), secrets=secrets, root=root)
+        )
     return RecordOnlySigner(
         server_name, f"the {stack} signer of server {server_name} is not available in this version"
     )

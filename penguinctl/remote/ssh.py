@@ -343,15 +343,21 @@ class SshConnection:
         want = (mode & 0o7777, hashlib.sha256(data).hexdigest())
         if self.file_state(path, sudo=sudo) == want:
             return False
+        self.write_file(path, data, mode, sudo=sudo)
+        return True
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o644, *, sudo: bool = False) -> None:
+        """``put_file`` without the comparison: always writes (atomically, as ``put_file``).
+        For callers that already know the remote state (the playbook engine reads it in a
+        batch), saving a round trip."""
         try:
             if sudo:
-                self._put_sudo(path, data, want[0])
+                self._put_sudo(path, data, mode & 0o7777)
             else:
-                self._put_sftp(path, data, want[0])
+                self._put_sftp(path, data, mode & 0o7777)
         except OSError as exc:
             raise SshError(f"ssh {self.target}: cannot write {path}: {_one_line(exc)}") from None
         log.debug("ssh %s: wrote %s (%d bytes)", self.target, path, len(data))
-        return True
 
     def _upload(self, tmp: str, data: bytes) -> None:
         sftp = self._sftp()

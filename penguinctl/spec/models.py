@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from penguinctl.spec.durations import Duration
@@ -25,6 +27,8 @@ from penguinctl.spec.types import (
     Ttl,
     TxtDomain,
 )
+
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 class Strict(BaseModel):
@@ -51,6 +55,8 @@ class StaticServer(Strict):
     address: Host
     ssh_user: str = "root"
     ssh_port: Port = 22
+    # A key that logs in before penguinctl has installed its own admin key (first contact only).
+    initial_key: SecretRef | None = None
 
 
 class ExternalServer(Strict):
@@ -63,12 +69,25 @@ class Endpoint(Strict):
     security: Literal["starttls", "tls", "none"]
 
 
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or _CONTROL.search(value):
+        raise ValueError(f"{value!r} is not an http(s) URL, e.g. https://mail.example.com/api/v1")
+    return value.rstrip("/")
+
+
 class MailStack(Strict):
-    stack: Literal["mailu"] = "mailu"
-    version: str = "2024.06"
-    tls: str = "letsencrypt"
+    # "none": penguinctl installs no mail stack (the server runs something it does not manage)
+    stack: Literal["mailu", "none"] = "mailu"
+    # the pinned 2024.06 line: "2024.06" follows its newest patch release, "2024.06.57" pins one
+    version: Annotated[str, Field(pattern=r"^2024\.06(\.[0-9]+)?$")] = "2024.06"
+    tls: Literal["letsencrypt", "cert", "notls", "mail", "mail-letsencrypt"] = "letsencrypt"
     submission: Endpoint | None = None
     imap: Endpoint | None = None
+    # MailU's REST API root; default https://<hostname>/api/v1 (ServerSpec.mail_api_url)
+    api_url: Annotated[str, AfterValidator(_http_url)] | None = None
+    # where MailU lives on the server (data, mail, keys: the backup set)
+    root: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$")] = "/mailu"
 
 
 ServerProvider = Literal["hostwinds", "static", "external"]
@@ -105,6 +124,11 @@ class ServerSpec(Strict):
         """Where mailboxes submit mail: ``mail.submission``, else the hostname on 587 STARTTLS."""
         default = Endpoint(host=self.hostname, port=587, security="starttls")
         return self.mail.submission or default
+
+    @property
+    def mail_api_url(self) -> str:
+        """MailU's REST API root: ``mail.api_url``, else ``https://<hostname>/api/v1``."""
+        return self.mail.api_url or f"https://{self.hostname.rstrip('.')}/api/v1"
 
     @property
     def imap(self) -> Endpoint:
@@ -210,6 +234,27 @@ class Mailbox(Strict):
         return f"{self.local}@{domain}"
 
 
+class Alias(Strict):
+    """A MailU alias ``<local>@<domain>`` delivering to ``destinations`` (MailU's API accepts
+    only addresses of existing mailboxes on the same MailU server)."""
+
+    local: LocalPart
+    destinations: list[Email] = Field(min_length=1)
+
+    @field_validator("destinations")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for address in value:
+            if address.lower() in seen:
+                raise ValueError(f"destination {address!r} is listed twice; remove one")
+            seen.add(address.lower())
+        return value
+
+    def address(self, domain: str) -> str:
+        return f"{self.local}@{domain}"
+
+
 class DomainSpec(Strict):
     server: Name
     dns: Name
@@ -220,6 +265,20 @@ class DomainSpec(Strict):
     mta_sts: MtaSts | None = None
     tls_rpt: TlsRpt | None = None
     mailboxes: list[Mailbox] = []
+    aliases: list[Alias] = []
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_unique(cls, value: list[Alias], info: ValidationInfo) -> list[Alias]:
+        mailboxes = {m.local for m in info.data.get("mailboxes") or []}
+        seen: set[str] = set()
+        for alias in value:
+            if alias.local in mailboxes:
+                raise ValueError(f"alias {alias.local!r} is also a mailbox; use another name")
+            if alias.local in seen:
+                raise ValueError(f"alias {alias.local!r} is listed twice; remove one")
+            seen.add(alias.local)
+        return value
 
 
 # -- BackupPolicy -----------------------------------------------------------------------------

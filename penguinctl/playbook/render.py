@@ -1,0 +1,120 @@
+"""Rendering step parameters and templates with sandboxed Jinja2 (``StrictUndefined``: a missing
+variable is an error, never an empty string).
+
+Templates are looked up first in the run's extra templates directory (if any), then in the
+packaged ``penguinctl/templates/``. A variable holding a ``SecretValue`` is revealed for
+rendering, which registers it with ``penguinctl.masking`` so diffs and messages mask it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from penguinctl.errors import PenguinError
+
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+_FALSE = {"", "false", "no", "off", "0", "none"}
+
+
+class RenderError(PenguinError):
+    """A template or parameter could not be rendered (undefined variable, syntax error, missing
+    template). Exit code 3: the playbook or its variables need fixing."""
+
+    from penguinctl.errors import ExitCode
+
+    exit_code = ExitCode.SPEC_INVALID
+
+
+@functools.lru_cache(maxsize=16)
+def environment(templates_dir: Path | None = None) -> Any:
+    """One sandboxed environment per templates directory (built on first use, not at import)."""
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    search = [str(templates_dir)] if templates_dir is not None else []
+    search.append(str(PACKAGE_TEMPLATES))
+    return ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(search),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+
+
+def _plain(variables: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.reveal() if hasattr(v, "reveal") else v) for k, v in variables.items()}
+
+
+def _error(what: str, exc: Exception) -> RenderError:
+    from penguinctl.masking import mask
+
+    text = mask(" ".join(str(exc).split()))
+    return RenderError(f"cannot render {what}: {text}", hint="check the playbook's variables")
+
+
+def render_string(
+    text: str, variables: Mapping[str, Any], templates_dir: Path | None = None
+) -> str:
+    """``text`` rendered (returned as is when it holds no Jinja2 syntax)."""
+    if "{" not in text:
+        return text
+    try:
+        return environment(templates_dir).from_string(text).render(_plain(variables))
+    except Exception as exc:
+        raise _error(repr(text[:60]), exc) from None
+
+
+def render_value(
+    value: Any, variables: Mapping[str, Any], templates_dir: Path | None = None
+) -> Any:
+    """Every string inside ``value`` (dicts and lists walked) rendered."""
+    if isinstance(value, str):
+        return render_string(value, variables, templates_dir)
+    if isinstance(value, dict):
+        return {k: render_value(v, variables, templates_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_value(v, variables, templates_dir) for v in value]
+    return value
+
+
+def render_template(
+    name: str, variables: Mapping[str, Any], templates_dir: Path | None = None
+) -> bytes:
+    """Template ``name`` (relative to the templates directories) rendered to UTF-8 bytes."""
+    from jinja2 import TemplateNotFound
+
+    try:
+        template = environment(templates_dir).get_template(name)
+    except TemplateNotFound:
+        where = f"{templates_dir} or {PACKAGE_TEMPLATES}" if templates_dir else PACKAGE_TEMPLATES
+        raise RenderError(f"template {name!r} not found in {where}") from None
+    except Exception as exc:
+        raise _error(f"template {name!r}", exc) from None
+    try:
+        return template.render(_plain(variables)).encode("utf-8")
+    except Exception as exc:
+        raise _error(f"template {name!r}", exc) from None
+
+
+def truthy(value: Any) -> bool:
+    """A rendered ``when``: false for false/no/off/0/none/empty (any case), else true."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in _FALSE
+
+
+def render_file(
+    step_or_template: Any, variables: Mapping[str, Any], templates_dir: Path | None = None
+) -> bytes:
+    """What a file step would write: ``step_or_template`` is a ``Step`` with a ``file`` op, its
+    ``FileParams``, or a template name."""
+    params = getattr(step_or_template, "file", step_or_template)
+    if isinstance(params, str):
+        return render_template(params, variables, templates_dir)
+    if params.template is not None:
+        name = render_string(params.template, variables, templates_dir)
+        return render_template(name, variables, templates_dir)
+    return render_string(params.content or "", variables, templates_dir).encode("utf-8")

@@ -1,0 +1,99 @@
+"""The ``mailstack:<server>`` provider: MailU installed and converged on one server over SSH.
+
+A create or update connects with the server's admin key (bootstrapping it through the spec's
+initial access on first contact, ``penguinctl.remote.bootstrap``), runs the MailU playbook and
+syncs the DKIM signing keys (``penguinctl.mailu.install.converge``). Both are idempotent, so a
+re-run after a crash converges. A delete only forgets the stack: penguinctl never removes a mail
+server's data (``/mailu``); the note says so.
+
+``read`` returns None (trust the state store): checking a host for drift is ``apply --check``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from penguinctl.errors import ProviderError
+from penguinctl.plan.changes import Action, Change, ChangeResult
+from penguinctl.providers.base import Provider
+
+Audit = Callable[[str, str, dict[str, Any]], None]  # (action, resource, details)
+
+
+class MailstackProvider(Provider):
+    max_parallel = 1  # one install at a time per server (each server has its own instance)
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        server: str,
+        server_data: dict[str, Any] | Callable[[], dict[str, Any]],
+        secrets,
+        host_keys,
+        env: dict[str, str],
+        audit: Audit | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.server = server
+        # a callable is asked at connect time: a server created earlier in the same apply
+        # has its address recorded by then
+        self._server_data = server_data
+        self.secrets = secrets
+        self.host_keys = host_keys
+        self.env = env
+        self.audit = audit
+
+    @property
+    def server_data(self) -> dict[str, Any]:
+        data = self._server_data
+        return dict(data() if callable(data) else data)
+
+    def connect(self):
+        """An open admin connection to the server (bootstrapping the admin key if needed)."""
+        from penguinctl.providers.secrets.resolve import resolve
+        from penguinctl.remote.bootstrap import Target, admin_connection
+        from penguinctl.remote.servers import endpoint_of
+
+        server_data = self.server_data
+        ep = endpoint_of(self.server, server_data)
+        if ep is None:
+            raise ProviderError(
+                f"server {self.server}: no SSH address known yet",
+                hint="apply the server first (a Hostwinds server gets its IP when it is active)",
+            )
+        ref = (server_data.get("static") or {}).get("initial_key")
+        initial = resolve(ref, secrets=self.secrets, env=self.env) if ref else None
+
+        def audit(action: str, details: dict[str, Any]) -> None:
+            if self.audit:
+                self.audit(action, f"server/{self.server}", details)
+
+        return admin_connection(
+            Target(self.server, ep.host, ep.port, ep.user),
+            secrets=self.secrets,
+            host_keys=self.host_keys,
+            initial_key=initial,
+            audit=audit,
+        )
+
+    def converge(self, data: dict[str, Any], *, check: bool = False, on_step=None):
+        from penguinctl.mailu.install import converge
+
+        with self.connect() as conn:
+            return converge(conn, self.server, data, self.secrets, check=check, on_step=on_step)
+
+    def apply_batch(self, changes: Sequence[Change]) -> list[ChangeResult]:
+        results = []
+        for change in changes:
+            if change.action is Action.DELETE:
+                root = (change.before or {}).get("root", "/mailu")
+                note = f"forgotten; MailU and its data stay on {self.server} in {root}"
+                results.append(ChangeResult(change, None, note))
+                continue
+            assert change.after is not None
+            out = self.converge(change.after)
+            did = ", ".join(out.changes()) or "already converged"
+            results.append(ChangeResult(change, change.after, did))
+        return results
