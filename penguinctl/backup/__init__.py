@@ -1,0 +1,1 @@
+"""Backups: MailU servers with restic over SSH (``service``), the state store (``statestore``)."""
