@@ -201,6 +201,13 @@ def check_server_hostnames(specs: SpecSet) -> list[SpecIssue]:
     return issues
 
 
+def check_plan_limits(specs: SpecSet) -> list[SpecIssue]:
+    """Each tenant's plan is in the catalog and its domains/mailboxes fit the plan's limits."""
+    from penguinctl.billing.limits import plan_limit_issues
+
+    return plan_limit_issues(specs)
+
+
 CHECKS: tuple[Callable[[SpecSet], list[SpecIssue]], ...] = (
     check_unique_names,
     check_references,
@@ -208,6 +215,7 @@ CHECKS: tuple[Callable[[SpecSet], list[SpecIssue]], ...] = (
     check_mailboxes,
     check_spf,
     check_server_hostnames,
+    check_plan_limits,
 )
 
 

@@ -77,3 +77,7 @@ def record_results(
             for res in results
         ],
     )
+    if any(r.change.key.kind == "tenant" for r in results):  # plan history for billing
+        from penguinctl.billing.history import note_tenant_changes
+
+        note_tenant_changes(session, results)

@@ -1,0 +1,244 @@
+"""Failed payments: retries on days 3, 5 and 7 after the first failure (day 0), then read-only
+suspension (billing-compliance.md 7.6: a 7-day grace period with full access).
+
+An invoice whose first charge failed is ``payment_failed`` and its tenant ``past_due``. Each
+``billing sync`` run retries an invoice at most once, when the next retry day has come (retries
+a missed run skipped are not made up: one charge, counted as the latest due retry). When the
+final (day 7) retry fails, the tenant is ``suspended``: its active campaigns are paused with
+``paused_reason='billing: ...'`` (nothing is sent; data stays readable and exportable). A paid
+invoice (a retry that succeeds, or ``billing sync`` seeing it paid in Stripe) reactivates the
+tenant once it owes nothing else, and resumes exactly the campaigns billing paused.
+
+The clock is injected (``now``), so the schedule is testable without waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from penguinctl.billing import tables as t
+from penguinctl.billing.periods import as_utc
+
+RETRY_DAYS = (3, 5, 7)
+GRACE_DAYS = 7
+PAUSED_PREFIX = "billing: "
+
+
+@dataclass
+class Step:
+    invoice: str
+    tenant: str
+    action: str  # retry_paid | retry_failed | suspended | reactivated
+    attempt: int | None = None
+
+
+def due_retry(failed_at: datetime, attempts: int, now: datetime) -> int | None:
+    """How many retries should have been made by ``now`` if that is more than were made
+    (``attempts`` counts the first charge too), else None."""
+    done = max(0, attempts - 1)
+    due = sum(1 for d in RETRY_DAYS if now >= as_utc(failed_at) + timedelta(days=d))
+    return due if due > done else None
+
+
+def _audit(conn: Any, tenant: str, action: str, resource: str, result: str, **details: Any) -> None:
+    from penguinctl.state import audit
+
+    audit.record_many(
+        conn,
+        [
+            {
+                "actor": details.pop("actor", "billing"),
+                "tenant": tenant,
+                "action": action,
+                "resource": resource,
+                "result": result,
+                "details": details,
+            }
+        ],
+    )
+
+
+def record_failure(conn: Any, invoice: dict[str, Any], now: datetime, *, reason: str) -> None:
+    """The first charge of ``invoice`` failed: dunning day 0."""
+    conn.execute(
+        sa.update(t.invoices)
+        .where(t.invoices.c.id == invoice["id"])
+        .values(
+            status="payment_failed",
+            payment_failed_at=now,
+            last_attempt_at=now,
+            payment_attempts=1,
+            updated_at=now,
+        )
+    )
+    conn.execute(
+        sa.update(t.accounts)
+        .where(t.accounts.c.tenant == invoice["tenant"], t.accounts.c.status == "active")
+        .values(status="past_due", updated_at=now)
+    )
+    _audit(
+        conn,
+        invoice["tenant"],
+        "billing.payment_failed",
+        f"invoice/{invoice['number']}",
+        "failed",
+        reason=reason,
+        day=0,
+    )
+
+
+def record_paid(conn: Any, invoice: dict[str, Any], now: datetime) -> bool:
+    """Mark ``invoice`` paid; reactivate its tenant when nothing else is unpaid. Returns whether
+    the tenant was reactivated."""
+    conn.execute(
+        sa.update(t.invoices)
+        .where(t.invoices.c.id == invoice["id"])
+        .values(
+            status="paid",
+            stripe_status="paid",
+            paid_at=now,
+            updated_at=now,
+        )
+    )
+    _audit(conn, invoice["tenant"], "billing.paid", f"invoice/{invoice['number']}", "ok")
+    unpaid = conn.execute(
+        sa.select(sa.func.count()).where(
+            t.invoices.c.tenant == invoice["tenant"], t.invoices.c.status == "payment_failed"
+        )
+    ).scalar()
+    if unpaid:
+        return False
+    status = conn.execute(
+        sa.select(t.accounts.c.status).where(t.accounts.c.tenant == invoice["tenant"])
+    ).scalar()
+    if status in (None, "active"):
+        return False
+    conn.execute(
+        sa.update(t.accounts)
+        .where(t.accounts.c.tenant == invoice["tenant"])
+        .values(
+            status="active",
+            suspended_at=None,
+            updated_at=now,
+        )
+    )
+    resumed = conn.execute(
+        sa.update(t.campaigns)
+        .where(
+            t.campaigns.c.tenant == invoice["tenant"],
+            t.campaigns.c.status == "paused",
+            t.campaigns.c.paused_reason.like(PAUSED_PREFIX + "%"),
+        )
+        .values(status="active", paused_reason=None, updated_at=now)
+    ).rowcount
+    _audit(
+        conn,
+        invoice["tenant"],
+        "billing.reactivate",
+        f"tenant/{invoice['tenant']}",
+        "ok",
+        campaigns_resumed=resumed,
+        was=status,
+    )
+    return status == "suspended"
+
+
+def suspend(conn: Any, tenant: str, number: str, now: datetime) -> int:
+    """Read-only suspension: the account is suspended, active campaigns are paused."""
+    conn.execute(
+        sa.update(t.accounts)
+        .where(t.accounts.c.tenant == tenant)
+        .values(
+            status="suspended",
+            suspended_at=now,
+            updated_at=now,
+        )
+    )
+    paused = conn.execute(
+        sa.update(t.campaigns)
+        .where(t.campaigns.c.tenant == tenant, t.campaigns.c.status == "active")
+        .values(
+            status="paused", paused_reason=f"{PAUSED_PREFIX}invoice {number} unpaid", updated_at=now
+        )
+    ).rowcount
+    _audit(
+        conn,
+        tenant,
+        "billing.suspend",
+        f"tenant/{tenant}",
+        "ok",
+        invoice=number,
+        campaigns_paused=paused,
+    )
+    return paused
+
+
+def is_suspended(conn: Any, tenant: str) -> bool:
+    """For senders: a suspended tenant sends nothing."""
+    status = conn.execute(
+        sa.select(t.accounts.c.status).where(t.accounts.c.tenant == tenant)
+    ).scalar()
+    return status == "suspended"
+
+
+def process(
+    engine: Any, charge: Callable[[dict[str, Any], int], bool], now: datetime
+) -> list[Step]:
+    """Run the schedule for every ``payment_failed`` invoice. ``charge(invoice, attempt)``
+    tries to collect it (True: paid) and must be idempotent per (invoice, attempt)."""
+    steps: list[Step] = []
+    with engine.connect() as conn:
+        failed = [
+            dict(r._mapping)
+            for r in conn.execute(
+                sa.select(t.invoices)
+                .where(t.invoices.c.status == "payment_failed")
+                .order_by(t.invoices.c.id)
+            )
+        ]
+    for inv in failed:
+        failed_at = as_utc(inv["payment_failed_at"])
+        retry = due_retry(failed_at, inv["payment_attempts"], now)
+        if retry is not None:
+            attempt = retry + 1  # the first charge was attempt 1
+            paid = charge(inv, attempt)
+            with engine.begin() as conn:
+                if paid:
+                    record_paid(conn, inv, now)
+                    steps.append(Step(inv["number"], inv["tenant"], "retry_paid", attempt))
+                    continue
+                conn.execute(
+                    sa.update(t.invoices)
+                    .where(t.invoices.c.id == inv["id"])
+                    .values(
+                        payment_attempts=attempt,
+                        last_attempt_at=now,
+                        updated_at=now,
+                    )
+                )
+                _audit(
+                    conn,
+                    inv["tenant"],
+                    "billing.retry",
+                    f"invoice/{inv['number']}",
+                    "failed",
+                    attempt=attempt,
+                    day=RETRY_DAYS[retry - 1],
+                )
+                inv["payment_attempts"] = attempt
+            steps.append(Step(inv["number"], inv["tenant"], "retry_failed", attempt))
+        final_done = inv["payment_attempts"] >= len(RETRY_DAYS) + 1
+        if final_done and now >= failed_at + timedelta(days=GRACE_DAYS):
+            with engine.begin() as conn:
+                status = conn.execute(
+                    sa.select(t.accounts.c.status).where(t.accounts.c.tenant == inv["tenant"])
+                ).scalar()
+                if status != "suspended":
+                    suspend(conn, inv["tenant"], inv["number"], now)
+                    steps.append(Step(inv["number"], inv["tenant"], "suspended"))
+    return steps
