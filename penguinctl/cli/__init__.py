@@ -51,13 +51,19 @@ def _version(value: bool) -> None:
 def build_app() -> typer.Typer:
     from penguinctl.cli import (
         commands_apply,
+        commands_backup,
+        commands_billing,
+        commands_campaign,
+        commands_check,
         commands_dkim,
         commands_dns,
         commands_domains,
         commands_get,
+        commands_leads,
         commands_secrets,
         commands_server,
         commands_state,
+        commands_worker,
     )
 
     app = typer.Typer(
@@ -91,7 +97,7 @@ def build_app() -> typer.Typer:
         from penguinctl.errors import UsageError
         from penguinctl.settings import load_settings
 
-        if output not in ("text", "json", "yaml"):
+        if output not in ("text", "json", "yaml", "csv"):  # csv: `campaign stats` only
             raise UsageError(f"--output {output!r}: use text, json or yaml")
         ctx.obj = AppContext(
             settings=load_settings(state_url=state), output=output, yes=yes, debug=debug
@@ -106,6 +112,12 @@ def build_app() -> typer.Typer:
     commands_domains.register(app)
     commands_server.register(app)
     commands_secrets.register(app)
+    commands_billing.register(app)
+    commands_backup.register(app)
+    commands_check.register(app)
+    commands_worker.register(app)
+    commands_campaign.register(app)
+    commands_leads.register(app)
     return app
 
 

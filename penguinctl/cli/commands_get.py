@@ -99,6 +99,37 @@ def _ts(row) -> str | None:
     return ts.isoformat(timespec="seconds") if ts else None
 
 
+def _get_backups(app, server: str | None, tenant: str | None) -> None:
+    """Recorded snapshots (``backup list`` asks the servers; this reads the state store)."""
+    from penguinctl.backup import records
+    from penguinctl.cli.render import table
+
+    snaps = [
+        s
+        for s in records.list_snapshots(app.db, server=server)
+        if tenant is None or s["tenant"] == tenant
+    ]
+    items = [
+        {
+            "server": s["server"],
+            "tenant": s["tenant"] or None,
+            "snapshot": s["short_id"],
+            "time": s["taken_at"].isoformat(timespec="seconds"),
+            "repository": s["repository"],
+            "files_new": (s["stats"] or {}).get("files_new"),
+        }
+        for s in snaps
+    ]
+
+    def text(console) -> None:
+        if not items:
+            console.print("No backups recorded.")
+            return
+        table(console, list(items[0]), [list(i.values()) for i in items])
+
+    app.emit(items, text)
+
+
 def get(
     ctx: typer.Context,
     kind: Annotated[str, typer.Argument(help="tenants, servers, domains, mailboxes, dkim, ...")],
@@ -109,6 +140,12 @@ def get(
     from penguinctl.cli.render import table
 
     app = ctx.obj
+    if kind.lower() in ("backups", "backup"):
+        return _get_backups(app, name, tenant)
+    if kind.lower() in ("campaigns", "campaign"):
+        from penguinctl.cli.commands_campaign import get_campaigns
+
+        return get_campaigns(app, name, tenant)
     k = _kind(kind)
     items = [_summary(k, r) for r in _rows(app, k, name, tenant)]
     if k == "dkim" and app.machine:

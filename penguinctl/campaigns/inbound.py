@@ -1,0 +1,462 @@
+"""Reading each sending mailbox over IMAP: bounces, replies, auto-replies, unsubscribes.
+
+For every mailbox, the INBOX is opened read-only and the messages with a UID above the
+stored cursor (``inbound_cursors``: UIDVALIDITY + last UID) are fetched with ``BODY.PEEK[]``
+(nothing is marked seen, deleted or moved). Each message becomes one ``inbound_events`` row,
+unique per (mailbox, folder, UIDVALIDITY, UID), written in the same transaction as its effects
+and the cursor, so a message is processed once even if the worker dies half-way:
+
+- a DSN (dsn.py): matched to the ledger by the original Message-ID (else by the recipient and
+  this mailbox); a hard bounce stops the lead (``bounced``) and suppresses the address for the
+  tenant at once; a soft bounce is counted and the third stops and suppresses likewise;
+- otherwise a message whose ``In-Reply-To`` / ``References`` name a Message-ID of the ledger
+  (else whose sender is a lead this mailbox wrote to): an unsubscribe request stops the lead
+  (``unsubscribed``) and suppresses it; an automatic reply (autoreply.py) is recorded and stops
+  the lead only if ``stop_on`` has ``auto_reply``; any other reply stops it (``replied``) when
+  ``stop_on`` has ``reply``;
+- anything else is recorded as ``unmatched``.
+
+Then bounce rates are checked: a mailbox or a campaign whose bounces (hard DSNs plus SMTP-time
+5xx rejections) exceed ``bounce_pause_threshold`` of what it sent, over at least
+``min_sample`` messages, is paused with the reason (and the mailbox's warmup ramp with it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import imaplib
+import re
+import ssl
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.message import Message
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from penguinctl.campaigns.autoreply import auto_reply_reason, is_unsubscribe_request
+from penguinctl.campaigns.dsn import SOFT_LIMIT, parse_dsn, suppress_hard
+from penguinctl.campaigns.ledger import LEADS, MAILBOXES, SENDS, _md
+from penguinctl.campaigns.senders import Sender, password_for
+
+if TYPE_CHECKING:
+    from penguinctl.campaigns.scheduler import CampaignPlan
+    from penguinctl.campaigns.worker import Worker
+
+FETCH_CHUNK = 100
+_ts = sa.DateTime(timezone=True)
+CURSORS = sa.Table(
+    "inbound_cursors",
+    _md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String),
+    sa.Column("mailbox", sa.String),
+    sa.Column("folder", sa.String),
+    sa.Column("uidvalidity", sa.BigInteger),
+    sa.Column("last_uid", sa.BigInteger),
+    sa.Column("updated_at", _ts),
+)
+EVENTS = sa.Table(
+    "inbound_events",
+    _md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String),
+    sa.Column("mailbox", sa.String),
+    sa.Column("folder", sa.String),
+    sa.Column("uidvalidity", sa.BigInteger),
+    sa.Column("uid", sa.BigInteger),
+    sa.Column("kind", sa.String),
+    sa.Column("campaign_id", sa.Integer),
+    sa.Column("lead_id", sa.Integer),
+    sa.Column("send_id", sa.Integer),
+    sa.Column("status_code", sa.String),
+    sa.Column("detail", sa.String),
+    sa.Column("received_at", _ts),
+)
+_MSGID = re.compile(r"<[^<>\s]+>")
+DEFAULT_STOP = frozenset({"reply", "bounce", "unsubscribe"})
+
+
+@dataclass
+class Context:
+    engine: Engine
+    tenant: str
+    mailbox: str
+    folder: str
+    uidvalidity: int
+    now: datetime
+    stop_on: dict[int, frozenset[str]]  # campaign id -> stop_on
+    actor: str
+
+
+# -- IMAP ---------------------------------------------------------------------------------------
+def connect(
+    sender: Sender, password: str | None, *, context: ssl.SSLContext | None, timeout: float
+) -> imaplib.IMAP4:
+    ep = sender.imap
+    if ep.security == "tls":
+        conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(
+            ep.host, ep.port, ssl_context=context or ssl.create_default_context(), timeout=timeout
+        )
+    else:
+        conn = imaplib.IMAP4(ep.host, ep.port, timeout=timeout)
+        if ep.security == "starttls":
+            conn.starttls(ssl_context=context or ssl.create_default_context())
+    if password is not None:
+        conn.login(sender.address, password)
+    return conn
+
+
+def poll_mailbox(
+    engine: Engine,
+    sender: Sender,
+    conn: imaplib.IMAP4,
+    *,
+    now: datetime,
+    stop_on: dict[int, frozenset[str]],
+    actor: str = "worker",
+    folder: str = "INBOX",
+) -> Counter[str]:
+    """Process every new message of ``folder``; returns counts per event kind."""
+    typ, _ = conn.select(folder, readonly=True)
+    if typ != "OK":
+        raise imaplib.IMAP4.error(f"cannot open {folder}")
+    uidvalidity = int(conn.response("UIDVALIDITY")[1][0])
+    last = _cursor(engine, sender, folder, uidvalidity)
+    typ, data = conn.uid("SEARCH", None, f"UID {last + 1}:*")
+    uids = sorted(u for u in (int(x) for x in (data[0] or b"").split()) if u > last)
+    counts: Counter[str] = Counter()
+    ctx = Context(engine, sender.tenant, sender.address, folder, uidvalidity, now, stop_on, actor)
+    for i in range(0, len(uids), FETCH_CHUNK):
+        chunk = uids[i : i + FETCH_CHUNK]
+        typ, data = conn.uid("FETCH", ",".join(map(str, chunk)), "(UID BODY.PEEK[])")
+        for uid, raw in _fetched(data):
+            kind = process_message(ctx, uid, raw)
+            counts[kind] += 1
+    return counts
+
+
+def _fetched(data: list[Any]) -> list[tuple[int, bytes]]:
+    out: list[tuple[int, bytes]] = []
+    for item in data:
+        if isinstance(item, tuple) and len(item) == 2:
+            m = re.search(rb"UID (\d+)", item[0])
+            if m:
+                out.append((int(m.group(1)), item[1]))
+    out.sort()
+    return out
+
+
+def _cursor(engine: Engine, sender: Sender, folder: str, uidvalidity: int) -> int:
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.select(CURSORS).where(
+                CURSORS.c.tenant == sender.tenant,
+                CURSORS.c.mailbox == sender.address,
+                CURSORS.c.folder == folder,
+            )
+        ).first()
+        if row is None:
+            conn.execute(
+                sa.insert(CURSORS).values(
+                    tenant=sender.tenant,
+                    mailbox=sender.address,
+                    folder=folder,
+                    uidvalidity=uidvalidity,
+                    last_uid=0,
+                    updated_at=sa.func.now(),
+                )
+            )
+            return 0
+        if row.uidvalidity != uidvalidity:  # the folder was recreated: UIDs start over
+            conn.execute(
+                sa.update(CURSORS)
+                .where(CURSORS.c.id == row.id)
+                .values(uidvalidity=uidvalidity, last_uid=0)
+            )
+            return 0
+        return int(row.last_uid)
+
+
+# -- one message --------------------------------------------------------------------------------
+def process_message(ctx: Context, uid: int, raw: bytes) -> str:
+    msg = email.message_from_bytes(raw, policy=policy.compat32)
+    with ctx.engine.begin() as conn:
+        exists = conn.execute(
+            sa.select(EVENTS.c.kind).where(
+                EVENTS.c.tenant == ctx.tenant,
+                EVENTS.c.mailbox == ctx.mailbox,
+                EVENTS.c.folder == ctx.folder,
+                EVENTS.c.uidvalidity == ctx.uidvalidity,
+                EVENTS.c.uid == uid,
+            )
+        ).first()
+        if exists is not None:
+            return "seen"
+        events = _classify(conn, ctx, msg)
+        for ev in events:
+            conn.execute(
+                sa.insert(EVENTS).values(
+                    tenant=ctx.tenant,
+                    mailbox=ctx.mailbox,
+                    folder=ctx.folder,
+                    uidvalidity=ctx.uidvalidity,
+                    uid=uid,
+                    received_at=ctx.now,
+                    **ev,
+                )
+            )
+            break  # one row per message (the first recipient of a multi-recipient DSN)
+        conn.execute(
+            sa.update(CURSORS)
+            .where(
+                CURSORS.c.tenant == ctx.tenant,
+                CURSORS.c.mailbox == ctx.mailbox,
+                CURSORS.c.folder == ctx.folder,
+                CURSORS.c.last_uid < uid,
+            )
+            .values(last_uid=uid, updated_at=ctx.now)
+        )
+        return events[0]["kind"] if events else "unmatched"
+
+
+def _send_by_ids(conn: Connection, ids: list[str]) -> Any:
+    if not ids:
+        return None
+    return conn.execute(
+        sa.select(SENDS)
+        .where(SENDS.c.message_id.in_(ids), SENDS.c.lead_id.is_not(None))
+        .order_by(SENDS.c.step.desc())
+        .limit(1)
+    ).first()
+
+
+def _send_by_recipient(conn: Connection, ctx: Context, address: str | None) -> Any:
+    if not address:
+        return None
+    return conn.execute(
+        sa.select(SENDS)
+        .where(
+            SENDS.c.tenant == ctx.tenant,
+            SENDS.c.mailbox == ctx.mailbox,
+            sa.func.lower(SENDS.c.recipient) == address.lower(),
+            SENDS.c.lead_id.is_not(None),
+        )
+        .order_by(SENDS.c.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _stop_lead(conn: Connection, lead_id: int, status: str, now: datetime) -> None:
+    conn.execute(
+        sa.update(LEADS)
+        .where(LEADS.c.id == lead_id, LEADS.c.status.in_(("active", "completed")))
+        .values(status=status, updated_at=now)
+    )
+
+
+def _lead_email(conn: Connection, lead_id: int) -> str | None:
+    return conn.execute(sa.select(LEADS.c.email).where(LEADS.c.id == lead_id)).scalar()
+
+
+def _campaign_key(conn: Connection, campaign_id: int) -> str:
+    from penguinctl.campaigns.scheduler import CAMPAIGNS
+
+    row = conn.execute(
+        sa.select(CAMPAIGNS.c.tenant, CAMPAIGNS.c.name).where(CAMPAIGNS.c.id == campaign_id)
+    ).first()
+    return f"{row.tenant}/{row.name}" if row else ""
+
+
+def _classify(conn: Connection, ctx: Context, msg: Message) -> list[dict[str, Any]]:
+    bounces = parse_dsn(msg)
+    if bounces is not None:
+        return [_bounce(conn, ctx, b) for b in bounces] or [
+            {"kind": "unmatched", "detail": "bounce without recipients"}
+        ]
+    refs = _MSGID.findall(f"{msg.get('In-Reply-To', '')} {msg.get('References', '')}")
+    send = _send_by_ids(conn, refs)
+    if send is None:
+        sender = email.utils.parseaddr(str(msg.get("From", "")))[1]
+        send = _send_by_recipient(conn, ctx, sender)
+    if send is None:
+        return [{"kind": "unmatched", "detail": str(msg.get("Subject", ""))[:120]}]
+    base = {"campaign_id": send.campaign_id, "lead_id": send.lead_id, "send_id": send.id}
+    stop_on = ctx.stop_on.get(send.campaign_id, DEFAULT_STOP)
+    if is_unsubscribe_request(msg):
+        _stop_lead(conn, send.lead_id, "unsubscribed", ctx.now)
+        address = _lead_email(conn, send.lead_id)
+        if address:
+            from sqlmodel import Session
+
+            from penguinctl.campaigns.suppression import add
+
+            with Session(bind=conn) as session:
+                add(session, address, "tenant", ctx.tenant, "unsubscribe request by reply")
+                session.flush()
+        return [{**base, "kind": "unsubscribe"}]
+    reason = auto_reply_reason(msg)
+    if reason is not None:
+        if "auto_reply" in stop_on:
+            _stop_lead(conn, send.lead_id, "replied", ctx.now)
+        return [{**base, "kind": "autoreply", "detail": reason[:120]}]
+    if "reply" in stop_on:
+        _stop_lead(conn, send.lead_id, "replied", ctx.now)
+    return [{**base, "kind": "reply"}]
+
+
+def _bounce(conn: Connection, ctx: Context, bounce: Any) -> dict[str, Any]:
+    send = _send_by_ids(conn, [bounce.original_message_id] if bounce.original_message_id else [])
+    if send is None:
+        send = _send_by_recipient(conn, ctx, bounce.recipient)
+    detail = (bounce.diagnostic or "")[:200] or None
+    if send is None:
+        return {"kind": "unmatched", "status_code": bounce.status, "detail": detail}
+    base = {
+        "campaign_id": send.campaign_id,
+        "lead_id": send.lead_id,
+        "send_id": send.id,
+        "status_code": bounce.status,
+        "detail": detail,
+    }
+    if bounce.kind == "delayed":
+        return {**base, "kind": "delayed"}
+    kind = bounce.event_kind
+    stop = bounce.kind == "hard"
+    if bounce.kind == "soft":
+        earlier = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(EVENTS)
+            .where(EVENTS.c.lead_id == send.lead_id, EVENTS.c.kind == "soft_bounce")
+        ).scalar_one()
+        stop = earlier + 1 >= SOFT_LIMIT
+    if stop:
+        _stop_lead(conn, send.lead_id, "bounced", ctx.now)
+        address = _lead_email(conn, send.lead_id) or bounce.recipient
+        if address:
+            suppress_hard(
+                conn,
+                ctx.tenant,
+                _campaign_key(conn, send.campaign_id),
+                address,
+                f"{bounce.status or kind} {detail or ''}".strip(),
+            )
+    return {**base, "kind": kind}
+
+
+# -- bounce-rate pauses -------------------------------------------------------------------------
+def _rate(conn: Connection, where_send: Any, where_event: Any) -> tuple[int, int]:
+    sent = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(SENDS)
+        .where(where_send, SENDS.c.status.in_(("sent", "failed")))
+    ).scalar_one()
+    failed = conn.execute(
+        sa.select(sa.func.count()).select_from(SENDS).where(where_send, SENDS.c.status == "failed")
+    ).scalar_one()
+    hard = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(EVENTS)
+        .where(where_event, EVENTS.c.kind == "hard_bounce")
+    ).scalar_one()
+    return failed + hard, sent
+
+
+def check_bounce_rates(
+    engine: Engine,
+    plans: list[CampaignPlan],
+    *,
+    min_sample: int,
+    now: datetime,
+    actor: str = "worker",
+) -> list[str]:
+    """Pause mailboxes and campaigns over their threshold; returns what was paused."""
+    from penguinctl.campaigns.scheduler import pause_campaign, pause_mailbox
+
+    paused: list[str] = []
+    with engine.begin() as conn:
+        thresholds: dict[tuple[str, str], float] = {}
+        for plan in plans:
+            for s in plan.senders:
+                key = (plan.tenant, s.address)
+                thresholds[key] = min(thresholds.get(key, 1.0), plan.bounce_threshold)
+        for (tenant, address), limit in sorted(thresholds.items()):
+            bounced, sent = _rate(
+                conn,
+                sa.and_(SENDS.c.tenant == tenant, SENDS.c.mailbox == address),
+                sa.and_(EVENTS.c.tenant == tenant, EVENTS.c.mailbox == address),
+            )
+            if sent >= min_sample and bounced / sent > limit:
+                reason = f"bounce rate {bounced / sent:.1%} ({bounced} of {sent}) over {limit:.1%}"
+                state = conn.execute(
+                    sa.select(MAILBOXES.c.status).where(
+                        MAILBOXES.c.tenant == tenant, MAILBOXES.c.address == address
+                    )
+                ).scalar()
+                if state == "active":
+                    pause_mailbox(conn, tenant, address, reason, now)
+                    paused.append(f"mailbox {address}: {reason}")
+                    _audit(conn, actor, tenant, f"mailbox/{address}", reason)
+        for plan in plans:
+            bounced, sent = _rate(
+                conn, SENDS.c.campaign_id == plan.id, EVENTS.c.campaign_id == plan.id
+            )
+            if sent >= min_sample and bounced / sent > plan.bounce_threshold:
+                reason = (
+                    f"bounce rate {bounced / sent:.1%} ({bounced} of {sent}) over "
+                    f"{plan.bounce_threshold:.1%}"
+                )
+                if pause_campaign(conn, plan.id, reason, now):
+                    paused.append(f"campaign {plan.key}: {reason}")
+                    _audit(conn, actor, plan.tenant, f"campaign/{plan.name}", reason)
+    return paused
+
+
+def _audit(conn: Connection, actor: str, tenant: str, resource: str, reason: str) -> None:
+    from sqlmodel import Session
+
+    from penguinctl.state.audit import record
+
+    with Session(bind=conn) as session:
+        record(
+            session,
+            actor=actor,
+            tenant=tenant,
+            action="campaign.autopause",
+            resource=resource,
+            result="paused",
+            details={"reason": reason},
+        )
+        session.flush()
+
+
+# -- the worker's entry point -------------------------------------------------------------------
+def poll_plans(worker: Worker, plans: list[CampaignPlan]) -> None:
+    senders: dict[tuple[str, str], Sender] = {}
+    stop_on: dict[int, frozenset[str]] = {}
+    for plan in plans:
+        stop_on[plan.id] = plan.stop_on
+        for s in plan.senders:
+            senders.setdefault((s.tenant, s.address), s)
+    now = worker.clock.now()
+    for sender in senders.values():
+        try:
+            password = password_for(sender, worker.secrets, worker.env)
+            conn = connect(
+                sender, password, context=worker._context, timeout=worker.options.imap_timeout
+            )
+            try:
+                counts = poll_mailbox(
+                    worker.engine, sender, conn, now=now, stop_on=stop_on, actor=worker.actor
+                )
+            finally:
+                with contextlib.suppress(imaplib.IMAP4.error, OSError):
+                    conn.logout()
+        except (imaplib.IMAP4.error, OSError, ssl.SSLError) as exc:
+            worker.note(f"imap {sender.address} ({sender.imap}): {type(exc).__name__}: {exc}")
+            continue
+        worker.summary.inbound.update(counts)

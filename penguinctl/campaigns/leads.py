@@ -1,0 +1,438 @@
+"""``leads import CAMPAIGN FILE.csv``: validate, merge and store a campaign's leads, streaming.
+
+Columns (header names are matched case-insensitively; ``First Name``, ``firstName`` and
+``first_name`` are the same column; a few aliases such as ``fname``, ``organization``, ``tz``
+are understood):
+
+- ``email`` (required): validated with email-validator (syntax only, no DNS), stored
+  lower-cased with the domain in ASCII (IDNA). Non-ASCII local parts are refused (they need
+  SMTPUTF8, which most receivers do not offer).
+- ``first_name``, ``last_name``, ``company``: optional; ``timezone``: optional IANA name
+  checked against zoneinfo.
+- Any other column is a custom field (its header in ``lower_snake_case`` is the template
+  variable). Blank cells are "not set".
+
+Rows: a row whose address appears again (in the file or already in the campaign) is merged:
+non-blank cells overwrite, custom fields are merged, status and progress are kept. A row that
+lacks a variable the campaign's templates use without a default is rejected. An address
+suppressed for the campaign (globally, for its tenant or the campaign) is stored with status
+``suppressed``; one whose owner asked to be forgotten is not stored at all.
+
+Every bad row is reported with its line (``FILE:LINE:COL``); the good ones are imported. The file
+is read as a stream and written in batches of :data:`BATCH` rows, so memory does not grow with
+the file. Hostile input is bounded (file size, rows, columns, cell length, encoding, NUL bytes,
+malformed quoting), as in :mod:`penguinctl.spec.csvimport`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from penguinctl.campaigns.models import Campaign, Lead, Suppression
+from penguinctl.campaigns.spec import BUILTIN_VARIABLES, LEAD_COLUMNS, spec_of
+from penguinctl.campaigns.suppression import email_hash, suppressed_hashes
+from penguinctl.errors import Location, SpecIssue
+from penguinctl.spec.source import quote
+from penguinctl.state.models import utcnow
+
+MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024
+MAX_ROWS = 5_000_000
+MAX_COLUMNS = 200
+MAX_CELL_CHARS = 10_000
+MAX_ISSUES = 10_000  # issues kept in full; more are only counted
+BATCH = 1000
+
+ALIASES = {
+    "e_mail": "email",
+    "email_address": "email",
+    "mail": "email",
+    "firstname": "first_name",
+    "fname": "first_name",
+    "given_name": "first_name",
+    "lastname": "last_name",
+    "lname": "last_name",
+    "surname": "last_name",
+    "family_name": "last_name",
+    "organization": "company",
+    "organisation": "company",
+    "org": "company",
+    "company_name": "company",
+    "tz": "timezone",
+    "time_zone": "timezone",
+}
+_FIELD = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def column_name(header: str) -> str:
+    """``"First Name"``/``"firstName"``/``"FNAME"`` -> ``first_name`` (aliases applied)."""
+    text = _CAMEL.sub("_", header.strip())
+    name = _NON_WORD.sub("_", text.lower()).strip("_")
+    return ALIASES.get(name, name)
+
+
+def check_address(text: str) -> tuple[str, str | None]:
+    """``(normalised address, None)`` or ``(text, reason it is not an address)``."""
+    from email_validator import EmailNotValidError, validate_email
+
+    cell = text.strip()
+    if not cell:
+        return cell, "email is empty"
+    try:
+        result = validate_email(cell, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        return cell, f"email {quote(cell)} is not valid: {exc}"
+    return (result.ascii_email or result.normalized).lower(), None
+
+
+def check_timezone(text: str) -> str | None:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"timezone {quote(text)} is not an IANA time zone (e.g. Europe/Paris)"
+    return None
+
+
+class _Counting:
+    """A text line iterator that counts the characters read (for a progress bar)."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._handle = handle
+        self.chars = 0
+
+    def __iter__(self) -> _Counting:
+        return self
+
+    def __next__(self) -> str:
+        line = self._handle.readline()
+        if not line:
+            raise StopIteration
+        if "\x00" in line:
+            raise csv.Error("line contains NUL")
+        self.chars += len(line)
+        return line
+
+
+def open_csv_text(path: Path, max_bytes: int) -> tuple[IO[str] | None, str | None]:
+    """Open a CSV file for streaming (UTF-8, a BOM allowed): ``(handle, None)`` or
+    ``(None, problem)``."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            return None, "not a regular file"
+        if size > max_bytes:
+            return None, f"file is larger than {max_bytes // (1024 * 1024)} MiB; split it"
+        with path.open("rb") as raw:
+            head = raw.read(4)
+    except OSError as exc:
+        return None, f"cannot read file: {(exc.strerror or type(exc).__name__).lower()}"
+    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32")):
+        if head.startswith(bom):
+            return None, f"file is {name}-encoded; save it as UTF-8"
+    for bom in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        if head.startswith(bom):
+            return None, "file is UTF-16-encoded; save it as UTF-8"
+    return path.open(encoding="utf-8-sig", errors="strict", newline=""), None
+
+
+def iter_records(
+    handle: IO[str], shown: str, issues: list[SpecIssue], counter: _Counting | None = None
+) -> Iterator[tuple[int, list[str]]]:
+    """``(line where the record starts, cells)`` for every non-blank record. Malformed input
+    (bad quoting, NUL bytes, bad UTF-8) ends the stream with one issue at its line."""
+    lines = counter or _Counting(handle)
+    reader = csv.reader(lines, strict=True)
+    while True:
+        start = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            text = str(exc)
+            hint = "is a '\"' quote left open?" if "EOF" in text or "end" in text else ""
+            if "NUL" in text:
+                message = "NUL byte in file; is it a binary file?"
+            else:
+                message = f"malformed CSV in the row starting here: {text} {hint}".strip()
+            issues.append(SpecIssue(Location(shown, start, 1), message))
+            return
+        except UnicodeDecodeError as exc:
+            byte = exc.object[exc.start] if exc.start < len(exc.object) else 0
+            issues.append(
+                SpecIssue(
+                    Location(shown, start, 1),
+                    f"file is not valid UTF-8 near here (byte 0x{byte:02x}); save it as UTF-8",
+                )
+            )
+            return
+        if any(cell.strip() for cell in record):
+            yield start, record
+
+
+@dataclass
+class LeadImport:
+    """What an import did: counts and every problem (``issues``, each with its line)."""
+
+    file: str
+    campaign: str
+    rows: int = 0
+    created: int = 0  # new active leads
+    merged: int = 0  # rows merged into a lead already stored (or earlier in the file)
+    suppressed: int = 0  # created with status suppressed
+    skipped_forgotten: int = 0
+    rejected: int = 0
+    issues: list[SpecIssue] = field(default_factory=list)
+    complete: bool = True  # False when reading stopped early (a file-level problem)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "campaign": self.campaign,
+            "rows": self.rows,
+            "created": self.created,
+            "merged": self.merged,
+            "suppressed": self.suppressed,
+            "skipped_forgotten": self.skipped_forgotten,
+            "rejected": self.rejected,
+            "complete": self.complete,
+            "errors": [{"location": str(i.location), "message": i.message} for i in self.issues],
+        }
+
+
+@dataclass
+class _Row:
+    line: int
+    email: str
+    known: dict[str, str]  # first_name, last_name, company, timezone (non-blank only)
+    fields: dict[str, str]
+
+
+def _header(
+    record: list[str], line: int, shown: str, required: frozenset[str], issues: list[SpecIssue]
+) -> list[str] | None:
+    names = [column_name(cell) for cell in record]
+    found: list[SpecIssue] = []
+    if len(names) > MAX_COLUMNS:
+        found.append(SpecIssue(Location(shown, line, 1), f"more than {MAX_COLUMNS} columns"))
+    for index, name in enumerate(names):
+        where = Location(shown, line, 1)
+        label = f"header column {index + 1} ({quote(record[index].strip())})"
+        if not name:
+            found.append(SpecIssue(where, f"{label} has no name"))
+        elif name in names[:index]:
+            found.append(SpecIssue(where, f"{label}: column {name} appears twice"))
+        elif name in BUILTIN_VARIABLES:
+            found.append(SpecIssue(where, f"{label}: {name} is a built-in variable; rename it"))
+        elif not _FIELD.match(name):
+            found.append(
+                SpecIssue(where, f"{label}: a column name must start with a letter ({name})")
+            )
+    if "email" not in names:
+        found.append(
+            SpecIssue(
+                Location(shown, line, 1),
+                "no 'email' column; the first line must be a header naming the columns "
+                f"(email, {', '.join(LEAD_COLUMNS[1:])}, custom fields)",
+            )
+        )
+    missing = sorted(required - set(names))
+    if missing:
+        found.append(
+            SpecIssue(
+                Location(shown, line, 1),
+                f"the campaign's templates use {', '.join(missing)} without a default, but the "
+                "file has no such column; add it, or give the variable a default in the spec",
+            )
+        )
+    issues.extend(found)
+    return None if found else names
+
+
+def _parse_row(
+    line: int,
+    record: list[str],
+    header: list[str],
+    shown: str,
+    required: frozenset[str],
+) -> tuple[_Row | None, list[SpecIssue]]:
+    problems: list[str] = []
+    if len(record) != len(header):
+        problems.append(
+            f"row has {len(record)} fields but the header has {len(header)}; "
+            "quote cells that contain a comma"
+        )
+        return None, [SpecIssue(Location(shown, line, 1), f"line {line}: {problems[0]}")]
+    cells: dict[str, str] = {}
+    for name, cell in zip(header, record, strict=True):
+        value = cell.strip()
+        if len(value) > MAX_CELL_CHARS:
+            problems.append(f"{name}: {len(value):,} characters; the limit is {MAX_CELL_CHARS:,}")
+        elif value:
+            cells[name] = value
+    address, error = check_address(cells.get("email", ""))
+    if error:
+        problems.append(error)
+    tz = cells.get("timezone")
+    if tz:
+        tz_error = check_timezone(tz)
+        if tz_error:
+            problems.append(tz_error)
+    for name in sorted(required):
+        if name not in cells:
+            problems.append(
+                f"{name} is blank, but the templates use {{{{ {name} }}}} without a default"
+            )
+    if problems:
+        label = f"line {line}" + (f" ({address})" if not error else "")
+        return None, [SpecIssue(Location(shown, line, 1), f"{label}: {p}") for p in problems]
+    known = {k: cells[k] for k in LEAD_COLUMNS[1:] if k in cells}
+    custom = {k: v for k, v in cells.items() if k not in LEAD_COLUMNS}
+    return _Row(line, address, known, custom), []
+
+
+def import_leads(
+    session: Session,
+    campaign: Campaign,
+    path: Path,
+    *,
+    shown: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LeadImport:
+    """Import the CSV at ``path`` into ``campaign`` (see the module doc). Writes through
+    ``session`` in batches; the caller commits (and audits)."""
+    shown = shown or str(path)
+    result = LeadImport(shown, campaign.key)
+    spec = spec_of(campaign)
+    required = spec.required_variables()
+    handle, problem = open_csv_text(path, MAX_FILE_BYTES)
+    if problem or handle is None:
+        result.issues.append(SpecIssue(Location(shown), problem or "cannot read file"))
+        result.complete = False
+        return result
+    issues: list[SpecIssue] = []
+    with handle:
+        counter = _Counting(handle)
+        header: list[str] | None = None
+        batch: dict[str, _Row] = {}
+        for line, record in iter_records(handle, shown, issues, counter):
+            if header is None:
+                header = _header(record, line, shown, required, issues)
+                if header is None:
+                    result.complete = False
+                    break
+                continue
+            result.rows += 1
+            if result.rows > MAX_ROWS:
+                issues.append(
+                    SpecIssue(Location(shown, line, 1), f"more than {MAX_ROWS:,} rows; split it")
+                )
+                result.complete = False
+                break
+            row, row_issues = _parse_row(line, record, header, shown, required)
+            if row is None:
+                result.rejected += 1
+                issues.extend(row_issues[: max(0, MAX_ISSUES - len(issues))])
+                continue
+            if row.email in batch:
+                _merge_rows(batch[row.email], row)
+                result.merged += 1
+            else:
+                batch[row.email] = row
+            if len(batch) >= BATCH:
+                _write_batch(session, campaign, batch, result)
+                if progress:
+                    progress(counter.chars)
+        if batch:
+            _write_batch(session, campaign, batch, result)
+        if progress:
+            progress(counter.chars)
+        if header is None and result.complete and not issues:
+            issues.append(SpecIssue(Location(shown), "file is empty; write a header line first"))
+            result.complete = False
+    if any("malformed" in i.message or "UTF-8" in i.message or "NUL" in i.message for i in issues):
+        result.complete = False
+    result.issues = issues
+    return result
+
+
+def _merge_rows(into: _Row, other: _Row) -> None:
+    into.known.update(other.known)
+    into.fields.update(other.fields)
+
+
+def _write_batch(
+    session: Session, campaign: Campaign, batch: dict[str, _Row], result: LeadImport
+) -> None:
+    table = Lead.__table__
+    now = utcnow()
+    emails = list(batch)
+    existing = {
+        r.email: r
+        for r in session.execute(
+            sa.select(table.c.id, table.c.email, table.c.fields).where(
+                table.c.campaign_id == campaign.id, table.c.email.in_(emails)
+            )
+        )
+    }
+    hashes = {email: email_hash(email) for email in emails if email not in existing}
+    suppressed = suppressed_hashes(session, hashes.values(), campaign.tenant, campaign.key)
+    forgotten = _forgotten(session, hashes.values()) if suppressed else set()
+    inserts: list[dict[str, Any]] = []
+    for email, row in batch.items():
+        if email in existing:
+            current = existing[email]
+            values: dict[str, Any] = dict(row.known)
+            values["fields"] = {**(current.fields or {}), **row.fields}
+            values["updated_at"] = now
+            session.execute(sa.update(table).where(table.c.id == current.id).values(**values))
+            result.merged += 1
+            continue
+        hashed = hashes[email]
+        if hashed in forgotten:
+            result.skipped_forgotten += 1
+            continue
+        status = "suppressed" if hashed in suppressed else "active"
+        result.suppressed += status == "suppressed"
+        inserts.append(
+            {
+                "campaign_id": campaign.id,
+                "email": email,
+                "first_name": row.known.get("first_name"),
+                "last_name": row.known.get("last_name"),
+                "company": row.known.get("company"),
+                "timezone": row.known.get("timezone"),
+                "fields": row.fields,
+                "status": status,
+                "next_step": 0,
+                "next_send_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    if inserts:
+        session.execute(sa.insert(table), inserts)
+        result.created += sum(1 for row in inserts if row["status"] == "active")
+    batch.clear()
+
+
+def _forgotten(session: Session, hashes: Any) -> set[str]:
+    table = Suppression.__table__
+    wanted = list(hashes)
+    query = sa.select(table.c.email_hash).where(
+        table.c.email_hash.in_(wanted),
+        table.c.scope == "global",
+        table.c.email.is_(None),  # only a forgotten person's entries have no address
+    )
+    return set(session.execute(query).scalars())

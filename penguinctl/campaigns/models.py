@@ -1,0 +1,134 @@
+"""SQLModel classes for the campaign tables of migration 0003.
+
+``campaigns`` (one row per (tenant, name), the validated spec as JSON), ``leads`` (one row per
+(campaign, address)), ``suppressions`` (hashed addresses per scope) and ``campaign_sends`` (the
+send ledger, at most one row per (lead, step)). The schema itself lives in the migration; these
+classes only map it, so a column added here must be added there too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from penguinctl.state.models import JsonType, utcnow
+
+CAMPAIGN_STATUSES = ("active", "paused", "completed")
+LEAD_STATUSES = (
+    "active",
+    "replied",
+    "bounced",
+    "unsubscribed",
+    "completed",
+    "suppressed",
+    "forgotten",
+)
+SUPPRESSION_SCOPES = ("global", "tenant", "campaign")
+SEND_STATUSES = ("claimed", "sent", "failed", "ambiguous")
+
+
+def _ts(nullable: bool = False, **kw: Any) -> Any:
+    if nullable:
+        return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True, **kw))
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Campaign(SQLModel, table=True):
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("tenant", "name", name="uq_campaigns_tenant_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str
+    name: str
+    status: str = "active"  # active | paused | completed
+    paused_reason: str | None = None
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
+    spec_hash: str
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+    @property
+    def key(self) -> str:
+        """``tenant/name``: the campaign's ``scope_ref`` in suppressions and its seed prefix."""
+        return f"{self.tenant}/{self.name}"
+
+
+class Lead(SQLModel, table=True):
+    __tablename__ = "leads"
+    __table_args__ = (UniqueConstraint("campaign_id", "email", name="uq_leads_campaign_email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(
+        sa_column=Column(
+            Integer,
+            ForeignKey("campaigns.id", name="fk_leads_campaign", ondelete="CASCADE"),
+            nullable=False,
+        )
+    )
+    email: str  # normalised (see suppression.normalise_email)
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    timezone: str | None = None  # IANA name
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
+    status: str = "active"
+    next_step: int = 0  # 0-based index of the next step to send
+    next_send_at: datetime | None = _ts(nullable=True)  # UTC; None = due now
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+    def context(self) -> dict[str, Any]:
+        """Template variables: custom fields first, then the known columns (which win)."""
+        context: dict[str, Any] = dict(self.fields or {})
+        context.update(
+            email=self.email,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            company=self.company,
+            timezone=self.timezone,
+        )
+        return {k: v for k, v in context.items() if v is not None}
+
+
+class Suppression(SQLModel, table=True):
+    __tablename__ = "suppressions"
+    __table_args__ = (
+        UniqueConstraint("scope", "scope_ref", "email_hash", name="uq_suppressions_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str  # global | tenant | campaign
+    scope_ref: str = ""  # "" | tenant | tenant/campaign
+    email_hash: str  # sha256 hex of the normalised address
+    email: str | None = None  # None once the person is forgotten
+    reason: str
+    created_at: datetime = _ts()
+
+
+class CampaignSend(SQLModel, table=True):
+    __tablename__ = "campaign_sends"
+    __table_args__ = (UniqueConstraint("lead_id", "step", name="uq_sends_lead_step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str
+    campaign_id: int = Field(
+        sa_column=Column(
+            Integer,
+            ForeignKey("campaigns.id", name="fk_sends_campaign", ondelete="CASCADE"),
+            nullable=False,
+        )
+    )
+    lead_id: int | None = None  # None once the lead is forgotten
+    step: int
+    variant: str | None = None
+    mailbox: str  # sender address
+    recipient: str | None = None  # None once forgotten
+    message_id: str
+    status: str  # claimed | sent | failed | ambiguous
+    worker: str | None = None
+    error: str | None = None
+    claimed_at: datetime = _ts()
+    sent_at: datetime | None = _ts(nullable=True)

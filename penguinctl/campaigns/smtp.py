@@ -1,0 +1,245 @@
+"""SMTP submission (smtplib) with one reused connection per mailbox, and a precise outcome.
+
+The ledger needs to know, for every transaction, whether the server *may* hold the message:
+
+- ``accepted``: 2xx after the end of DATA. The message is the server's.
+- ``rejected``: a 5xx for the recipient (RCPT) or the message (DATA): it definitely did not
+  take it and will not (the (lead, step) is ``failed``).
+- ``deferred``: a 4xx anywhere, or a connection problem *before the last byte of the message
+  was written*: the server definitely does not hold the message (the terminating ``.`` was
+  never sent, or it answered 4xx), so the claim may be released and retried later.
+- ``sender_error``: the mailbox itself is refused (AUTH fails, 5xx to MAIL FROM): nothing was
+  sent; the mailbox is paused rather than the lead failed.
+- ``unknown``: the whole message was written but no reply arrived (timeout, connection lost).
+  The server may have queued it: the send is ``ambiguous`` and never retried automatically.
+
+A reused connection that the server closed while idle fails at MAIL FROM: that is detected,
+and the transaction is tried once more on a fresh connection (nothing was sent yet).
+
+Security: ``starttls`` (587), ``tls`` (465, implicit TLS), or ``none`` (plain, loopback tests
+only). Certificates are verified against the system store or ``cafile``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+SECURITIES = ("starttls", "tls", "none")
+DEFAULT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    security: str = "starttls"
+
+    @classmethod
+    def from_data(
+        cls,
+        data: dict[str, Any] | None,
+        default_host: str,
+        default_port: int,
+        default_security: str,
+    ) -> Endpoint:
+        data = data or {}
+        security = str(data.get("security") or default_security)
+        if security not in SECURITIES:
+            raise ValueError(f"security {security!r}: use starttls, tls or none")
+        return cls(
+            str(data.get("host") or default_host), int(data.get("port") or default_port), security
+        )
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port} ({self.security})"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # accepted | rejected | deferred | sender_error | unknown
+    code: int | None = None
+    message: str = ""
+    stage: str = ""  # connect | auth | mail | rcpt | data | payload | reply
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "accepted"
+
+    def describe(self) -> str:
+        code = f"{self.code} " if self.code else ""
+        return f"{self.stage}: {code}{self.message}".strip()[:500]
+
+
+def ssl_context(cafile: str | None = None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=cafile)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+
+_EOL = re.compile(rb"(?:\r\n|\n|\r(?!\n))")
+_DOT = re.compile(rb"(?m)^\.")
+
+
+def dot_stuff(payload: bytes) -> bytes:
+    """The DATA payload: CRLF line ends, leading dots doubled, terminated by ``CRLF.CRLF``."""
+    data = _DOT.sub(b"..", _EOL.sub(b"\r\n", payload))
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+class SmtpConnection:
+    """One authenticated submission connection, opened on first use and reused."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        username: str | None,
+        password: Callable[[], str | None] | str | None,
+        timeout: float = DEFAULT_TIMEOUT,
+        context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self.context = context
+        self.local_hostname = local_hostname or socket.gethostname() or "localhost"
+        self._smtp: smtplib.SMTP | None = None
+        self.transactions = 0
+
+    # -- connection ---------------------------------------------------------------------------
+    def _secret(self) -> str | None:
+        return self._password() if callable(self._password) else self._password
+
+    def _open(self) -> smtplib.SMTP:
+        ep = self.endpoint
+        ctx = self.context
+        if ctx is None and ep.security != "none":
+            ctx = self.context = ssl_context()
+        if ep.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                ep.host,
+                ep.port,
+                local_hostname=self.local_hostname,
+                timeout=self.timeout,
+                context=ctx,
+            )
+        else:
+            smtp = smtplib.SMTP(
+                ep.host, ep.port, local_hostname=self.local_hostname, timeout=self.timeout
+            )
+        try:
+            smtp.ehlo()
+            if ep.security == "starttls":
+                smtp.starttls(context=ctx)
+                smtp.ehlo()
+            password = self._secret()
+            if password is not None and self.username:
+                smtp.login(self.username, password)
+        except BaseException:
+            _quiet_close(smtp)
+            raise
+        return smtp
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self._smtp.quit()
+            _quiet_close(self._smtp)
+            self._smtp = None
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            _quiet_close(self._smtp)
+            self._smtp = None
+
+    # -- one transaction ----------------------------------------------------------------------
+    def send(self, mail_from: str, rcpt: str, payload: bytes) -> Outcome:
+        """One SMTP transaction; see the module doc for what each outcome means."""
+        data = dot_stuff(payload)
+        for attempt in (0, 1):
+            reused = self._smtp is not None
+            try:
+                if self._smtp is None:
+                    self._smtp = self._open()
+            except smtplib.SMTPAuthenticationError as exc:
+                return Outcome("sender_error", exc.smtp_code, _text(exc.smtp_error), "auth")
+            except smtplib.SMTPNotSupportedError as exc:
+                return Outcome("sender_error", None, str(exc), "auth")
+            except smtplib.SMTPResponseException as exc:
+                kind = "deferred" if 400 <= exc.smtp_code < 500 else "sender_error"
+                return Outcome(kind, exc.smtp_code, _text(exc.smtp_error), "connect")
+            except ssl.SSLError as exc:
+                return Outcome("sender_error", None, f"TLS: {exc}", "connect")
+            except (smtplib.SMTPException, OSError) as exc:
+                return Outcome("deferred", None, f"{type(exc).__name__}: {exc}", "connect")
+            smtp = self._smtp
+            try:
+                outcome = self._envelope(smtp, mail_from, rcpt)
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                self._drop()
+                if attempt == 0 and reused:
+                    continue  # the idle connection was closed by the server: nothing was sent
+                return Outcome("deferred", None, f"{type(exc).__name__}: {exc}", "mail")
+            if outcome is not None:
+                self._reset()
+                return outcome
+            return self._payload(smtp, data)
+        raise AssertionError("unreachable")
+
+    def _envelope(self, smtp: smtplib.SMTP, mail_from: str, rcpt: str) -> Outcome | None:
+        code, msg = smtp.mail(mail_from)
+        if code >= 400:
+            kind = "deferred" if code < 500 else "sender_error"
+            return Outcome(kind, code, _text(msg), "mail")
+        code, msg = smtp.rcpt(rcpt)
+        if code >= 400:
+            return Outcome("deferred" if code < 500 else "rejected", code, _text(msg), "rcpt")
+        code, msg = smtp.docmd("data")
+        if code != 354:
+            kind = "deferred" if code < 500 else "rejected"
+            return Outcome(kind, code, _text(msg), "data")
+        return None
+
+    def _payload(self, smtp: smtplib.SMTP, data: bytes) -> Outcome:
+        try:
+            smtp.send(data)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            # sendall() failed: the terminating "." was not written, the server cannot
+            # have accepted the message.
+            self._drop()
+            return Outcome("deferred", None, f"{type(exc).__name__}: {exc}", "payload")
+        try:
+            code, msg = smtp.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            return Outcome("unknown", None, f"{type(exc).__name__}: {exc}", "reply")
+        self.transactions += 1
+        if 200 <= code < 300:
+            return Outcome("accepted", code, _text(msg), "reply")
+        return Outcome("deferred" if code < 500 else "rejected", code, _text(msg), "reply")
+
+    def _reset(self) -> None:
+        if self._smtp is None:
+            return
+        try:
+            self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
+
+def _quiet_close(smtp: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError):
+        smtp.close()

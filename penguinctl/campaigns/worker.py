@@ -1,0 +1,348 @@
+"""The campaign worker: recover, read inbound mail, send what is due, repeat.
+
+One cycle:
+1. ``ledger.recover``: claims left ``claimed`` by a dead worker become ``ambiguous`` (reported
+   in the summary and the audit log, never resent).
+2. Inbound (unless disabled): every sending mailbox of the active campaigns is polled over IMAP
+   (inbound.py); replies, bounces and unsubscribes stop their leads before anything is sent;
+   bounce rates may pause a mailbox or a campaign.
+3. Sending: ``concurrency`` threads, each with its own SMTP connection per mailbox (reused
+   across messages), take claims from the scheduler until nothing is due.
+4. Campaigns without active leads are marked completed.
+
+``run(once=True)`` does one cycle; otherwise it sleeps until the poll interval passes or the
+earliest blocked mailbox frees up, and stops cleanly when ``stop()`` is called (SIGTERM): the
+message in flight is finished and recorded, nothing is abandoned mid-transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from penguinctl.campaigns import ledger
+from penguinctl.campaigns.scheduler import (
+    Blocked,
+    CampaignPlan,
+    Claimed,
+    Scheduler,
+    complete_finished,
+    ensure_mailboxes,
+    load_plans,
+)
+from penguinctl.campaigns.senders import Sender, password_for
+from penguinctl.campaigns.smtp import DEFAULT_TIMEOUT, Outcome, SmtpConnection, ssl_context
+from penguinctl.campaigns.window import Clock, SystemClock
+
+UNREACHABLE_BACKOFF = timedelta(seconds=60)
+
+
+@dataclass
+class WorkerOptions:
+    once: bool = False
+    concurrency: int = 1
+    campaigns: list[str] | None = None
+    poll_interval: float = 30.0
+    inbound: bool = True
+    smtp_timeout: float = DEFAULT_TIMEOUT
+    imap_timeout: float = 30.0
+    cafile: str | None = None
+    bounce_min_sample: int = 20
+    max_sends: int | None = None  # stop after this many transactions (tests, benchmarks)
+
+
+@dataclass
+class Summary:
+    worker: str
+    cycles: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    per_mailbox: Counter[str] = field(default_factory=Counter)
+    ambiguous: list[dict[str, Any]] = field(default_factory=list)
+    inbound: Counter[str] = field(default_factory=Counter)
+    paused: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "worker": self.worker,
+            "cycles": self.cycles,
+            "sent": self.counts["sent"],
+            "failed": self.counts["failed"],
+            "ambiguous": self.counts["ambiguous"],
+            "released": self.counts["released"],
+            "mailbox_paused": self.counts["mailbox_paused"],
+            "per_mailbox": dict(sorted(self.per_mailbox.items())),
+            "recovered_ambiguous": self.ambiguous,
+            "inbound": dict(sorted(self.inbound.items())),
+            "paused": self.paused,
+            "completed_campaigns": self.completed,
+            "problems": self.problems,
+        }
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        secrets: Any,
+        env: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
+        options: WorkerOptions | None = None,
+        worker_id: str | None = None,
+        actor: str = "worker",
+        on_progress: Callable[[Summary], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.secrets = secrets
+        self.env = dict(env or {})
+        self.clock = clock or SystemClock()
+        self.options = options or WorkerOptions()
+        self.worker_id = worker_id or ledger.new_worker_id()
+        self.actor = actor
+        self.on_progress = on_progress
+        self.summary = Summary(self.worker_id)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._sends = 0
+        self.guard = ledger.WorkerGuard(engine, self.worker_id)
+        self._context = ssl_context(self.options.cafile) if self.options.cafile else None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self) -> Summary:
+        from penguinctl.campaigns.message import unsubscribe_secret
+
+        with self.guard:
+            secret = unsubscribe_secret(self.secrets)
+            scheduler = Scheduler(
+                self.engine,
+                self.clock,
+                self.worker_id,
+                unsubscribe_secret=secret,
+                audit_actor=self.actor,
+            )
+            try:
+                self._loop(scheduler)
+            finally:
+                scheduler.close()
+        return self.summary
+
+    def _loop(self, scheduler: Scheduler) -> None:
+        while not self._stop.is_set():
+            wake = self._cycle(scheduler)
+            self.summary.cycles += 1
+            if self.on_progress:
+                self.on_progress(self.summary)
+            if self.options.once or self._limit_reached():
+                break
+            scheduler.close()  # idle connections are not kept between cycles
+            delay = self.options.poll_interval
+            if wake is not None:
+                delay = min(delay, max(0.05, (wake - self.clock.now()).total_seconds()))
+            self._stop.wait(delay)
+
+    def _limit_reached(self) -> bool:
+        return self.options.max_sends is not None and self._sends >= self.options.max_sends
+
+    def _cycle(self, scheduler: Scheduler) -> datetime | None:
+        found = ledger.recover(self.engine, self.guard)
+        self.summary.ambiguous.extend(a.to_json() for a in found)
+        if found:
+            self._audit_recovered(found)
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            plans = load_plans(conn, self.options.campaigns)
+            ensure_mailboxes(conn, plans, now)
+        self._note_problems(plans)
+        if self.options.inbound and plans:
+            from penguinctl.campaigns.inbound import poll_plans
+
+            poll_plans(self, plans)
+        self._check_bounces(plans)
+        with self.engine.begin() as conn:
+            plans = load_plans(conn, self.options.campaigns)  # pauses may have happened
+        wake = self._send_all(scheduler, plans)
+        self._note_problems(plans)
+        self._check_bounces(plans)
+        with self.engine.begin() as conn:
+            self.summary.completed.extend(complete_finished(conn, plans, self.clock.now()))
+        return wake
+
+    def note(self, problem: str) -> None:
+        with self._lock:
+            if problem not in self.summary.problems:
+                self.summary.problems.append(problem)
+
+    def _check_bounces(self, plans: list[CampaignPlan]) -> None:
+        from penguinctl.campaigns.inbound import check_bounce_rates
+
+        if plans:
+            self.summary.paused.extend(
+                check_bounce_rates(
+                    self.engine,
+                    plans,
+                    min_sample=self.options.bounce_min_sample,
+                    now=self.clock.now(),
+                    actor=self.actor,
+                )
+            )
+
+    def _note_problems(self, plans: list[CampaignPlan]) -> None:
+        for plan in plans:
+            for key, why in plan.problems.items():
+                msg = f"{plan.key}: {why}"
+                if msg not in self.summary.problems:
+                    self.summary.problems.append(msg)
+                if key == "compose" and plan.key not in self.summary.paused:
+                    self.summary.paused.append(plan.key)
+
+    def _send_all(self, scheduler: Scheduler, plans: list[CampaignPlan]) -> datetime | None:
+        if not plans:
+            return None
+        wakes: list[datetime] = []
+        errors: list[BaseException] = []
+        threads = [
+            threading.Thread(
+                target=self._thread_main,
+                args=(scheduler, plans, i, wakes, errors),
+                name=f"send-{i}",
+                daemon=True,
+            )
+            for i in range(max(1, self.options.concurrency))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)  # keeps the main thread responsive to signals
+        if errors:
+            raise errors[0]
+        return min(wakes) if wakes else None
+
+    def _thread_main(
+        self,
+        scheduler: Scheduler,
+        plans: list[CampaignPlan],
+        index: int,
+        wakes: list[datetime],
+        errors: list[BaseException],
+    ) -> None:
+        pool: dict[str, SmtpConnection] = {}
+        try:
+            self._send_loop(scheduler, plans, index, pool, wakes)
+        except BaseException as exc:  # surfaced by the main thread
+            errors.append(exc)
+        finally:
+            for conn in pool.values():
+                conn.close()
+
+    def _send_loop(
+        self,
+        scheduler: Scheduler,
+        plans: list[CampaignPlan],
+        index: int,
+        pool: dict[str, SmtpConnection],
+        wakes: list[datetime],
+    ) -> None:
+        idle: set[int] = set()
+        turn = index
+        settle = None  # an accepted claim whose 'sent' record rides on the next claim's commit
+        try:
+            while not self._stop.is_set() and len(idle) < len(plans):
+                if self._limit_reached():
+                    break
+                plan = plans[turn % len(plans)]
+                turn += 1
+                if plan.id in idle:
+                    continue
+                result = scheduler.claim_next(plan, settle)
+                settle = None
+                if isinstance(result, Blocked):
+                    if result.until is not None and result.until.year < 9999:
+                        with self._lock:
+                            wakes.append(result.until)
+                    idle.add(plan.id)
+                    continue
+                idle.clear()
+                if scheduler.compose(result) is None:  # template error: released, paused
+                    continue
+                outcome = self._transmit(pool, result.sender, result.recipient, result.payload)
+                if outcome.kind == "deferred" and outcome.code is None:  # server unreachable
+                    scheduler.backoff[result.sender.address] = (
+                        self.clock.now() + UNREACHABLE_BACKOFF
+                    )
+                if outcome.ok:
+                    settle, status = result, "sent"
+                else:
+                    status = scheduler.finish(result, outcome)
+                self._count(status, result, outcome)
+        finally:
+            if settle is not None:
+                scheduler.finish(settle, Outcome("accepted"))
+
+    def _count(self, status: str, claimed: Claimed, outcome: Outcome) -> None:
+        with self._lock:
+            self._sends += 1
+            self.summary.counts[status] += 1
+            if status == "sent":
+                self.summary.per_mailbox[claimed.sender.address] += 1
+            elif status == "mailbox_paused":
+                where = claimed.sender.address
+                self.summary.paused.append(f"mailbox {where}: {outcome.describe()}")
+        if self.on_progress:
+            self.on_progress(self.summary)
+
+    def _transmit(
+        self, pool: dict[str, SmtpConnection], sender: Sender, rcpt: str, payload: bytes
+    ) -> Outcome:
+        conn = pool.get(sender.address)
+        if conn is None:
+            conn = SmtpConnection(
+                sender.submission,
+                username=sender.address,
+                password=lambda: password_for(sender, self.secrets, self.env),
+                timeout=self.options.smtp_timeout,
+                context=self._context,
+            )
+            pool[sender.address] = conn
+        return conn.send(sender.address, rcpt, payload)
+
+    def _audit_recovered(self, found: list[ledger.Ambiguous]) -> None:
+        from penguinctl.state.audit import record
+        from penguinctl.state.db import session_scope
+
+        with session_scope(self.engine) as session:
+            for a in found:
+                record(
+                    session,
+                    actor=self.actor,
+                    tenant="",
+                    action="campaign.send.ambiguous",
+                    resource=f"campaign_send/{a.send_id}",
+                    result="ambiguous",
+                    details={
+                        "campaign_id": a.campaign_id,
+                        "lead_id": a.lead_id,
+                        "step": a.step,
+                        "mailbox": a.mailbox,
+                        "worker": a.worker,
+                    },
+                )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
