@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
-JsonType = sa.JSON().with_variant(JSONB(), "postgresql")
+from penguinctl.state.columns import JsonType
+from penguinctl.state.columns import ts_column as _ts
+
 metadata = sa.MetaData()
-
-
-def _ts(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
 runs = sa.Table(

@@ -4,14 +4,11 @@ reads but does not own (``campaign_sends``, ``campaigns``: migration 0003; ``res
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
-JsonType = sa.JSON().with_variant(JSONB(), "postgresql")
+from penguinctl.state.columns import JsonType
+from penguinctl.state.columns import ts_column as _ts
+
 metadata = sa.MetaData()
-
-
-def _ts(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
 accounts = sa.Table(

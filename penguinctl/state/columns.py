@@ -1,0 +1,16 @@
+"""Column types shared by the SQLModel tables and the SQLAlchemy Core table views.
+
+Migrations keep their own copies on purpose: a migration must not change when this does.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+JsonType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def ts_column(name: str, nullable: bool = False) -> sa.Column:
+    """A timezone-aware timestamp column."""
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
