@@ -86,6 +86,7 @@ def exec_(
     eps = _select(app, names, all_servers)
     secrets = app.secrets()
     store = StateHostKeyStore(app.db, actor=app.actor())
+    store.preload()
     options = SshOptions(command_timeout=timeout)
     progress = fanout_progress(app, [e.server for e in eps], "server exec")
 
@@ -178,6 +179,7 @@ def playbook_(
     eps = _select(app, names, all_servers)
     secrets = app.secrets()
     store = StateHostKeyStore(app.db, actor=app.actor())
+    store.preload()
     options = SshOptions(command_timeout=timeout)
     results: dict[str, Any] = {}
     progress = fanout_progress(

@@ -15,7 +15,8 @@ Contract (see /work/shared/spec/hostwinds.md):
 - Success shapes are normalised: an array of result items, a bare object, ``{"success": {...}}``,
   ``{"success": [...]}`` and ``{"success": true}``; list actions accept a bare array, the wrapped
   form and an object keyed by id. Every ``password`` field (the root password in instance
-  objects) is removed from everything returned.
+  objects) is removed from everything returned; ``root_password`` is the one accessor that
+  returns it, as a ``SecretValue`` registered for masking (the SSH bootstrap's initial access).
 - Transient failures (connection errors, timeouts, HTTP 5xx and 429) are retried with
   exponential backoff: ``backoff`` (1 s) doubled each time, capped at ``max_backoff`` (30 s),
   at most ``max_retries`` (3) retries. ``add_instance`` orders and bills, so it is retried only
@@ -38,12 +39,15 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from penguinctl.errors import ProviderError
 from penguinctl.providers.ratelimit import CircuitBreaker, TokenBucket
+
+if TYPE_CHECKING:
+    from penguinctl.providers.secrets.base import SecretValue
 
 DEFAULT_BASE_URL = "https://clients.hostwinds.com/cloud/api.php"
 RATE_LIMIT = 2.0  # requests per second, self-imposed (spec 1.5)
@@ -234,6 +238,23 @@ class HostwindsClient:
             raise self._shape_error("get_instance", "an instance object")
         return result
 
+    def root_password(self, serviceid: int) -> SecretValue | None:
+        """The instance's root password from ``get_instance`` (None when the answer has none),
+        registered for masking at once. Never persist it."""
+        from penguinctl.masking import registry
+        from penguinctl.providers.secrets.base import SecretValue
+
+        result = self._call("get_instance", {"serviceid": serviceid})
+        if isinstance(result, list) and len(result) == 1 and isinstance(result[0], dict):
+            result = result[0]
+        if not isinstance(result, dict):
+            raise self._shape_error("get_instance", "an instance object")
+        value = result.get("password")
+        if not isinstance(value, str) or not value:
+            return None
+        registry().add(value)
+        return SecretValue(value)
+
     def get_instances(self) -> list[dict[str, Any]]:
         """Every instance of the account (without ``password``)."""
         return _items(self.call("get_instances"), id_field="serviceid")
@@ -294,6 +315,10 @@ class HostwindsClient:
     # -- transport -------------------------------------------------------------------------------
     def call(self, action: str, **params: Any) -> Any:
         """One action; returns the normalised success value (see the module docstring)."""
+        return _scrub(self._call(action, params))
+
+    def _call(self, action: str, params: dict[str, Any]) -> Any:
+        """``call`` without removing ``password`` fields."""
         if not self.breaker.allow():
             raise HostwindsCircuitOpen(
                 f"Hostwinds API {action}: not sent, calls are suspended for "
@@ -405,7 +430,7 @@ class HostwindsClient:
                 maybe_processed=True,
                 hint=CONNECTION_HINT,
             )
-        return _scrub(_unwrap(body))
+        return _unwrap(body)
 
     def _api_error(
         self, action: str, status: int, errors: list[tuple[str, str, str | None]]

@@ -1,9 +1,11 @@
 """The ``mailstack:<server>`` provider: MailU installed and converged on one server over SSH.
 
-A create or update connects with the server's admin key (bootstrapping it through the spec's
-initial access on first contact, ``penguinctl.remote.bootstrap``), runs the MailU playbook and
-syncs the DKIM signing keys (``penguinctl.mailu.install.converge``). Both are idempotent, so a
-re-run after a crash converges. A delete only forgets the stack: penguinctl never removes a mail
+A create or update connects with the server's admin key (bootstrapping it on first contact
+through the initial access, ``penguinctl.remote.bootstrap``: a static server's ``initial_key``
+from the spec, a Hostwinds server's root password from the Hostwinds API, fetched only when the
+admin key does not log in yet), runs the MailU playbook and syncs the DKIM signing keys
+(``penguinctl.mailu.install.converge``). Both are idempotent, so a re-run after a crash
+converges. A delete only forgets the stack: penguinctl never removes a mail
 server's data (``/mailu``); the note says so.
 
 ``read`` returns None (trust the state store): checking a host for drift is ``apply --check``.
@@ -65,6 +67,9 @@ class MailstackProvider(Provider):
             )
         ref = (server_data.get("static") or {}).get("initial_key")
         initial = resolve(ref, secrets=self.secrets, env=self.env) if ref else None
+        password = None
+        if server_data.get("provider") == "hostwinds":
+            password = lambda: self._root_password(server_data)  # noqa: E731  only on need
 
         def audit(action: str, details: dict[str, Any]) -> None:
             if self.audit:
@@ -75,8 +80,30 @@ class MailstackProvider(Provider):
             secrets=self.secrets,
             host_keys=self.host_keys,
             initial_key=initial,
+            initial_password=password,
             audit=audit,
         )
+
+    def _root_password(self, server_data: dict[str, Any]):
+        """The Hostwinds instance's root password (a ``SecretValue``, registered for masking),
+        asked of the API only when the bootstrap needs initial access."""
+        from penguinctl.providers.registry import hostwinds_client
+
+        sid = server_data.get("service_id")
+        if not sid:
+            raise ProviderError(
+                f"server {self.server}: no Hostwinds service id recorded",
+                hint="run `penguinctl server sync` or apply the server first",
+            )
+        with hostwinds_client(self.env, self.secrets) as client:
+            value = client.root_password(int(sid))
+        if value is None:
+            raise ProviderError(
+                f"server {self.server}: Hostwinds returned no root password for service {sid}",
+                hint=f"store an admin key the server accepts at servers/{self.server}/ssh, or "
+                "reset the root password in the Hostwinds panel",
+            )
+        return value
 
     def converge(self, data: dict[str, Any], *, check: bool = False, on_step=None):
         from penguinctl.mailu.install import converge

@@ -3,9 +3,13 @@
 ``admin_connection`` returns an open ``SshConnection`` authenticated with the server's admin key
 (``servers/<server>/ssh`` in the secrets backend, see ``admin_key``). When there is no admin key
 yet, it generates one, stores it *before* touching the server, installs its public half using the
-initial access (a static server's ``initial_key`` from the spec), then logs in with the new key
-and uses only that from then on. A crash anywhere converges on the next run: a stored key that the
-server does not accept yet is installed again through the initial access.
+initial access (a static server's ``initial_key`` from the spec, or a Hostwinds server's root
+password from the provider's API: ``initial_password``, the only password login penguinctl ever
+makes), then logs in with the new key and uses only that from then on. The initial access may be
+given as a callable: it is called only when the admin key does not log in yet, so a server that
+is already bootstrapped never has its root password fetched. A crash anywhere converges on the
+next run: a stored key that the server does not accept yet is installed again through the
+initial access.
 """
 
 from __future__ import annotations
@@ -39,14 +43,18 @@ def admin_connection(
     host_keys: HostKeyStore,
     options: SshOptions | None = None,
     initial_key: Any = None,
+    initial_password: Any = None,
     audit: Audit | None = None,
 ) -> SshConnection:
     """An open connection with the admin key, bootstrapping it through ``initial_key`` (private
-    key text or a ``SecretValue``) when needed. Raises ``ProviderError`` subclasses."""
+    key text or a ``SecretValue``) or ``initial_password`` (a ``SecretValue`` or str) when
+    needed; either may be a callable returning it, called only then. Raises ``ProviderError``
+    subclasses."""
     path = admin_key.secret_path(target.server)
+    has_initial = initial_key is not None or initial_password is not None
     fields = secrets.get(path)
     if fields is None or "private_key" not in fields:
-        if initial_key is None:
+        if not has_initial:
             raise ProviderError(
                 f"server {target.server}: no admin SSH key at {path} and no initial access",
                 hint=f"set static.initial_key on server {target.server} to a key that logs in "
@@ -72,15 +80,39 @@ def admin_connection(
     except SshAuthFailed:
         conn.close()
         public = fields.get("public_key")
-        if initial_key is None or public is None:
+        if not has_initial or public is None:
             raise
-    with _connect(target, initial_key, host_keys, options) as first:
+    with _initial_connection(target, initial_key, initial_password, host_keys, options) as first:
         admin_key.authorize(first, public.reveal())
     if audit:
         audit("ssh.admin_key.install", {"path": path, "via": "initial access"})
     conn = _connect(target, fields["private_key"], host_keys, options)
     conn.connect()  # the proof: the admin key now logs in
     return conn
+
+
+def _initial_connection(
+    target: Target,
+    initial_key: Any,
+    initial_password: Any,
+    host_keys: HostKeyStore,
+    options: SshOptions | None,
+) -> SshConnection:
+    """The session through the provider's initial access (the key if given, else the
+    password); a callable is asked for the value now."""
+    if initial_key is not None:
+        key = initial_key() if callable(initial_key) else initial_key
+        return _connect(target, key, host_keys, options)
+    password = initial_password() if callable(initial_password) else initial_password
+    return SshConnection(
+        target.host,
+        target.port,
+        target.user,
+        None,
+        password=password,
+        host_keys=host_keys,
+        options=options,
+    )
 
 
 def _connect(

@@ -95,11 +95,27 @@ class StateHostKeyStore(HostKeyStore):
 
         self.engine = engine
         self.actor = actor or default_actor()
+        self._preloaded: dict[tuple[str, int], PinnedKey] = {}
+
+    def preload(self) -> None:
+        """Read every pinned key in one query (fan-out to many hosts asks for each of them).
+        A key not found here is still looked up in the store, so a pin made since counts."""
+        import sqlalchemy as sa
+
+        from penguinctl.state.models import HostKeyRow
+
+        t = HostKeyRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.host, t.c.port, t.c.key_type, t.c.key_b64))
+            self._preloaded = {(r.host, r.port): (r.key_type, r.key_b64) for r in rows}
 
     def get(self, host: str, port: int) -> PinnedKey | None:
         from penguinctl.state.db import session_scope
         from penguinctl.state.models import HostKeyRow
 
+        found = self._preloaded.get((host, port))
+        if found is not None:
+            return found
         with session_scope(self.engine) as session:
             row = session.get(HostKeyRow, (host, port))
             return None if row is None else (row.key_type, row.key_b64)
@@ -141,6 +157,8 @@ class StateHostKeyStore(HostKeyStore):
         from penguinctl.state import audit
         from penguinctl.state.db import session_scope
         from penguinctl.state.models import HostKeyRow
+
+        self._preloaded.pop((host, port), None)
 
         with session_scope(self.engine) as session:
             row = session.get(HostKeyRow, (host, port))

@@ -1,8 +1,9 @@
 """Recorded servers as SSH endpoints, and connections to them.
 
 A server's SSH endpoint comes from its recorded data (``static``: address, user, port; a
-``hostwinds`` server: its main IP as root on 22); its key from the secrets backend at
-``servers/<server>/ssh`` (field ``private_key``); its host key is pinned in the state store.
+``hostwinds`` server: its main IP as root on 22, or on ``ssh_port`` when its data has one); its
+key from the secrets backend at ``servers/<server>/ssh`` (field ``private_key``); its host key is
+pinned in the state store.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def endpoint_of(name: str, data: dict[str, Any]) -> Endpoint | None:
             str(static.get("ssh_user") or "root"),
         )
     if provider == "hostwinds" and data.get("main_ip"):
-        return Endpoint(name, str(data["main_ip"]), 22, "root")
+        return Endpoint(name, str(data["main_ip"]), int(data.get("ssh_port") or 22), "root")
     return None
 
 

@@ -2,8 +2,11 @@
 
 Contract:
 - Authentication uses only the private key given (PEM or OpenSSH text, e.g. from the secrets
-  backend): no agent, no ``~/.ssh`` keys, no passwords. The key text is parsed once in the
-  constructor and then dropped; it never appears in a message, a log line or a ``repr``.
+  backend): no agent, no ``~/.ssh`` keys. The key text is parsed once in the constructor and
+  then dropped; it never appears in a message, a log line or a ``repr``. The one exception is
+  the bootstrap's first contact with a provider's server (``penguinctl.remote.bootstrap``):
+  ``private_key=None`` with ``password=`` (a ``SecretValue`` or str) authenticates with that
+  password only; it is registered for masking and never shown either.
 - The server's host key is checked against ``host_keys`` before authentication: pinned on first
   contact, a changed key raises ``HostKeyChanged`` and nothing is executed.
 - Connection set-up is retried ``SshOptions.retries`` times with exponential backoff on transient
@@ -100,6 +103,21 @@ def load_private_key(text: Any, passphrase: str | None = None) -> paramiko.PKey:
     )
 
 
+def _password_text(value: Any) -> str:
+    """The password as text, registered for masking (``SecretValue.reveal`` does that)."""
+    if hasattr(value, "reveal"):
+        raw = value.reveal()
+    else:
+        from penguinctl.masking import registry
+
+        raw = value
+        if isinstance(raw, str):
+            registry().add(raw)
+    if not isinstance(raw, str) or not raw:
+        raise SshKeyInvalid("SSH password is empty or not text")
+    return raw
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:300]
@@ -118,11 +136,17 @@ class SshConnection:
         host_keys: HostKeyStore,
         options: SshOptions | None = None,
         passphrase: str | None = None,
+        password: Any = None,
     ) -> None:
         self.host, self.port, self.user = host, int(port), user
         self.host_keys = host_keys
         self.options = options or SshOptions()
-        self._pkey = load_private_key(private_key, passphrase)
+        self._pkey: paramiko.PKey | None = None
+        self._password: str | None = None
+        if private_key is None and password is not None:  # bootstrap's first contact only
+            self._password = _password_text(password)
+        else:
+            self._pkey = load_private_key(private_key, passphrase)
         self._client: paramiko.SSHClient | None = None
         self._sftp_client: paramiko.SFTPClient | None = None
 
@@ -175,6 +199,7 @@ class SshConnection:
                 port=self.port,
                 username=self.user,
                 pkey=self._pkey,
+                password=self._password,
                 timeout=opts.connect_timeout,
                 banner_timeout=opts.banner_timeout,
                 auth_timeout=opts.auth_timeout,
@@ -191,7 +216,9 @@ class SshConnection:
             client.close()
             raise SshAuthFailed(
                 f"ssh {self.target}: authentication failed: {_one_line(exc)}",
-                hint="check that the server's authorized_keys holds the public half of the key",
+                hint="check the provider's initial password for the server"
+                if self._pkey is None
+                else "check that the server's authorized_keys holds the public half of the key",
             ) from None
         except BaseException:  # HostKeyChanged from the policy, state store errors
             client.close()
