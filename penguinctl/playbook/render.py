@@ -44,6 +44,13 @@ def environment(templates_dir: Path | None = None) -> Any:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(text: str, templates_dir: Path | None) -> Any:
+    """A step string compiled once per process (compiling costs far more than rendering, and a
+    fan-out renders the same strings for every host)."""
+    return environment(templates_dir).from_string(text)
+
+
 def _plain(variables: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.reveal() if hasattr(v, "reveal") else v) for k, v in variables.items()}
 
@@ -62,7 +69,7 @@ def render_string(
     if "{" not in text:
         return text
     try:
-        return environment(templates_dir).from_string(text).render(_plain(variables))
+        return _compiled(text, templates_dir).render(_plain(variables))
     except Exception as exc:
         raise _error(repr(text[:60]), exc) from None
 
