@@ -260,7 +260,7 @@ def sample_message() -> bytes:
         "Bench Sender",
         unsubscribe_secret=b"k" * 32,
         previous_message_ids=[],
-    ).message.as_bytes()
+    ).payload
 
 
 def run_anchor(port: int, n: int) -> float:

@@ -401,3 +401,62 @@ def test_paused_mailbox_freezes_its_warmup_ramp(migrated_engine) -> None:
     assert row.status == "active" and row.paused_reason is None
     # five paused days do not count: the ramp is on day 3 again, not day 8
     assert row.warmup_started_at.replace(tzinfo=UTC) == T0 + timedelta(days=5)
+
+
+def test_batch_spans_mailboxes_within_caps_and_gap(migrated_engine, tmp_path, sink) -> None:
+    """One claim transaction takes several sends, but never more from a mailbox than its gap
+    and cap allow: with a 60s gap a batch of 20 holds one send per mailbox."""
+    engine = migrated_engine
+    senders = boxes(3)
+    record_mailboxes(engine, "acme", senders, smtp_port=sink.port)
+    cid = make_campaign(
+        engine,
+        "acme",
+        "batched",
+        senders=senders,
+        limits={"per_mailbox_daily": 2, "min_gap": "60s"},
+        leads=[{"email": f"b{i}@dest.example"} for i in range(10)],
+    )
+    clock = ManualClock(T0)
+    s1 = worker(engine, tmp_path, clock, batch=20).run()
+    assert s1.counts["sent"] == 3 and sorted(s1.per_mailbox.values()) == [1, 1, 1]
+    clock.advance(timedelta(seconds=60))
+    s2 = worker(engine, tmp_path, clock, batch=20).run()
+    assert s2.counts["sent"] == 3
+    clock.advance(timedelta(seconds=60))
+    assert worker(engine, tmp_path, clock, batch=20).run().counts["sent"] == 0  # cap 2 reached
+    sends = sends_of(engine, cid)
+    assert len(sends) == 6 and {s.status for s in sends} == {"sent"}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT address, day_count FROM campaign_mailboxes")).all()
+    counts = {r.address: r.day_count for r in rows}
+    assert counts == dict.fromkeys(senders, 2)
+
+
+def test_stop_mid_batch_releases_the_unsent_claims(migrated_engine, tmp_path, sink) -> None:
+    """Stopping after the first message of a batch: that message is recorded sent; the rest of
+    the batch, claimed but never handed to the server, is released (no ledger row, no attempt
+    counted, the mailbox's daily count given back) and sent by the next run."""
+    engine = migrated_engine
+    senders = boxes(1)
+    record_mailboxes(engine, "acme", senders, smtp_port=sink.port)
+    cid = make_campaign(
+        engine,
+        "acme",
+        "stopper",
+        senders=senders,
+        leads=[{"email": f"m{i}@dest.example"} for i in range(8)],
+    )
+    clock = ManualClock(T0)
+    w = worker(engine, tmp_path, clock, batch=5)
+    w.on_progress = lambda summary: w.stop() if summary.counts["sent"] else None
+    assert w.run().counts["sent"] == 1
+    assert sink.count() == 1
+    sends = sends_of(engine, cid)
+    assert [s.status for s in sends] == ["sent"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT day_count FROM campaign_mailboxes")).scalar() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM send_retries")).scalar() == 0
+    assert worker(engine, tmp_path, clock, batch=5).run().counts["sent"] == 7
+    assert sink.count() == 8
+    assert {s.status for s in sends_of(engine, cid)} == {"sent"}

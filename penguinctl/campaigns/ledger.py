@@ -18,6 +18,7 @@ Protocol (``campaign_sends``, UNIQUE(lead_id, step)):
    worker may run, ``WorkerGuard`` enforces it with a file lock); on PostgreSQL for every
    worker that no longer holds its session advisory lock (each live worker holds one keyed
    by its id, so a crashed worker's claims are recognised while others keep running).
+   The worker claims in batches (worker.py): a crash leaves up to a batch of such rows.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ _CLAIM = sa.text(
     ":now WHERE EXISTS (SELECT 1 FROM leads WHERE id = :lead_id AND status = 'active' "
     "AND next_step = :step) ON CONFLICT (lead_id, step) DO NOTHING RETURNING id"
 ).bindparams(sa.bindparam("now", type_=_TS))
-_SENT = sa.text(
+SENT = sa.text(
     "UPDATE campaign_sends SET status = 'sent', sent_at = :now, error = NULL "
     "WHERE id = :id AND status = 'claimed'"
 ).bindparams(sa.bindparam("now", type_=_TS))
@@ -140,7 +141,7 @@ def _set(conn: Connection, send_id: int, **values: Any) -> bool:
 
 
 def mark_sent(conn: Connection, send_id: int, now: datetime) -> bool:
-    return conn.execute(_SENT, {"id": send_id, "now": now}).rowcount == 1
+    return conn.execute(SENT, {"id": send_id, "now": now}).rowcount == 1
 
 
 def mark_failed(conn: Connection, send_id: int, error: str) -> bool:

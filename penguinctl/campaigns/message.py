@@ -23,7 +23,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy
+from email import policy, quoprimime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -43,10 +43,19 @@ _TOKEN = re.compile(r"^1\.([0-9]{1,18})\.([0-9]{1,18})\.([A-Za-z0-9_-]{22})$")
 
 @dataclass(frozen=True)
 class Composed:
-    message: EmailMessage
+    payload: bytes  # the message as sent (CRLF line ends)
     message_id: str  # with angle brackets, as in the header
     variant: str  # "A" (the step as written) or a variant name
     subject: str
+
+    @property
+    def message(self) -> EmailMessage:
+        """The payload parsed back (for inspection; sending uses ``payload``)."""
+        import email
+
+        parsed = email.message_from_bytes(self.payload, policy=policy.SMTP)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
 
 
 def seed_for(campaign: Campaign, lead: Lead, step: int) -> str:
@@ -200,25 +209,159 @@ def compose(
 
     domain = sender.rpartition("@")[2]
     message_id = message_id_for(campaign, lead, step, domain)
-    msg = EmailMessage(policy=policy.SMTP)
-    local = sender.rpartition("@")[0]
-    msg["From"] = Address(display_name=sender_name or "", username=local, domain=domain)
     display = " ".join(p for p in (lead.first_name, lead.last_name) if p)
-    to_local, _, to_domain = lead.email.rpartition("@")
-    msg["To"] = Address(display_name=display, username=to_local, domain=to_domain)
+    payload = build_payload(
+        sender=(sender_name or "", sender),
+        recipient=(display, lead.email),
+        subject=subject,
+        date=format_datetime(now or datetime.now(UTC)),
+        message_id=message_id,
+        previous=[m for m in previous_message_ids if m],
+        unsubscribe=unsub,
+        text=text,
+        html=html_text,
+    )
+    return Composed(payload=payload, message_id=message_id, variant=variant, subject=subject)
+
+
+# -- MIME ---------------------------------------------------------------------------------------
+# The bytes are what ``EmailMessage(policy=policy.SMTP)`` with the same headers, ``set_content(
+# text, cte="quoted-printable")`` (and ``add_alternative(html, ...)`` + ``set_boundary``) would
+# generate, built directly: the header registry costs about 2 ms a message. A header that is
+# not plainly representable (non-ASCII, quoting needed, longer than a line) is still formatted
+# by the email package's own folding (``_folded``), so the result is byte-identical
+# (``email_message`` keeps the reference construction, checked against this one).
+_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z")
+_PLAIN = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*\Z")
+_MAX_LINE = 78
+_TEXT_HEADERS = (
+    b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n'
+)
+_HTML_HEADERS = (
+    b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n'
+)
+_MIME_VERSION = b"MIME-Version: 1.0\r\n"
+
+
+def _folded(name: str, value: Any) -> bytes:
+    """The header as ``EmailMessage`` stores and ``BytesGenerator`` folds it."""
+    header = policy.SMTP.header_store_parse(name, value)[1]
+    return policy.SMTP.fold_binary(name, header)
+
+
+def _address_header(name: str, display: str, address: str) -> bytes:
+    local, _, domain = address.rpartition("@")
+    if (
+        (not display or _ATOM.match(display))
+        and _LOCAL.match(local)
+        and _DOMAIN.match(domain)
+        and "=?" not in display
+    ):
+        line = f"{name}: {display} <{address}>" if display else f"{name}: {address}"
+        if len(line) <= _MAX_LINE:
+            return line.encode("ascii") + b"\r\n"
+    return _folded(name, Address(display_name=display, username=local, domain=domain))
+
+
+def _text_header(name: str, value: str) -> bytes:
+    if _PLAIN.match(value) and "=?" not in value:
+        line = f"{name}: {value}"
+        if len(line) <= _MAX_LINE:
+            return line.encode("ascii") + b"\r\n"
+        if " " not in value and len(value) + 1 <= _MAX_LINE:
+            return f"{name}:\r\n {value}\r\n".encode("ascii")  # one word: on its own line
+    return _folded(name, value)
+
+
+def _qp_body(text: str) -> bytes:
+    """``set_content(text, cte="quoted-printable")``'s encoding, with CRLF line ends."""
+    lines = text.encode("utf-8").splitlines()
+    body = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), _MAX_LINE)
+    return "\r\n".join(body.split("\n")).encode("ascii")
+
+
+def build_payload(
+    *,
+    sender: tuple[str, str],
+    recipient: tuple[str, str],
+    subject: str,
+    date: str,
+    message_id: str,
+    previous: list[str],
+    unsubscribe: str,
+    text: str,
+    html: str | None,
+) -> bytes:
+    parts = [
+        _address_header("From", *sender),
+        _address_header("To", *recipient),
+        _text_header("Subject", subject),
+        _text_header("Date", date),
+        _text_header("Message-ID", message_id),
+    ]
+    if previous:
+        parts.append(_text_header("In-Reply-To", previous[-1]))
+        parts.append(_text_header("References", " ".join(previous)))
+    parts.append(_text_header("List-Unsubscribe", f"<{unsubscribe}>"))
+    parts.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+    if html is None:
+        parts += [_TEXT_HEADERS, _MIME_VERSION, b"\r\n", _qp_body(text)]
+        return b"".join(parts)
+    boundary = "=_pc" + message_id[4:36]
+    delimiter = b"\r\n--" + boundary.encode("ascii")
+    parts += [
+        _MIME_VERSION,
+        _folded("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+        b"\r\n",
+        delimiter[2:],
+        b"\r\n",
+        _TEXT_HEADERS,
+        b"\r\n",
+        _qp_body(text),
+        delimiter,
+        b"\r\n",
+        _HTML_HEADERS,
+        _MIME_VERSION,
+        b"\r\n",
+        _qp_body(html),
+        delimiter,
+        b"--\r\n",
+    ]
+    return b"".join(parts)
+
+
+def email_message(
+    *,
+    sender: tuple[str, str],
+    recipient: tuple[str, str],
+    subject: str,
+    date: str,
+    message_id: str,
+    previous: list[str],
+    unsubscribe: str,
+    text: str,
+    html: str | None,
+) -> EmailMessage:
+    """The reference construction of :func:`build_payload`'s bytes with ``EmailMessage``."""
+    msg = EmailMessage(policy=policy.SMTP)
+    local, _, domain = sender[1].rpartition("@")
+    msg["From"] = Address(display_name=sender[0], username=local, domain=domain)
+    to_local, _, to_domain = recipient[1].rpartition("@")
+    msg["To"] = Address(display_name=recipient[0], username=to_local, domain=to_domain)
     msg["Subject"] = subject
-    msg["Date"] = format_datetime(now or datetime.now(UTC))
+    msg["Date"] = date
     msg["Message-ID"] = message_id
-    previous = [m for m in previous_message_ids if m]
     if previous:
         msg["In-Reply-To"] = previous[-1]
         msg["References"] = " ".join(previous)
-    msg["List-Unsubscribe"] = f"<{unsub}>"
+    msg["List-Unsubscribe"] = f"<{unsubscribe}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(text, cte="quoted-printable")
-    if html_text is not None:
-        msg.add_alternative(html_text, subtype="html", cte="quoted-printable")
+    if html is not None:
+        msg.add_alternative(html, subtype="html", cte="quoted-printable")
         # Deterministic (the same message composes to the same bytes) and safe: "=_" never
         # occurs in quoted-printable text, so it cannot collide with the parts' content.
         msg.set_boundary("=_pc" + message_id[4:36])
-    return Composed(message=msg, message_id=message_id, variant=variant, subject=subject)
+    return msg

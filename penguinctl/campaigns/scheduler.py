@@ -1,12 +1,17 @@
 """Picking due sends and recording their outcome.
 
 ``CampaignPlan`` is one active campaign as the worker sees it (spec, schedule, senders, limits),
-loaded once per polling cycle. ``Scheduler.claim_next(plan)`` runs one short transaction:
+loaded once per polling cycle. ``Scheduler.claim_batch(plan, settle, limit)`` runs one short
+transaction that claims up to ``limit`` sends (``claim_next``: one), steps 2-4 per lead:
 
-1. up to ``BATCH`` due leads (``status = active``, ``next_send_at <= now`` or NULL, no ledger row
-   for their ``next_step`` yet), locked ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several
-   workers take different leads; on SQLite one process-wide lock serialises claims instead
-   (a single worker runs there, see ledger.WorkerGuard);
+0. the accepted claims of the previous batch (``settle``) are recorded ``sent``; on PostgreSQL
+   the plan's mailbox rows are then locked in id order (a batch may count several mailboxes;
+   one lock order for every worker: no deadlock);
+1. due leads (``status = active``, ``next_send_at <= now`` or NULL, no ledger row for their
+   ``next_step`` yet; on PostgreSQL at least ``BATCH``, as many as the batch wants), locked
+   ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several workers take different leads; on
+   SQLite one process-wide lock serialises claims instead (a single worker runs there, see
+   ledger.WorkerGuard);
 2. a lead outside its sending window (its own time zone or the campaign's) gets ``next_send_at``
    moved to the window's next opening and is skipped; a suppressed lead is marked ``suppressed``;
 3. a mailbox: follow-ups go out from the mailbox that sent the lead's first step (threading);
@@ -14,7 +19,8 @@ loaded once per polling cycle. ``Scheduler.claim_next(plan)`` runs one short tra
    is active, under its daily cap -- min(campaign ``per_mailbox_daily``, the mailbox's
    ``daily_limit``, the warmup ramp's cap for its age) -- and past ``min_gap`` since its last
    claim; its row is locked and re-checked before it is counted;
-4. the message is composed (C1's message.compose) and the claim inserted; commit.
+4. the claim is inserted (Message-ID and variant fixed); commit. The message is composed after
+   the commit (``compose``), outside any lock.
 
 ``finish(claimed, outcome)`` records the SMTP outcome (ledger.py) and advances the lead:
 ``next_step + 1`` and ``next_send_at`` = the next step's delay after now, moved into the window,
@@ -43,7 +49,7 @@ from penguinctl.campaigns.warmup import Ramp, ramp_cap, ramp_from_spec
 from penguinctl.campaigns.window import Clock, Schedule
 from penguinctl.errors import PenguinError
 
-BATCH = 2  # due leads locked per claim transaction (PostgreSQL; few: others skip them)
+BATCH = 2  # fewest due leads locked per claim transaction (PostgreSQL; others skip them)
 CACHE = 64  # due leads fetched at once (SQLite: one worker, claims serialised)
 CAMPAIGNS = Campaign.__table__
 DEFAULT_DAILY = 50  # the facts file's wizard default when nothing else caps a mailbox
@@ -233,15 +239,23 @@ class Scheduler:
 
     # -- claiming -----------------------------------------------------------------------------
     def claim_next(self, plan: CampaignPlan, settle: Claimed | None = None) -> Claimed | Blocked:
-        """The next claim of ``plan`` (committed), or why there is none. ``settle``, a claim the
-        server accepted, is recorded ``sent`` in the same transaction (one commit per message;
-        if the process dies before it, that claim is reported ambiguous, never resent)."""
+        """One claim (``claim_batch`` with a limit of one)."""
+        result = self.claim_batch(plan, [settle] if settle is not None else [], 1)
+        return result if isinstance(result, Blocked) else result[0]
+
+    def claim_batch(
+        self, plan: CampaignPlan, settle: list[Claimed], limit: int
+    ) -> list[Claimed] | Blocked:
+        """Up to ``limit`` claims of ``plan`` inserted in ONE transaction (committed), or why
+        there is none. ``settle``, claims the server accepted, are recorded ``sent`` in the same
+        transaction (one commit per batch; if the process dies before it, those claims are
+        reported ambiguous, never resent)."""
         if self.pg:
-            # settling first, lead row before ledger row (see _record_sent), keeps the lock
-            # order of every transaction the same: no deadlock between workers
-            return self._claim(plan, settle)
+            # settling first, lead rows before ledger rows (see _record_sent), then the plan's
+            # mailbox rows in id order: every transaction takes its locks in the same order
+            return self._claim(plan, settle, max(1, limit))
         with self._sqlite_lock:
-            return self._claim(plan, settle)
+            return self._claim(plan, settle, max(1, limit))
 
     def _due(self, conn: Connection, plan: CampaignPlan, now: datetime, limit: int) -> list[Any]:
         no_claim = ~sa.exists().where(
@@ -263,77 +277,101 @@ class Scheduler:
             stmt = stmt.order_by(LEADS.c.id)
         return list(conn.execute(stmt).all())
 
-    def _claim(self, plan: CampaignPlan, settle: Claimed | None) -> Claimed | Blocked:
+    def _claim(
+        self, plan: CampaignPlan, settle: list[Claimed], limit: int
+    ) -> list[Claimed] | Blocked:
         now = self.clock.now()
         if plan.blocked_until and plan.blocked_until > now:
-            if settle is not None:
+            if settle:
                 with self._tx() as conn:
-                    self._record_sent(conn, settle, now)
+                    self._record_sent_many(conn, settle, now)
             return Blocked(plan.blocked_until)
         for _ in range(64):  # batches whose leads were all moved out of the way: go on
-            result = self._claim_batch(plan, now, settle)
-            settle = None
+            result = self._claim_batch(plan, now, settle, limit)
+            settle = []
             if result is not None:
                 return result
         return Blocked(now)
 
-    def _candidates(self, conn: Connection, plan: CampaignPlan, now: datetime) -> list[Any]:
-        """Due leads to try, in order. On PostgreSQL a few, locked (SKIP LOCKED) for this
-        transaction; on SQLite (one worker, claims serialised) a larger batch cached in the
-        plan, each lead re-checked by the conditional claim insert."""
+    def _candidates(
+        self, conn: Connection, plan: CampaignPlan, now: datetime, want: int
+    ) -> list[Any]:
+        """Due leads to try, in order. On PostgreSQL a few (at least ``BATCH``, as many as the
+        batch still wants), locked (SKIP LOCKED) for this transaction; on SQLite (one worker,
+        claims serialised) a larger batch cached in the plan, each lead re-checked by the
+        conditional claim insert."""
         if self.pg:
-            leads = self._due(conn, plan, now, BATCH)
+            leads = self._due(conn, plan, now, max(BATCH, want))
             plan.suppressed = self._suppressed(conn, plan, [lead.email for lead in leads])
             return leads
         if not plan.candidates:
-            plan.candidates = self._due(conn, plan, now, CACHE)
+            plan.candidates = self._due(conn, plan, now, max(CACHE, want))
             plan.suppressed = self._suppressed(conn, plan, [ld.email for ld in plan.candidates])
         return plan.candidates
 
     def _claim_batch(
-        self, plan: CampaignPlan, now: datetime, settle: Claimed | None
-    ) -> Claimed | Blocked | None:
+        self, plan: CampaignPlan, now: datetime, settle: list[Claimed], limit: int
+    ) -> list[Claimed] | Blocked | None:
+        claims: list[Claimed] = []
         with self._tx() as conn:
-            if settle is not None:
-                self._record_sent(conn, settle, now)
-            leads = self._candidates(conn, plan, now)
-            if not leads:
-                return Blocked(None)
-            if plan.states is None:
+            self._record_sent_many(conn, settle, now)
+            if self.pg:
+                # the plan's mailbox rows, locked in id order before any is counted: two
+                # workers counting several mailboxes in one transaction cannot deadlock
+                plan.states = self._mailbox_states(conn, plan, lock=True)
+            elif plan.states is None:
                 plan.states = self._mailbox_states(conn, plan)
             blocked_until: datetime | None = None
             waiting = False
-            while leads:
-                lead = leads.pop(0)
-                if lead.next_step >= plan.steps:
-                    self._set_lead(conn, lead.id, status="completed", next_send_at=None)
-                    continue
-                opens = plan.schedule.next_allowed(now, lead.timezone)
-                if opens > now:
-                    self._set_lead(conn, lead.id, next_send_at=opens)
-                    continue
-                if lead.email in plan.suppressed:
-                    self._set_lead(conn, lead.id, status="suppressed")
-                    continue
-                previous = self._previous(conn, lead.id) if lead.next_step else []
-                preferred = next((p.mailbox for p in previous if p.step == 0), None)
-                sender, until = self._pick_mailbox(conn, plan, now, preferred)
-                if sender is None:
-                    waiting = True
-                    if until is not None:
-                        blocked_until = (
-                            until if blocked_until is None else min(blocked_until, until)
-                        )
-                    if preferred is None:
-                        leads.insert(0, lead)
-                        break  # no mailbox at all can take a first step now
-                    continue
-                claimed = self._insert_claim(conn, plan, lead, sender, previous, now)
-                if claimed is not None:
-                    return claimed
-                self._uncount_address(conn, plan.tenant, sender.address, now)  # lead changed
-                if self.pg:
-                    return None  # claimed by another worker: release our locks, start over
+            stop = False
+            fetched = False
+            for _ in range(64):  # refill while every lead fetched was claimed or moved
+                leads = self._candidates(conn, plan, now, limit - len(claims))
+                if not leads:
+                    break
+                fetched = True
+                while leads and len(claims) < limit:
+                    lead = leads.pop(0)
+                    if lead.next_step >= plan.steps:
+                        self._set_lead(conn, lead.id, status="completed", next_send_at=None)
+                        continue
+                    opens = plan.schedule.next_allowed(now, lead.timezone)
+                    if opens > now:
+                        self._set_lead(conn, lead.id, next_send_at=opens)
+                        continue
+                    if lead.email in plan.suppressed:
+                        self._set_lead(conn, lead.id, status="suppressed")
+                        continue
+                    previous = self._previous(conn, lead.id) if lead.next_step else []
+                    preferred = next((p.mailbox for p in previous if p.step == 0), None)
+                    sender, until = self._pick_mailbox(conn, plan, now, preferred)
+                    if sender is None:
+                        waiting = True
+                        if until is not None:
+                            blocked_until = (
+                                until if blocked_until is None else min(blocked_until, until)
+                            )
+                        if preferred is None:
+                            leads.insert(0, lead)
+                            stop = True
+                            break  # no mailbox at all can take a first step now
+                        continue
+                    claimed = self._insert_claim(conn, plan, lead, sender, previous, now)
+                    if claimed is not None:
+                        claims.append(claimed)
+                        continue
+                    self._uncount_address(conn, plan.tenant, sender.address, now)  # lead changed
+                    if self.pg:
+                        stop = True  # claimed by another worker: release our locks, start over
+                        break
+                if stop or waiting or len(claims) >= limit:
+                    break
+            if claims:
+                if waiting:
+                    plan.candidates = []
+                return claims
+            if not fetched:
+                return Blocked(None)
             if not waiting:
                 return None  # every lead of the batch was moved or stopped: next batch
             plan.candidates = []
@@ -365,13 +403,16 @@ class Scheduler:
             ).all()
         )
 
-    def _mailbox_states(self, conn: Connection, plan: CampaignPlan) -> dict[str, dict[str, Any]]:
-        rows = conn.execute(
-            sa.select(MAILBOXES).where(
-                MAILBOXES.c.tenant == plan.tenant,
-                MAILBOXES.c.address.in_([s.address for s in plan.senders]),
-            )
-        ).all()
+    def _mailbox_states(
+        self, conn: Connection, plan: CampaignPlan, *, lock: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        stmt = sa.select(MAILBOXES).where(
+            MAILBOXES.c.tenant == plan.tenant,
+            MAILBOXES.c.address.in_([s.address for s in plan.senders]),
+        )
+        if lock:
+            stmt = stmt.order_by(MAILBOXES.c.id).with_for_update()
+        rows = conn.execute(stmt).all()
         return {r.address: dict(r._mapping) for r in rows}
 
     def cap_for(self, plan: CampaignPlan, sender: Sender, state: Any, now: datetime) -> int:
@@ -563,7 +604,7 @@ class Scheduler:
             plan.blocked_until = datetime.max.replace(tzinfo=UTC)
             plan.problems["compose"] = str(exc)
             return None
-        claimed.payload = composed.message.as_bytes()
+        claimed.payload = composed.payload
         return claimed.payload
 
     # -- recording the outcome ----------------------------------------------------------------
@@ -642,12 +683,53 @@ class Scheduler:
             self._set_lead(conn, claimed.lead_id, next_send_at=retry_at)
             return "released"
 
-    def _record_sent(self, conn: Connection, claimed: Claimed, now: datetime) -> None:
-        """``sent``, and the lead moves on: next step after its delay (in the window), or
-        ``completed``. A lead whose status changed meanwhile (a reply) keeps it.
+    def settle(self, accepted: list[Claimed]) -> None:
+        """Record claims the server accepted as ``sent`` (one transaction)."""
+        if not accepted:
+            return
+        now = self.clock.now()
+        with self._tx() as conn:
+            self._record_sent_many(conn, accepted, now)
 
-        Lock order, as in the claim transaction: the lead row, then the ledger row (the other
-        order deadlocks with a worker whose claim of the same lead waits on the ledger row)."""
+    def release_unsent(self, claims: list[Claimed], reason: str) -> None:
+        """Give back claims of a batch that were never handed to the server (the worker is
+        stopping, the mailbox became unusable, the campaign was paused): as if never claimed,
+        no attempt counted, the mailbox's daily count given back."""
+        if not claims:
+            return
+        now = self.clock.now()
+        with self._tx() as conn:
+            if self.pg:  # lock order: leads, mailbox, ledger rows (as when claiming)
+                conn.execute(
+                    sa.select(LEADS.c.id)
+                    .where(LEADS.c.id.in_([c.lead_id for c in claims]))
+                    .order_by(LEADS.c.id)
+                    .with_for_update()
+                )
+            for claimed in claims:
+                self._uncount(conn, claimed)
+                ledger.release(
+                    conn,
+                    claimed.send_id,
+                    lead_id=claimed.lead_id,
+                    step=claimed.step,
+                    error=reason,
+                    now=now,
+                    count=False,
+                )
+
+    def _record_sent_many(self, conn: Connection, claims: list[Claimed], now: datetime) -> None:
+        """``_record_sent`` for several claims: two executemany statements, the lead rows (in
+        id order) before the ledger rows, as ``_record_sent`` orders them."""
+        if len(claims) <= 1:
+            for claimed in claims:
+                self._record_sent(conn, claimed, now)
+            return
+        claims = sorted(claims, key=lambda c: c.lead_id)
+        conn.execute(_ADVANCE, [self._advance_params(c, now) for c in claims])
+        conn.execute(ledger.SENT, [{"id": c.send_id, "now": now} for c in claims])
+
+    def _advance_params(self, claimed: Claimed, now: datetime) -> dict[str, Any]:
         nxt = claimed.step + 1
         done = nxt >= claimed.plan.steps
         due = None
@@ -655,17 +737,22 @@ class Scheduler:
             due = claimed.plan.schedule.after_delay(
                 now, claimed.plan.delays[nxt], claimed.lead_timezone
             )
-        conn.execute(
-            _ADVANCE,
-            {
-                "id": claimed.lead_id,
-                "step": claimed.step,
-                "next": nxt,
-                "due": due,
-                "status": "completed" if done else "active",
-                "now": now,
-            },
-        )
+        return {
+            "id": claimed.lead_id,
+            "step": claimed.step,
+            "next": nxt,
+            "due": due,
+            "status": "completed" if done else "active",
+            "now": now,
+        }
+
+    def _record_sent(self, conn: Connection, claimed: Claimed, now: datetime) -> None:
+        """``sent``, and the lead moves on: next step after its delay (in the window), or
+        ``completed``. A lead whose status changed meanwhile (a reply) keeps it.
+
+        Lock order, as in the claim transaction: the lead row, then the ledger row (the other
+        order deadlocks with a worker whose claim of the same lead waits on the ledger row)."""
+        conn.execute(_ADVANCE, self._advance_params(claimed, now))
         ledger.mark_sent(conn, claimed.send_id, now)
 
     def _uncount(self, conn: Connection, claimed: Claimed) -> None:

@@ -7,12 +7,25 @@ One cycle:
    (inbound.py); replies, bounces and unsubscribes stop their leads before anything is sent;
    bounce rates may pause a mailbox or a campaign.
 3. Sending: ``concurrency`` threads, each with its own SMTP connection per mailbox (reused
-   across messages), take claims from the scheduler until nothing is due.
+   across messages), take claims from the scheduler until nothing is due. Claims come in
+   batches (``WorkerOptions.batch``, ``--batch``, default 20): up to N due sends of a campaign
+   claimed in ONE transaction (one commit), then composed and sent one by one (nothing locked
+   meanwhile); the accepted ones are recorded ``sent`` in the transaction of the next batch's
+   claim, other outcomes at once. Every send of a batch passes the same cap, gap, window and
+   suppression checks as a single claim (a batch spans mailboxes).
+
+   Trade-off: a claim is committed before its SMTP transaction, so at-most-once holds as
+   before, but a worker killed mid-batch leaves up to N rows ``claimed`` (sent and not yet
+   recorded, in flight, or not yet sent): the next start reports all of them ``ambiguous`` and
+   never resends them. ``batch=1`` restores "at most one ambiguous send per crash". Claims of a
+   batch never handed to the server (stop requested, mailbox unreachable or refused, campaign
+   paused by a template error) are released as if never claimed.
 4. Campaigns without active leads are marked completed.
 
 ``run(once=True)`` does one cycle; otherwise it sleeps until the poll interval passes or the
 earliest blocked mailbox frees up, and stops cleanly when ``stop()`` is called (SIGTERM): the
-message in flight is finished and recorded, nothing is abandoned mid-transaction.
+message in flight is finished and recorded, the rest of its batch released, nothing is
+abandoned mid-transaction.
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ from penguinctl.campaigns.smtp import DEFAULT_TIMEOUT, Outcome, SmtpConnection, 
 from penguinctl.campaigns.window import Clock, SystemClock
 
 UNREACHABLE_BACKOFF = timedelta(seconds=60)
+DEFAULT_BATCH = 20
 
 
 @dataclass
@@ -55,6 +69,7 @@ class WorkerOptions:
     cafile: str | None = None
     bounce_min_sample: int = 20
     max_sends: int | None = None  # stop after this many transactions (tests, benchmarks)
+    batch: int = DEFAULT_BATCH  # claims per ledger transaction (see the module doc)
 
 
 @dataclass
@@ -260,7 +275,7 @@ class Worker:
     ) -> None:
         idle: set[int] = set()
         turn = index
-        settle = None  # an accepted claim whose 'sent' record rides on the next claim's commit
+        settle: list[Claimed] = []  # accepted claims whose 'sent' records ride on the next claim
         try:
             while not self._stop.is_set() and len(idle) < len(plans):
                 if self._limit_reached():
@@ -269,8 +284,12 @@ class Worker:
                 turn += 1
                 if plan.id in idle:
                     continue
-                result = scheduler.claim_next(plan, settle)
-                settle = None
+                limit = max(1, self.options.batch)
+                if self.options.max_sends is not None:
+                    with self._lock:
+                        limit = max(1, min(limit, self.options.max_sends - self._sends))
+                result = scheduler.claim_batch(plan, settle, limit)
+                settle = []
                 if isinstance(result, Blocked):
                     if result.until is not None and result.until.year < 9999:
                         with self._lock:
@@ -278,21 +297,46 @@ class Worker:
                     idle.add(plan.id)
                     continue
                 idle.clear()
-                if scheduler.compose(result) is None:  # template error: released, paused
-                    continue
-                outcome = self._transmit(pool, result.sender, result.recipient, result.payload)
-                if outcome.kind == "deferred" and outcome.code is None:  # server unreachable
-                    scheduler.backoff[result.sender.address] = (
-                        self.clock.now() + UNREACHABLE_BACKOFF
-                    )
-                if outcome.ok:
-                    settle, status = result, "sent"
-                else:
-                    status = scheduler.finish(result, outcome)
-                self._count(status, result, outcome)
+                self._send_batch(scheduler, pool, result, settle)
         finally:
-            if settle is not None:
-                scheduler.finish(settle, Outcome("accepted"))
+            scheduler.settle(settle)
+
+    def _send_batch(
+        self,
+        scheduler: Scheduler,
+        pool: dict[str, SmtpConnection],
+        batch: list[Claimed],
+        accepted: list[Claimed],
+    ) -> None:
+        """Compose and transmit a committed batch, one message at a time over the pooled
+        connections. The accepted claims are appended to ``accepted`` (recorded with the next
+        claim's commit, or when the loop ends, even on an error); other outcomes are recorded
+        at once. Claims never handed to the server (stop requested, mailbox unreachable or
+        refused, campaign paused) are released."""
+        unusable: set[str] = set()  # mailboxes that failed in this batch
+        for i, claimed in enumerate(batch):
+            if self._stop.is_set() or claimed.plan.problems.get("compose"):
+                why = "the worker stopped" if self._stop.is_set() else "the campaign was paused"
+                scheduler.release_unsent(batch[i:], f"not sent: {why}")
+                break
+            address = claimed.sender.address
+            if address in unusable:
+                scheduler.release_unsent([claimed], "not sent: the mailbox is unusable")
+                continue
+            if scheduler.compose(claimed) is None:  # template error: released, paused
+                continue
+            outcome = self._transmit(pool, claimed.sender, claimed.recipient, claimed.payload)
+            if outcome.kind == "deferred" and outcome.code is None:  # server unreachable
+                scheduler.backoff[address] = self.clock.now() + UNREACHABLE_BACKOFF
+                unusable.add(address)
+            if outcome.ok:
+                accepted.append(claimed)
+                status = "sent"
+            else:
+                status = scheduler.finish(claimed, outcome)
+                if status == "mailbox_paused":
+                    unusable.add(address)
+            self._count(status, claimed, outcome)
 
     def _count(self, status: str, claimed: Claimed, outcome: Outcome) -> None:
         with self._lock:

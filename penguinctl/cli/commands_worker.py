@@ -46,11 +46,22 @@ def run(
     max_sends: Annotated[
         int | None, typer.Option("--max-sends", min=1, help="Stop after this many sends.")
     ] = None,
+    batch: Annotated[
+        int,
+        typer.Option(
+            "--batch",
+            min=1,
+            max=500,
+            help="Sends claimed per ledger transaction (a crash leaves up to this many "
+            "reported ambiguous; 1 for one at a time).",
+        ),
+    ] = 20,
 ) -> int:
     """Send due campaign steps through each mailbox's SMTP submission, read replies and bounces.
 
     Several workers may share a PostgreSQL state store; on SQLite only one runs at a time.
-    SIGTERM / Ctrl-C stop it after the message in flight is recorded.
+    SIGTERM / Ctrl-C stop it after the message in flight is recorded (the rest of its batch
+    is released unsent).
     """
     import signal
     import sys
@@ -69,6 +80,7 @@ def run(
         cafile=ca_file or app.env.get("PENGUINCTL_CA_FILE") or None,
         bounce_min_sample=bounce_min_sample,
         max_sends=max_sends,
+        batch=batch,
     )
     live = not app.machine and sys.stderr.isatty()
     status = app.err.status("starting the worker") if live else None
