@@ -98,18 +98,15 @@ class TenantLock:
             self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self._namespace = self._conn.execute(text("SELECT current_schema()")).scalar() or ""
             for i, tenant in enumerate(self.tenants):
-                got = self._conn.execute(
-                    text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key(tenant)}
-                ).scalar()
-                if not got:
+                holder = self._try_pg(tenant)
+                if holder is not False:
                     for held in self.tenants[:i]:
                         self._conn.execute(
                             text("SELECT pg_advisory_unlock(:k)"), {"k": self._key(held)}
                         )
                     self._conn.close()
                     self._conn = None
-                    with session_scope(self.engine) as session:
-                        raise _held_error(session.get(LockRow, tenant), tenant)
+                    raise _held_error(holder, tenant)
         try:
             with session_scope(self.engine) as session:
                 for tenant in self.tenants:
@@ -144,6 +141,28 @@ class TenantLock:
         except BaseException:
             self._release_advisory()
             raise
+
+    def _try_pg(self, tenant: str, settle: float = 1.0) -> LockRow | bool | None:
+        """Take ``tenant``'s advisory lock: False when taken, else who holds it. The holder
+        writes its lock row just after taking the lock and deletes it just before releasing
+        it; in those few milliseconds there is no row to name, so try again for up to
+        ``settle`` seconds before saying "another process"."""
+        assert self._conn is not None
+        deadline = time.monotonic() + settle
+        while True:
+            got = self._conn.execute(
+                text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key(tenant)}
+            ).scalar()
+            if got:
+                return False
+            with session_scope(self.engine) as session:
+                row = session.get(LockRow, tenant)
+                if row is not None:
+                    session.expunge(row)
+                    return row
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
 
     def _key(self, tenant: str) -> int:
         return advisory_key(tenant, self._namespace)
