@@ -104,18 +104,26 @@ class Operation(ABC):
     def apply(self, ctx: OpContext, change: Change) -> str | None: ...
 
 
-class Directory(Operation):
-    name = "directory"
-    params: M.DirectoryParams
+class _PathOperation(Operation):
+    """An operation on one path (``params.path``): it reads one fact of that path
+    (``fact_type``) and changes only that path."""
 
-    def _fact(self) -> F.DirectoryState:
-        return F.DirectoryState(self.params.path)
+    fact_type: ClassVar[type[Any]]
+
+    def _fact(self) -> Any:
+        return self.fact_type(self.params.path)
 
     def facts(self) -> list[F.Fact[Any]]:
         return [self._fact()]
 
     def touches(self) -> list[str]:
         return [self.params.path]
+
+
+class Directory(_PathOperation):
+    name = "directory"
+    fact_type = F.DirectoryState
+    params: M.DirectoryParams
 
     def plan(self, ctx: OpContext) -> Change | None:
         p = self.params
@@ -142,22 +150,14 @@ class Directory(Operation):
         return change.summary
 
 
-class File(Operation):
+class File(_PathOperation):
     name = "file"
+    fact_type = F.FileState
     params: M.FileParams
 
     def __init__(self, params: M.FileParams, data: bytes) -> None:
         super().__init__(params)
         self.data = data
-
-    def _fact(self) -> F.FileState:
-        return F.FileState(self.params.path)
-
-    def facts(self) -> list[F.Fact[Any]]:
-        return [self._fact()]
-
-    def touches(self) -> list[str]:
-        return [self.params.path]
 
     def plan(self, ctx: OpContext) -> Change | None:
         import hashlib
@@ -229,18 +229,10 @@ def unified_diff(old: bytes, new: bytes, path: str) -> str:
     return mask(text)
 
 
-class Line(Operation):
+class Line(_PathOperation):
     name = "line"
+    fact_type = F.FileContent
     params: M.LineParams
-
-    def _fact(self) -> F.FileContent:
-        return F.FileContent(self.params.path)
-
-    def facts(self) -> list[F.Fact[Any]]:
-        return [self._fact()]
-
-    def touches(self) -> list[str]:
-        return [self.params.path]
 
     def plan(self, ctx: OpContext) -> Change | None:
         p = self.params
