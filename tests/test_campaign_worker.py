@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from campaignkit import keystore, leads_of, make_campaign, record_mailboxes, sends_of
 from smtpsink import SmtpSink
 
+from penguinctl.campaigns.smtp import SmtpConnection
 from penguinctl.campaigns.window import ManualClock
 from penguinctl.campaigns.worker import Worker, WorkerOptions
 from penguinctl.errors import LockHeld
@@ -380,7 +381,7 @@ def test_follow_up_across_dst_keeps_local_time(migrated_engine, tmp_path, sink) 
 
 def test_paused_mailbox_freezes_its_warmup_ramp(migrated_engine) -> None:
     from penguinctl.campaigns.ledger import MAILBOXES
-    from penguinctl.campaigns.scheduler import pause_mailbox, resume_mailbox
+    from penguinctl.campaigns.mailboxes import pause_mailbox, resume_mailbox
 
     engine = migrated_engine
     with engine.begin() as conn:
@@ -433,7 +434,9 @@ def test_batch_spans_mailboxes_within_caps_and_gap(migrated_engine, tmp_path, si
     assert counts == dict.fromkeys(senders, 2)
 
 
-def test_stop_mid_batch_releases_the_unsent_claims(migrated_engine, tmp_path, sink) -> None:
+def test_stop_mid_batch_releases_the_unsent_claims(
+    migrated_engine, tmp_path, sink, monkeypatch
+) -> None:
     """Stopping after the first message of a batch: that message is recorded sent; the rest of
     the batch, claimed but never handed to the server, is released (no ledger row, no attempt
     counted, the mailbox's daily count given back) and sent by the next run."""
@@ -449,8 +452,16 @@ def test_stop_mid_batch_releases_the_unsent_claims(migrated_engine, tmp_path, si
     )
     clock = ManualClock(T0)
     w = worker(engine, tmp_path, clock, batch=5)
-    w.on_progress = lambda summary: w.stop() if summary.counts["sent"] else None
+    real_send = SmtpConnection.send
+
+    def send_then_stop(self, *args):  # SIGTERM arriving while the first message is on the wire
+        outcome = real_send(self, *args)
+        w.stop()
+        return outcome
+
+    monkeypatch.setattr(SmtpConnection, "send", send_then_stop)
     assert w.run().counts["sent"] == 1
+    monkeypatch.undo()
     assert sink.count() == 1
     sends = sends_of(engine, cid)
     assert [s.status for s in sends] == ["sent"]

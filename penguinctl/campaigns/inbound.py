@@ -44,7 +44,7 @@ from penguinctl.campaigns.ledger import LEADS, MAILBOXES, SENDS, _md
 from penguinctl.campaigns.senders import Sender, password_for
 
 if TYPE_CHECKING:
-    from penguinctl.campaigns.scheduler import CampaignPlan
+    from penguinctl.campaigns.plans import CampaignPlan
     from penguinctl.campaigns.worker import Worker
 
 FETCH_CHUNK = 100
@@ -264,7 +264,7 @@ def _lead_email(conn: Connection, lead_id: int) -> str | None:
 
 
 def _campaign_key(conn: Connection, campaign_id: int) -> str:
-    from penguinctl.campaigns.scheduler import CAMPAIGNS
+    from penguinctl.campaigns.plans import CAMPAIGNS
 
     row = conn.execute(
         sa.select(CAMPAIGNS.c.tenant, CAMPAIGNS.c.name).where(CAMPAIGNS.c.id == campaign_id)
@@ -375,7 +375,8 @@ def check_bounce_rates(
     actor: str = "worker",
 ) -> list[str]:
     """Pause mailboxes and campaigns over their threshold; returns what was paused."""
-    from penguinctl.campaigns.scheduler import pause_campaign, pause_mailbox
+    from penguinctl.campaigns.mailboxes import pause_mailbox
+    from penguinctl.campaigns.plans import pause_campaign
 
     paused: list[str] = []
     with engine.begin() as conn:

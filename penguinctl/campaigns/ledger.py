@@ -24,6 +24,7 @@ Protocol (``campaign_sends``, UNIQUE(lead_id, step)):
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
 import secrets
@@ -131,6 +132,69 @@ def claim(
             "now": now,
         },
     ).scalar()
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    lead_id: int
+    step: int
+    variant: str | None
+    mailbox: str
+    recipient: str
+    message_id: str
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_many_sql(rows: int) -> sa.TextClause:
+    values = ", ".join(
+        f"(CAST(:l{i} AS INTEGER), CAST(:s{i} AS INTEGER), :v{i}, :m{i}, :r{i}, :i{i})"
+        for i in range(rows)
+    )
+    return sa.text(
+        f"WITH v (lead_id, step, variant, mailbox, recipient, message_id) AS (VALUES {values}) "
+        "INSERT INTO campaign_sends (tenant, campaign_id, lead_id, step, variant, mailbox, "
+        "recipient, message_id, status, worker, claimed_at) "
+        "SELECT :tenant, CAST(:campaign_id AS INTEGER), v.lead_id, v.step, v.variant, v.mailbox, "
+        "v.recipient, v.message_id, 'claimed', :worker, :now FROM v "
+        "WHERE EXISTS (SELECT 1 FROM leads WHERE leads.id = v.lead_id "
+        "AND leads.status = 'active' AND leads.next_step = v.step) "
+        "ON CONFLICT (lead_id, step) DO NOTHING RETURNING id, lead_id"
+    ).bindparams(sa.bindparam("now", type_=_TS))
+
+
+def claim_many(
+    conn: Connection,
+    rows: list[ClaimRow],
+    *,
+    tenant: str,
+    campaign_id: int,
+    worker: str,
+    now: datetime,
+) -> dict[int, int]:
+    """``claim`` for several leads of one campaign in one statement: {lead id: send id} of the
+    claims inserted (the same conditions, per row: a lead that changed or was claimed by
+    another worker is left out)."""
+    if not rows:
+        return {}
+    params: dict[str, Any] = {
+        "tenant": tenant,
+        "campaign_id": campaign_id,
+        "worker": worker,
+        "now": now,
+    }
+    for i, row in enumerate(rows):
+        params.update(
+            {
+                f"l{i}": row.lead_id,
+                f"s{i}": row.step,
+                f"v{i}": row.variant,
+                f"m{i}": row.mailbox,
+                f"r{i}": row.recipient,
+                f"i{i}": row.message_id,
+            }
+        )
+    result = conn.execute(_claim_many_sql(len(rows)), params)
+    return {lead_id: send_id for send_id, lead_id in result.all()}
 
 
 def _set(conn: Connection, send_id: int, **values: Any) -> bool:

@@ -6,30 +6,33 @@ One cycle:
 2. Inbound (unless disabled): every sending mailbox of the active campaigns is polled over IMAP
    (inbound.py); replies, bounces and unsubscribes stop their leads before anything is sent;
    bounce rates may pause a mailbox or a campaign.
-3. Sending: ``concurrency`` threads, each with its own SMTP connection per mailbox (reused
-   across messages), take claims from the scheduler until nothing is due. Claims come in
-   batches (``WorkerOptions.batch``, ``--batch``, default 20): up to N due sends of a campaign
-   claimed in ONE transaction (one commit), then composed and sent one by one (nothing locked
-   meanwhile); the accepted ones are recorded ``sent`` in the transaction of the next batch's
-   claim, other outcomes at once. Every send of a batch passes the same cap, gap, window and
+3. Sending: ``concurrency`` send loops, each with a transmitter thread (transmit.py) that owns
+   one SMTP connection per mailbox (reused across messages). Claims come in batches
+   (``WorkerOptions.batch``, ``--batch``, default 20): up to N due sends of a campaign claimed
+   in ONE transaction (one commit); the loop composes them and queues them for its
+   transmitter, and claims and composes the next batch while they are on the wire. The
+   accepted ones are recorded ``sent`` in the transaction of a following claim, other
+   outcomes as they come back. Every send of a batch passes the same cap, gap, window and
    suppression checks as a single claim (a batch spans mailboxes).
 
-   Trade-off: a claim is committed before its SMTP transaction, so at-most-once holds as
-   before, but a worker killed mid-batch leaves up to N rows ``claimed`` (sent and not yet
-   recorded, in flight, or not yet sent): the next start reports all of them ``ambiguous`` and
-   never resends them. ``batch=1`` restores "at most one ambiguous send per crash". Claims of a
-   batch never handed to the server (stop requested, mailbox unreachable or refused, campaign
+   Trade-off: a claim is committed before its SMTP transaction, so at-most-once holds, but a
+   worker killed mid-send leaves rows ``claimed`` (sent and not yet recorded, in flight, or
+   not yet sent) -- at most 2N - 1, as a new batch is claimed only when at most N - 1 of the
+   previous ones are outstanding. The next start reports them ``ambiguous`` and never resends
+   them. ``batch=1`` means one claim at a time: at most one ambiguous send per crash. Claims
+   never handed to the server (stop requested, mailbox unreachable or refused, campaign
    paused by a template error) are released as if never claimed.
 4. Campaigns without active leads are marked completed.
 
 ``run(once=True)`` does one cycle; otherwise it sleeps until the poll interval passes or the
 earliest blocked mailbox frees up, and stops cleanly when ``stop()`` is called (SIGTERM): the
-message in flight is finished and recorded, the rest of its batch released, nothing is
+message in flight is finished and recorded, the claims not yet sent are released, nothing is
 abandoned mid-transaction.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -40,21 +43,17 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from penguinctl.campaigns import ledger
-from penguinctl.campaigns.scheduler import (
-    Blocked,
-    CampaignPlan,
-    Claimed,
-    Scheduler,
-    complete_finished,
-    ensure_mailboxes,
-    load_plans,
-)
+from penguinctl.campaigns.mailboxes import ensure_mailboxes
+from penguinctl.campaigns.plans import CampaignPlan, complete_finished, load_plans
+from penguinctl.campaigns.scheduler import Blocked, Claimed, Scheduler
 from penguinctl.campaigns.senders import Sender, password_for
 from penguinctl.campaigns.smtp import DEFAULT_TIMEOUT, Outcome, SmtpConnection, ssl_context
+from penguinctl.campaigns.transmit import Transmitter
 from penguinctl.campaigns.window import Clock, SystemClock
 
 UNREACHABLE_BACKOFF = timedelta(seconds=60)
 DEFAULT_BATCH = 20
+SWITCH_INTERVAL = 0.0001  # seconds; see Worker.run
 
 
 @dataclass
@@ -141,6 +140,17 @@ class Worker:
     def run(self) -> Summary:
         from penguinctl.campaigns.message import unsubscribe_secret
 
+        # Each send loop hands the GIL to its transmitter four times a message (one per SMTP
+        # reply); at the interpreter's default 5 ms switch interval a reply can wait that long
+        # behind the loop's claiming and composing. Restored when the worker returns.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL))
+        try:
+            return self._run(unsubscribe_secret)
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _run(self, unsubscribe_secret: Callable[[Any], bytes]) -> Summary:
         with self.guard:
             secret = unsubscribe_secret(self.secrets)
             scheduler = Scheduler(
@@ -256,87 +266,116 @@ class Worker:
         wakes: list[datetime],
         errors: list[BaseException],
     ) -> None:
-        pool: dict[str, SmtpConnection] = {}
         try:
-            self._send_loop(scheduler, plans, index, pool, wakes)
+            self._send_loop(scheduler, plans, index, wakes)
         except BaseException as exc:  # surfaced by the main thread
             errors.append(exc)
-        finally:
-            for conn in pool.values():
-                conn.close()
+
+    def _connect(self, sender: Sender) -> SmtpConnection:
+        return SmtpConnection(
+            sender.submission,
+            username=sender.address,
+            password=lambda: password_for(sender, self.secrets, self.env),
+            timeout=self.options.smtp_timeout,
+            context=self._context,
+        )
 
     def _send_loop(
         self,
         scheduler: Scheduler,
         plans: list[CampaignPlan],
         index: int,
-        pool: dict[str, SmtpConnection],
         wakes: list[datetime],
     ) -> None:
+        """Claim and compose here, transmit on this loop's transmitter thread: the next batch
+        is claimed and composed while the previous one is on the wire. At most two batches are
+        claimed and not yet recorded at any moment (the bound on ambiguous sends per crash)."""
+        batch = max(1, self.options.batch)
+        tx = Transmitter(
+            self._connect,
+            stopping=self._stop.is_set,
+            clock=self.clock,
+            name=f"smtp-{index}",
+        )
         idle: set[int] = set()
         turn = index
         settle: list[Claimed] = []  # accepted claims whose 'sent' records ride on the next claim
+        in_flight = 0  # claims submitted whose result was not collected yet
         try:
             while not self._stop.is_set() and len(idle) < len(plans):
-                if self._limit_reached():
-                    break
+                tx.wait_until(batch - 1 if batch > 1 else 0)
+                in_flight -= self._collect(scheduler, tx, settle)
+                if tx.error is not None:
+                    raise tx.error
+                limit = batch
+                if self.options.max_sends is not None:
+                    with self._lock:
+                        limit = min(limit, self.options.max_sends - self._sends - in_flight)
+                    if limit <= 0:
+                        break
                 plan = plans[turn % len(plans)]
                 turn += 1
                 if plan.id in idle:
                     continue
-                limit = max(1, self.options.batch)
-                if self.options.max_sends is not None:
-                    with self._lock:
-                        limit = max(1, min(limit, self.options.max_sends - self._sends))
                 result = scheduler.claim_batch(plan, settle, limit)
                 settle = []
                 if isinstance(result, Blocked):
                     if result.until is not None and result.until.year < 9999:
                         with self._lock:
                             wakes.append(result.until)
-                    idle.add(plan.id)
+                    if tx.pending:  # in-flight outcomes may free leads or mailboxes
+                        tx.wait_until(0)
+                    else:
+                        idle.add(plan.id)
                     continue
                 idle.clear()
-                self._send_batch(scheduler, pool, result, settle)
+                in_flight += self._hand_over(scheduler, tx, result)
         finally:
+            tx.close()
+            self._collect(scheduler, tx, settle)
             scheduler.settle(settle)
+        if tx.error is not None:
+            raise tx.error
 
-    def _send_batch(
-        self,
-        scheduler: Scheduler,
-        pool: dict[str, SmtpConnection],
-        batch: list[Claimed],
-        accepted: list[Claimed],
-    ) -> None:
-        """Compose and transmit a committed batch, one message at a time over the pooled
-        connections. The accepted claims are appended to ``accepted`` (recorded with the next
-        claim's commit, or when the loop ends, even on an error); other outcomes are recorded
-        at once. Claims never handed to the server (stop requested, mailbox unreachable or
-        refused, campaign paused) are released."""
-        unusable: set[str] = set()  # mailboxes that failed in this batch
+    def _hand_over(self, scheduler: Scheduler, tx: Transmitter, batch: list[Claimed]) -> int:
+        """Compose the claims of a committed batch and queue them for transmission; returns
+        how many were queued. A template error releases the claim and pauses the campaign
+        (scheduler.compose): the rest of the batch is released unsent."""
         for i, claimed in enumerate(batch):
             if self._stop.is_set() or claimed.plan.problems.get("compose"):
                 why = "the worker stopped" if self._stop.is_set() else "the campaign was paused"
                 scheduler.release_unsent(batch[i:], f"not sent: {why}")
-                break
-            address = claimed.sender.address
-            if address in unusable:
-                scheduler.release_unsent([claimed], "not sent: the mailbox is unusable")
-                continue
+                return i
             if scheduler.compose(claimed) is None:  # template error: released, paused
+                scheduler.release_unsent(batch[i + 1 :], "not sent: the campaign was paused")
+                return i
+            tx.submit(claimed)
+        return len(batch)
+
+    def _collect(self, scheduler: Scheduler, tx: Transmitter, accepted: list[Claimed]) -> int:
+        """Record the results the transmitter has ready: accepted claims are appended to
+        ``accepted`` (recorded ``sent`` with the next claim's commit, or when the loop ends);
+        other outcomes are recorded at once; claims never handed to the server are released.
+        Returns how many results there were."""
+        results = tx.results()
+        unsent: dict[str, list[Claimed]] = {}
+        for r in results:
+            claimed, outcome = r.claimed, r.outcome
+            if outcome is None:
+                unsent.setdefault(r.reason, []).append(claimed)
                 continue
-            outcome = self._transmit(pool, claimed.sender, claimed.recipient, claimed.payload)
             if outcome.kind == "deferred" and outcome.code is None:  # server unreachable
-                scheduler.backoff[address] = self.clock.now() + UNREACHABLE_BACKOFF
-                unusable.add(address)
+                backoff = self.clock.now() + UNREACHABLE_BACKOFF
+                scheduler.backoff[claimed.sender.address] = backoff
             if outcome.ok:
                 accepted.append(claimed)
                 status = "sent"
             else:
                 status = scheduler.finish(claimed, outcome)
-                if status == "mailbox_paused":
-                    unusable.add(address)
             self._count(status, claimed, outcome)
+        for reason, claims in unsent.items():
+            scheduler.release_unsent(claims, reason)
+        return len(results)
 
     def _count(self, status: str, claimed: Claimed, outcome: Outcome) -> None:
         with self._lock:
@@ -349,21 +388,6 @@ class Worker:
                 self.summary.paused.append(f"mailbox {where}: {outcome.describe()}")
         if self.on_progress:
             self.on_progress(self.summary)
-
-    def _transmit(
-        self, pool: dict[str, SmtpConnection], sender: Sender, rcpt: str, payload: bytes
-    ) -> Outcome:
-        conn = pool.get(sender.address)
-        if conn is None:
-            conn = SmtpConnection(
-                sender.submission,
-                username=sender.address,
-                password=lambda: password_for(sender, self.secrets, self.env),
-                timeout=self.options.smtp_timeout,
-                context=self._context,
-            )
-            pool[sender.address] = conn
-        return conn.send(sender.address, rcpt, payload)
 
     def _audit_recovered(self, found: list[ledger.Ambiguous]) -> None:
         from penguinctl.state.audit import record

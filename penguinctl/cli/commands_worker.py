@@ -52,16 +52,16 @@ def run(
             "--batch",
             min=1,
             max=500,
-            help="Sends claimed per ledger transaction (a crash leaves up to this many "
-            "reported ambiguous; 1 for one at a time).",
+            help="Sends claimed per ledger transaction (a crash leaves up to twice this "
+            "many reported ambiguous; 1 for one at a time).",
         ),
     ] = 20,
 ) -> int:
     """Send due campaign steps through each mailbox's SMTP submission, read replies and bounces.
 
     Several workers may share a PostgreSQL state store; on SQLite only one runs at a time.
-    SIGTERM / Ctrl-C stop it after the message in flight is recorded (the rest of its batch
-    is released unsent).
+    SIGTERM / Ctrl-C stop it after the message in flight is recorded (the claims not yet sent
+    are released).
     """
     import signal
     import sys
@@ -196,7 +196,7 @@ def resume_mailbox(
 ) -> None:
     """Resume a mailbox paused for bounces or a refused login (its warmup continues where it
     stopped)."""
-    from penguinctl.campaigns.scheduler import resume_mailbox as resume
+    from penguinctl.campaigns.mailboxes import resume_mailbox as resume
     from penguinctl.campaigns.window import SystemClock
     from penguinctl.errors import UsageError
     from penguinctl.state.audit import record

@@ -1,0 +1,135 @@
+"""The active campaigns as the worker sees them, loaded once per polling cycle.
+
+``CampaignPlan`` holds a campaign's spec, schedule, senders and limits, plus what the worker
+learns while sending (problems, the mailbox states cached between claims, the due leads not yet
+tried). Campaign-level transitions (paused, completed) live here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from penguinctl.campaigns.ledger import LEADS
+from penguinctl.campaigns.models import Campaign
+from penguinctl.campaigns.senders import Sender, load_senders
+from penguinctl.campaigns.warmup import Ramp, ramp_from_spec
+from penguinctl.campaigns.window import Schedule
+
+CAMPAIGNS = Campaign.__table__
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def _delta(value: Any) -> timedelta:
+    if value is None:
+        return timedelta(0)
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    from penguinctl.spec.durations import Duration
+
+    return Duration(str(value))
+
+
+@dataclass
+class CampaignPlan:
+    id: int
+    tenant: str
+    name: str
+    spec: Any  # CampaignSpec
+    campaign: Campaign
+    schedule: Schedule
+    delays: list[timedelta]
+    per_mailbox_daily: int | None
+    min_gap: timedelta
+    ramp: Ramp | None
+    senders: list[Sender]
+    stop_on: frozenset[str]
+    bounce_threshold: float
+    problems: dict[str, str] = field(default_factory=dict)
+    blocked_until: datetime | None = None  # no mailbox can send before then (this cycle)
+    rotation: int = 0
+    states: dict[str, dict[str, Any]] | None = None  # mailbox rows, cached between claims
+    candidates: list[Any] = field(default_factory=list)  # due leads not tried yet (SQLite)
+    suppressed: set[str] = field(default_factory=set)  # of the current candidates
+    previous: dict[int, list[Any]] = field(default_factory=dict)  # their earlier sends
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}/{self.name}"
+
+    @property
+    def steps(self) -> int:
+        return len(self.delays)
+
+
+def load_plans(conn: Connection, names: list[str] | None = None) -> list[CampaignPlan]:
+    """The active campaigns (optionally only those named ``NAME`` or ``TENANT/NAME``)."""
+    from penguinctl.campaigns.spec import spec_of
+
+    rows = conn.execute(sa.select(CAMPAIGNS).where(CAMPAIGNS.c.status == "active")).all()
+    plans: list[CampaignPlan] = []
+    for row in rows:
+        if names and row.name not in names and f"{row.tenant}/{row.name}" not in names:
+            continue
+        campaign = Campaign(**{k: getattr(row, k) for k in row._fields})
+        spec = spec_of(campaign)
+        limits = _get(spec, "limits")
+        addresses = [str(a).lower() for a in (_get(spec, "senders") or [])]
+        senders, problems = load_senders(conn, row.tenant, addresses)
+        plans.append(
+            CampaignPlan(
+                id=row.id,
+                tenant=row.tenant,
+                name=row.name,
+                spec=spec,
+                campaign=campaign,
+                schedule=Schedule.from_spec(_get(spec, "schedule")),
+                delays=[_delta(_get(s, "delay")) for s in _get(spec, "steps") or []],
+                per_mailbox_daily=_get(limits, "per_mailbox_daily"),
+                min_gap=_delta(_get(limits, "min_gap")),
+                ramp=ramp_from_spec(_get(spec, "warmup")),
+                senders=[senders[a] for a in addresses if a in senders],
+                stop_on=frozenset(str(s) for s in _get(spec, "stop_on") or ()),
+                bounce_threshold=float(spec.bounce_pause_fraction),
+                problems=problems,
+            )
+        )
+    return plans
+
+
+def pause_campaign(conn: Connection, campaign_id: int, reason: str, now: datetime) -> bool:
+    res = conn.execute(
+        sa.update(CAMPAIGNS)
+        .where(CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.status == "active")
+        .values(status="paused", paused_reason=reason[:300], updated_at=now)
+    )
+    return res.rowcount == 1
+
+
+def complete_finished(conn: Connection, plans: list[CampaignPlan], now: datetime) -> list[str]:
+    """Campaigns with leads but none active any more are ``completed``."""
+    done: list[str] = []
+    for plan in plans:
+        active = sa.exists().where(LEADS.c.campaign_id == plan.id, LEADS.c.status == "active")
+        anyl = sa.exists().where(LEADS.c.campaign_id == plan.id)
+        res = conn.execute(
+            sa.update(CAMPAIGNS)
+            .where(CAMPAIGNS.c.id == plan.id, CAMPAIGNS.c.status == "active", anyl, ~active)
+            .values(status="completed", updated_at=now)
+        )
+        if res.rowcount:
+            done.append(plan.key)
+    return done
