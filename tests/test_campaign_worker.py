@@ -452,14 +452,14 @@ def test_stop_mid_batch_releases_the_unsent_claims(
     )
     clock = ManualClock(T0)
     w = worker(engine, tmp_path, clock, batch=5)
-    real_send = SmtpConnection.send
+    real_transaction = SmtpConnection.transaction
 
     def send_then_stop(self, *args):  # SIGTERM arriving while the first message is on the wire
-        outcome = real_send(self, *args)
+        outcome = yield from real_transaction(self, *args)
         w.stop()
         return outcome
 
-    monkeypatch.setattr(SmtpConnection, "send", send_then_stop)
+    monkeypatch.setattr(SmtpConnection, "transaction", send_then_stop)
     assert w.run().counts["sent"] == 1
     monkeypatch.undo()
     assert sink.count() == 1
@@ -471,3 +471,39 @@ def test_stop_mid_batch_releases_the_unsent_claims(
     assert worker(engine, tmp_path, clock, batch=5).run().counts["sent"] == 7
     assert sink.count() == 8
     assert {s.status for s in sends_of(engine, cid)} == {"sent"}
+
+
+def test_a_message_that_cannot_be_composed_pauses_the_campaign(
+    migrated_engine, tmp_path, sink
+) -> None:
+    """A template that fails for one lead (a variable it lacks, no default): that claim is
+    released (no ledger row, nothing sent to the lead), the campaign is paused with the reason,
+    the claims behind it are released unsent, and nothing is left 'claimed'."""
+    engine = migrated_engine
+    senders = boxes(1)
+    record_mailboxes(engine, "acme", senders, smtp_port=sink.port)
+    named = [{"email": f"n{i}@dest.example", "first_name": f"N{i}"} for i in range(6)]
+    cid = make_campaign(
+        engine,
+        "acme",
+        "broken",
+        senders=senders,
+        steps=[{"subject": "Hi", "body": "Hello {{ first_name }}"}],
+        leads=[*named[:3], {"email": "nameless@dest.example"}, *named[3:]],
+    )
+    summary = worker(engine, tmp_path, ManualClock(T0), batch=20).run()
+    assert "acme/broken" in summary.paused
+    assert any("first_name" in p for p in summary.problems)
+    sends = sends_of(engine, cid)
+    assert {s.status for s in sends} <= {"sent"}
+    assert "nameless@dest.example" not in {s.recipient for s in sends}
+    assert summary.counts["sent"] == len(sends) == sink.count() < 7
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT status, paused_reason FROM campaigns WHERE id = :id"), {"id": cid}
+        ).one()
+        assert conn.execute(sa.text("SELECT count(*) FROM send_retries")).scalar() == 0
+    assert row.status == "paused" and "first_name" in row.paused_reason
+    assert all(
+        lead.status == "active" for lead in leads_of(engine, cid).values() if lead.next_step == 0
+    )

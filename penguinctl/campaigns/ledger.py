@@ -276,6 +276,36 @@ class Ambiguous:
         }
 
 
+_PLANNED = ("leads", "campaign_sends", "campaign_mailboxes")
+
+
+def analyze_new_tables(engine: Engine) -> list[str]:
+    """PostgreSQL: ``ANALYZE`` the tables the claim query plans over that were never analyzed
+    (a fresh state store, or leads bulk-imported moments ago, before autovacuum's first pass).
+    Without statistics the planner treats them as tiny and probes the ledger by a sequential
+    scan per due lead, which grows with every send until autovacuum catches up. Returns the
+    tables analyzed; a no-op elsewhere and once the statistics exist."""
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as conn:
+        stale = [
+            name
+            for name in _PLANNED
+            if conn.execute(
+                sa.text(
+                    "SELECT last_analyze IS NULL AND last_autoanalyze IS NULL "
+                    "FROM pg_stat_user_tables WHERE relid = to_regclass(:name)"
+                ),
+                {"name": name},
+            ).scalar()
+        ]
+    if stale:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for name in stale:
+                conn.execute(sa.text(f"ANALYZE {name}"))  # a fixed table name, not input
+    return stale
+
+
 def recover(engine: Engine, guard: WorkerGuard) -> list[Ambiguous]:
     """Mark the ``claimed`` rows of dead workers ``ambiguous``; returns them (for the report)."""
     with engine.begin() as conn:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -33,7 +34,7 @@ from penguinctl.campaigns.templates import TemplateError, render
 from penguinctl.errors import PenguinError, SecretError, UsageError
 
 if TYPE_CHECKING:
-    from penguinctl.campaigns.models import Campaign, Lead
+    from penguinctl.campaigns.models import Campaign, CampaignRef, Lead, LeadRef
     from penguinctl.campaigns.spec import CampaignSpec, Step
     from penguinctl.providers.secrets.base import SecretsBackend
 
@@ -58,12 +59,14 @@ class Composed:
         return parsed
 
 
-def seed_for(campaign: Campaign, lead: Lead, step: int) -> str:
+def seed_for(campaign: Campaign | CampaignRef, lead: Lead | LeadRef, step: int) -> str:
     """The seed of spintax and variant choice for (campaign, lead, step)."""
     return f"{campaign.tenant}/{campaign.name}/{lead.id}/{step}"
 
 
-def choose_variant(campaign: Campaign, lead: Lead, step: int, spec_step: Step) -> str:
+def choose_variant(
+    campaign: Campaign | CampaignRef, lead: Lead | LeadRef, step: int, spec_step: Step
+) -> str:
     """The variant of ``spec_step`` this lead gets, deterministic and proportional to weight."""
     weighted = [(name, weight) for name, weight in spec_step.weighted() if weight > 0]
     if len(weighted) == 1:
@@ -77,6 +80,7 @@ def choose_variant(campaign: Campaign, lead: Lead, step: int, spec_step: Step) -
     raise AssertionError("unreachable")
 
 
+@functools.lru_cache(maxsize=1024)
 def _ascii_domain(domain: str) -> str:
     try:
         return domain.encode("idna").decode("ascii").lower()
@@ -84,7 +88,9 @@ def _ascii_domain(domain: str) -> str:
         return domain.lower()
 
 
-def message_id_for(campaign: Campaign, lead: Lead, step: int, sender_domain: str) -> str:
+def message_id_for(
+    campaign: Campaign | CampaignRef, lead: Lead | LeadRef, step: int, sender_domain: str
+) -> str:
     """``<pc.<hash>@<sender domain>>``, the same for the same (campaign, lead, step)."""
     basis = f"msgid/{campaign.tenant}/{campaign.name}/{campaign.id}/{lead.id}/{step}"
     digest = hashlib.sha256(basis.encode()).hexdigest()[:32]
@@ -154,9 +160,15 @@ def _render(
 
 
 def _subject(
-    campaign: Campaign, spec: CampaignSpec, lead: Lead, step: int, context: dict[str, Any]
+    campaign: Campaign | CampaignRef,
+    spec: CampaignSpec,
+    lead: Lead | LeadRef,
+    step: int,
+    context: dict[str, Any],
+    variant: str | None = None,
 ) -> str:
-    variant = choose_variant(campaign, lead, step, spec.steps[step])
+    if variant is None:
+        variant = choose_variant(campaign, lead, step, spec.steps[step])
     subject = spec.steps[step].content(variant)[0]
     if subject is None and step == 0:
         raise TemplateError(f"campaign {campaign.key}: step 1 has no subject")
@@ -167,9 +179,9 @@ def _subject(
 
 
 def compose(
-    campaign: Campaign,
+    campaign: Campaign | CampaignRef,
     spec: CampaignSpec,
-    lead: Lead,
+    lead: Lead | LeadRef,
     step: int,
     sender: str,
     sender_name: str | None,
@@ -177,19 +189,23 @@ def compose(
     unsubscribe_secret: bytes,
     previous_message_ids: list[str],
     now: datetime | None = None,
+    variant: str | None = None,
+    message_id: str | None = None,
 ) -> Composed:
     """The message of ``step`` (0-based) for ``lead``, sent by ``sender``.
 
     ``previous_message_ids`` are the Message-IDs of the earlier steps actually sent to this lead,
-    oldest first. Raises :class:`TemplateError` naming the variable, lead and step when a
-    template cannot be rendered.
+    oldest first. ``variant`` and ``message_id``, when the caller has them already (a claim
+    fixes both), must be :func:`choose_variant`'s and :func:`message_id_for`'s. Raises
+    :class:`TemplateError` naming the variable, lead and step when a template cannot be rendered.
     """
     if not 0 <= step < len(spec.steps):
         raise PenguinError(f"campaign {campaign.key} has no step {step + 1}")
     if campaign.id is None or lead.id is None:
         raise PenguinError("compose needs a stored campaign and lead (ids are part of headers)")
     spec_step = spec.steps[step]
-    variant = choose_variant(campaign, lead, step, spec_step)
+    if variant is None:
+        variant = choose_variant(campaign, lead, step, spec_step)
     _, body, html = spec_step.content(variant)
     token = unsubscribe_token(unsubscribe_secret, campaign.id, lead.id)
     unsub = unsubscribe_url(spec.unsubscribe.url, token)
@@ -203,12 +219,12 @@ def compose(
     )
     seed = seed_for(campaign, lead, step)
     where = f"campaign {campaign.key}, lead {lead.id}, step {step + 1}"
-    subject = _subject(campaign, spec, lead, step, context)
+    subject = _subject(campaign, spec, lead, step, context, variant)
     text = _render(body, context, seed, f"{where} body")
     html_text = _render(html, context, seed, f"{where} html", html=True) if html else None
 
-    domain = sender.rpartition("@")[2]
-    message_id = message_id_for(campaign, lead, step, domain)
+    if message_id is None:
+        message_id = message_id_for(campaign, lead, step, sender.rpartition("@")[2])
     display = " ".join(p for p in (lead.first_name, lead.last_name) if p)
     payload = build_payload(
         sender=(sender_name or "", sender),

@@ -8,6 +8,7 @@ classes only map it, so a column added here must be added there too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -82,15 +83,47 @@ class Lead(SQLModel, table=True):
 
     def context(self) -> dict[str, Any]:
         """Template variables: custom fields first, then the known columns (which win)."""
-        context: dict[str, Any] = dict(self.fields or {})
-        context.update(
-            email=self.email,
-            first_name=self.first_name,
-            last_name=self.last_name,
-            company=self.company,
-            timezone=self.timezone,
-        )
-        return {k: v for k, v in context.items() if v is not None}
+        return lead_context(self)
+
+
+def lead_context(lead: Lead | LeadRef) -> dict[str, Any]:
+    context: dict[str, Any] = dict(lead.fields or {})
+    context.update(
+        email=lead.email,
+        first_name=lead.first_name,
+        last_name=lead.last_name,
+        company=lead.company,
+        timezone=lead.timezone,
+    )
+    return {k: v for k, v in context.items() if v is not None}
+
+
+# Plain read-only views of a stored campaign and lead, for the worker's hot path: what
+# composing a message reads, without the ORM's per-attribute machinery or pydantic defaults.
+@dataclass(frozen=True, slots=True)
+class CampaignRef:
+    id: int
+    tenant: str
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRef:
+    id: int
+    campaign_id: int
+    email: str
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    timezone: str | None
+    fields: dict[str, Any] | None
+
+    def context(self) -> dict[str, Any]:
+        return lead_context(self)
 
 
 class Suppression(SQLModel, table=True):

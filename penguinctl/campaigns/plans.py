@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from penguinctl.campaigns.ledger import LEADS
-from penguinctl.campaigns.models import Campaign
+from penguinctl.campaigns.models import Campaign, CampaignRef
 from penguinctl.campaigns.senders import Sender, load_senders
 from penguinctl.campaigns.warmup import Ramp, ramp_from_spec
 from penguinctl.campaigns.window import Schedule
@@ -49,7 +49,7 @@ class CampaignPlan:
     tenant: str
     name: str
     spec: Any  # CampaignSpec
-    campaign: Campaign
+    campaign: CampaignRef
     schedule: Schedule
     delays: list[timedelta]
     per_mailbox_daily: int | None
@@ -95,7 +95,7 @@ def load_plans(conn: Connection, names: list[str] | None = None) -> list[Campaig
                 tenant=row.tenant,
                 name=row.name,
                 spec=spec,
-                campaign=campaign,
+                campaign=CampaignRef(row.id, row.tenant, row.name),
                 schedule=Schedule.from_spec(_get(spec, "schedule")),
                 delays=[_delta(_get(s, "delay")) for s in _get(spec, "steps") or []],
                 per_mailbox_daily=_get(limits, "per_mailbox_daily"),

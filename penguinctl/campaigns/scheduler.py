@@ -21,15 +21,15 @@
    with one conditional UPDATE for the claims it really got; a mailbox row that changed under
    a cached state rolls the transaction back and it starts again with fresh rows. Commit.
 
-The message is composed after the commit (``compose``), outside any lock; outcomes are recorded
-by outcomes.py through ``finish``, ``settle`` and ``release_unsent``.
+The message is composed after the commit (``render``), outside any lock; outcomes are recorded
+by outcomes.py through ``finish``, ``settle``, ``release_unsent`` and ``compose_failed``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,12 +40,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from penguinctl.campaigns import ledger, mailboxes, outcomes
 from penguinctl.campaigns.ledger import LEADS, SENDS, ClaimRow
-from penguinctl.campaigns.models import Lead
+from penguinctl.campaigns.models import LeadRef
 from penguinctl.campaigns.plans import CampaignPlan, pause_campaign
 from penguinctl.campaigns.senders import Sender
 from penguinctl.campaigns.smtp import Outcome
 from penguinctl.campaigns.window import Clock
-from penguinctl.errors import PenguinError
 
 BATCH = 2  # fewest due leads locked per claim transaction (PostgreSQL; others skip them)
 CACHE = 64  # due leads fetched at once (SQLite: one worker, claims serialised)
@@ -61,15 +60,37 @@ class Claimed:
     step: int
     sender: Sender
     message_id: str
+    variant: str
     payload: bytes
     claimed_at: datetime
-    lead: Lead
+    lead: LeadRef
     previous_ids: list[str]
 
 
 @dataclass
 class Blocked:
     until: datetime | None  # None: nothing due at all
+
+
+# what claiming and composing read of a due lead (not its timestamps: fewer values to convert)
+_LEAD_COLUMNS = [
+    LEADS.c[name]
+    for name in (
+        "id",
+        "campaign_id",
+        "email",
+        "first_name",
+        "last_name",
+        "company",
+        "timezone",
+        "fields",
+        "next_step",
+    )
+]
+
+
+def _nothing() -> None:
+    pass
 
 
 class _Stale(Exception):
@@ -120,12 +141,19 @@ class Scheduler:
         return result if isinstance(result, Blocked) else result[0]
 
     def claim_batch(
-        self, plan: CampaignPlan, settle: list[Claimed], limit: int
+        self,
+        plan: CampaignPlan,
+        settle: list[Claimed],
+        limit: int,
+        *,
+        between: Callable[[], None] | None = None,
     ) -> list[Claimed] | Blocked:
         """Up to ``limit`` claims of ``plan`` inserted in ONE transaction (committed), or why
         there is none. ``settle``, claims the server accepted, are recorded ``sent`` in the same
         transaction (one commit per batch; if the process dies before it, those claims are
-        reported ambiguous, never resent)."""
+        reported ambiguous, never resent). ``between`` is called between the transaction's
+        statements (the worker's SMTP work goes on meanwhile)."""
+        self._local.between = between or _nothing
         if self.pg:
             return self._claim(plan, settle, max(1, limit))
         with self._sqlite_lock:
@@ -161,7 +189,7 @@ class Scheduler:
             SENDS.c.lead_id == LEADS.c.id, SENDS.c.step == LEADS.c.next_step
         )
         stmt = (
-            sa.select(LEADS)
+            sa.select(*_LEAD_COLUMNS)
             .where(
                 LEADS.c.campaign_id == plan.id,
                 LEADS.c.status == "active",
@@ -201,11 +229,14 @@ class Scheduler:
     ) -> list[Claimed] | Blocked | None:
         """One claim transaction (the module doc's steps): the claims, Blocked (nothing may be
         sent now), or None (every lead looked at was moved out of the way: try again)."""
+        between = self._local.between
         outcomes.record_sent(conn, settle, now)
+        between()
         cached = {lead.id for lead in plan.candidates}
         plan.previous = {k: v for k, v in plan.previous.items() if k in cached}
         if self.pg or plan.states is None:
             plan.states = mailboxes.read_states(conn, plan, lock=self.pg)
+            between()
         states = plan.states
         before = {address: dict(state) for address, state in states.items()}
         picked: list[tuple[Any, Sender]] = []
@@ -214,10 +245,12 @@ class Scheduler:
         for _ in range(64):  # refill while every lead fetched was claimed or moved
             skip = [lead.id for lead, _ in picked]
             leads = self._candidates(conn, plan, now, limit - len(picked), skip)
+            between()
             if not leads:
                 break
             fetched = True
             while leads and len(picked) < limit:
+                between()
                 lead = leads.pop(0)
                 if lead.next_step >= plan.steps:
                     outcomes.set_lead(conn, lead.id, now, status="completed", next_send_at=None)
@@ -247,7 +280,9 @@ class Scheduler:
             if stop or waiting or len(picked) >= limit:
                 break
         claims = self._insert(conn, plan, picked, now)
+        between()
         self._count(conn, plan, states, before, claims, now)
+        between()
         if claims:
             if waiting:
                 plan.candidates = []
@@ -276,14 +311,15 @@ class Scheduler:
         claims: list[Claimed] = []
         rows: list[ClaimRow] = []
         for row, sender in picked:
-            lead = Lead.model_construct(**row._mapping)  # a stored row: no validation
+            lead = LeadRef(*row[:8])  # _LEAD_COLUMNS' order
             step = row.next_step
             message_id = message_id_for(plan.campaign, lead, step, sender.domain)
+            variant = choose_variant(plan.campaign, lead, step, plan.spec.steps[step])
             rows.append(
                 ClaimRow(
                     lead_id=row.id,
                     step=step,
-                    variant=choose_variant(plan.campaign, lead, step, plan.spec.steps[step]),
+                    variant=variant,
                     mailbox=sender.address,
                     recipient=row.email,
                     message_id=message_id,
@@ -300,6 +336,7 @@ class Scheduler:
                     step=step,
                     sender=sender,
                     message_id=message_id,
+                    variant=variant,
                     payload=b"",
                     claimed_at=now,
                     lead=lead,
@@ -367,36 +404,39 @@ class Scheduler:
         return out
 
     # -- composing ----------------------------------------------------------------------------
-    def compose(self, claimed: Claimed) -> bytes | None:
-        """The message of a claim (C1's message.compose). None when it cannot be rendered: the
-        claim is then released (nothing was sent) and the campaign paused with the reason."""
+    def render(self, claimed: Claimed) -> bytes:
+        """The message of a claim (message.compose), also kept in ``claimed.payload``. Touches
+        no database: the worker's transmitter thread calls it. Raises PenguinError when the
+        message cannot be rendered (then ``compose_failed``)."""
         from penguinctl.campaigns.message import compose
 
         plan = claimed.plan
-        try:
-            composed = compose(
-                plan.campaign,
-                plan.spec,
-                claimed.lead,
-                claimed.step,
-                claimed.sender.address,
-                claimed.sender.display_name,
-                unsubscribe_secret=self.unsubscribe_secret,
-                previous_message_ids=claimed.previous_ids,
-                now=claimed.claimed_at,
-            )
-            if composed.message_id != claimed.message_id:
-                raise PenguinError(f"Message-ID {composed.message_id} differs from the claim's")
-        except PenguinError as exc:
-            now = self.clock.now()
-            with self._tx() as conn:
-                outcomes.release_unsent(conn, [claimed], str(exc), now, pg=self.pg)
-                pause_campaign(conn, plan.id, f"cannot compose a message: {exc}", now)
-            plan.blocked_until = datetime.max.replace(tzinfo=UTC)
-            plan.problems["compose"] = str(exc)
-            return None
+        composed = compose(
+            plan.campaign,
+            plan.spec,
+            claimed.lead,
+            claimed.step,
+            claimed.sender.address,
+            claimed.sender.display_name,
+            unsubscribe_secret=self.unsubscribe_secret,
+            previous_message_ids=claimed.previous_ids,
+            now=claimed.claimed_at,
+            variant=claimed.variant,
+            message_id=claimed.message_id,
+        )
         claimed.payload = composed.payload
         return claimed.payload
+
+    def compose_failed(self, claimed: Claimed, error: str) -> None:
+        """A claim whose message cannot be rendered: released (nothing was sent) and the
+        campaign paused with the reason, until an operator fixes the template and resumes."""
+        plan = claimed.plan
+        now = self.clock.now()
+        with self._tx() as conn:
+            outcomes.release_unsent(conn, [claimed], error, now, pg=self.pg)
+            pause_campaign(conn, plan.id, f"cannot compose a message: {error}", now)
+        plan.blocked_until = datetime.max.replace(tzinfo=UTC)
+        plan.problems["compose"] = error
 
     # -- recording the outcome (outcomes.py) --------------------------------------------------
     def finish(self, claimed: Claimed, outcome: Outcome) -> str:

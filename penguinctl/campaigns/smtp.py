@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import re
+import select
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +88,17 @@ def _text(raw: bytes | str) -> str:
 
 _EOL = re.compile(rb"(?:\r\n|\n|\r(?!\n))")
 _DOT = re.compile(rb"(?m)^\.")
+
+
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\Z")
+
+
+def _path(address: str) -> str:
+    """``<address>`` as ``smtplib.quoteaddr`` makes it; a plain ASCII address (the usual case)
+    without parsing it again."""
+    if _PLAIN_ADDRESS.match(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
 
 
 def dot_stuff(payload: bytes) -> bytes:
@@ -167,7 +179,22 @@ class SmtpConnection:
 
     # -- one transaction ----------------------------------------------------------------------
     def send(self, mail_from: str, rcpt: str, payload: bytes) -> Outcome:
-        """One SMTP transaction; see the module doc for what each outcome means."""
+        """One SMTP transaction, blocking; see the module doc for what each outcome means."""
+        steps = self.transaction(mail_from, rcpt, payload)
+        while True:
+            try:
+                next(steps)  # the reply is read (blocking) when the transaction resumes
+            except StopIteration as done:
+                return done.value
+
+    def transaction(
+        self, mail_from: str, rcpt: str, payload: bytes
+    ) -> Generator[None, None, Outcome]:
+        """``send`` one step at a time, for a caller that works while the server answers: a
+        generator that yields each time it has written a command and waits for the reply
+        (``reply_ready`` tells when it has arrived); its return value (``StopIteration.value``)
+        is the outcome. Resumed early, it simply blocks on the reply (socket timeout applies).
+        Opening a connection (connect, EHLO, STARTTLS, AUTH) is done without yielding."""
         data = dot_stuff(payload)
         for attempt in (0, 1):
             reused = self._smtp is not None
@@ -187,7 +214,7 @@ class SmtpConnection:
                 return Outcome("deferred", None, f"{type(exc).__name__}: {exc}", "connect")
             smtp = self._smtp
             try:
-                outcome = self._envelope(smtp, mail_from, rcpt)
+                outcome = yield from self._envelope(smtp, mail_from, rcpt)
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
                 self._drop()
                 if attempt == 0 and reused:
@@ -196,24 +223,59 @@ class SmtpConnection:
             if outcome is not None:
                 self._reset()
                 return outcome
-            return self._payload(smtp, data)
+            return (yield from self._payload(smtp, data))
         raise AssertionError("unreachable")
 
-    def _envelope(self, smtp: smtplib.SMTP, mail_from: str, rcpt: str) -> Outcome | None:
-        code, msg = smtp.mail(mail_from)
+    def reply_ready(self) -> bool:
+        """Whether the server's reply to the last command can be read without waiting."""
+        smtp = self._smtp
+        if smtp is None or smtp.sock is None:
+            return True  # nothing to wait for: resuming fails fast
+        sock = smtp.sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def wait_reply(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for the reply; whether it has arrived."""
+        smtp = self._smtp
+        if smtp is None or smtp.sock is None or self.reply_ready():
+            return True
+        try:
+            readable, _, _ = select.select([smtp.sock], [], [], timeout)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    @staticmethod
+    def _command(
+        smtp: smtplib.SMTP, cmd: str, args: str = ""
+    ) -> Generator[None, None, tuple[int, bytes]]:
+        smtp.putcmd(cmd, args)
+        yield
+        return smtp.getreply()
+
+    def _envelope(
+        self, smtp: smtplib.SMTP, mail_from: str, rcpt: str
+    ) -> Generator[None, None, Outcome | None]:
+        code, msg = yield from self._command(smtp, "mail", f"FROM:{_path(mail_from)}")
         if code >= 400:
             kind = "deferred" if code < 500 else "sender_error"
             return Outcome(kind, code, _text(msg), "mail")
-        code, msg = smtp.rcpt(rcpt)
+        code, msg = yield from self._command(smtp, "rcpt", f"TO:{_path(rcpt)}")
         if code >= 400:
             return Outcome("deferred" if code < 500 else "rejected", code, _text(msg), "rcpt")
-        code, msg = smtp.docmd("data")
+        code, msg = yield from self._command(smtp, "data")
         if code != 354:
             kind = "deferred" if code < 500 else "rejected"
             return Outcome(kind, code, _text(msg), "data")
         return None
 
-    def _payload(self, smtp: smtplib.SMTP, data: bytes) -> Outcome:
+    def _payload(self, smtp: smtplib.SMTP, data: bytes) -> Generator[None, None, Outcome]:
         try:
             smtp.send(data)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -221,6 +283,7 @@ class SmtpConnection:
             # have accepted the message.
             self._drop()
             return Outcome("deferred", None, f"{type(exc).__name__}: {exc}", "payload")
+        yield
         try:
             code, msg = smtp.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:

@@ -9,8 +9,8 @@ One cycle:
 3. Sending: ``concurrency`` send loops, each with a transmitter thread (transmit.py) that owns
    one SMTP connection per mailbox (reused across messages). Claims come in batches
    (``WorkerOptions.batch``, ``--batch``, default 20): up to N due sends of a campaign claimed
-   in ONE transaction (one commit); the loop composes them and queues them for its
-   transmitter, and claims and composes the next batch while they are on the wire. The
+   in ONE transaction (one commit); the loop queues them for its transmitter, which composes
+   and sends them while the loop claims the next batch. The
    accepted ones are recorded ``sent`` in the transaction of a following claim, other
    outcomes as they come back. Every send of a batch passes the same cap, gap, window and
    suppression checks as a single claim (a batch spans mailboxes).
@@ -32,7 +32,6 @@ abandoned mid-transaction.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -53,7 +52,6 @@ from penguinctl.campaigns.window import Clock, SystemClock
 
 UNREACHABLE_BACKOFF = timedelta(seconds=60)
 DEFAULT_BATCH = 20
-SWITCH_INTERVAL = 0.0001  # seconds; see Worker.run
 
 
 @dataclass
@@ -140,18 +138,8 @@ class Worker:
     def run(self) -> Summary:
         from penguinctl.campaigns.message import unsubscribe_secret
 
-        # Each send loop hands the GIL to its transmitter four times a message (one per SMTP
-        # reply); at the interpreter's default 5 ms switch interval a reply can wait that long
-        # behind the loop's claiming and composing. Restored when the worker returns.
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(switch, SWITCH_INTERVAL))
-        try:
-            return self._run(unsubscribe_secret)
-        finally:
-            sys.setswitchinterval(switch)
-
-    def _run(self, unsubscribe_secret: Callable[[Any], bytes]) -> Summary:
         with self.guard:
+            ledger.analyze_new_tables(self.engine)
             secret = unsubscribe_secret(self.secrets)
             scheduler = Scheduler(
                 self.engine,
@@ -287,15 +275,14 @@ class Worker:
         index: int,
         wakes: list[datetime],
     ) -> None:
-        """Claim and compose here, transmit on this loop's transmitter thread: the next batch
-        is claimed and composed while the previous one is on the wire. At most two batches are
-        claimed and not yet recorded at any moment (the bound on ambiguous sends per crash)."""
+        """Claim batches and hand them to this loop's transmitter, which composes and sends
+        them between the loop's steps (and between the claim transaction's statements): the
+        next batch is claimed while the previous one is on the wire. A batch is claimed when at
+        most N - 1 claims are outstanding, so at most 2N - 1 are claimed and not yet recorded
+        at any moment (the bound on ambiguous sends per crash)."""
         batch = max(1, self.options.batch)
         tx = Transmitter(
-            self._connect,
-            stopping=self._stop.is_set,
-            clock=self.clock,
-            name=f"smtp-{index}",
+            self._connect, scheduler.render, stopping=self._stop.is_set, clock=self.clock
         )
         idle: set[int] = set()
         turn = index
@@ -303,10 +290,8 @@ class Worker:
         in_flight = 0  # claims submitted whose result was not collected yet
         try:
             while not self._stop.is_set() and len(idle) < len(plans):
-                tx.wait_until(batch - 1 if batch > 1 else 0)
+                tx.wait_until(batch - 1)
                 in_flight -= self._collect(scheduler, tx, settle)
-                if tx.error is not None:
-                    raise tx.error
                 limit = batch
                 if self.options.max_sends is not None:
                     with self._lock:
@@ -317,7 +302,7 @@ class Worker:
                 turn += 1
                 if plan.id in idle:
                     continue
-                result = scheduler.claim_batch(plan, settle, limit)
+                result = scheduler.claim_batch(plan, settle, limit, between=tx.pump)
                 settle = []
                 if isinstance(result, Blocked):
                     if result.until is not None and result.until.year < 9999:
@@ -330,25 +315,21 @@ class Worker:
                     continue
                 idle.clear()
                 in_flight += self._hand_over(scheduler, tx, result)
+                tx.pump()
         finally:
             tx.close()
             self._collect(scheduler, tx, settle)
             scheduler.settle(settle)
-        if tx.error is not None:
-            raise tx.error
 
     def _hand_over(self, scheduler: Scheduler, tx: Transmitter, batch: list[Claimed]) -> int:
-        """Compose the claims of a committed batch and queue them for transmission; returns
-        how many were queued. A template error releases the claim and pauses the campaign
-        (scheduler.compose): the rest of the batch is released unsent."""
-        for i, claimed in enumerate(batch):
-            if self._stop.is_set() or claimed.plan.problems.get("compose"):
-                why = "the worker stopped" if self._stop.is_set() else "the campaign was paused"
-                scheduler.release_unsent(batch[i:], f"not sent: {why}")
-                return i
-            if scheduler.compose(claimed) is None:  # template error: released, paused
-                scheduler.release_unsent(batch[i + 1 :], "not sent: the campaign was paused")
-                return i
+        """Queue the claims of a committed batch for composing and transmission; returns how
+        many were queued (none when stopping or the campaign was paused meanwhile: those are
+        released unsent)."""
+        if self._stop.is_set() or batch[0].plan.problems.get("compose"):
+            why = "the worker stopped" if self._stop.is_set() else "the campaign was paused"
+            scheduler.release_unsent(batch, f"not sent: {why}")
+            return 0
+        for claimed in batch:
             tx.submit(claimed)
         return len(batch)
 
@@ -361,6 +342,9 @@ class Worker:
         unsent: dict[str, list[Claimed]] = {}
         for r in results:
             claimed, outcome = r.claimed, r.outcome
+            if r.compose_error:  # released, and the campaign paused
+                scheduler.compose_failed(claimed, r.compose_error)
+                continue
             if outcome is None:
                 unsent.setdefault(r.reason, []).append(claimed)
                 continue
