@@ -28,12 +28,14 @@ import select
 import smtplib
 import socket
 import ssl
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
 SECURITIES = ("starttls", "tls", "none")
 DEFAULT_TIMEOUT = 60.0
+REPLY_FLOOR = 50e-6  # seconds: sooner than this after a command, a reply is not looked for
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class SmtpConnection:
         self.context = context
         self.local_hostname = local_hostname or socket.gethostname() or "localhost"
         self._smtp: smtplib.SMTP | None = None
+        self._written = 0.0  # when the last command was written (perf_counter)
         self.transactions = 0
 
     # -- connection ---------------------------------------------------------------------------
@@ -231,6 +234,8 @@ class SmtpConnection:
         smtp = self._smtp
         if smtp is None or smtp.sock is None:
             return True  # nothing to wait for: resuming fails fast
+        if time.perf_counter() - self._written < REPLY_FLOOR:
+            return False  # no server answers that fast: spare the system call
         sock = smtp.sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True
@@ -251,11 +256,11 @@ class SmtpConnection:
             return True
         return bool(readable)
 
-    @staticmethod
     def _command(
-        smtp: smtplib.SMTP, cmd: str, args: str = ""
+        self, smtp: smtplib.SMTP, cmd: str, args: str = ""
     ) -> Generator[None, None, tuple[int, bytes]]:
         smtp.putcmd(cmd, args)
+        self._written = time.perf_counter()
         yield
         return smtp.getreply()
 
@@ -283,6 +288,7 @@ class SmtpConnection:
             # have accepted the message.
             self._drop()
             return Outcome("deferred", None, f"{type(exc).__name__}: {exc}", "payload")
+        self._written = time.perf_counter()
         yield
         try:
             code, msg = smtp.getreply()
