@@ -6,14 +6,15 @@ One cycle:
 2. Inbound (unless disabled): every sending mailbox of the active campaigns is polled over IMAP
    (inbound.py); replies, bounces and unsubscribes stop their leads before anything is sent;
    bounce rates may pause a mailbox or a campaign.
-3. Sending: ``concurrency`` send loops, each with a transmitter thread (transmit.py) that owns
-   one SMTP connection per mailbox (reused across messages). Claims come in batches
+3. Sending: ``concurrency`` send loops (threads), each with a transmitter (transmit.py) that
+   owns one SMTP connection per mailbox (reused across messages). Claims come in batches
    (``WorkerOptions.batch``, ``--batch``, default 20): up to N due sends of a campaign claimed
    in ONE transaction (one commit); the loop queues them for its transmitter, which composes
-   and sends them while the loop claims the next batch. The
-   accepted ones are recorded ``sent`` in the transaction of a following claim, other
-   outcomes as they come back. Every send of a batch passes the same cap, gap, window and
-   suppression checks as a single claim (a batch spans mailboxes).
+   and sends them in the loop's own thread, between the loop's steps and the next claim
+   transaction's statements, while servers answer. The accepted ones are recorded ``sent`` in
+   the transaction of a following claim, other outcomes as they come back. Every send of a
+   batch passes the same cap, gap, window and suppression checks as a single claim (a batch
+   spans mailboxes).
 
    Trade-off: a claim is committed before its SMTP transaction, so at-most-once holds, but a
    worker killed mid-send leaves rows ``claimed`` (sent and not yet recorded, in flight, or
