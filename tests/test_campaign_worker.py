@@ -507,3 +507,66 @@ def test_a_message_that_cannot_be_composed_pauses_the_campaign(
     assert all(
         lead.status == "active" for lead in leads_of(engine, cid).values() if lead.next_step == 0
     )
+
+
+class SilentAfterData:
+    """An SMTP server on loopback that takes the whole message and then never answers."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns: list = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            conn, _ = self.sock.accept()
+            self.conns.append(conn)
+            reader = conn.makefile("rb")
+            conn.sendall(b"220 silent.example ESMTP\r\n")
+            while line := reader.readline():
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO", b"MAIL", b"RCPT", b"RSET"):
+                    conn.sendall(b"250 ok\r\n")
+                elif verb == b"DATA":
+                    conn.sendall(b"354 go on\r\n")
+                    while reader.readline() not in (b".\r\n", b""):
+                        pass
+                    # ... and no reply: the message may or may not have been queued
+
+    def close(self) -> None:
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()
+
+
+def test_a_server_that_never_answers_the_message_makes_it_ambiguous(
+    migrated_engine, tmp_path
+) -> None:
+    """The whole message written, no reply within the SMTP timeout: the send is ambiguous
+    (never retried), and the worker returns instead of waiting forever."""
+    import threading
+
+    engine = migrated_engine
+    server = SilentAfterData()
+    try:
+        record_mailboxes(engine, "acme", boxes(1), smtp_port=server.port)
+        cid = make_campaign(
+            engine, "acme", "silent", senders=boxes(1), leads=[{"email": "q@dest.example"}]
+        )
+        w = worker(engine, tmp_path, ManualClock(T0), smtp_timeout=1.0)
+        done: list = []
+        runner = threading.Thread(target=lambda: done.append(w.run()), daemon=True)
+        runner.start()
+        runner.join(30)
+        assert done, "the worker did not return"
+        assert done[0].counts["ambiguous"] == 1 and done[0].counts["sent"] == 0
+        assert [s.status for s in sends_of(engine, cid)] == ["ambiguous"]
+    finally:
+        server.close()

@@ -33,6 +33,7 @@ is resumed) are tried again.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class _Active:
     claimed: Claimed
     conn: SmtpConnection
     steps: Generator[None, None, Outcome]
+    since: float = 0.0  # when the transaction last wrote to the server (monotonic)
 
 
 class Transmitter:
@@ -108,8 +110,8 @@ class Transmitter:
                     return
                 self._start(self._queue.popleft())
                 continue
-            if active.conn.reply_ready():
-                self._step(active)
+            if active.conn.reply_ready() or self._overdue(active):
+                self._step(active)  # overdue: the blocking read times out into an outcome
                 continue
             if self._compose_ahead():
                 continue  # useful work while the server answers; then look again
@@ -173,9 +175,14 @@ class Transmitter:
         self._active = _Active(claimed, conn, steps)
         self._step(self._active)  # writes MAIL FROM (opening the connection first if needed)
 
+    @staticmethod
+    def _overdue(active: _Active) -> bool:
+        return time.monotonic() - active.since > active.conn.timeout
+
     def _step(self, active: _Active) -> None:
         try:
             next(active.steps)
+            active.since = time.monotonic()
             return  # waiting for the next reply
         except StopIteration as done:
             outcome: Outcome = done.value
