@@ -135,11 +135,6 @@ class Scheduler:
         self._conns.clear()
 
     # -- claiming -----------------------------------------------------------------------------
-    def claim_next(self, plan: CampaignPlan, settle: Claimed | None = None) -> Claimed | Blocked:
-        """One claim (``claim_batch`` with a limit of one)."""
-        result = self.claim_batch(plan, [settle] if settle is not None else [], 1)
-        return result if isinstance(result, Blocked) else result[0]
-
     def claim_batch(
         self,
         plan: CampaignPlan,
