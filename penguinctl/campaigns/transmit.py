@@ -132,12 +132,13 @@ class Transmitter:
     # -- one claim ----------------------------------------------------------------------------
     def _compose_ahead(self) -> bool:
         """Render the next queued message if it is not yet: whether there was one."""
-        for claimed in self._queue:
-            if not claimed.payload and not claimed.plan.problems.get("compose"):
-                self._prepare(claimed)
-                return True
+        if not self._queue:
             return False
-        return False
+        claimed = self._queue[0]
+        if claimed.payload or claimed.plan.problems.get("compose"):
+            return False
+        self._prepare(claimed)
+        return True
 
     def _prepare(self, claimed: Claimed) -> str:
         """Render the message; the compose error ('' when it rendered)."""
