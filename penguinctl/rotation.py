@@ -41,6 +41,7 @@ from penguinctl.providers.signing import signer_for
 from penguinctl.resources import ResourceKey
 from penguinctl.spec.durations import Duration
 from penguinctl.state import audit, repo
+from penguinctl.state.columns import aware
 from penguinctl.state.db import session_scope
 from penguinctl.state.models import AuditEvent
 from penguinctl.state.recording import record_results
@@ -52,10 +53,6 @@ DEFAULTS = {
     "remove_after": "7d",
 }
 MAX_STEPS = 12  # per domain and call: a full rotation is 5 steps
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def _iso(ts: datetime) -> str:
@@ -199,13 +196,13 @@ def load(db, domains: Sequence[str] | None) -> list[DomainKeys]:
     keys: dict[str, list[Key]] = {}
     for r in by_kind.get("dkim", []):
         since = r.data.get("phase_since")
-        created = _aware(r.created_at)
+        created = aware(r.created_at)
         keys.setdefault(r.data["domain"], []).append(
             Key(
                 tenant=r.tenant,
                 selector=r.data["selector"],
                 phase=r.data.get("phase") or ACTIVE,
-                since=_aware(datetime.fromisoformat(since)) if since else created,
+                since=aware(datetime.fromisoformat(since)) if since else created,
                 created=created,
                 data=r.data,
             )

@@ -15,16 +15,11 @@ import sqlalchemy as sa
 
 from penguinctl.backup.tables import runs, snapshots
 from penguinctl.state.audit import record
+from penguinctl.state.columns import aware
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    if ts is not None and ts.tzinfo is None:  # SQLite returns naive datetimes
-        return ts.replace(tzinfo=UTC)
-    return ts
 
 
 def start_run(
@@ -183,8 +178,8 @@ def list_snapshots(engine, *, server: str | None = None, all_: bool = False) -> 
         out = []
         for row in conn.execute(stmt).mappings():
             item = dict(row)
-            item["taken_at"] = _aware(item["taken_at"])
-            item["recorded_at"] = _aware(item["recorded_at"])
+            item["taken_at"] = aware(item["taken_at"])
+            item["recorded_at"] = aware(item["recorded_at"])
             out.append(item)
         return out
 
@@ -204,7 +199,7 @@ def last_success(engine, server: str) -> datetime | None:
         runs.c.server == server, runs.c.operation == "backup", runs.c.status == "ok"
     )
     with engine.connect() as conn:
-        return _aware(conn.execute(stmt).scalar())
+        return aware(conn.execute(stmt).scalar())
 
 
 def list_runs(engine, *, server: str | None = None, limit: int = 50) -> list[dict]:

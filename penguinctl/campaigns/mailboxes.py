@@ -22,16 +22,11 @@ from penguinctl.campaigns.ledger import MAILBOXES
 from penguinctl.campaigns.plans import CampaignPlan
 from penguinctl.campaigns.senders import Sender
 from penguinctl.campaigns.warmup import ramp_cap
+from penguinctl.state.columns import aware
 
 DEFAULT_DAILY = 50  # the facts file's wizard default when nothing else caps a mailbox
 EPOCH = datetime.min.replace(tzinfo=UTC)
 _FAR = datetime(9999, 1, 1, tzinfo=UTC)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def ensure_mailboxes(conn: Connection, plans: list[CampaignPlan], now: datetime) -> None:
