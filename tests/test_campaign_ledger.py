@@ -168,3 +168,43 @@ def test_recover_marks_only_dead_workers_claims(migrated_engine) -> None:
         assert len(sends_of(engine, cid)) == 3
     finally:
         live.release()
+
+
+def test_a_batch_of_claims_rolls_back_with_its_transaction(migrated_engine) -> None:
+    """Claims inserted first in a transaction that then rolls back (as the claim transaction
+    does when a mailbox row changed under it) leave nothing behind -- on SQLite too, whose
+    driver opens its implicit transaction only before statements it recognises as DML."""
+    from penguinctl.campaigns import ledger
+    from penguinctl.campaigns.models import Lead
+
+    engine = migrated_engine
+    cid = make_campaign(
+        engine,
+        "acme",
+        "rollback",
+        senders=["a@one.example"],
+        leads=[{"email": f"b{i}@dest.example"} for i in range(3)],
+    )
+    with engine.connect() as conn:
+        ids = [r.id for r in conn.execute(sa.select(Lead.__table__.c.id).order_by("id"))]
+    rows = [
+        ledger.ClaimRow(lead_id, 0, None, "a@one.example", f"b{i}@dest.example", f"<{lead_id}@x>")
+        for i, lead_id in enumerate(ids)
+    ]
+    with engine.connect() as conn:
+        tx = conn.begin()
+        claimed = ledger.claim_many(
+            conn, rows, tenant="acme", campaign_id=cid, worker="w", now=datetime.now(UTC)
+        )
+        assert sorted(claimed) == ids
+        tx.rollback()
+    assert sends_of(engine, cid) == []
+    with engine.begin() as conn:  # and committed, they are there; a second claim gets none
+        first = ledger.claim_many(
+            conn, rows, tenant="acme", campaign_id=cid, worker="w", now=datetime.now(UTC)
+        )
+        again = ledger.claim_many(
+            conn, rows, tenant="acme", campaign_id=cid, worker="w", now=datetime.now(UTC)
+        )
+    assert sorted(first) == ids and again == {}
+    assert [s.status for s in sends_of(engine, cid)] == ["claimed"] * 3

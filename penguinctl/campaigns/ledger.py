@@ -146,18 +146,22 @@ class ClaimRow:
 
 @functools.lru_cache(maxsize=64)
 def _claim_many_sql(rows: int) -> sa.TextClause:
+    # The statement starts with INSERT, not WITH: Python's sqlite3 opens its implicit
+    # transaction only before a statement it sees as DML (by its first keyword), and a
+    # ``WITH ... INSERT`` first in a transaction would run, and commit, on its own -- a
+    # rollback (e.g. a stale mailbox row) would then leave the claims behind.
+    # VALUES columns are column1..column6 in both SQLite and PostgreSQL.
     values = ", ".join(
         f"(CAST(:l{i} AS INTEGER), CAST(:s{i} AS INTEGER), :v{i}, :m{i}, :r{i}, :i{i})"
         for i in range(rows)
     )
     return sa.text(
-        f"WITH v (lead_id, step, variant, mailbox, recipient, message_id) AS (VALUES {values}) "
         "INSERT INTO campaign_sends (tenant, campaign_id, lead_id, step, variant, mailbox, "
         "recipient, message_id, status, worker, claimed_at) "
-        "SELECT :tenant, CAST(:campaign_id AS INTEGER), v.lead_id, v.step, v.variant, v.mailbox, "
-        "v.recipient, v.message_id, 'claimed', :worker, :now FROM v "
-        "WHERE EXISTS (SELECT 1 FROM leads WHERE leads.id = v.lead_id "
-        "AND leads.status = 'active' AND leads.next_step = v.step) "
+        "SELECT :tenant, CAST(:campaign_id AS INTEGER), v.column1, v.column2, v.column3, "
+        f"v.column4, v.column5, v.column6, 'claimed', :worker, :now FROM (VALUES {values}) AS v "
+        "WHERE EXISTS (SELECT 1 FROM leads WHERE leads.id = v.column1 "
+        "AND leads.status = 'active' AND leads.next_step = v.column2) "
         "ON CONFLICT (lead_id, step) DO NOTHING RETURNING id, lead_id"
     ).bindparams(sa.bindparam("now", type_=_TS))
 
