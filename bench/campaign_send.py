@@ -188,7 +188,9 @@ def secrets_backend(workdir: Path):
     return KeystoreBackend(workdir / "keystore", key_file=workdir / "master.key")
 
 
-def run_worker(url: str, workdir: Path, n: int, concurrency: int) -> tuple[float, int]:
+def run_worker(
+    url: str, workdir: Path, n: int, concurrency: int, in_flight: int | None
+) -> tuple[float, int]:
     from penguinctl.campaigns.worker import Worker, WorkerOptions
     from penguinctl.state.db import make_engine
 
@@ -196,7 +198,12 @@ def run_worker(url: str, workdir: Path, n: int, concurrency: int) -> tuple[float
     worker = Worker(
         engine,
         secrets=secrets_backend(workdir),
-        options=WorkerOptions(once=True, inbound=False, concurrency=concurrency),
+        options=WorkerOptions(
+            once=True,
+            inbound=False,
+            concurrency=concurrency,
+            **({} if in_flight is None else {"in_flight": in_flight}),
+        ),
     )
     t0 = time.perf_counter()
     summary = worker.run()
@@ -313,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument(
+        "--in-flight",
+        type=int,
+        default=None,
+        help="SMTP transactions in progress at once (default: the worker's, 4)",
+    )
     ap.add_argument("--process", action="store_true", help="also time whole worker processes")
     ap.add_argument("--json", type=Path, help="write raw results here")
     args = ap.parse_args(argv)
@@ -347,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
                         try:
                             make_state(url, port, args.n)
                             if mode == "inproc":
-                                wall, _ = run_worker(url, workdir, args.n, args.concurrency)
+                                wall, _ = run_worker(
+                                    url, workdir, args.n, args.concurrency, args.in_flight
+                                )
                                 results[what].append(args.n / wall)
                             else:
                                 wall = run_process(url, workdir, args.n)

@@ -9,6 +9,9 @@ for 127.0.0.1/localhost generated with ``cryptography`` (``cafile`` is its PEM).
 that line; ``{"x@y": "data:451 4.3.0 try later"}`` answers the end of DATA; ``"drop"`` closes the
 connection after the whole message was received (before replying: an unknown outcome) and
 ``"accept-drop"`` keeps the message, then closes without a reply.
+
+``data_delay`` (seconds) holds every reply to the end of DATA that long; ``max_active`` is the
+most transactions that were at the end of DATA at once (how many a client kept in flight).
 """
 
 from __future__ import annotations
@@ -103,6 +106,19 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        sink = self.sink
+        with sink._lock:
+            sink.active += 1
+            sink.max_active = max(sink.max_active, sink.active)
+        try:
+            if sink.data_delay:
+                await asyncio.sleep(sink.data_delay)
+            return self._data(server, envelope)
+        finally:
+            with sink._lock:
+                sink.active -= 1
+
+    def _data(self, server, envelope) -> str:
         rules = [self.sink.rules.get(r.lower(), "") for r in envelope.rcpt_tos]
         for rule in rules:
             if rule.startswith("data:"):
@@ -137,6 +153,9 @@ class SmtpSink:
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.message_ids: Counter[str] = Counter()
         self.auth_ok: Counter[str] = Counter()
+        self.data_delay = 0.0
+        self.active = 0
+        self.max_active = 0
         self.cafile: Path | None = None
         self._lock = threading.Lock()
         self._controller: Controller | None = None

@@ -257,9 +257,11 @@ def test_auth_starttls_password_from_keystore(migrated_engine, tmp_path) -> None
             options=WorkerOptions(once=True, inbound=False, cafile=str(sink.cafile)),
         )
         s = w.run()
-    assert s.counts["sent"] == 6
+    assert s.counts["sent"] == 6, str(s.to_json())
     assert s.per_mailbox == {senders[0]: 6}
-    assert sink.auth_ok == {senders[0]: 1}  # one connection reused for all six
+    # connections reused: at most one per transaction in flight, opened only when needed
+    assert 1 <= sink.auth_ok[senders[0]] <= WorkerOptions().in_flight
+    assert set(sink.auth_ok) == {senders[0]}
     from penguinctl.campaigns.ledger import MAILBOXES
 
     with engine.connect() as conn:
@@ -434,10 +436,80 @@ def test_batch_spans_mailboxes_within_caps_and_gap(migrated_engine, tmp_path, si
     assert counts == dict.fromkeys(senders, 2)
 
 
-def test_stop_mid_batch_releases_the_unsent_claims(
-    migrated_engine, tmp_path, sink, monkeypatch
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_transactions_in_flight_each_on_its_own_connection(
+    migrated_engine, tmp_path, in_flight
 ) -> None:
-    """Stopping after the first message of a batch: that message is recorded sent; the rest of
+    """A server slow to answer the end of DATA: the worker keeps ``in_flight`` transactions of
+    one mailbox going at once (the server sees that many at once), each on a connection of its
+    own, opened when needed and reused; every message is delivered once."""
+    engine = migrated_engine
+    senders = boxes(1)
+    with SmtpSink(tmp_path, users={senders[0]: "pw"}) as sink:
+        sink.data_delay = 0.2
+        store = keystore(tmp_path)
+        store.put(f"mailboxes/{senders[0]}", {"password": "pw"})
+        record_mailboxes(engine, "acme", senders, smtp_port=sink.port)
+        make_campaign(
+            engine,
+            "acme",
+            "overlap",
+            senders=senders,
+            leads=[{"email": f"o{i}@dest.example"} for i in range(9)],
+        )
+        w = Worker(
+            engine,
+            secrets=store,
+            clock=ManualClock(T0),
+            options=WorkerOptions(once=True, inbound=False, in_flight=in_flight),
+        )
+        assert w.run().counts["sent"] == 9
+    assert sink.count() == 9 and set(sink.message_ids.values()) == {1}
+    assert sink.max_active == in_flight
+    assert sink.auth_ok == {senders[0]: in_flight}
+
+
+def test_a_mailbox_with_a_gap_keeps_one_connection(migrated_engine, tmp_path) -> None:
+    """Mailboxes with a minimum gap take one send each per batch: their transactions overlap
+    each other (several mailboxes in flight at once), but none opens a second connection."""
+    engine = migrated_engine
+    senders = boxes(3)
+    store = keystore(tmp_path)
+    users = {s: f"pw-{i}" for i, s in enumerate(senders)}
+    for address, password in users.items():
+        store.put(f"mailboxes/{address}", {"password": password})
+    with SmtpSink(tmp_path, users=users) as sink:
+        sink.data_delay = 0.2
+        record_mailboxes(engine, "acme", senders, smtp_port=sink.port)
+        make_campaign(
+            engine,
+            "acme",
+            "gapped",
+            senders=senders,
+            leads=[{"email": f"g{i}@dest.example"} for i in range(9)],
+            limits={"per_mailbox_daily": 100, "min_gap": "1m"},
+        )
+        clock = ManualClock(T0)
+        for _ in range(3):
+            w = Worker(
+                engine,
+                secrets=store,
+                clock=clock,
+                options=WorkerOptions(once=True, inbound=False, in_flight=4),
+            )
+            assert w.run().counts["sent"] == 3  # one per mailbox, then the gap
+            clock.advance(timedelta(minutes=1))
+    assert sink.count() == 9
+    assert sink.max_active == 3  # the three mailboxes at once
+    assert sink.auth_ok == dict.fromkeys(senders, 3)  # one connection per mailbox per run
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_stop_mid_batch_releases_the_unsent_claims(
+    migrated_engine, tmp_path, sink, monkeypatch, in_flight
+) -> None:
+    """Stopping when the first message of a batch is accepted: the messages on the wire then
+    (one, or two with two transactions in flight) are finished and recorded sent; the rest of
     the batch, claimed but never handed to the server, is released (no ledger row, no attempt
     counted, the mailbox's daily count given back) and sent by the next run."""
     engine = migrated_engine
@@ -451,7 +523,7 @@ def test_stop_mid_batch_releases_the_unsent_claims(
         leads=[{"email": f"m{i}@dest.example"} for i in range(8)],
     )
     clock = ManualClock(T0)
-    w = worker(engine, tmp_path, clock, batch=5)
+    w = worker(engine, tmp_path, clock, batch=5, in_flight=in_flight)
     real_transaction = SmtpConnection.transaction
 
     def send_then_stop(self, *args):  # SIGTERM arriving while the first message is on the wire
@@ -460,15 +532,16 @@ def test_stop_mid_batch_releases_the_unsent_claims(
         return outcome
 
     monkeypatch.setattr(SmtpConnection, "transaction", send_then_stop)
-    assert w.run().counts["sent"] == 1
+    assert w.run().counts["sent"] == in_flight
     monkeypatch.undo()
-    assert sink.count() == 1
+    assert sink.count() == in_flight
     sends = sends_of(engine, cid)
-    assert [s.status for s in sends] == ["sent"]
+    assert [s.status for s in sends] == ["sent"] * in_flight
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT day_count FROM campaign_mailboxes")).scalar() == 1
+        day_count = conn.execute(sa.text("SELECT day_count FROM campaign_mailboxes")).scalar()
+        assert day_count == in_flight
         assert conn.execute(sa.text("SELECT count(*) FROM send_retries")).scalar() == 0
-    assert worker(engine, tmp_path, clock, batch=5).run().counts["sent"] == 7
+    assert worker(engine, tmp_path, clock, batch=5).run().counts["sent"] == 8 - in_flight
     assert sink.count() == 8
     assert {s.status for s in sends_of(engine, cid)} == {"sent"}
 

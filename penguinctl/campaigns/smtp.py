@@ -29,7 +29,7 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,30 +231,15 @@ class SmtpConnection:
 
     def reply_ready(self) -> bool:
         """Whether the server's reply to the last command can be read without waiting."""
-        smtp = self._smtp
-        if smtp is None or smtp.sock is None:
-            return True  # nothing to wait for: resuming fails fast
-        if time.perf_counter() - self._written < REPLY_FLOOR:
-            return False  # no server answers that fast: spare the system call
-        sock = smtp.sock
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return True
-        try:
-            readable, _, _ = select.select([sock], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
+        return bool(ready([self]))
 
     def wait_reply(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds for the reply; whether it has arrived."""
+        return bool(ready([self], timeout))
+
+    def _socket(self) -> socket.socket | None:
         smtp = self._smtp
-        if smtp is None or smtp.sock is None or self.reply_ready():
-            return True
-        try:
-            readable, _, _ = select.select([smtp.sock], [], [], timeout)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
+        return None if smtp is None else smtp.sock
 
     def _command(
         self, smtp: smtplib.SMTP, cmd: str, args: str = ""
@@ -307,6 +292,30 @@ class SmtpConnection:
             self._smtp.rset()
         except (smtplib.SMTPException, OSError):
             self._drop()
+
+
+def ready(conns: Sequence[SmtpConnection], timeout: float = 0.0) -> list[SmtpConnection]:
+    """The connections among ``conns`` (each waiting for a reply) whose reply can be read
+    without blocking, found with one ``select``; with ``timeout``, blocks up to that long until
+    at least one is. A connection without a socket counts as ready (resuming it fails fast).
+    Without a timeout, a command written less than ``REPLY_FLOOR`` ago is not looked at: no
+    server answers that fast, and the system call is spared."""
+    out: list[SmtpConnection] = []
+    waiting: dict[Any, SmtpConnection] = {}
+    now = time.perf_counter()
+    for conn in conns:
+        sock = conn._socket()
+        if sock is None or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            out.append(conn)
+        elif timeout > 0 or now - conn._written >= REPLY_FLOOR:
+            waiting[sock] = conn
+    if not waiting:
+        return out
+    try:
+        readable, _, _ = select.select(list(waiting), [], [], 0 if out else timeout)
+    except (OSError, ValueError):
+        return out + list(waiting.values())
+    return out + [waiting[sock] for sock in readable]
 
 
 def _quiet_close(smtp: smtplib.SMTP) -> None:

@@ -1,5 +1,6 @@
-"""The SMTP side of a send loop: composes each committed claim's message and transmits it, in
-order, interleaved with the loop's own work in the loop's thread.
+"""The SMTP side of a send loop: composes each committed claim's message and transmits it,
+interleaved with the loop's own work in the loop's thread, with up to ``in_flight``
+transactions in progress at once.
 
 Why interleaved and not a thread: an SMTP transaction is four round trips (MAIL, RCPT, DATA,
 the message) spent waiting on the server, while claiming and composing are work for the CPU.
@@ -7,28 +8,40 @@ Overlapped, a message costs the larger of the two instead of their sum. A second
 overlap them too, but every reply would then have to win the interpreter lock (and a CPU) back
 from the thread that is claiming: measured, that handover alone halves a bare smtplib loop's
 rate on two cores. So the loop calls ``pump()`` between units of its work (and the claim
-transaction between its statements); ``pump`` reads the replies that have arrived, writes the
-next commands, and composes the next message while the server is still answering.
+transaction between its statements); ``pump`` reads the replies that have arrived (one
+``select`` over the connections waiting), writes the next commands, starts the next
+transactions, and composes the next message while the servers are still answering.
+
+Why several transactions in flight: one transaction leaves the server idle while the client
+reads its reply and writes the next command, and the client idle while the server works; with
+two, each side works while the other does. Against a remote server the round trips dominate
+(four per message), and transactions to different mailboxes, or over a second connection of one
+mailbox, overlap them. Each transaction has its own connection: a mailbox opens another only
+while all of its connections are busy, so a mailbox that sends with a gap between messages
+keeps one.
 
 Contract (all calls from the loop's thread; the transmitter never touches the database):
-- ``submit(claimed)``: a committed claim. Its message is rendered here (``render``) and sent in
-  the order submitted, over one connection per mailbox, opened on first use and reused. A
+- ``submit(claimed)``: a committed claim. Its message is rendered here (``render``) and sent
+  over a connection of its mailbox, opened on first use and reused. The claims of one mailbox
+  start in the order submitted (with ``in_flight`` > 1 they may finish in another order). A
   message that cannot be rendered is not sent: its result carries ``compose_error`` (the loop
   releases the claim and pauses the campaign) and the campaign's later claims are reported
   unsent.
 - ``pump(wait=0)``: progress without blocking (``wait``: block up to that many seconds for a
   reply when there is nothing else to do).
-- ``results()``: the results ready so far, each exactly once. A result whose ``outcome`` is
-  None was never handed to the server (``reason`` says why: the worker is stopping, the
-  campaign was paused, the mailbox failed earlier): the loop releases it.
+- ``results()``: the results ready so far, each exactly once (``uncollected``: how many). A
+  result whose ``outcome`` is None was never handed to the server (``reason`` says why: the
+  worker is stopping, the campaign was paused, the mailbox failed earlier): the loop releases
+  it.
 - ``wait_until(n)``: pumps until at most ``n`` claims are queued or in transmission.
-- ``close()``: finishes what is queued (or reports it unsent when stopping) and closes the
-  connections; the results stay readable.
+- ``close()``: finishes the transactions in progress and what is queued (or reports what is
+  queued unsent when stopping) and closes the connections; the results stay readable.
 
 A mailbox whose server is unreachable, or that refuses the mailbox itself, is unusable from
 that moment for the claims made before it (``claimed_at`` up to then): they are reported unsent
 rather than tried once each; claims made later (after the worker's backoff, or once the mailbox
-is resumed) are tried again.
+is resumed) are tried again. A transaction already in progress on another of its connections
+finishes with its own outcome.
 """
 
 from __future__ import annotations
@@ -40,7 +53,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from penguinctl.campaigns.smtp import Outcome, SmtpConnection
+from penguinctl.campaigns.smtp import Outcome, SmtpConnection, ready
 from penguinctl.errors import PenguinError
 
 if TYPE_CHECKING:
@@ -75,15 +88,17 @@ class Transmitter:
         *,
         stopping: Callable[[], bool],
         clock: Clock,
+        in_flight: int = 1,
     ) -> None:
         self._connect = connect
         self._render = render
         self._stopping = stopping
         self._clock = clock
+        self._in_flight = max(1, in_flight)
         self._queue: deque[Claimed] = deque()
-        self._active: _Active | None = None
+        self._active: list[_Active] = []
         self._results: list[Result] = []
-        self._pool: dict[str, SmtpConnection] = {}
+        self._pool: dict[str, list[SmtpConnection]] = {}  # mailbox -> its connections
         self._unusable: dict[str, datetime] = {}  # mailbox -> when it failed
         self._failed = False  # an unexpected error: nothing more is sent
         self._compose_errors: dict[int, str] = {}  # send id -> why its message failed
@@ -91,7 +106,12 @@ class Transmitter:
     # -- the loop's side ----------------------------------------------------------------------
     @property
     def pending(self) -> int:
-        return len(self._queue) + (self._active is not None)
+        return len(self._queue) + len(self._active)
+
+    @property
+    def uncollected(self) -> int:
+        """Results ready and not yet taken with ``results()``."""
+        return len(self._results)
 
     def submit(self, claimed: Claimed) -> None:
         self._queue.append(claimed)
@@ -105,17 +125,20 @@ class Transmitter:
         that long for a reply when nothing else can be done."""
         while True:
             active = self._active
-            if active is None:
-                if not self._queue:
-                    return
-                self._start(self._queue.popleft())
+            if active:
+                answered = ready([a.conn for a in active])
+                overdue = [a for a in active if a.conn not in answered and self._overdue(a)]
+                if answered or overdue:
+                    for a in [a for a in active if a.conn in answered] + overdue:
+                        self._step(a)  # overdue: the blocking read times out into an outcome
+                    continue
+            if self._queue and len(active) < self._in_flight and self._start_next():
                 continue
-            if active.conn.reply_ready() or self._overdue(active):
-                self._step(active)  # overdue: the blocking read times out into an outcome
-                continue
+            if not active:
+                return
             if self._compose_ahead():
-                continue  # useful work while the server answers; then look again
-            if wait <= 0 or not active.conn.wait_reply(wait):
+                continue  # useful work while the servers answer; then look again
+            if wait <= 0 or not ready([a.conn for a in active], wait):
                 return
             wait = 0.0  # one blocking wait per call
 
@@ -125,20 +148,21 @@ class Transmitter:
 
     def close(self) -> None:
         self.wait_until(0)
-        for conn in self._pool.values():
-            conn.close()
+        for conns in self._pool.values():
+            for conn in conns:
+                conn.close()
         self._pool.clear()
 
     # -- one claim ----------------------------------------------------------------------------
     def _compose_ahead(self) -> bool:
-        """Render the next queued message if it is not yet: whether there was one."""
-        if not self._queue:
-            return False
-        claimed = self._queue[0]
-        if claimed.payload or claimed.plan.problems.get("compose"):
-            return False
-        self._prepare(claimed)
-        return True
+        """Render the first queued message not rendered yet: whether there was one."""
+        for claimed in self._queue:
+            if claimed.plan.problems.get("compose"):
+                continue
+            if not claimed.payload:
+                self._prepare(claimed)
+                return True
+        return False
 
     def _prepare(self, claimed: Claimed) -> str:
         """Render the message; the compose error ('' when it rendered)."""
@@ -150,7 +174,24 @@ class Transmitter:
             return str(exc)
         return ""
 
-    def _start(self, claimed: Claimed) -> None:
+    def _start_next(self) -> bool:
+        """Start the first queued claim whose mailbox has a connection to spare (an idle one,
+        or room for one more while transactions are in flight on the others); whether one was
+        started. Claims of one mailbox start in the order they were submitted."""
+        busy = {id(a.conn) for a in self._active}
+        for i, claimed in enumerate(self._queue):
+            conns = self._pool.setdefault(claimed.sender.address, [])
+            conn = next((c for c in conns if id(c) not in busy), None)
+            if conn is None and len(conns) < self._in_flight:
+                conn = self._connect(claimed.sender)
+                conns.append(conn)
+            if conn is not None:
+                del self._queue[i]
+                self._start(claimed, conn)
+                return True
+        return False
+
+    def _start(self, claimed: Claimed, conn: SmtpConnection) -> None:
         address = claimed.sender.address
         error = self._compose_errors.pop(claimed.send_id, "")
         if error:
@@ -169,12 +210,10 @@ class Transmitter:
             if error:
                 self._compose_errors.pop(claimed.send_id, None)
                 return self._done(claimed, None, "not sent: the campaign was paused", error)
-        conn = self._pool.get(address)
-        if conn is None:
-            conn = self._pool[address] = self._connect(claimed.sender)
         steps = conn.transaction(address, claimed.recipient, claimed.payload)
-        self._active = _Active(claimed, conn, steps)
-        self._step(self._active)  # writes MAIL FROM (opening the connection first if needed)
+        active = _Active(claimed, conn, steps)
+        self._active.append(active)
+        self._step(active)  # writes MAIL FROM (opening the connection first if needed)
 
     @staticmethod
     def _overdue(active: _Active) -> bool:
@@ -188,12 +227,12 @@ class Transmitter:
         except StopIteration as done:
             outcome: Outcome = done.value
         except Exception as exc:  # a bug, not an SMTP failure: the message may be out
-            self._active = None
+            self._active.remove(active)
             self._failed = True
             why = f"internal error: {type(exc).__name__}: {exc}"
             self._results.append(Result(active.claimed, Outcome("unknown", None, why, "payload")))
             raise
-        self._active = None
+        self._active.remove(active)
         unreachable = outcome.kind == "deferred" and outcome.code is None
         if unreachable or outcome.kind == "sender_error":
             self._unusable[active.claimed.sender.address] = self._clock.now()

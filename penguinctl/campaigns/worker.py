@@ -7,7 +7,9 @@ One cycle:
    (inbound.py); replies, bounces and unsubscribes stop their leads before anything is sent;
    bounce rates may pause a mailbox or a campaign.
 3. Sending: ``concurrency`` send loops (threads), each with a transmitter (transmit.py) that
-   owns one SMTP connection per mailbox (reused across messages). Claims come in batches
+   keeps up to ``in_flight`` SMTP transactions in progress (default 4), each on its own
+   connection, connections reused across messages (a mailbox opens a second one only while
+   its first is busy). Claims come in batches
    (``WorkerOptions.batch``, ``--batch``, default 20): up to N due sends of a campaign claimed
    in ONE transaction (one commit); the loop queues them for its transmitter, which composes
    and sends them in the loop's own thread, between the loop's steps and the next claim
@@ -27,7 +29,7 @@ One cycle:
 
 ``run(once=True)`` does one cycle; otherwise it sleeps until the poll interval passes or the
 earliest blocked mailbox frees up, and stops cleanly when ``stop()`` is called (SIGTERM): the
-message in flight is finished and recorded, the claims not yet sent are released, nothing is
+messages in flight are finished and recorded, the claims not yet sent are released, nothing is
 abandoned mid-transaction.
 """
 
@@ -53,6 +55,7 @@ from penguinctl.campaigns.window import Clock, SystemClock
 
 UNREACHABLE_BACKOFF = timedelta(seconds=60)
 DEFAULT_BATCH = 20
+DEFAULT_IN_FLIGHT = 4
 
 
 @dataclass
@@ -68,6 +71,7 @@ class WorkerOptions:
     bounce_min_sample: int = 20
     max_sends: int | None = None  # stop after this many transactions (tests, benchmarks)
     batch: int = DEFAULT_BATCH  # claims per ledger transaction (see the module doc)
+    in_flight: int = DEFAULT_IN_FLIGHT  # SMTP transactions per send loop at once
 
 
 @dataclass
@@ -283,20 +287,24 @@ class Worker:
         at any moment (the bound on ambiguous sends per crash)."""
         batch = max(1, self.options.batch)
         tx = Transmitter(
-            self._connect, scheduler.render, stopping=self._stop.is_set, clock=self.clock
+            self._connect,
+            scheduler.render,
+            stopping=self._stop.is_set,
+            clock=self.clock,
+            in_flight=self.options.in_flight,
         )
         idle: set[int] = set()
         turn = index
         settle: list[Claimed] = []  # accepted claims whose 'sent' records ride on the next claim
-        in_flight = 0  # claims submitted whose result was not collected yet
+        outstanding = 0  # claims submitted whose result was not collected yet
         try:
             while not self._stop.is_set() and len(idle) < len(plans):
                 tx.wait_until(batch - 1)
-                in_flight -= self._collect(scheduler, tx, settle)
+                outstanding -= self._collect(scheduler, tx, settle)
                 limit = batch
                 if self.options.max_sends is not None:
                     with self._lock:
-                        limit = min(limit, self.options.max_sends - self._sends - in_flight)
+                        limit = min(limit, self.options.max_sends - self._sends - outstanding)
                     if limit <= 0:
                         break
                 plan = plans[turn % len(plans)]
@@ -309,13 +317,13 @@ class Worker:
                     if result.until is not None and result.until.year < 9999:
                         with self._lock:
                             wakes.append(result.until)
-                    if tx.pending:  # in-flight outcomes may free leads or mailboxes
+                    if tx.pending or tx.uncollected:  # outcomes may free leads or mailboxes
                         tx.wait_until(0)
                     else:
                         idle.add(plan.id)
                     continue
                 idle.clear()
-                in_flight += self._hand_over(scheduler, tx, result)
+                outstanding += self._hand_over(scheduler, tx, result)
                 tx.pump()
         finally:
             tx.close()

@@ -56,11 +56,21 @@ def run(
             "many reported ambiguous; 1 for one at a time).",
         ),
     ] = 20,
+    in_flight: Annotated[
+        int,
+        typer.Option(
+            "--in-flight",
+            min=1,
+            max=32,
+            help="SMTP transactions each sending thread keeps in progress at once, each on "
+            "its own connection (a mailbox opens a second one only while its first is busy).",
+        ),
+    ] = 4,
 ) -> int:
     """Send due campaign steps through each mailbox's SMTP submission, read replies and bounces.
 
     Several workers may share a PostgreSQL state store; on SQLite only one runs at a time.
-    SIGTERM / Ctrl-C stop it after the message in flight is recorded (the claims not yet sent
+    SIGTERM / Ctrl-C stop it after the messages in flight are recorded (the claims not yet sent
     are released).
     """
     import signal
@@ -81,6 +91,7 @@ def run(
         bounce_min_sample=bounce_min_sample,
         max_sends=max_sends,
         batch=batch,
+        in_flight=in_flight,
     )
     live = not app.machine and sys.stderr.isatty()
     status = app.err.status("starting the worker") if live else None
