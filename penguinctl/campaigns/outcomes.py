@@ -27,9 +27,10 @@ from penguinctl.campaigns.ledger import LEADS
 from penguinctl.campaigns.smtp import Outcome
 
 if TYPE_CHECKING:
+    from penguinctl.campaigns.plans import CampaignPlan
     from penguinctl.campaigns.scheduler import Claimed
 
-_ADVANCE = sa.text(
+ADVANCE = sa.text(
     "UPDATE leads SET next_step = :next, next_send_at = :due, status = :status, "
     "updated_at = :now WHERE id = :id AND status = 'active' AND next_step = :step"
 ).bindparams(
@@ -56,19 +57,26 @@ def lock_leads(conn: Connection, lead_ids: list[int]) -> None:
     )
 
 
-def _advance(claimed: Claimed, now: datetime) -> dict[str, Any]:
-    plan = claimed.plan
-    nxt = claimed.step + 1
+def advance(
+    plan: CampaignPlan, lead_id: int, step: int, timezone: str | None, sent: datetime, now: datetime
+) -> dict[str, Any]:
+    """Parameters of ``ADVANCE`` for a lead whose ``step`` went out at ``sent``: its next step
+    after that step's delay (moved into the window), or ``completed`` after the last."""
+    nxt = step + 1
     done = nxt >= plan.steps
-    due = None if done else plan.schedule.after_delay(now, plan.delays[nxt], claimed.lead_timezone)
+    due = None if done else plan.schedule.after_delay(sent, plan.delays[nxt], timezone)
     return {
-        "id": claimed.lead_id,
-        "step": claimed.step,
+        "id": lead_id,
+        "step": step,
         "next": nxt,
         "due": due,
         "status": "completed" if done else "active",
         "now": now,
     }
+
+
+def _advance(claimed: Claimed, now: datetime) -> dict[str, Any]:
+    return advance(claimed.plan, claimed.lead_id, claimed.step, claimed.lead_timezone, now, now)
 
 
 def record_sent(conn: Connection, claims: list[Claimed], now: datetime) -> None:
@@ -77,11 +85,11 @@ def record_sent(conn: Connection, claims: list[Claimed], now: datetime) -> None:
     if not claims:
         return
     if len(claims) == 1:
-        conn.execute(_ADVANCE, _advance(claims[0], now))
+        conn.execute(ADVANCE, _advance(claims[0], now))
         ledger.mark_sent(conn, claims[0].send_id, now)
         return
     claims = sorted(claims, key=lambda c: c.lead_id)
-    conn.execute(_ADVANCE, [_advance(c, now) for c in claims])
+    conn.execute(ADVANCE, [_advance(c, now) for c in claims])
     conn.execute(ledger.SENT, [{"id": c.send_id, "now": now} for c in claims])
 
 

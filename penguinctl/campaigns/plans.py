@@ -77,37 +77,45 @@ class CampaignPlan:
 
 def load_plans(conn: Connection, names: list[str] | None = None) -> list[CampaignPlan]:
     """The active campaigns (optionally only those named ``NAME`` or ``TENANT/NAME``)."""
+    rows = conn.execute(sa.select(CAMPAIGNS).where(CAMPAIGNS.c.status == "active")).all()
+    return [
+        plan_of(conn, row)
+        for row in rows
+        if not names or row.name in names or f"{row.tenant}/{row.name}" in names
+    ]
+
+
+def load_plan(conn: Connection, campaign_id: int) -> CampaignPlan:
+    """One campaign's plan, whatever its status."""
+    return plan_of(
+        conn, conn.execute(sa.select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).one()
+    )
+
+
+def plan_of(conn: Connection, row: Any) -> CampaignPlan:
     from penguinctl.campaigns.spec import spec_of
 
-    rows = conn.execute(sa.select(CAMPAIGNS).where(CAMPAIGNS.c.status == "active")).all()
-    plans: list[CampaignPlan] = []
-    for row in rows:
-        if names and row.name not in names and f"{row.tenant}/{row.name}" not in names:
-            continue
-        campaign = Campaign(**{k: getattr(row, k) for k in row._fields})
-        spec = spec_of(campaign)
-        limits = _get(spec, "limits")
-        addresses = [str(a).lower() for a in (_get(spec, "senders") or [])]
-        senders, problems = load_senders(conn, row.tenant, addresses)
-        plans.append(
-            CampaignPlan(
-                id=row.id,
-                tenant=row.tenant,
-                name=row.name,
-                spec=spec,
-                campaign=CampaignRef(row.id, row.tenant, row.name),
-                schedule=Schedule.from_spec(_get(spec, "schedule")),
-                delays=[_delta(_get(s, "delay")) for s in _get(spec, "steps") or []],
-                per_mailbox_daily=_get(limits, "per_mailbox_daily"),
-                min_gap=_delta(_get(limits, "min_gap")),
-                ramp=ramp_from_spec(_get(spec, "warmup")),
-                senders=[senders[a] for a in addresses if a in senders],
-                stop_on=frozenset(str(s) for s in _get(spec, "stop_on") or ()),
-                bounce_threshold=float(spec.bounce_pause_fraction),
-                problems=problems,
-            )
-        )
-    return plans
+    campaign = Campaign(**{k: getattr(row, k) for k in row._fields})
+    spec = spec_of(campaign)
+    limits = _get(spec, "limits")
+    addresses = [str(a).lower() for a in (_get(spec, "senders") or [])]
+    senders, problems = load_senders(conn, row.tenant, addresses)
+    return CampaignPlan(
+        id=row.id,
+        tenant=row.tenant,
+        name=row.name,
+        spec=spec,
+        campaign=CampaignRef(row.id, row.tenant, row.name),
+        schedule=Schedule.from_spec(_get(spec, "schedule")),
+        delays=[_delta(_get(s, "delay")) for s in _get(spec, "steps") or []],
+        per_mailbox_daily=_get(limits, "per_mailbox_daily"),
+        min_gap=_delta(_get(limits, "min_gap")),
+        ramp=ramp_from_spec(_get(spec, "warmup")),
+        senders=[senders[a] for a in addresses if a in senders],
+        stop_on=frozenset(str(s) for s in _get(spec, "stop_on") or ()),
+        bounce_threshold=float(spec.bounce_pause_fraction),
+        problems=problems,
+    )
 
 
 def pause_campaign(conn: Connection, campaign_id: int, reason: str, now: datetime) -> bool:

@@ -143,7 +143,7 @@ def run(
             console.print(
                 f"ambiguous: send {a['send_id']} (campaign {a['campaign_id']}, lead "
                 f"{a['lead_id']}, step {a['step'] + 1}, {a['mailbox']}) was in flight when a "
-                "worker stopped; it is not resent"
+                "worker stopped; it is not resent (`campaign resolve` settles it)"
             )
         for p in data["paused"]:
             console.print(f"paused: {p}")
