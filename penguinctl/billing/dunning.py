@@ -14,7 +14,7 @@ The clock is injected (``now``), so the schedule is testable without waiting.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -180,10 +180,33 @@ def suspend(conn: Any, tenant: str, number: str, now: datetime) -> int:
 
 def is_suspended(conn: Any, tenant: str) -> bool:
     """For senders: a suspended tenant sends nothing."""
-    status = conn.execute(
-        sa.select(t.accounts.c.status).where(t.accounts.c.tenant == tenant)
-    ).scalar()
-    return status == "suspended"
+    return bool(suspended_tenants(conn, [tenant]))
+
+
+def suspended_tenants(conn: Any, tenants: Iterable[str]) -> list[str]:
+    """Those of ``tenants`` suspended for an unpaid invoice (read-only: they send nothing, and
+    campaigns and settings cannot be changed), sorted."""
+    names = sorted(set(tenants))
+    if not names:
+        return []
+    return list(
+        conn.execute(
+            sa.select(t.accounts.c.tenant)
+            .where(t.accounts.c.tenant.in_(names), t.accounts.c.status == "suspended")
+            .order_by(t.accounts.c.tenant)
+        ).scalars()
+    )
+
+
+def refuse_if_suspended(conn: Any, tenant: str, what: str) -> None:
+    """Raise a usage error when ``tenant`` is suspended (``what``: the refused action)."""
+    if is_suspended(conn, tenant):
+        from penguinctl.errors import UsageError
+
+        raise UsageError(
+            f"tenant {tenant} is suspended for an unpaid invoice (read-only): cannot {what}",
+            hint="a paid invoice reactivates it (`penguinctl billing sync` retries the charge)",
+        )
 
 
 def process(

@@ -76,12 +76,18 @@ class CampaignPlan:
 
 
 def load_plans(conn: Connection, names: list[str] | None = None) -> list[CampaignPlan]:
-    """The active campaigns (optionally only those named ``NAME`` or ``TENANT/NAME``)."""
+    """The active campaigns (optionally only those named ``NAME`` or ``TENANT/NAME``), except
+    those of tenants suspended for an unpaid invoice (suspension pauses them; this also holds
+    if one was made active again behind billing's back)."""
+    from penguinctl.billing.dunning import suspended_tenants
+
     rows = conn.execute(sa.select(CAMPAIGNS).where(CAMPAIGNS.c.status == "active")).all()
+    suspended = set(suspended_tenants(conn, {row.tenant for row in rows}))
     return [
         plan_of(conn, row)
         for row in rows
-        if not names or row.name in names or f"{row.tenant}/{row.name}" in names
+        if row.tenant not in suspended
+        and (not names or row.name in names or f"{row.tenant}/{row.name}" in names)
     ]
 
 

@@ -254,12 +254,23 @@ def plan_and_apply(
         if not app.machine:
             render_plan(app.out, the_plan)
         reasons = the_plan.unsafe_reasons()
+        if not destroy:
+            reasons += _suspended_reasons(app, the_plan)
         if reasons and not force:
             raise UnsafePlan(reasons)
         # A reviewed, saved plan is its own confirmation (as with Terraform).
         if not app.yes and saved is None and not _confirm(app, "destroy" if destroy else "apply"):
             raise UsageError("not confirmed; nothing was changed", hint="use --yes in scripts")
         return the_plan, _apply_with_progress(app, engine, the_plan, parallel)
+
+
+def _suspended_reasons(app, the_plan) -> list[str]:
+    """A tenant suspended for an unpaid invoice is read-only: changing it needs --force."""
+    from penguinctl.billing.dunning import suspended_tenants
+
+    with app.db.connect() as conn:
+        names = suspended_tenants(conn, {c.key.tenant for c in the_plan.changes if c.key.tenant})
+    return [f"changes tenant {name}, suspended for an unpaid invoice (read-only)" for name in names]
 
 
 def _confirm(app, verb: str) -> bool:

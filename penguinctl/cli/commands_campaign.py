@@ -113,11 +113,13 @@ def _launch_one(session: Session, app: Any, doc: CampaignDoc, *, force: bool) ->
     import sqlalchemy as sa
     from sqlmodel import select
 
+    from penguinctl.billing.dunning import refuse_if_suspended
     from penguinctl.campaigns.models import Campaign, Lead
     from penguinctl.errors import UnsafePlan
     from penguinctl.state.audit import record
     from penguinctl.state.models import utcnow
 
+    refuse_if_suspended(session.connection(), doc.tenant, f"launch campaign {doc.name}")
     campaign = session.exec(
         select(Campaign).where(Campaign.tenant == doc.tenant, Campaign.name == doc.name)
     ).first()
@@ -259,6 +261,12 @@ def _set_status(ctx: typer.Context, name: str, tenant: str | None, pause: bool, 
     app = ctx.obj
     with session_scope(app.db) as session:
         campaign = find_campaign(session, name, tenant)
+        if not pause and campaign.status == "paused":
+            from penguinctl.billing.dunning import refuse_if_suspended
+
+            refuse_if_suspended(
+                session.connection(), campaign.tenant, f"resume campaign {campaign.name}"
+            )
         before = campaign.status
         if campaign.status == "completed":
             after = "completed"
