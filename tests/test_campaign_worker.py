@@ -643,3 +643,78 @@ def test_a_server_that_never_answers_the_message_makes_it_ambiguous(
         assert [s.status for s in sends_of(engine, cid)] == ["ambiguous"]
     finally:
         server.close()
+
+
+class _BusyServer:
+    """Answers every connection with ``421`` (too many connections) and hangs up."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.turned_away = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"421 4.7.0 mx.test.example too many connections, try later\r\n")
+                self.turned_away += 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("server", ["refused", "busy"])
+def test_a_mailbox_server_down_or_busy_never_counts_against_the_leads(
+    migrated_engine, tmp_path, server
+) -> None:
+    """Nothing listening on the submission port, or a server that answers 421 at connect: the
+    claims are given back without counting an attempt (more runs than MAX_ATTEMPTS change
+    nothing: no lead bounces), the mailbox's day count is given back, and once the server
+    takes mail every lead is sent once."""
+    from sshd import free_port
+
+    from penguinctl.campaigns.ledger import MAX_ATTEMPTS
+
+    engine = migrated_engine
+    senders = boxes(1)
+    busy = _BusyServer() if server == "busy" else None
+    port = busy.port if busy else free_port("127.0.0.1")
+    record_mailboxes(engine, "acme", senders, smtp_port=port)
+    cid = make_campaign(
+        engine,
+        "acme",
+        "down",
+        senders=senders,
+        leads=[{"email": f"d{i}@dest.example"} for i in range(4)],
+    )
+    clock = ManualClock(T0)
+    try:
+        for _ in range(MAX_ATTEMPTS + 2):
+            s = worker(engine, tmp_path, clock).run()
+            assert s.counts["sent"] == 0 and s.counts["failed"] == 0
+            assert s.counts["released"] >= 1
+            clock.advance(timedelta(minutes=2))  # past the mailbox's backoff
+    finally:
+        if busy:
+            busy.close()
+    if busy:
+        assert busy.turned_away >= MAX_ATTEMPTS + 2
+    assert sends_of(engine, cid) == []
+    assert {lead.status for lead in leads_of(engine, cid).values()} == {"active"}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM send_retries")).scalar() == 0
+        assert conn.execute(sa.text("SELECT day_count FROM campaign_mailboxes")).scalar() == 0
+    with SmtpSink(tmp_path) as sink:  # the server is back
+        record_mailboxes(engine, "acme", senders, smtp_port=sink.port)
+        assert worker(engine, tmp_path, clock).run().counts["sent"] == 4
+    assert sink.count() == 4 and set(sink.message_ids.values()) == {1}

@@ -4,8 +4,11 @@
   next step after its delay, moved into the window, or ``completed`` after the last step). A
   lead whose status changed meanwhile (a reply arrived) keeps it.
 - ``record_outcome``: any SMTP outcome (smtp.py): sent, ambiguous (audited), failed (a 5xx
-  bounces the lead; a refused recipient is suppressed), or given back -- a 4xx is retried later
-  with backoff and fails after ``ledger.MAX_ATTEMPTS``; a refused mailbox is paused (audited).
+  bounces the lead; a refused recipient is suppressed), or given back -- a 4xx to the recipient
+  or the message is retried later with backoff and fails after ``ledger.MAX_ATTEMPTS``; an
+  unreachable server or a 4xx at connect, AUTH or MAIL FROM is the mailbox's: given back
+  without counting an attempt (the worker backs the mailbox off); a refused mailbox is paused
+  (audited).
 - ``release_unsent``: claims never handed to the server: as if never claimed, no attempt
   counted, the mailbox's daily count given back.
 
@@ -150,6 +153,9 @@ def record_outcome(
         )
         _audit(conn, claimed, "campaign.mailbox.pause", outcome, actor)
         return "mailbox_paused"
+    if outcome.mailbox_deferred:  # the mailbox's server, not the lead: no attempt counted
+        release_unsent(conn, [claimed], outcome.describe(), now, pg=False)
+        return "released"
     mailboxes.uncount(conn, claimed.plan.tenant, claimed.sender.address, claimed.claimed_at)
     attempts = ledger.release(
         conn,

@@ -7,7 +7,8 @@ The ledger needs to know, for every transaction, whether the server *may* hold t
   take it and will not (the (lead, step) is ``failed``).
 - ``deferred``: a 4xx anywhere, or a connection problem *before the last byte of the message
   was written*: the server definitely does not hold the message (the terminating ``.`` was
-  never sent, or it answered 4xx), so the claim may be released and retried later.
+  never sent, or it answered 4xx), so the claim may be released and retried later. At connect,
+  AUTH or MAIL FROM (``mailbox_deferred``) it concerns the mailbox, not the recipient.
 - ``sender_error``: the mailbox itself is refused (AUTH fails, 5xx to MAIL FROM): nothing was
   sent; the mailbox is paused rather than the lead failed.
 - ``unknown``: the whole message was written but no reply arrived (timeout, connection lost).
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SECURITIES = ("starttls", "tls", "none")
+MAILBOX_STAGES = frozenset({"connect", "auth", "mail"})  # a failure here is the mailbox's
 DEFAULT_TIMEOUT = 60.0
 REPLY_FLOOR = 50e-6  # seconds: sooner than this after a command, a reply is not looked for
 
@@ -74,6 +76,13 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.kind == "accepted"
+
+    @property
+    def mailbox_deferred(self) -> bool:
+        """The mailbox's server cannot be reached, or turned the connection or the sender away
+        for now (a 4xx or a broken connection at connect, AUTH or MAIL FROM): nothing about
+        the message or its recipient was judged, so it does not count against the lead."""
+        return self.kind == "deferred" and self.stage in MAILBOX_STAGES
 
     def describe(self) -> str:
         code = f"{self.code} " if self.code else ""

@@ -37,7 +37,8 @@ Contract (all calls from the loop's thread; the transmitter never touches the da
 - ``close()``: finishes the transactions in progress and what is queued (or reports what is
   queued unsent when stopping) and closes the connections; the results stay readable.
 
-A mailbox whose server is unreachable, or that refuses the mailbox itself, is unusable from
+A mailbox whose server is unreachable or turns it away (``Outcome.mailbox_deferred``), or that
+refuses the mailbox itself, is unusable from
 that moment for the claims made before it (``claimed_at`` up to then): they are reported unsent
 rather than tried once each; claims made later (after the worker's backoff, or once the mailbox
 is resumed) are tried again. A transaction already in progress on another of its connections
@@ -233,8 +234,7 @@ class Transmitter:
             self._results.append(Result(active.claimed, Outcome("unknown", None, why, "payload")))
             raise
         self._active.remove(active)
-        unreachable = outcome.kind == "deferred" and outcome.code is None
-        if unreachable or outcome.kind == "sender_error":
+        if outcome.mailbox_deferred or outcome.kind == "sender_error":
             self._unusable[active.claimed.sender.address] = self._clock.now()
         self._results.append(Result(active.claimed, outcome))
 

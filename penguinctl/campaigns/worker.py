@@ -357,7 +357,7 @@ class Worker:
             if outcome is None:
                 unsent.setdefault(r.reason, []).append(claimed)
                 continue
-            if outcome.kind == "deferred" and outcome.code is None:  # server unreachable
+            if outcome.mailbox_deferred:  # unreachable, or turned away: try it again later
                 backoff = self.clock.now() + UNREACHABLE_BACKOFF
                 scheduler.backoff[claimed.sender.address] = backoff
             if outcome.ok:
