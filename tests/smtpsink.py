@@ -11,7 +11,8 @@ connection after the whole message was received (before replying: an unknown out
 ``"accept-drop"`` keeps the message, then closes without a reply.
 
 ``data_delay`` (seconds) holds every reply to the end of DATA that long; ``max_active`` is the
-most transactions that were at the end of DATA at once (how many a client kept in flight).
+most transactions that were at the end of DATA at once (how many a client kept in flight);
+``max_connections`` the most connections open at once.
 """
 
 from __future__ import annotations
@@ -80,8 +81,20 @@ class _Session(Session):
 
 
 class _SMTP(SMTP):
+    sink: SmtpSink | None = None
+
     def _create_session(self) -> Session:
         return _Session(self.loop)
+
+    def connection_made(self, transport) -> None:
+        if self.sink is not None:
+            self.sink.opened(1)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc) -> None:
+        if self.sink is not None:
+            self.sink.opened(-1)
+        super().connection_lost(exc)
 
 
 class _Controller(Controller):
@@ -89,6 +102,7 @@ class _Controller(Controller):
 
     def factory(self):
         server = _SMTP(self.handler, **self.SMTP_kwargs)
+        server.sink = self.handler.sink
         if self.implicit_tls:  # aiosmtpd only counts STARTTLS as TLS for AUTH
             server._auth_require_tls = False
         return server
@@ -154,6 +168,8 @@ class SmtpSink:
         self.message_ids: Counter[str] = Counter()
         self.auth_ok: Counter[str] = Counter()
         self.data_delay = 0.0
+        self.connections = 0  # open now
+        self.max_connections = 0  # most open at once
         self.active = 0
         self.max_active = 0
         self.cafile: Path | None = None
@@ -169,6 +185,11 @@ class SmtpSink:
         with self._lock:
             self.messages.append((mail_from, rcpts, content if self.keep_bodies else head))
             self.message_ids[msg_id] += 1
+
+    def opened(self, delta: int) -> None:
+        with self._lock:
+            self.connections += delta
+            self.max_connections = max(self.max_connections, self.connections)
 
     def count(self) -> int:
         with self._lock:

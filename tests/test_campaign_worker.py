@@ -469,6 +469,32 @@ def test_transactions_in_flight_each_on_its_own_connection(
     assert sink.auth_ok == {senders[0]: in_flight}
 
 
+@pytest.mark.parametrize("per_server", [1, 2])
+def test_connections_to_one_server_are_capped(migrated_engine, tmp_path, per_server) -> None:
+    """Six mailboxes on one server, no gap: the worker never holds more than ``per_server``
+    connections to it (the one idle the longest is closed before another opens; the cap also
+    bounds the transactions in flight to that server), and every message goes out once."""
+    engine = migrated_engine
+    senders = boxes(6)
+    with SmtpSink(tmp_path) as sink:
+        sink.data_delay = 0.05
+        record_mailboxes(engine, "acme", senders, smtp_port=sink.port)
+        make_campaign(
+            engine,
+            "acme",
+            "capped",
+            senders=senders,
+            leads=[{"email": f"c{i}@dest.example"} for i in range(18)],
+        )
+        clock = ManualClock(T0)
+        summary = worker(engine, tmp_path, clock, in_flight=2, per_server=per_server).run()
+        assert summary.counts["sent"] == 18
+        assert sorted(summary.per_mailbox.values()) == [3] * 6
+    assert sink.count() == 18 and set(sink.message_ids.values()) == {1}
+    assert sink.max_connections == per_server
+    assert sink.max_active == per_server
+
+
 def test_a_mailbox_with_a_gap_keeps_one_connection(migrated_engine, tmp_path) -> None:
     """Mailboxes with a minimum gap take one send each per batch: their transactions overlap
     each other (several mailboxes in flight at once), but none opens a second connection."""

@@ -238,6 +238,11 @@ class SmtpConnection:
             return (yield from self._payload(smtp, data))
         raise AssertionError("unreachable")
 
+    @property
+    def last_used(self) -> float:
+        """When a command was last written (``time.perf_counter``; 0 before the first)."""
+        return self._written
+
     def reply_ready(self) -> bool:
         """Whether the server's reply to the last command can be read without waiting."""
         return bool(ready([self]))

@@ -12,6 +12,11 @@ transaction between its statements); ``pump`` reads the replies that have arrive
 ``select`` over the connections waiting), writes the next commands, starts the next
 transactions, and composes the next message while the servers are still answering.
 
+Connections are kept open for the whole cycle, at most ``per_server`` (default 10) to one
+submission server, whichever mailboxes they belong to: a tenant's mailboxes usually share one
+MailU server, whose Postfix turns away more than 50 connections from one client by default.
+Past the limit the connection idle the longest is closed (QUIT) before another is opened.
+
 Why several transactions in flight: one transaction leaves the server idle while the client
 reads its reply and writes the next command, and the client idle while the server works; with
 two, each side works while the other does. Against a remote server the round trips dominate
@@ -63,6 +68,7 @@ if TYPE_CHECKING:
     from penguinctl.campaigns.window import Clock
 
 _BLOCK = 0.5  # seconds per blocking wait in wait_until (the socket timeout bounds the whole)
+DEFAULT_PER_SERVER = 10  # connections kept open to one submission server (see the module doc)
 
 
 @dataclass(frozen=True)
@@ -90,12 +96,14 @@ class Transmitter:
         stopping: Callable[[], bool],
         clock: Clock,
         in_flight: int = 1,
+        per_server: int = DEFAULT_PER_SERVER,
     ) -> None:
         self._connect = connect
         self._render = render
         self._stopping = stopping
         self._clock = clock
         self._in_flight = max(1, in_flight)
+        self._per_server = max(1, per_server)
         self._queue: deque[Claimed] = deque()
         self._active: list[_Active] = []
         self._results: list[Result] = []
@@ -183,7 +191,7 @@ class Transmitter:
         for i, claimed in enumerate(self._queue):
             conns = self._pool.setdefault(claimed.sender.address, [])
             conn = next((c for c in conns if id(c) not in busy), None)
-            if conn is None and len(conns) < self._in_flight:
+            if conn is None and len(conns) < self._in_flight and self._room(claimed, busy):
                 conn = self._connect(claimed.sender)
                 conns.append(conn)
             if conn is not None:
@@ -191,6 +199,26 @@ class Transmitter:
                 self._start(claimed, conn)
                 return True
         return False
+
+    def _room(self, claimed: Claimed, busy: set[int]) -> bool:
+        """Whether another connection to the claim's server may be opened: under
+        ``per_server`` open ones, or after closing (QUIT) the one idle the longest."""
+        endpoint = claimed.sender.submission
+        open_ = [
+            (conn, conns)
+            for conns in self._pool.values()
+            for conn in conns
+            if conn.endpoint == endpoint
+        ]
+        if len(open_) < self._per_server:
+            return True
+        idle = [(conn, conns) for conn, conns in open_ if id(conn) not in busy]
+        if not idle:
+            return False  # every connection to that server is busy: the claim waits
+        conn, conns = min(idle, key=lambda item: item[0].last_used)
+        conn.close()
+        conns.remove(conn)
+        return True
 
     def _start(self, claimed: Claimed, conn: SmtpConnection) -> None:
         address = claimed.sender.address

@@ -50,7 +50,7 @@ from penguinctl.campaigns.plans import CampaignPlan, complete_finished, load_pla
 from penguinctl.campaigns.scheduler import Blocked, Claimed, Scheduler
 from penguinctl.campaigns.senders import Sender, password_for
 from penguinctl.campaigns.smtp import DEFAULT_TIMEOUT, Outcome, SmtpConnection, ssl_context
-from penguinctl.campaigns.transmit import Transmitter
+from penguinctl.campaigns.transmit import DEFAULT_PER_SERVER, Transmitter
 from penguinctl.campaigns.window import Clock, SystemClock
 
 UNREACHABLE_BACKOFF = timedelta(seconds=60)
@@ -72,6 +72,7 @@ class WorkerOptions:
     max_sends: int | None = None  # stop after this many transactions (tests, benchmarks)
     batch: int = DEFAULT_BATCH  # claims per ledger transaction (see the module doc)
     in_flight: int = DEFAULT_IN_FLIGHT  # SMTP transactions per send loop at once
+    per_server: int = DEFAULT_PER_SERVER  # connections a send loop keeps open to one server
 
 
 @dataclass
@@ -292,6 +293,7 @@ class Worker:
             stopping=self._stop.is_set,
             clock=self.clock,
             in_flight=self.options.in_flight,
+            per_server=self.options.per_server,
         )
         idle: set[int] = set()
         turn = index

@@ -66,6 +66,17 @@ def run(
             "its own connection (a mailbox opens a second one only while its first is busy).",
         ),
     ] = 4,
+    per_server: Annotated[
+        int,
+        typer.Option(
+            "--connections-per-server",
+            min=1,
+            max=200,
+            help="SMTP connections each sending thread keeps open to one submission server "
+            "(the one idle the longest is closed first; also bounds the transactions in "
+            "flight to it).",
+        ),
+    ] = 10,
 ) -> int:
     """Send due campaign steps through each mailbox's SMTP submission, read replies and bounces.
 
@@ -92,6 +103,7 @@ def run(
         max_sends=max_sends,
         batch=batch,
         in_flight=in_flight,
+        per_server=per_server,
     )
     live = not app.machine and sys.stderr.isatty()
     status = app.err.status("starting the worker") if live else None
