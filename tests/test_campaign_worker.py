@@ -457,13 +457,9 @@ def test_transactions_in_flight_each_on_its_own_connection(
             senders=senders,
             leads=[{"email": f"o{i}@dest.example"} for i in range(9)],
         )
-        w = Worker(
-            engine,
-            secrets=store,
-            clock=ManualClock(T0),
-            options=WorkerOptions(once=True, inbound=False, in_flight=in_flight),
+        assert (
+            worker(engine, tmp_path, ManualClock(T0), in_flight=in_flight).run().counts["sent"] == 9
         )
-        assert w.run().counts["sent"] == 9
     assert sink.count() == 9 and set(sink.message_ids.values()) == {1}
     assert sink.max_active == in_flight
     assert sink.auth_ok == {senders[0]: in_flight}
@@ -517,13 +513,8 @@ def test_a_mailbox_with_a_gap_keeps_one_connection(migrated_engine, tmp_path) ->
         )
         clock = ManualClock(T0)
         for _ in range(3):
-            w = Worker(
-                engine,
-                secrets=store,
-                clock=clock,
-                options=WorkerOptions(once=True, inbound=False, in_flight=4),
-            )
-            assert w.run().counts["sent"] == 3  # one per mailbox, then the gap
+            summary = worker(engine, tmp_path, clock, in_flight=4).run()
+            assert summary.counts["sent"] == 3  # one per mailbox, then the gap
             clock.advance(timedelta(minutes=1))
     assert sink.count() == 9
     assert sink.max_active == 3  # the three mailboxes at once
