@@ -204,7 +204,7 @@ class SmtpConnection:
     ) -> Generator[None, None, Outcome]:
         """``send`` one step at a time, for a caller that works while the server answers: a
         generator that yields each time it has written a command and waits for the reply
-        (``reply_ready`` tells when it has arrived); its return value (``StopIteration.value``)
+        (``ready`` tells when it has arrived); its return value (``StopIteration.value``)
         is the outcome. Resumed early, it simply blocks on the reply (socket timeout applies).
         Opening a connection (connect, EHLO, STARTTLS, AUTH) is done without yielding."""
         data = dot_stuff(payload)
@@ -242,14 +242,6 @@ class SmtpConnection:
     def last_used(self) -> float:
         """When a command was last written (``time.perf_counter``; 0 before the first)."""
         return self._written
-
-    def reply_ready(self) -> bool:
-        """Whether the server's reply to the last command can be read without waiting."""
-        return bool(ready([self]))
-
-    def wait_reply(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds for the reply; whether it has arrived."""
-        return bool(ready([self], timeout))
 
     def _socket(self) -> socket.socket | None:
         smtp = self._smtp
