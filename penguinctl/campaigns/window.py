@@ -13,55 +13,28 @@ instants:
 - ``after_delay`` adds a step's delay: whole days keep the local wall-clock time across a DST
   change (sent Monday 10:00, delay 3d -> Thursday 10:00 local), shorter delays are absolute.
 
-Time comes from a ``Clock`` (``SystemClock`` or a settable ``ManualClock`` in tests), never from
-``datetime.now`` inside the scheduling code.
+Time comes from a ``Clock`` (``penguinctl.clock``: the product's one clock, or a settable
+``ManualClock`` in tests), never from ``datetime.now`` inside the scheduling code.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from penguinctl import clock
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ALL_DAYS = frozenset(range(7))
 
 
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current instant, timezone-aware (UTC)."""
-        ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class ManualClock:
-    """A clock the caller moves (tests, simulations). Thread-safe."""
-
-    def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("ManualClock needs an aware datetime")
-        self._now = start.astimezone(UTC)
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def set(self, instant: datetime) -> None:
-        with self._lock:
-            self._now = instant.astimezone(UTC)
-
-    def advance(self, delta: timedelta) -> datetime:
-        with self._lock:
-            self._now += delta
-            return self._now
+# The product's one clock (re-exported: the scheduling code and its tests take a ``Clock``).
+SystemClock = clock.SystemClock
+ManualClock = clock.ManualClock
+Clock = clock.Clock
 
 
 def parse_hours(text: str) -> tuple[time, time | None]:

@@ -99,10 +99,14 @@ def build_app() -> typer.Typer:
 
         if output not in ("text", "json", "yaml", "csv"):  # csv: `campaign stats` only
             raise UsageError(f"--output {output!r}: use text, json or yaml")
+        from penguinctl import clock
+
         ctx.obj = AppContext(
             settings=load_settings(state_url=state), output=output, yes=yes, debug=debug
         )
+        previous = clock.install(ctx.obj.clock)  # the one clock, for code deep inside too
         ctx.call_on_close(ctx.obj.close)
+        ctx.call_on_close(lambda: clock.install(previous))
 
     commands_apply.register(app)
     commands_get.register(app)

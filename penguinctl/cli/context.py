@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from penguinctl.settings import Settings
@@ -22,6 +22,7 @@ class AppContext:
     debug: bool = False
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     _db: Any = None
+    _clock: Any = None
     _secrets: Any = None
     _out: Any = None
     _err: Any = None
@@ -57,9 +58,25 @@ class AppContext:
             render_text(self.out)
 
     # -- clock --------------------------------------------------------------------------------
+    @property
+    def clock(self):
+        """The product's one clock for this invocation (``penguinctl.clock``: the environment
+        may shift it, e.g. ``PENGUINCTL_TODAY`` for reproducible examples and tests)."""
+        if self._clock is None:
+            from penguinctl import clock
+            from penguinctl.errors import ConfigError
+
+            try:
+                self._clock = clock.from_env(self.env)
+            except ValueError as exc:
+                raise ConfigError(str(exc), hint="unset it or fix its value") from None
+        return self._clock
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
     def today(self) -> date:
-        forced = self.env.get("PENGUINCTL_TODAY")  # for reproducible examples and tests
-        return date.fromisoformat(forced) if forced else datetime.now(UTC).date()
+        return self.clock.now().date()
 
     # -- state store --------------------------------------------------------------------------
     @property

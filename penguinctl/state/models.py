@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from penguinctl import clock
 from penguinctl.state.columns import JsonType
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, from the product's one clock (``penguinctl.clock``)."""
+    return clock.now()
 
 
 def _ts(**kw: Any) -> Any:
