@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from penguinctl import clock
 from penguinctl.dkim import dkim_txt_value, selector_for
 from penguinctl.dkim_phases import ACTIVE, GENERATED, PUBLISHED, RETIRING, REVOKED
 from penguinctl.dns.records import Record, make_record, record_name
@@ -236,7 +237,7 @@ class Rotator:
         providers,
         check_dns: DnsCheck,
         actor: str,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = clock.now,
     ) -> None:
         self.db = db
         self.providers = providers

@@ -14,6 +14,8 @@ from clitools import run_inprocess
 from daemons import need_binary
 from sshd import SshServer, keygen
 
+pytestmark = pytest.mark.clock  # date-sensitive: scripts/test re-runs it under shifted clocks
+
 DOCKER_SHIM = """#!/bin/sh
 # records every call; `compose ps` answers from ps.json next to this script
 d=$(dirname "$0")

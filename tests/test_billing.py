@@ -21,6 +21,8 @@ from penguinctl.billing.catalog import PACKAGED, load_catalog
 from penguinctl.billing.periods import Period, prorate
 from penguinctl.errors import ConfigError, UsageError
 
+pytestmark = pytest.mark.clock  # date-sensitive: scripts/test re-runs it under shifted clocks
+
 JULY = Period(2026, 7)
 AFTER_JULY = date(2026, 8, 2)
 

@@ -16,6 +16,8 @@ from penguinctl.billing import tables as t
 from penguinctl.billing.catalog import PACKAGED, load_catalog
 from penguinctl.billing.stripe_sync import StripeSync, client_from_env
 
+pytestmark = pytest.mark.clock  # date-sensitive: scripts/test re-runs it under shifted clocks
+
 NOW = datetime(2026, 8, 2, 12, tzinfo=UTC)
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from penguinctl.campaigns.window import ManualClock, Schedule, Window, parse_hours, zone
 
+pytestmark = pytest.mark.clock  # date-sensitive: scripts/test re-runs it under shifted clocks
+
 NY = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]

@@ -16,6 +16,8 @@ from penguinctl.campaigns.window import ManualClock
 from penguinctl.campaigns.worker import Worker, WorkerOptions
 from penguinctl.errors import LockHeld
 
+pytestmark = pytest.mark.clock  # date-sensitive: scripts/test re-runs it under shifted clocks
+
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
 
 

@@ -19,6 +19,8 @@ from penguinctl.dkim import (
     selector_for,
 )
 
+pytestmark = pytest.mark.clock  # date-sensitive: scripts/test re-runs it under shifted clocks
+
 
 @pytest.fixture(scope="module")
 def pair() -> DkimKeyPair:

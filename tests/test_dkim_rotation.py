@@ -15,6 +15,8 @@ from bind import BindServer
 from clitools import run_inprocess
 from secrets_backends import secrets_backend  # noqa: F401
 
+pytestmark = pytest.mark.clock  # date-sensitive: scripts/test re-runs it under shifted clocks
+
 ZONE = "rot-mail.example"
 REVERSE = "2.0.192.in-addr.arpa"
 IP = "192.0.2.25"

@@ -15,6 +15,8 @@ from penguinctl.secret_rotation import registry
 from penguinctl.secret_rotation.base import RotationContext
 from penguinctl.secret_rotation.mailbox import MailboxPasswordRotation
 
+pytestmark = pytest.mark.clock  # date-sensitive: scripts/test re-runs it under shifted clocks
+
 TOKEN = "mailu-rotation-token-0b9c8d7e6f5a4b3c2d1e"
 DOMAIN = "acme-mail.example"
 START = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)

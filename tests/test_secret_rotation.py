@@ -14,6 +14,7 @@ import pytest
 from clitools import QUICKSTART, run_inprocess
 from secrets_backends import secrets_backend  # noqa: F401
 
+from penguinctl import clock
 from penguinctl.errors import ConfigError, ProviderError, UsageError
 from penguinctl.providers.secrets.keystore import KeystoreBackend
 from penguinctl.secret_rotation import registry
@@ -24,6 +25,8 @@ from penguinctl.secret_rotation.base import (
     last_rotated,
     parse_time,
 )
+
+pytestmark = pytest.mark.clock  # date-sensitive: scripts/test re-runs it under shifted clocks
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -50,7 +53,7 @@ def test_parse_time_and_last_rotated(tmp_path):
     assert last_rotated(ks, "providers/x") is None
     ks.put("providers/x", {"api_token": "t"})  # no rotated_at: the time of the write
     written = last_rotated(ks, "providers/x")
-    assert written is not None and abs(written - datetime.now(UTC)) < timedelta(minutes=5)
+    assert written is not None and abs(written - clock.now()) < timedelta(minutes=5)
     ks.put("providers/x", {"api_token": "t", ROTATED_AT: "2026-01-02T03:04:05+00:00"})
     assert last_rotated(ks, "providers/x") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -288,7 +291,7 @@ def test_dkim_keys_rotate_through_the_contract(cli):
     listed = cli("secrets", "rotate", "--kind", "dkim", "-o", "json").json()
     mail = next(i for i in listed["items"] if i["target"] == "acme-mail.example")
     assert mail["step"] == "activate" and mail["due"] is False
-    cli.clock["now"] = datetime.now(UTC) + timedelta(days=3)
+    cli.clock["now"] = clock.now() + timedelta(days=3)
     dry = cli("secrets", "rotate", "--kind", "dkim", "--due", "--dry-run", "-o", "json").json()
     assert [i["target"] for i in dry["items"]] == ["acme-mail.example"]
     res = cli("secrets", "rotate", "--kind", "dkim", "--due", "-o", "json")

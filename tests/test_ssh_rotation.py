@@ -10,6 +10,8 @@ from clitools import run_inprocess
 from secrets_backends import secrets_backend  # noqa: F401 - keystore and Vault
 from sshd import SshServer, keygen
 
+pytestmark = pytest.mark.clock  # date-sensitive: scripts/test re-runs it under shifted clocks
+
 ADDRESS = "127.0.0.22"
 
 

@@ -67,10 +67,15 @@ def make_ca(directory: Path) -> Pem:
 
 
 def make_cert(ca: Pem, directory: Path, names: list[str], days: float, stem: str = "leaf") -> Pem:
+    """A leaf that expires ``days`` after the product's clock says now (which CI shifts), and
+    that is already valid by the real clock too (TLS libraries check it against real time)."""
+    from penguinctl import clock
+
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     end = now + dt.timedelta(days=days)
-    start = min(now - dt.timedelta(days=1), end - dt.timedelta(days=2))
+    real = dt.datetime.now(dt.UTC)
+    start = min(now - dt.timedelta(days=1), real - dt.timedelta(days=1), end - dt.timedelta(days=2))
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))

@@ -13,13 +13,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from penguinctl import clock
 from penguinctl.backup.tables import runs, snapshots
 from penguinctl.state.audit import record
 from penguinctl.state.columns import aware
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def start_run(

@@ -11,9 +11,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from penguinctl import clock
 from penguinctl.backup import records
 from penguinctl.backup.policy import Policy
 from penguinctl.backup.repository import credentials, resolve
@@ -357,7 +358,7 @@ _STAT_KEYS = frozenset(
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 __all__ = ["DEFAULT_ROOT", "Job", "Options", "ResticFailed", "now"]

@@ -21,18 +21,18 @@ import re
 import shutil
 import sqlite3
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from penguinctl import clock
 from penguinctl.errors import ProviderError, StateError, UsageError
 
 _SEARCH_PATH = re.compile(r"-c\s*search_path\s*=\s*([A-Za-z_][\w$]*)")
 
 
 def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return clock.now().strftime("%Y%m%dT%H%M%SZ")
 
 
 def _sha256(path: Path) -> str:

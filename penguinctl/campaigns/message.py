@@ -23,13 +23,14 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email import policy, quoprimime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 
+from penguinctl import clock
 from penguinctl.campaigns.templates import TemplateError, render
 from penguinctl.errors import PenguinError, SecretError, UsageError
 
@@ -230,7 +231,7 @@ def compose(
         sender=(sender_name or "", sender),
         recipient=(display, lead.email),
         subject=subject,
-        date=format_datetime(now or datetime.now(UTC)),
+        date=format_datetime(now or clock.now()),
         message_id=message_id,
         previous=[m for m in previous_message_ids if m],
         unsubscribe=unsub,

@@ -39,11 +39,12 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from penguinctl import clock
 from penguinctl.campaigns import ledger
 from penguinctl.campaigns.mailboxes import ensure_mailboxes
 from penguinctl.campaigns.plans import CampaignPlan, complete_finished, load_plans
@@ -408,4 +409,4 @@ class Worker:
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()

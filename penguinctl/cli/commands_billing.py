@@ -26,12 +26,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _now(app):
-    """Now, or noon UTC of PENGUINCTL_TODAY (the injectable clock used by examples and tests)."""
-    from datetime import UTC, datetime, time
-
-    if app.env.get("PENGUINCTL_TODAY"):
-        return datetime.combine(app.today(), time(12), tzinfo=UTC)
-    return datetime.now(UTC)
+    """Now, from the invocation's clock (``PENGUINCTL_TODAY`` and friends shift it)."""
+    return app.now()
 
 
 def _catalog(app):

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from penguinctl import clock
+
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "error": "magenta"}
 
 
@@ -100,7 +102,6 @@ def check(
     """Check servers and domains: DNS records, FCrDNS, SMTP/STARTTLS and TLS with certificate
     expiry, block lists, MailU containers and disk, backup freshness. Exit 5 on any failure."""
     import sys
-    from datetime import UTC, datetime
 
     from penguinctl.dns.query import Nameserver, Resolver
     from penguinctl.errors import CheckFailed, UsageError
@@ -140,7 +141,7 @@ def check(
     secret = None
     if notify:  # fail before checking anything when the webhook cannot be signed
         secret = notifier.webhook_secret(app.env, app.secrets())
-    started = datetime.now(UTC)
+    started = clock.now()
     targets = load_targets(app, None if all_targets else names)
     runner = Runner(app, config)
     if not app.machine and sys.stderr.isatty():

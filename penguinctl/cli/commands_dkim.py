@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from penguinctl import clock
+
 dkim_app = typer.Typer(
     help="DKIM key ages, phases and rotation.",
     no_args_is_help=True,
@@ -55,7 +57,7 @@ def status(
     domains: Annotated[list[str] | None, typer.Argument(help="Domains (default: all).")] = None,
 ) -> None:
     """Key age and phase of every DKIM key, and each domain's next step and when it is due."""
-    from datetime import UTC, datetime
+    from datetime import datetime
 
     from rich.markup import escape
 
@@ -64,7 +66,7 @@ def status(
 
     app = ctx.obj
     names = [d.lower().rstrip(".") for d in domains] if domains else None
-    now = datetime.now(UTC)
+    now = clock.now()
     data = [_status_json(dk, now) for dk in load(app.db, names)]
 
     def text(console) -> None:

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from penguinctl import clock
+
 dns_app = typer.Typer(
     help="Expected DNS records, verification and export.",
     no_args_is_help=True,
@@ -71,7 +73,6 @@ def export(
     ] = None,
 ) -> None:
     """Export recorded records as RFC 1035 zone files (stdout, or one file per domain)."""
-    from datetime import UTC, datetime
 
     from penguinctl.dns.zonefile import next_serial, render_zone, write_atomic
     from penguinctl.errors import NotFound, UsageError
@@ -82,7 +83,7 @@ def export(
     zones = _records(app, [d.lower().rstrip(".") for d in domains] if domains else None)
     if not zones:
         raise NotFound("no DNS records recorded", hint="apply a spec first")
-    serial = next_serial(None, datetime.now(UTC).date())
+    serial = next_serial(None, clock.now().date())
     written = []
     for zone in sorted(zones):
         text = render_zone(zone, zones[zone], nameservers=None, hostmaster=None, serial=serial)

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from penguinctl import clock
+
 MASK = "******"
 
 secrets_app = typer.Typer(
@@ -359,9 +361,8 @@ def migrate(
 
 def _now():
     """The rotation clock (aware UTC); tests replace it."""
-    from datetime import UTC, datetime
 
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def _when(ts: Any, now: Any) -> str:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import sys
 import tempfile
 import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 
+from penguinctl import clock
 from penguinctl.errors import ExitCode, PenguinError, SpecError
 
 
 def _write_debug_log(exc: BaseException, log_dir: Path | None, mask=lambda s: s) -> Path:
     text = mask("".join(traceback.format_exception(exc)))
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    stamp = clock.now().strftime("%Y%m%dT%H%M%S")
     for directory in (log_dir, Path(tempfile.gettempdir())):
         if directory is None:
             continue

@@ -9,11 +9,11 @@ or a domain. The sending domains behind it are found from the recorded servers a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from penguinctl import clock
 from penguinctl.health.results import Result
 from penguinctl.health.tables import campaigns
 
@@ -59,7 +59,7 @@ def pause_campaigns(
         session.execute(
             campaigns.update()
             .where(campaigns.c.id == row.id, campaigns.c.status == "active")
-            .values(status="paused", paused_reason=hit, updated_at=datetime.now(UTC))
+            .values(status="paused", paused_reason=hit, updated_at=clock.now())
         )
         record(
             session,

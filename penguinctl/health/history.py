@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from penguinctl import clock
 from penguinctl.health.results import Result, overall
 from penguinctl.health.tables import check_results, check_runs
 
@@ -19,7 +20,7 @@ def save(
 ) -> int:
     from penguinctl.state.audit import record
 
-    now = datetime.now(UTC)
+    now = clock.now()
     counts = dict(Counter(r.status for r in results))
     status = overall(list(results))
     run_id = session.execute(

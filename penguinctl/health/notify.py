@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from penguinctl import clock
 from penguinctl.errors import ProviderError
 from penguinctl.health.results import Result
 
@@ -66,7 +66,7 @@ def post(
         },
         sort_keys=True,
     ).encode()
-    ts = str(int(now if now is not None else time.time()))
+    ts = str(int(now if now is not None else clock.timestamp()))
     req = urllib.request.Request(
         url,
         data=body,

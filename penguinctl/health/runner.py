@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from penguinctl import clock
 from penguinctl.health import dnsbl, tlsprobe
 from penguinctl.health.results import Result
 
@@ -48,7 +49,7 @@ class Config:
     stale_hours: float = 25.0
     skip: frozenset[str] = frozenset()
     workers: int = 16
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    now: Callable[[], datetime] = clock.now
 
 
 @dataclass

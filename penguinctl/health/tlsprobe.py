@@ -14,8 +14,9 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from penguinctl import clock
 from penguinctl.health.results import Result
 
 EHLO_NAME = "penguinctl-check.invalid"
@@ -29,7 +30,7 @@ class Probe:
     cafile: str | None = None
     warn_days: int = 30
     fail_days: int = 7
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    now: Callable[[], datetime] = clock.now
 
 
 class _Lines:

@@ -22,9 +22,9 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Hashable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
+from penguinctl import clock
 from penguinctl.dkim import generate_many, stored_key_info
 from penguinctl.dkim_phases import ACTIVE, DKIM_OUTPUTS
 from penguinctl.errors import ProviderError
@@ -39,7 +39,7 @@ _SEGMENT = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?")
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat()
+    return clock.now().isoformat()
 
 
 def _new_key_data(change: Change) -> dict[str, Any]:

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from penguinctl import clock as product_clock
 from penguinctl.errors import ProviderError
 from penguinctl.plan.changes import Action, Change, ChangeResult
 from penguinctl.providers.base import Provider
@@ -186,7 +187,7 @@ class HostwindsProvider(Provider):
         self.order_grace = order_grace
         self._sleep = sleep
         self._clock = clock
-        self._now = now or (lambda: datetime.now(UTC))
+        self._now = now or (product_clock.now)
         self._lock = threading.Lock()
         self._prices: list[dict[str, Any]] | None = None
 

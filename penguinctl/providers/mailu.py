@@ -40,9 +40,9 @@ from __future__ import annotations
 import secrets as _random
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
+from penguinctl import clock
 from penguinctl.errors import PenguinError, ProviderError
 from penguinctl.plan.changes import Action, Change, ChangeResult
 from penguinctl.providers.base import Provider
@@ -65,7 +65,7 @@ def new_password() -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
+    return clock.now().replace(microsecond=0).isoformat()
 
 
 class MailuProvider(Provider):

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from penguinctl import clock
 from penguinctl.errors import ProviderError
 from penguinctl.remote import admin_key
 from penguinctl.remote.errors import SshAuthFailed
@@ -67,7 +67,7 @@ def admin_connection(
             {
                 "private_key": private,
                 "public_key": public,
-                "rotated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "rotated_at": clock.now().isoformat(timespec="seconds"),
             },
         )
         if audit:

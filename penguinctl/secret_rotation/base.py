@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from penguinctl import clock
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
@@ -71,7 +73,7 @@ def last_rotated(secrets: SecretsBackend, path: str) -> datetime | None:
 
 
 def now_utc() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 import httpx
 
+from penguinctl import clock
 from penguinctl.errors import ProviderError
 from penguinctl.providers.ratelimit import TokenBucket  # also importable from here, as before
 
@@ -123,7 +124,7 @@ def retry_after(value: str | None, *, now: datetime | None = None) -> float | No
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - (now or clock.now())).total_seconds())
 
 
 class CloudflareClient:

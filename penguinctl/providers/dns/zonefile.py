@@ -20,10 +20,11 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from penguinctl import clock
 from penguinctl.dns.records import Record, make_record, split_record_name
 from penguinctl.dns.zonefile import (
     ZoneData,
@@ -47,7 +48,7 @@ _Sig = tuple[int, int, int]
 
 
 def _utc_today() -> date:
-    return datetime.now(UTC).date()
+    return clock.now().date()
 
 
 def _copy(rec: Record) -> Record:

@@ -15,9 +15,9 @@ import json
 import os
 import re
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
+from penguinctl import clock
 from penguinctl.errors import ConfigError, SecretError
 from penguinctl.procs import pid_alive
 from penguinctl.providers.secrets.base import SecretMeta, SecretsBackend, SecretValue
@@ -36,7 +36,7 @@ def _remove_stale_temp_files(directory: Path) -> None:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return clock.now().isoformat(timespec="seconds")
 
 
 def ensure_key_file(path: Path) -> bool:
