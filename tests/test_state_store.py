@@ -9,6 +9,7 @@ import time
 from contextlib import nullcontext
 
 import pytest
+from daemons import not_applicable
 from sqlalchemy import text
 
 from penguinctl.errors import LockHeld, StateError
@@ -201,7 +202,7 @@ def test_unreachable_database_is_a_clean_error():
 
 def test_state_stores_in_two_schemas_lock_independently(migrated_engine, state_url):
     if migrated_engine.dialect.name != "postgresql":
-        pytest.skip("schemas are a PostgreSQL concept")
+        not_applicable("schemas are a PostgreSQL concept")
     from conftest import PG_BASE, _pg_admin
 
     other_schema = f"pt_other_{int(time.time() * 1000) % 10**9}"

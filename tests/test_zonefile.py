@@ -14,7 +14,7 @@ from pathlib import Path
 import dns.rdatatype
 import dns.zone
 import pytest
-from daemons import checkzone
+from daemons import NOT_APPLICABLE, checkzone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -537,7 +537,7 @@ def test_unwritable_directory_is_a_provider_error(tmp_path, records):
     assert "zones" in str(info.value) and "may read and write" in str(info.value)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+@pytest.mark.skipif(os.geteuid() == 0, reason=NOT_APPLICABLE + "root ignores file permissions")
 def test_permission_denied_is_a_provider_error(tmp_path, records):
     zones = tmp_path / "zones"
     zones.mkdir()
