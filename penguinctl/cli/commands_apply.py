@@ -240,6 +240,9 @@ def plan_and_apply(
         operation="destroy" if destroy else "apply",
         actor=engine.actor,
         timeout=lock_timeout,
+        on_wait=lambda held: app.err.print(
+            f"waiting up to {lock_timeout:g}s: {held.message}", markup=False, highlight=False
+        ),
     ):
         engine.close_interrupted_runs()
         the_plan = engine.plan(destroy=destroy, targets=targets or [], refresh=refresh)
