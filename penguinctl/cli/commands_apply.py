@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from penguinctl.plan.planfile import PlanFile
 
 Files = Annotated[
     list[Path],
@@ -181,9 +184,9 @@ def _run(
     saved = None
     if plan_file is not None:
         saved = planfile.load(plan_file)
-        files = files or [Path(p) for p in saved["specs"]]
-        if saved.get("operation", "apply") != ("destroy" if destroy else "apply"):
-            raise UsageError(f"plan file {plan_file} is a {saved.get('operation')} plan")
+        files = files or [Path(p) for p in saved.specs]
+        if saved.operation != ("destroy" if destroy else "apply"):
+            raise UsageError(f"plan file {plan_file} is a {saved.operation} plan")
     specs = _load(files)
     the_plan, report = plan_and_apply(
         app,
@@ -218,7 +221,7 @@ def plan_and_apply(
     lock_timeout: float = 0.0,
     parallel: int = 4,
     refresh: bool = True,
-    saved: dict | None = None,
+    saved: PlanFile | None = None,
     plan_file: Path | None = None,
 ):
     """Plan loaded ``specs`` and apply the plan, holding the tenants' lock throughout.
@@ -246,10 +249,10 @@ def plan_and_apply(
     ):
         engine.close_interrupted_runs()
         the_plan = engine.plan(destroy=destroy, targets=targets or [], refresh=refresh)
-        if saved is not None and saved["checksum"] != the_plan.checksum():
+        if saved is not None and saved.checksum != the_plan.checksum():
             raise ChecksumMismatch(
                 f"plan file {plan_file} no longer matches the spec and state "
-                f"(saved {saved['checksum'][:16]}, now {the_plan.checksum()[:16]})",
+                f"(saved {saved.checksum[:16]}, now {the_plan.checksum()[:16]})",
                 hint="run `penguinctl plan --out FILE` again and review it",
             )
         if the_plan.empty:
