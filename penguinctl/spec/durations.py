@@ -11,8 +11,8 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-PATTERN = r"^[0-9]{1,9}[smhdw]$"
-_DURATION = re.compile(PATTERN)
+PATTERN = r"^[0-9]{1,9}[smhdw]$"  # for the JSON Schema (ECMA-262: $ is the end)
+_DURATION = re.compile(r"[0-9]{1,9}[smhdw]")
 MESSAGE = (
     "a duration is a whole number followed by s, m, h, d or w (for example 90s, 30m, 24h, 7d, 2w)"
 )
@@ -26,7 +26,7 @@ class Duration(timedelta):
     def __new__(cls, text: str) -> Duration:
         """Parse ``text``; raises ``ValueError`` when it is not a duration."""
         cleaned = text.strip() if isinstance(text, str) else ""
-        if not _DURATION.match(cleaned):
+        if not _DURATION.fullmatch(cleaned):
             raise ValueError(MESSAGE)
         seconds = int(cleaned[:-1]) * _UNITS[cleaned[-1]]
         self = super().__new__(cls, seconds=seconds)

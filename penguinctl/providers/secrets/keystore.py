@@ -22,7 +22,7 @@ from penguinctl.errors import ConfigError, SecretError
 from penguinctl.procs import pid_alive
 from penguinctl.providers.secrets.base import SecretMeta, SecretsBackend, SecretValue
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9@+_-][A-Za-z0-9@+._-]*$")
+_SEGMENT = re.compile(r"[A-Za-z0-9@+_-][A-Za-z0-9@+._-]*")
 _SUFFIX = ".secret"
 _TMP = ".tmp-"
 
@@ -98,7 +98,7 @@ class KeystoreBackend(SecretsBackend):
 
     def _file(self, path: str) -> Path:
         parts = path.strip("/").split("/")
-        if not path or not all(_SEGMENT.match(p) for p in parts):
+        if not path or not all(_SEGMENT.fullmatch(p) for p in parts):
             raise SecretError(
                 f"invalid secret path {path!r}", hint="use segments of [A-Za-z0-9@+._-]"
             )
