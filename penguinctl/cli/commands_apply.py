@@ -37,13 +37,19 @@ def register(app: typer.Typer) -> None:
 
 
 def init(ctx: typer.Context) -> None:
-    """Create the config and data directories, the state store and the keystore key. Idempotent."""
+    """Create the config and data directories, the state store and the keystore key. Idempotent.
+
+    Also takes group and other permissions away from what older versions created readable by
+    others: the SQLite state store, the keystore, state backups and debug logs.
+    """
+    from penguinctl.private_files import make_dirs
     from penguinctl.providers.secrets.keystore import ensure_key_file
 
     app = ctx.obj
     s = app.settings
     for d in (s.config_dir, s.data_dir):
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dirs(d)
+    tightened = _tighten_private_files(s)  # first: SQLite's side files take the db's mode
     _ = app.db  # runs migrations
     created_key = False
     if s.master_key is None:
@@ -54,6 +60,7 @@ def init(ctx: typer.Context) -> None:
         "state": _mask_url(s.state_url),
         "keystore_key": "PENGUINCTL_MASTER_KEY" if s.master_key else str(s.master_key_file),
         "keystore_key_created": created_key,
+        "modes_tightened": tightened,
     }
 
     def text(console) -> None:
@@ -62,8 +69,31 @@ def init(ctx: typer.Context) -> None:
         console.print(f"state store  {result['state']} (migrated)")
         note = " (created)" if created_key else ""
         console.print(f"keystore key {result['keystore_key']}{note}")
+        if tightened:
+            console.print(f"made {tightened} file(s) and folder(s) private (0600/0700)")
 
     app.emit(result, text)
+
+
+def _tighten_private_files(s) -> int:
+    """0600 files and 0700 folders for the private things in the data dir."""
+    from sqlalchemy.engine import make_url
+
+    from penguinctl.private_files import (
+        PRIVATE_FILE,
+        sqlite_files,
+        tighten,
+        tighten_tree,
+    )
+
+    changed = 0
+    url = make_url(s.state_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        for path in sqlite_files(Path(url.database).expanduser()):
+            changed += tighten(path, PRIVATE_FILE)
+    for tree in (s.keystore_dir, s.data_dir / "backups", s.log_dir):
+        changed += tighten_tree(tree)
+    return changed
 
 
 def _mask_url(url: str) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from penguinctl import clock
 from penguinctl.errors import ConfigError, SecretError
+from penguinctl.private_files import make_dirs
 from penguinctl.procs import pid_alive
 from penguinctl.providers.secrets.base import SecretMeta, SecretsBackend, SecretValue
 
@@ -43,7 +44,7 @@ def ensure_key_file(path: Path) -> bool:
     """Create a new random key file (0600) unless one exists. True when created."""
     from cryptography.fernet import Fernet
 
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_dirs(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -144,7 +145,7 @@ class KeystoreBackend(SecretsBackend):
             "updated_at": now,
         }
         file = self._file(path)
-        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dirs(file.parent)  # every folder 0700, however many are new
         _remove_stale_temp_files(file.parent)
         fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f"{_TMP}{os.getpid()}-")
         try:
