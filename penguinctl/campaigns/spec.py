@@ -195,8 +195,8 @@ class WarmupPhase(Strict):
     """``days`` days ramping the daily cap linearly from ``start`` to ``end``."""
 
     days: int = Field(ge=1, le=365)
-    start: int = Field(ge=1)
-    end: int = Field(ge=1)
+    start: int = Field(ge=1, le=10_000)  # daily caps, as limits.per_mailbox_daily
+    end: int = Field(ge=1, le=10_000)
 
 
 class Warmup(Strict):

@@ -1,4 +1,7 @@
-"""Durations written as a whole number and a unit: ``90s``, ``30m``, ``24h``, ``7d``, ``2w``."""
+"""Durations written as a whole number and a unit: ``90s``, ``30m``, ``24h``, ``7d``, ``2w``.
+
+At most ten years (``MAX_DAYS``): longer is a typo, and a far larger number would overflow.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ _DURATION = re.compile(r"[0-9]{1,9}[smhdw]")
 MESSAGE = (
     "a duration is a whole number followed by s, m, h, d or w (for example 90s, 30m, 24h, 7d, 2w)"
 )
+MAX_DAYS = 3650
+TOO_LONG = f"a duration is at most {MAX_DAYS} days (ten years)"
 
 
 class Duration(timedelta):
@@ -29,6 +34,8 @@ class Duration(timedelta):
         if not _DURATION.fullmatch(cleaned):
             raise ValueError(MESSAGE)
         seconds = int(cleaned[:-1]) * _UNITS[cleaned[-1]]
+        if seconds > MAX_DAYS * 86400:
+            raise ValueError(TOO_LONG)
         self = super().__new__(cls, seconds=seconds)
         self.text = cleaned
         return self
@@ -49,8 +56,8 @@ class Duration(timedelta):
             return value
         try:
             return cls(value)
-        except ValueError:
-            raise PydanticCustomError("duration", MESSAGE) from None
+        except ValueError as exc:
+            raise PydanticCustomError("duration", str(exc)) from None
 
     @classmethod
     def __get_pydantic_core_schema__(
@@ -64,4 +71,9 @@ class Duration(timedelta):
     def __get_pydantic_json_schema__(
         cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        return {"type": "string", "pattern": PATTERN, "examples": ["180d", "24h"]}
+        return {
+            "type": "string",
+            "pattern": PATTERN,
+            "examples": ["180d", "24h"],
+            "description": f"a whole number and s, m, h, d or w; at most {MAX_DAYS}d",
+        }
