@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import os
 import random
-import shutil
 import socket
 import subprocess
 import time
@@ -34,7 +33,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.tsig
-import pytest
+from daemons import need_binary, optional_binary
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 20.0
@@ -43,14 +42,7 @@ STOP_TIMEOUT = 10.0
 
 def named_binary(name: str = "named") -> str:
     """The path of ``named``; a missing one fails under CI=true, skips otherwise."""
-    sbin = f"/usr/sbin/{name}"
-    path = shutil.which(name) or (sbin if os.path.exists(sbin) else "")
-    if not path:
-        msg = f"{name} (Debian bind9) is missing; scripts/test installs it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+    return need_binary(name, "bind9")
 
 
 def free_port() -> int:
@@ -136,7 +128,7 @@ class BindServer:
     # -- lifecycle ---------------------------------------------------------------------------
     def _check(self, conf: Path) -> None:
         """``named-checkconf -z`` (when installed): a bad config fails with BIND's own words."""
-        checker = shutil.which("named-checkconf")
+        checker = optional_binary("named-checkconf", "bind9-utils")
         if checker is None:
             return
         proc = subprocess.run(

@@ -3,6 +3,8 @@ keys, a second run doing nothing, and the dunning schedule on an injected clock.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -79,6 +81,89 @@ def test_double_follows_stripe_idempotency(fake, client) -> None:
         client.v1.invoices.pay(inv.id)
 
 
+def _open_invoice(client, amount: int = 1234, customer: str | None = None):
+    """A customer and a finalized (open) invoice of ``amount`` cents."""
+    customer = customer or client.v1.customers.create(params={"name": "x"}).id
+    inv = client.v1.invoices.create(params={"customer": customer, "currency": "usd"})
+    client.v1.invoice_items.create(
+        params={"customer": customer, "invoice": inv.id, "amount": amount, "currency": "usd"}
+    )
+    return client.v1.invoices.finalize_invoice(inv.id)
+
+
+def test_double_replays_business_errors_but_not_validation_errors(fake, client) -> None:
+    """Stripe saves any answer once the endpoint has started (a 400 such as
+    invoice_already_paid too) and replays it for the key; a validation failure is not saved."""
+    inv = _open_invoice(client)
+    assert client.v1.invoices.pay(inv.id, options={"idempotency_key": "pay-1"}).status == "paid"
+    errors = []
+    for _ in range(2):
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            client.v1.invoices.pay(inv.id, options={"idempotency_key": "pay-2"})
+        errors.append((err.value.code, err.value.http_status, err.value.json_body))
+    assert errors[0] == errors[1] and errors[0][:2] == ("invoice_already_paid", 400)
+    pays = [r for r in fake.requests if r["idempotency_key"] == "pay-2"]
+    assert [(r["status"], r["replayed"]) for r in pays] == [(400, False), (400, True)]
+    # a parameter that fails validation: nothing saved, the same key then works
+    params = {"customer": inv.customer, "currency": "usd"}
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.invoice_items.create(params=params, options={"idempotency_key": "item"})
+    assert err.value.code == "parameter_missing"
+    item = client.v1.invoice_items.create(
+        params={**params, "amount": 5}, options={"idempotency_key": "item"}
+    )
+    assert item.amount == 5
+    # an invoice voided in Stripe: paying it is a saved 400 invoice_not_open
+    other = _open_invoice(client, customer=inv.customer)
+    assert client.v1.invoices.void_invoice(other.id).status == "void"
+    for replayed in (False, True):
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            client.v1.invoices.pay(other.id, options={"idempotency_key": "pay-void"})
+        assert err.value.code == "invoice_not_open"
+        assert fake.requests[-1]["replayed"] is replayed
+
+
+def test_double_answers_409_while_a_key_is_in_flight(fake, client) -> None:
+    inv = _open_invoice(client)
+    held = fake.pause(f"/v1/invoices/{inv.id}/pay")
+    first: dict = {}
+
+    def pay_first() -> None:
+        first["inv"] = client.v1.invoices.pay(inv.id, options={"idempotency_key": "k"})
+
+    thread = threading.Thread(target=pay_first)
+    thread.start()
+    assert held.reached.wait(30)
+    once = client_from_env({"STRIPE_API_KEY": fake.api_key, "STRIPE_API_BASE": fake.url})
+    with pytest.raises(stripe.APIError) as err:
+        once.v1.invoices.pay(inv.id, options={"idempotency_key": "k", "max_network_retries": 0})
+    assert err.value.http_status == 409
+    assert err.value.json_body["error"]["code"] == "idempotency_key_in_use"
+    held.release()
+    thread.join(30)
+    assert first["inv"].status == "paid"
+    again = client.v1.invoices.pay(inv.id, options={"idempotency_key": "k"})
+    assert again.status == "paid" and fake.requests[-1]["replayed"]
+    assert fake.invoices[inv.id]["attempt_count"] == 1  # one charge, whatever the retries
+
+
+def test_double_paid_field_follows_the_api_version(fake, client) -> None:
+    """Invoice.paid was removed in 2025-03-31.basil (the library pins a later version); older
+    versions see it true once the invoice is paid, out of band included."""
+    inv = _open_invoice(client)
+    old = {"stripe_version": "2024-06-20"}
+    assert client.v1.invoices.retrieve(inv.id, options=old).paid is False
+    client.v1.invoices.pay(inv.id)
+    current = client.v1.invoices.retrieve(inv.id)
+    assert current.status == "paid" and "paid" not in current and current.amount_remaining == 0
+    paid = client.v1.invoices.retrieve(inv.id, options=old)
+    assert (paid.paid, paid.paid_out_of_band) == (True, False)
+    later = _open_invoice(client, customer=inv.customer)
+    fake.mark_paid(later.id)
+    seen = client.v1.invoices.retrieve(later.id, options=old)
+    assert (seen.status, seen.paid, seen.paid_out_of_band) == ("paid", True, True)
+
+
 def test_missing_key_is_a_config_error() -> None:
     from penguinctl.errors import ConfigError
 
@@ -122,6 +207,7 @@ def test_sync_pushes_once_and_second_run_does_nothing(migrated_engine, fake, cli
         "pushed": [],
         "paid": [],
         "failed_payments": [],
+        "closed": [],
         "dunning": [],
         "errors": [],
         "unchanged": 0,
@@ -309,3 +395,116 @@ def test_cli_sync(capsys, tmp_path, monkeypatch, fake) -> None:
     engine.dispose()
     res = run_inprocess(capsys, "--state", url, "billing", "sync")
     assert res.code == 5 and "AuthenticationError" in res.err
+
+
+def _invoice_row(engine, tenant: str) -> dict:
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(sa.select(t.invoices).where(t.invoices.c.tenant == tenant))
+            .first()
+            ._mapping
+        )
+
+
+def _void_before_paying(monkeypatch, client, tenant: str) -> None:
+    """The invoice of ``tenant`` is voided in Stripe (by someone in the dashboard) just before
+    penguinctl's next charge of it."""
+    real = client.v1.invoices.pay
+    done = []
+
+    def pay(invoice_id, *args, **kwargs):
+        inv = client.v1.invoices.retrieve(invoice_id)
+        if inv.metadata["tenant"] == tenant and not done:
+            done.append(client.v1.invoices.void_invoice(invoice_id))
+        return real(invoice_id, *args, **kwargs)
+
+    monkeypatch.setattr(client.v1.invoices, "pay", pay)
+
+
+def test_a_replayed_400_is_not_retried_as_transient(migrated_engine, fake, client, monkeypatch):
+    """The first charge meets a 400 (the invoice was voided in Stripe meanwhile). Stripe saves
+    that answer under the key pay:1, so retrying with it can only replay it: the invoice is read
+    back and recorded void at once, and no later run charges it again."""
+    _billed(migrated_engine, light=True)
+    _void_before_paying(monkeypatch, client, "delta")
+    report = StripeSync(migrated_engine, client, now=NOW).run()
+    assert report.errors == [] and report.closed == ["INV-2026-07-delta"]
+    assert "INV-2026-07-delta" not in report.paid + report.failed_payments
+    delta = _invoice_row(migrated_engine, "delta")
+    assert (delta["status"], delta["stripe_status"], delta["payment_attempts"]) == (
+        "void",
+        "void",
+        0,
+    )
+    assert _tenant_status(migrated_engine, "delta") == "active"
+    before = len(fake.requests)
+    for days in (0, 3, 8):
+        again = StripeSync(migrated_engine, client, now=NOW + timedelta(days=days)).run()
+        assert again.errors == [] and again.closed == [] and again.dunning == []
+    assert len(fake.requests) == before  # nothing is open: not even a read
+
+
+def test_a_400_during_dunning_closes_that_invoice_and_others_go_on(
+    migrated_engine, fake, client, monkeypatch
+):
+    _billed(migrated_engine, light=True)
+    sync = StripeSync(migrated_engine, client, now=NOW)
+    for tenant in ("delta", "gamma"):
+        fake.decline(sync.customer(tenant))
+    day0 = sync.run()
+    assert sorted(day0.failed_payments) == ["INV-2026-07-delta", "INV-2026-07-gamma"]
+    # delta's invoice is voided between the status sync and its retry (pay:2 gets a 400)
+    real_refresh = StripeSync.refresh
+    monkeypatch.setattr(StripeSync, "refresh", lambda self, inv: None)
+    _void_before_paying(monkeypatch, client, "delta")
+    report = StripeSync(migrated_engine, client, now=NOW + timedelta(days=3)).run()
+    monkeypatch.setattr(StripeSync, "refresh", real_refresh)
+    assert report.errors == []
+    steps = sorted((d["invoice"], d["action"], d["attempt"]) for d in report.dunning)
+    assert steps == [
+        ("INV-2026-07-delta", "closed", 2),
+        ("INV-2026-07-gamma", "retry_failed", 2),
+    ]
+    assert _invoice_row(migrated_engine, "delta")["status"] == "void"
+    later = StripeSync(migrated_engine, client, now=NOW + timedelta(days=5)).run()
+    assert [(d["invoice"], d["attempt"]) for d in later.dunning] == [("INV-2026-07-gamma", 3)]
+
+
+def test_a_key_in_use_is_retried_with_backoff(migrated_engine, fake, client) -> None:
+    """Two sync runs charge the same invoice at once (same key pay:1): Stripe answers the
+    second 409 idempotency_key_in_use while the first is executing; the client retries with
+    backoff and gets the first run's answer replayed. One charge, both see it paid."""
+    _billed(migrated_engine, light=True)
+    sync = StripeSync(migrated_engine, client, now=NOW)
+    inv = _invoice_row(migrated_engine, "gamma")
+    customer = sync.customer("gamma")
+    opened = _open_invoice(client, amount=inv["total_cents"], customer=customer)
+    inv.update(stripe_invoice_id=opened.id, stripe_status="open")
+    held = fake.pause(f"/v1/invoices/{opened.id}/pay")
+    results: dict[str, object] = {}
+    first = threading.Thread(target=lambda: results.update(a=sync.charge(inv, 1)))
+    first.start()
+    assert held.reached.wait(30)
+    other = StripeSync(
+        migrated_engine,
+        client_from_env({"STRIPE_API_KEY": fake.api_key, "STRIPE_API_BASE": fake.url}),
+        now=NOW,
+    )
+    second = threading.Thread(target=lambda: results.update(b=other.charge(inv, 1)))
+    second.start()
+    key_ = "penguinctl:INV-2026-07-gamma:pay:1"
+
+    def answered_409() -> bool:
+        return any(r.get("status") == 409 for r in fake.requests if r["idempotency_key"] == key_)
+
+    deadline = time.monotonic() + 30
+    while not answered_409():
+        assert time.monotonic() < deadline, fake.requests
+        time.sleep(0.01)
+    held.release()
+    first.join(30)
+    second.join(30)
+    assert results == {"a": True, "b": True}
+    seen = [(r["status"], r["replayed"]) for r in fake.requests if r["idempotency_key"] == key_]
+    assert seen[0] == (200, False) and seen[1] == (409, False) and seen[-1] == (200, True)
+    assert fake.invoices[opened.id]["attempt_count"] == 1

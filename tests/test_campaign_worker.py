@@ -586,19 +586,25 @@ def test_a_message_that_cannot_be_composed_pauses_the_campaign(
     summary = worker(engine, tmp_path, ManualClock(T0), batch=20).run()
     assert "acme/broken" in summary.paused
     assert any("first_name" in p for p in summary.problems)
+    # the three leads before the nameless one went out; the claim on the nameless one and the
+    # claims behind it (n3..n5, same batch) were released: no ledger row, nothing sent
     sends = sends_of(engine, cid)
-    assert {s.status for s in sends} <= {"sent"}
-    assert "nameless@dest.example" not in {s.recipient for s in sends}
-    assert summary.counts["sent"] == len(sends) == sink.count() < 7
+    before = [f"n{i}@dest.example" for i in range(3)]
+    assert [(s.recipient, s.step, s.status) for s in sends] == [(r, 0, "sent") for r in before]
+    assert summary.counts["sent"] == 3 and sink.count() == 3
+    assert sorted(to for _, tos, _ in sink.messages for to in tos) == before
     with engine.connect() as conn:
         row = conn.execute(
             sa.text("SELECT status, paused_reason FROM campaigns WHERE id = :id"), {"id": cid}
         ).one()
         assert conn.execute(sa.text("SELECT count(*) FROM send_retries")).scalar() == 0
     assert row.status == "paused" and "first_name" in row.paused_reason
-    assert all(
-        lead.status == "active" for lead in leads_of(engine, cid).values() if lead.next_step == 0
-    )
+    leads = leads_of(engine, cid)
+    assert {email: (lead.status, lead.next_step) for email, lead in leads.items()} == {
+        **{r: ("completed", 1) for r in before},  # their only step is sent
+        "nameless@dest.example": ("active", 0),
+        **{f"n{i}@dest.example": ("active", 0) for i in range(3, 6)},
+    }
 
 
 class SilentAfterData:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import shutil
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 
@@ -45,6 +46,26 @@ d=$(dirname "$0")
 printf '%s\\n' "$*" >> "$d/docker.log"
 case "$*" in *" ps "*) cat "$d/ps.json";; esac
 """
+# `df` answers from df.out when a test wrote one (to set the use at a threshold), else is df
+DF_SHIM = """#!/bin/sh
+d=$(dirname "$0")
+if [ -f "$d/df.out" ]; then cat "$d/df.out"; else exec {real} "$@"; fi
+"""
+
+
+def df_output(used: int, root: str) -> str:
+    """What `df -P -k ROOT` prints for a disk ``used`` percent full."""
+    size = 1_000_000
+    taken = size * used // 100
+    return (
+        "Filesystem     1024-blocks    Used Available Capacity Mounted on\n"
+        f"/dev/vda1          {size} {taken} {size - taken}      {used}% {root}\n"
+    )
+
+
+def disk_status(used: int) -> str:
+    """The facts file's thresholds: warn over 80 %, fail over 90 %."""
+    return "fail" if used > 90 else "warn" if used > 80 else "ok"
 
 
 class Webhook(LoopbackHttpDouble):
@@ -81,6 +102,8 @@ def world(tmp_path, monkeypatch, capsys):
     (shim / "docker").write_text(DOCKER_SHIM)
     (shim / "docker").chmod(0o755)
     (shim / "ps.json").write_text(PS_JSON)
+    (shim / "df").write_text(DF_SHIM.format(real=shutil.which("df")))
+    (shim / "df").chmod(0o755)
     certs = tmp_path / "certs"
     ca = make_ca(certs)
     good = make_cert(ca, certs, [MX1, f"mx2.{OTHER}"], 90, "good")
@@ -176,6 +199,8 @@ def world(tmp_path, monkeypatch, capsys):
 
             run.hook = hook
             run.url = url
+            run.shim = shim
+            run.root = str(tmp_path)
             yield run
             imap.stop()
         finally:
@@ -232,8 +257,10 @@ def test_check_all(world):
     # over SSH: antispam exited; disk read; backup 30 h old fails; mx2 (external) has none
     containers = _by(results, "mx1", "containers")
     assert containers["status"] == "fail" and "antispam" in containers["detail"]
-    assert _by(results, "mx1", "disk")["status"] in ("ok", "warn", "fail")
-    assert "%" in _by(results, "mx1", "disk")["detail"]
+    disk = _by(results, "mx1", "disk")  # the real df of the MailU root
+    used = disk["data"]["used_percent"]
+    assert disk["detail"] == f"{used}% used on {disk['data']['mount']}"
+    assert disk["status"] == disk_status(used)
     assert _by(results, "mx1", "backup")["status"] == "fail"
     assert not [r for r in results if r["target"] == "mx2" and r["check"] == "containers"]
 
@@ -293,5 +320,21 @@ def test_check_text_table(world):
     assert res.code == 5
     for word in ("target", "check", "status", "dnsbl:zen.test", "cert:465", "LISTED"):
         assert word in res.out
-    print(res.out)
-    assert "1 check(s) failed" in res.err or "check(s) failed" in res.err
+    # the listed IP and the certificate expiring in 3 days, and nothing else
+    data = world("mx1", "--skip", "remote", "--skip", "backup", "--no-pause", "-o", "json").json()
+    failed = sorted((r["check"], r["subject"]) for r in data["results"] if r["status"] == "fail")
+    assert [c for c, _ in failed] == ["cert:465", "dnsbl:zen.test"], failed
+    assert "error: 2 check(s) failed; first: " in res.err
+
+
+def test_disk_thresholds_at_their_edges(world):
+    """warn over 80 %, fail over 90 % (the facts file), read over SSH from `df -P -k`."""
+    args = ("mx1", "--skip", "dnsbl", "--skip", "fcrdns", "--skip", "tls", "--skip", "backup")
+    seen = []
+    for used in (0, 80, 81, 90, 91, 100):
+        (world.shim / "df.out").write_text(df_output(used, world.root))
+        res = world(*args, "--no-pause", "-o", "json")
+        disk = _by(res.json()["results"], "mx1", "disk")
+        assert disk["detail"] == f"{used}% used on {world.root}"
+        seen.append((used, disk["status"]))
+    assert seen == [(0, "ok"), (80, "ok"), (81, "warn"), (90, "warn"), (91, "fail"), (100, "fail")]

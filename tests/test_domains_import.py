@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from clitools import QUICKSTART, run_inprocess
+from daemons import NOT_APPLICABLE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -536,7 +537,7 @@ spec: {type: zonefile, directory: /proc/self/penguinctl-cannot-create-this}
 """
 
 
-@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason=NOT_APPLICABLE + "needs Linux /proc")
 def test_one_failing_domain_does_not_block_the_others(cli, tmp_path):
     """The DNS write of one domain fails (its zone directory cannot be created, even by root)."""
     broken = tmp_path / "broken.yaml"

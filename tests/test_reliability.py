@@ -14,6 +14,7 @@ from clitools import QUICKSTART, agency_spec, run_inprocess, run_subprocess
 from sqlalchemy import text
 
 from penguinctl.state.db import make_engine
+from penguinctl.state.lock import TenantLock
 
 
 def _env(tmp_path: Path, state_url: str) -> dict[str, str]:
@@ -121,33 +122,47 @@ def test_sigkill_mid_apply_then_rerun_converges(tmp_path, state_url, kill_during
     assert not [p for p in (home / "keystore").rglob(".tmp-*")], "keystore temp files left over"
 
 
+def _peek(proc) -> str:
+    return Path(proc.log.name).read_text()
+
+
 def test_concurrent_applies_never_both_run(tmp_path, state_url):
+    """The test holds tenant agency's lock exactly as an apply does (a TenantLock), so another
+    apply always meets it: failing fast it exits 7 naming the holder; with --lock-timeout it
+    says it waits, changes nothing while the lock is held, then applies once it is released."""
     spec = tmp_path / "agency.yaml"
     spec.write_text(agency_spec(60))
     env = _env(tmp_path, state_url)
     assert run_subprocess(env, "init").code == 0
-
-    first = _popen(env, "apply", "-f", spec, "--yes", "--parallel", "1")
-    try:
-
-        def locked() -> bool:
-            res = run_subprocess(env, "state", "lock-status", "-o", "json")
-            return res.code == 0 and res.json() != []
-
-        _wait_for(lambda: locked() or first.poll() is not None, what="the first apply's lock")
-        second = run_subprocess(env, "apply", "-f", spec, "--yes")
-        if first.poll() is None:
-            assert second.code == 7, second.err
-            assert "lock held by" in second.err and "pid" in second.err
-        waiting = run_subprocess(env, "apply", "-f", spec, "--yes", "--lock-timeout", "300")
-        assert waiting.code == 0, waiting.err
-        assert "No changes" in waiting.out
-    finally:
-        first.wait(timeout=300)
-    assert first.returncode == 0, _output(first)
-
     engine = make_engine(state_url)
+
+    def resources() -> int:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM resources")).scalar()
+
+    waiting = None
+    holder = TenantLock(engine, ["agency"], operation="apply", actor="holder@test")
     try:
+        with holder:
+            second = run_subprocess(env, "apply", "-f", spec, "--yes")
+            assert second.code == 7, second.err
+            assert f"lock held by holder@test (pid {os.getpid()} on " in second.err
+            assert f"lock id {holder.lock_id}" in second.err
+            waiting = _popen(env, "apply", "-f", spec, "--yes", "--lock-timeout", "300")
+            _wait_for(
+                lambda: (
+                    "waiting up to 300s: lock held by holder@test" in _peek(waiting)
+                    or waiting.poll() is not None
+                ),
+                what="the second apply to wait for the lock",
+            )
+            assert waiting.poll() is None, _peek(waiting)
+            assert resources() == 0  # nothing applied while the lock is held
+        waiting.wait(timeout=300)
+        assert waiting.returncode == 0, _peek(waiting)
+        assert resources() > 60
+        again = run_subprocess(env, "apply", "-f", spec, "--yes")
+        assert again.code == 0 and "No changes" in again.out, again.err
         with engine.connect() as conn:
             dup = conn.execute(
                 text(
@@ -155,9 +170,14 @@ def test_concurrent_applies_never_both_run(tmp_path, state_url):
                     "GROUP BY resource HAVING count(*) > 1"
                 )
             ).all()
+        assert dup == []
     finally:
+        if waiting is not None:
+            if waiting.poll() is None:
+                waiting.kill()
+                waiting.wait()
+            waiting.log.close()
         engine.dispose()
-    assert dup == []
 
 
 def _private_key_fragments(home: Path, master_key: str | None = None) -> list[str]:

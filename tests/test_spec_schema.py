@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+from daemons import need_module
 
 from penguinctl.spec import json_schema
 
@@ -39,14 +39,14 @@ def test_schema_structure() -> None:
 
 
 def test_schema_validates_the_example() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema = need_module("jsonschema")
     validator = jsonschema.Draft202012Validator(json_schema())
     for document in _documents():
         assert list(validator.iter_errors(document)) == [], document["kind"]
 
 
 def test_schema_rejects_mistakes() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema = need_module("jsonschema")
     validator = jsonschema.Draft202012Validator(json_schema())
     domain = next(doc for doc in _documents() if doc["kind"] == "Domain")
     bad_cases = [

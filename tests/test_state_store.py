@@ -6,12 +6,12 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import nullcontext
 
 import pytest
+from daemons import not_applicable
 from sqlalchemy import text
 
-from penguinctl.errors import LockHeld, StateError
+from penguinctl.errors import LockHeld, NotFound, StateError
 from penguinctl.resources import ResourceKey
 from penguinctl.state import audit, repo
 from penguinctl.state.db import (
@@ -22,8 +22,9 @@ from penguinctl.state.db import (
     migrate,
     session_scope,
 )
-from penguinctl.state.lock import TenantLock, lock_status, unlock
+from penguinctl.state.lock import TenantLock, lock_status
 from penguinctl.state.models import LockRow
+from penguinctl.state.unlock import inspect, unlock
 
 
 def test_migrations_are_idempotent_and_versioned(state_url):
@@ -167,6 +168,9 @@ def test_lock_of_a_killed_process_is_recovered(migrated_engine, state_url):
 
 
 def test_unlock_by_id(migrated_engine):
+    """A lock row left by a holder on another host, pid 1: `unlock` removes it by id on both
+    backends (PostgreSQL: no session holds its advisory lock; SQLite: the host cannot be
+    checked, so the CLI asks first) and audits it; an unknown id is NotFound."""
     with session_scope(migrated_engine) as s:
         s.add(
             LockRow(
@@ -178,14 +182,18 @@ def test_unlock_by_id(migrated_engine):
                 pid=1,
             )
         )
-    # SQLite never breaks a lock from another host; PostgreSQL trusts its advisory lock.
-    expect = pytest.raises(LockHeld) if migrated_engine.dialect.name == "sqlite" else nullcontext()
-    with expect, TenantLock(migrated_engine, ["acme"], operation="apply", actor="me@h"):
-        pass
+    info = inspect(migrated_engine, "abc123")
+    pg = migrated_engine.dialect.name == "postgresql"
+    assert (info.tenants, info.holder, info.sessions) == (["acme"], "gone" if pg else "unknown", [])
+    removed = unlock(migrated_engine, "abc123", actor="me@h")
+    assert removed.lock_id == "abc123" and removed.terminated == []
     with session_scope(migrated_engine) as s:
-        if migrated_engine.dialect.name == "sqlite":
-            assert unlock(s, "abc123", actor="me@h") is True
-        assert unlock(s, "nope", actor="me@h") is False
+        assert lock_status(s) == []
+        (event,) = [e for e in audit.list_events(s, tenant="acme") if e.action == "unlock"]
+        assert event.resource == "lock/abc123" and event.details["holder"] == "x@other"
+    with pytest.raises(NotFound):
+        unlock(migrated_engine, "nope", actor="me@h")
+    assert inspect(migrated_engine, "nope") is None
     with TenantLock(migrated_engine, ["acme"], operation="apply", actor="me@h"):
         pass
 
@@ -201,7 +209,7 @@ def test_unreachable_database_is_a_clean_error():
 
 def test_state_stores_in_two_schemas_lock_independently(migrated_engine, state_url):
     if migrated_engine.dialect.name != "postgresql":
-        pytest.skip("schemas are a PostgreSQL concept")
+        not_applicable("schemas are a PostgreSQL concept")
     from conftest import PG_BASE, _pg_admin
 
     other_schema = f"pt_other_{int(time.time() * 1000) % 10**9}"

@@ -14,7 +14,7 @@ from pathlib import Path
 import dns.rdatatype
 import dns.zone
 import pytest
-from daemons import checkzone
+from daemons import NOT_APPLICABLE, checkzone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -342,7 +342,9 @@ def test_write_atomic(tmp_path, monkeypatch):
     finally:
         os.umask(old_umask)
     assert path.read_text() == "two\n"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert (
+        stat.S_IMODE(path.stat().st_mode) == 0o640
+    )  # group-readable for the DNS server, whatever the umask
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.example.zone"]
 
     def boom(*args):
@@ -414,7 +416,8 @@ def test_provider_create_update_delete(tmp_path, records):
     assert [r.change.key for r in results] == [_key(r) for r in records]
     assert parse_zone(path, "acme.example") == _keyed(records)
     assert read_zone(path, "acme.example").serial == 2026112300
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o750  # made by the provider
     checkzone("acme.example", path)
 
     spf = records[3]
@@ -537,7 +540,7 @@ def test_unwritable_directory_is_a_provider_error(tmp_path, records):
     assert "zones" in str(info.value) and "may read and write" in str(info.value)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+@pytest.mark.skipif(os.geteuid() == 0, reason=NOT_APPLICABLE + "root ignores file permissions")
 def test_permission_denied_is_a_provider_error(tmp_path, records):
     zones = tmp_path / "zones"
     zones.mkdir()

@@ -27,6 +27,7 @@ from urllib.parse import unquote
 
 from penguinctl import clock
 from penguinctl.errors import ProviderError, StateError, UsageError
+from penguinctl.private_files import create_file, make_dirs
 
 _SEARCH_PATH = re.compile(r"-c\s*search_path\s*=\s*([A-Za-z_][\w$]*)")
 
@@ -56,9 +57,10 @@ def _sqlite_path(engine) -> Path:
 
 
 def sqlite_backup(source: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(dest.parent)
     tmp = dest.with_name(f".{dest.name}.partial")
     tmp.unlink(missing_ok=True)
+    create_file(tmp)  # 0600 before SQLite writes the copy (and its journal) into it
     src = sqlite3.connect(source)
     try:
         dst = sqlite3.connect(tmp)
@@ -153,8 +155,10 @@ def pg_backup(engine, dest: Path) -> str | None:
         else None
     )
     env, schema = pg_params(engine.url)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(dest.parent)
     tmp = dest.with_name(f".{dest.name}.partial")
+    tmp.unlink(missing_ok=True)
+    create_file(tmp)  # 0600: pg_dump writes into the file as it is
     proc = subprocess.run(
         [pg_dump, "--format=custom", "--no-owner", "--no-privileges", "-n", schema, "-f", str(tmp)],
         env={**os.environ, **env},

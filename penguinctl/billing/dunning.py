@@ -33,7 +33,7 @@ PAUSED_PREFIX = "billing: "
 class Step:
     invoice: str
     tenant: str
-    action: str  # retry_paid | retry_failed | suspended | reactivated
+    action: str  # retry_paid | retry_failed | closed | suspended | reactivated
     attempt: int | None = None
 
 
@@ -210,10 +210,12 @@ def refuse_if_suspended(conn: Any, tenant: str, what: str) -> None:
 
 
 def process(
-    engine: Any, charge: Callable[[dict[str, Any], int], bool], now: datetime
+    engine: Any, charge: Callable[[dict[str, Any], int], bool | None], now: datetime
 ) -> list[Step]:
     """Run the schedule for every ``payment_failed`` invoice. ``charge(invoice, attempt)``
-    tries to collect it (True: paid) and must be idempotent per (invoice, attempt)."""
+    tries to collect it (True: paid; False: failed; None: no longer payable, e.g. void, and
+    recorded as such by ``charge``: no more retries) and must be idempotent per (invoice,
+    attempt)."""
     steps: list[Step] = []
     with engine.connect() as conn:
         failed = [
@@ -230,6 +232,9 @@ def process(
         if retry is not None:
             attempt = retry + 1  # the first charge was attempt 1
             paid = charge(inv, attempt)
+            if paid is None:
+                steps.append(Step(inv["number"], inv["tenant"], "closed", attempt))
+                continue
             with engine.begin() as conn:
                 if paid:
                     record_paid(conn, inv, now)

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from penguinctl.errors import UsageError
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Period:
-        m = _PERIOD.match(text.strip())
+        m = _PERIOD.fullmatch(text.strip())
         if not m:
             raise UsageError(f"period {text!r} is not YYYY-MM", hint="e.g. --period 2026-07")
         return cls(int(m.group(1)), int(m.group(2)))

@@ -18,6 +18,18 @@ Every POST carries an idempotency key derived from the invoice number and the st
 first answer instead of doing the work twice; the library's own network retries reuse it.
 Then open invoices are retrieved (the webhook-equivalent status sync: paid, void,
 uncollectible) and the dunning schedule runs (dunning.py).
+
+How Stripe's answers are treated (https://docs.stripe.com/api/idempotent_requests):
+
+- transient (connection errors, 5xx, 409 ``idempotency_key_in_use`` while another run's request
+  with the same key is still executing): the library retries them with backoff and the same
+  key; if they persist the invoice is reported and the next run retries with the same key;
+- a 4xx answer about the invoice (``invoice_already_paid``, ``invoice_not_open``, ...) is saved
+  by Stripe under its key and replayed for ever, so it is never retried as if transient: the
+  invoice is read back and its real state recorded (paid; void or uncollectible: closed, no more
+  charges; still open: a failed payment, and dunning goes on with new keys);
+- whether an invoice is paid is read from ``status`` (``Invoice.paid`` no longer exists in the
+  API versions the library pins).
 """
 
 from __future__ import annotations
@@ -59,6 +71,7 @@ class SyncReport:
     pushed: list[str] = field(default_factory=list)  # invoice numbers finalized now
     paid: list[str] = field(default_factory=list)
     failed_payments: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)  # void or uncollectible in Stripe
     errors: list[dict[str, str]] = field(default_factory=list)
     dunning: list[dict[str, Any]] = field(default_factory=list)
     unchanged: int = 0
@@ -68,6 +81,7 @@ class SyncReport:
             "pushed": self.pushed,
             "paid": self.paid,
             "failed_payments": self.failed_payments,
+            "closed": self.closed,
             "dunning": self.dunning,
             "errors": self.errors,
             "unchanged": self.unchanged,
@@ -223,10 +237,11 @@ class StripeSync:
                 dunning.record_paid(conn, inv, self.now)
             return
         if inv["stripe_status"] == "open" and inv["payment_attempts"] == 0:
-            if self.charge(inv, 1):
+            paid = self.charge(inv, 1)
+            if paid is True:
                 with self.engine.begin() as conn:
                     dunning.record_paid(conn, inv, self.now)
-            else:
+            elif paid is False:
                 with self.engine.begin() as conn:
                     dunning.record_failure(conn, inv, self.now, reason=self.last_decline)
 
@@ -282,8 +297,11 @@ class StripeSync:
 
     last_decline = ""
 
-    def charge(self, inv: dict[str, Any], attempt: int) -> bool:
-        """One charge of an open invoice; False on a card error (anything else raises)."""
+    def charge(self, inv: dict[str, Any], attempt: int) -> bool | None:
+        """One charge of an open invoice: True when it is paid; False when the payment failed
+        (a card error, or Stripe refusing to charge an invoice that is still open; the reason
+        is in ``last_decline``); None when it is no longer payable in Stripe (void or
+        uncollectible: recorded, nothing charged). Transient errors raise (see the module)."""
         import stripe
 
         try:
@@ -295,14 +313,29 @@ class StripeSync:
             self.last_decline = str(exc.code or "card_error")
             return False
         except stripe.InvalidRequestError as exc:
+            # Stripe's answer about this invoice, saved under this key: asking again with the
+            # same key would replay it, so read the invoice's real state instead.
             if exc.code == "invoice_already_paid":
                 return True
-            raise
+            return self._refused(inv, exc)
         return paid.status == "paid"
+
+    def _refused(self, inv: dict[str, Any], exc: Any) -> bool | None:
+        remote = self.client.v1.invoices.retrieve(inv["stripe_invoice_id"])
+        if remote.status == "paid":
+            return True
+        if remote.status in ("void", "uncollectible"):
+            self._record_remote(inv, remote)
+            return None
+        self.last_decline = str(exc.code or "invalid_request_error")
+        return False
 
     def refresh(self, inv: dict[str, Any]) -> str | None:
         """The webhook equivalent: read an open invoice's status from Stripe."""
-        remote = self.client.v1.invoices.retrieve(inv["stripe_invoice_id"])
+        return self._record_remote(inv, self.client.v1.invoices.retrieve(inv["stripe_invoice_id"]))
+
+    def _record_remote(self, inv: dict[str, Any], remote: Any) -> str | None:
+        """Record ``remote``'s status for ``inv``; the new status, or None when unchanged."""
         if remote.status == inv["stripe_status"]:
             return None
         with self.engine.begin() as conn:
@@ -315,6 +348,7 @@ class StripeSync:
                 conn.execute(
                     sa.update(t.invoices).where(t.invoices.c.id == inv["id"]).values(**values)
                 )
+        inv["stripe_status"] = remote.status
         return remote.status
 
     # -- the whole run --------------------------------------------------------------------
@@ -348,6 +382,8 @@ class StripeSync:
                     status = self.refresh(inv)
                     if status == "paid":
                         report.paid.append(inv["number"])
+                    elif status in ("void", "uncollectible"):
+                        report.closed.append(inv["number"])
                     elif status is None:
                         report.unchanged += 1
             except Exception as exc:
@@ -365,9 +401,9 @@ class StripeSync:
             report.errors.append({"invoice": "(dunning)", "error": exc.message})
         return report
 
-    def _retry(self, inv: dict[str, Any], attempt: int) -> bool:
-        """A dunning retry. Only a card error counts as a failed attempt: a network or API
-        error stops the run (the retry is made by the next run, with the same key)."""
+    def _retry(self, inv: dict[str, Any], attempt: int) -> bool | None:
+        """A dunning retry (see ``charge``). A transient network or API error stops the run
+        (the retry is made by the next run, with the same key)."""
         import stripe
 
         try:
@@ -386,3 +422,5 @@ class StripeSync:
             report.paid.append(row.number)
         elif row and row.status == "payment_failed":
             report.failed_payments.append(row.number)
+        elif row and row.status in ("void", "uncollectible"):
+            report.closed.append(row.number)

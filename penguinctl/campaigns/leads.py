@@ -70,7 +70,7 @@ ALIASES = {
     "tz": "timezone",
     "time_zone": "timezone",
 }
-_FIELD = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_FIELD = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
@@ -235,7 +235,7 @@ def _header(
             found.append(SpecIssue(where, f"{label}: column {name} appears twice"))
         elif name in BUILTIN_VARIABLES:
             found.append(SpecIssue(where, f"{label}: {name} is a built-in variable; rename it"))
-        elif not _FIELD.match(name):
+        elif not _FIELD.fullmatch(name):
             found.append(
                 SpecIssue(where, f"{label}: a column name must start with a letter ({name})")
             )

@@ -359,7 +359,10 @@ class WorkerGuard:
         if self.dialect == "sqlite":
             db = self.engine.url.database
             if db and db != ":memory:":
+                from penguinctl.private_files import create_file
+
                 path = Path(db).expanduser().with_suffix(".worker.lock")
+                create_file(path)  # 0600: it names the worker holding it
                 fh = open(path, "a+")  # noqa: SIM115 - held for the worker's lifetime
                 try:
                     fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

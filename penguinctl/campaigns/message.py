@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from penguinctl.providers.secrets.base import SecretsBackend
 
 UNSUBSCRIBE_SECRET_PATH = "campaigns/unsubscribe"
-_TOKEN = re.compile(r"^1\.([0-9]{1,18})\.([0-9]{1,18})\.([A-Za-z0-9_-]{22})$")
+_TOKEN = re.compile(r"1\.([0-9]{1,18})\.([0-9]{1,18})\.([A-Za-z0-9_-]{22})")
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class InvalidToken(UsageError):
 
 def verify_unsubscribe_token(token: str, secret: bytes) -> tuple[int, int]:
     """``(campaign_id, lead_id)`` of a genuine token; raises :class:`InvalidToken` otherwise."""
-    match = _TOKEN.match(token.strip())
+    match = _TOKEN.fullmatch(token.strip())
     if not match:
         raise InvalidToken("not an unsubscribe token", hint="copy the whole token from the URL")
     campaign_id, lead_id = int(match[1]), int(match[2])

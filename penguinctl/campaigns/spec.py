@@ -38,9 +38,9 @@ BUILTIN_VARIABLES = frozenset(
 # Lead columns (leads.csv): also variables, but a lead may leave them empty.
 LEAD_COLUMNS = ("email", "first_name", "last_name", "company", "timezone")
 
-_HOURS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-(([01][0-9]|2[0-3]):([0-5][0-9])|24:00)$")
-_VARIANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-_FIELD = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_HOURS = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-(([01][0-9]|2[0-3]):([0-5][0-9])|24:00)")
+_VARIANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+_FIELD = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 
 
 def _check_zone(value: str) -> str:
@@ -84,7 +84,7 @@ class Schedule(Strict):
     @field_validator("hours")
     @classmethod
     def _hours(cls, value: str) -> str:
-        match = _HOURS.match(value.replace(" ", ""))
+        match = _HOURS.fullmatch(value.replace(" ", ""))
         if not match:
             raise ValueError("hours must be HH:MM-HH:MM, for example 09:00-17:00")
         start, end = value.replace(" ", "").split("-")
@@ -125,7 +125,7 @@ class Variant(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _VARIANT.match(value):
+        if not _VARIANT.fullmatch(value):
             raise ValueError("a variant name is letters, digits, '-' or '_' (at most 32)")
         if value == "A":
             raise ValueError("'A' is the step itself; name the variants B, C, ...")
@@ -195,8 +195,8 @@ class WarmupPhase(Strict):
     """``days`` days ramping the daily cap linearly from ``start`` to ``end``."""
 
     days: int = Field(ge=1, le=365)
-    start: int = Field(ge=1)
-    end: int = Field(ge=1)
+    start: int = Field(ge=1, le=10_000)  # daily caps, as limits.per_mailbox_daily
+    end: int = Field(ge=1, le=10_000)
 
 
 class Warmup(Strict):
@@ -263,7 +263,7 @@ class CampaignSpec(Strict):
     @classmethod
     def _fields(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _FIELD.match(name):
+            if not _FIELD.fullmatch(name):
                 raise ValueError(f"field '{name}' must be lower_snake_case (as in the leads CSV)")
         return value
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from penguinctl.plan.planfile import PlanFile
 
 Files = Annotated[
     list[Path],
@@ -34,13 +37,19 @@ def register(app: typer.Typer) -> None:
 
 
 def init(ctx: typer.Context) -> None:
-    """Create the config and data directories, the state store and the keystore key. Idempotent."""
+    """Create the config and data directories, the state store and the keystore key. Idempotent.
+
+    Also takes group and other permissions away from what older versions created readable by
+    others: the SQLite state store, the keystore, state backups and debug logs.
+    """
+    from penguinctl.private_files import make_dirs
     from penguinctl.providers.secrets.keystore import ensure_key_file
 
     app = ctx.obj
     s = app.settings
     for d in (s.config_dir, s.data_dir):
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dirs(d)
+    tightened = _tighten_private_files(s)  # first: SQLite's side files take the db's mode
     _ = app.db  # runs migrations
     created_key = False
     if s.master_key is None:
@@ -51,6 +60,7 @@ def init(ctx: typer.Context) -> None:
         "state": _mask_url(s.state_url),
         "keystore_key": "PENGUINCTL_MASTER_KEY" if s.master_key else str(s.master_key_file),
         "keystore_key_created": created_key,
+        "modes_tightened": tightened,
     }
 
     def text(console) -> None:
@@ -59,8 +69,31 @@ def init(ctx: typer.Context) -> None:
         console.print(f"state store  {result['state']} (migrated)")
         note = " (created)" if created_key else ""
         console.print(f"keystore key {result['keystore_key']}{note}")
+        if tightened:
+            console.print(f"made {tightened} file(s) and folder(s) private (0600/0700)")
 
     app.emit(result, text)
+
+
+def _tighten_private_files(s) -> int:
+    """0600 files and 0700 folders for the private things in the data dir."""
+    from sqlalchemy.engine import make_url
+
+    from penguinctl.private_files import (
+        PRIVATE_FILE,
+        sqlite_files,
+        tighten,
+        tighten_tree,
+    )
+
+    changed = 0
+    url = make_url(s.state_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        for path in sqlite_files(Path(url.database).expanduser()):
+            changed += tighten(path, PRIVATE_FILE)
+    for tree in (s.keystore_dir, s.data_dir / "backups", s.log_dir):
+        changed += tighten_tree(tree)
+    return changed
 
 
 def _mask_url(url: str) -> str:
@@ -181,9 +214,9 @@ def _run(
     saved = None
     if plan_file is not None:
         saved = planfile.load(plan_file)
-        files = files or [Path(p) for p in saved["specs"]]
-        if saved.get("operation", "apply") != ("destroy" if destroy else "apply"):
-            raise UsageError(f"plan file {plan_file} is a {saved.get('operation')} plan")
+        files = files or [Path(p) for p in saved.specs]
+        if saved.operation != ("destroy" if destroy else "apply"):
+            raise UsageError(f"plan file {plan_file} is a {saved.operation} plan")
     specs = _load(files)
     the_plan, report = plan_and_apply(
         app,
@@ -218,7 +251,7 @@ def plan_and_apply(
     lock_timeout: float = 0.0,
     parallel: int = 4,
     refresh: bool = True,
-    saved: dict | None = None,
+    saved: PlanFile | None = None,
     plan_file: Path | None = None,
 ):
     """Plan loaded ``specs`` and apply the plan, holding the tenants' lock throughout.
@@ -240,13 +273,16 @@ def plan_and_apply(
         operation="destroy" if destroy else "apply",
         actor=engine.actor,
         timeout=lock_timeout,
+        on_wait=lambda held: app.err.print(
+            f"waiting up to {lock_timeout:g}s: {held.message}", markup=False, highlight=False
+        ),
     ):
         engine.close_interrupted_runs()
         the_plan = engine.plan(destroy=destroy, targets=targets or [], refresh=refresh)
-        if saved is not None and saved["checksum"] != the_plan.checksum():
+        if saved is not None and saved.checksum != the_plan.checksum():
             raise ChecksumMismatch(
                 f"plan file {plan_file} no longer matches the spec and state "
-                f"(saved {saved['checksum'][:16]}, now {the_plan.checksum()[:16]})",
+                f"(saved {saved.checksum[:16]}, now {the_plan.checksum()[:16]})",
                 hint="run `penguinctl plan --out FILE` again and review it",
             )
         if the_plan.empty:

@@ -218,7 +218,8 @@ def sync(ctx: typer.Context) -> None:
 
         console.print(
             f"Stripe: {len(report.pushed)} pushed, {len(report.paid)} paid, "
-            f"{len(report.failed_payments)} payment(s) failed, {report.unchanged} unchanged."
+            f"{len(report.failed_payments)} payment(s) failed, {len(report.closed)} closed "
+            f"(void or uncollectible), {report.unchanged} unchanged."
         )
         for step in report.dunning:
             console.print(f"  dunning: {step['invoice']} ({step['tenant']}): {step['action']}")

@@ -90,7 +90,9 @@ def export(
         if out_dir is None:
             print(text)
         else:
-            out_dir.mkdir(parents=True, exist_ok=True)
+            from penguinctl.private_files import SHARED_DIR, make_dirs
+
+            make_dirs(out_dir, SHARED_DIR)
             path = out_dir / f"{zone}.zone"
             write_atomic(path, text)
             written.append(str(path))

@@ -51,18 +51,64 @@ def lock_status(ctx: typer.Context) -> None:
 
 
 @state_app.command("unlock")
-def unlock(ctx: typer.Context, lock_id: Annotated[str, typer.Argument(help="Lock id.")]) -> None:
-    """Remove a lock left by a process that is gone."""
-    from penguinctl.errors import NotFound
-    from penguinctl.state.db import session_scope
-    from penguinctl.state.lock import unlock as _unlock
+def unlock(
+    ctx: typer.Context,
+    lock_id: Annotated[
+        str, typer.Argument(metavar="ID", help="Lock id, as `state lock-status` shows it.")
+    ],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Unlock even if the holder is alive (PostgreSQL: terminate its session); "
+            "asks unless --yes.",
+        ),
+    ] = False,
+) -> None:
+    """Remove a lock whose holder is gone.
+
+    A holder still running on this host (pid and start time match) is refused, and so, on
+    PostgreSQL, is a lock a live session holds: --force removes it anyway (terminating that
+    session). A lock taken on another host cannot be checked from here: you are asked.
+    """
+    from penguinctl.state.unlock import inspect
+    from penguinctl.state.unlock import unlock as _unlock
 
     app = ctx.obj
-    with session_scope(app.db) as session:
-        removed = _unlock(session, lock_id, actor=app.actor())
-    if not removed:
-        raise NotFound(f"no lock with id {lock_id}", hint="see `penguinctl state lock-status`")
-    app.emit({"unlocked": lock_id}, lambda c: c.print(f"Lock {lock_id} removed."))
+    info = inspect(app.db, lock_id)
+    if info is not None:
+        if info.live and not force:
+            raise info.refusal()
+        caution = info.caution()
+        if caution is not None and not app.yes:
+            _confirm(app, caution)
+    result = _unlock(app.db, lock_id, actor=app.actor(), force=force)
+
+    def text(console) -> None:
+        state = {
+            "gone": "is gone",
+            "alive": "still runs",
+            "unknown": "ran on another host (not checked)",
+        }[result.holder]
+        console.print(f"Lock {lock_id} removed: its holder {result.who} {state}.", markup=False)
+        if result.terminated:
+            pids = ", ".join(map(str, result.terminated))
+            console.print(f"PostgreSQL session {pids} terminated.")
+        if result.holder != "gone":
+            console.print(f"Make sure pid {result.pid} on {result.host} is stopped.")
+
+    app.emit(result.to_json(), text)
+
+
+def _confirm(app, caution: str) -> None:
+    import sys
+
+    from penguinctl.errors import UsageError
+
+    if app.machine or not sys.stdin.isatty():
+        raise UsageError(f"not unlocked: {caution}", hint="confirm with --yes")
+    if not typer.confirm(f"Careful: {caution}. Unlock anyway?", default=False, err=True):
+        raise UsageError("not confirmed; the lock was left in place")
 
 
 @state_app.command("history")

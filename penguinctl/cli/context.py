@@ -85,7 +85,9 @@ class AppContext:
             from penguinctl.state.db import ensure_migrated, make_engine
 
             if self.settings.is_default_sqlite:
-                self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+                from penguinctl.private_files import make_dirs
+
+                make_dirs(self.settings.data_dir)
             self._db = make_engine(self.settings.state_url)
             ensure_migrated(self._db)
         return self._db

@@ -7,6 +7,7 @@ Messages are passed through the secret masker before printing.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import traceback
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from penguinctl import clock
 from penguinctl.errors import ExitCode, PenguinError, SpecError
+from penguinctl.private_files import make_dirs
 
 
 def _write_debug_log(exc: BaseException, log_dir: Path | None, mask=lambda s: s) -> Path:
@@ -23,10 +25,14 @@ def _write_debug_log(exc: BaseException, log_dir: Path | None, mask=lambda s: s)
         if directory is None:
             continue
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            path = directory / f"penguinctl-debug-{stamp}.log"
-            path.write_text(text)
-            return path
+            make_dirs(directory)
+            # mkstemp: a new name, 0600, never through a symlink (the fallback is /tmp)
+            fd, name = tempfile.mkstemp(
+                prefix=f"penguinctl-debug-{stamp}-", suffix=".log", dir=directory
+            )
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            return Path(name)
         except OSError:
             continue
     return Path("(could not write a debug log)")

@@ -55,7 +55,7 @@ HEADER = (
     "; Managed by penguinctl. Records it manages are rewritten on every apply; other records in\n"
     "; this file are kept. The serial is bumped only when the content changes.\n"
 )
-FILE_MODE = 0o644
+FILE_MODE = 0o640  # a DNS server reads zone files: group-readable (README, "File modes")
 TEMP_SUFFIX = ".tmp"
 
 RecordKey = tuple[str, str]  # (relative name, type)
@@ -459,7 +459,7 @@ def temp_prefix(path: Path) -> str:
 
 def write_atomic(path: str | Path, text: str) -> None:
     """Replace ``path`` with ``text`` atomically: a temporary file in the same directory,
-    fsync, ``os.replace``, fsync of the directory. The file gets mode 0644."""
+    fsync, ``os.replace``, fsync of the directory. The file gets mode 0640 (``FILE_MODE``)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(
         prefix=f"{temp_prefix(path)}{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent

@@ -28,7 +28,7 @@ from penguinctl.remote.ssh import SshConnection
 
 KEY_DIR = "dkim-sign"
 CONTAINER_DIR = "/dkim-sign"  # where antispam sees KEY_DIR (read-only mount)
-_KEY_FILE = re.compile(r"^([a-z0-9.-]+)\.([A-Za-z0-9_-]+)\.key$")
+_KEY_FILE = re.compile(r"([a-z0-9.-]+)\.([A-Za-z0-9_-]+)\.key")
 _GID_MARKER = ".rspamd-gid"
 
 
@@ -113,7 +113,7 @@ class MailuSigning:
         for name, data in (("selectors.map", selectors), ("paths.map", paths)):
             if self.conn.put_file(posixpath.join(self.dir, name), data, 0o644, sudo=self.sudo):
                 changed.append(name)
-        stale = sorted(f for f in self.present() if _KEY_FILE.match(f) and f not in wanted)
+        stale = sorted(f for f in self.present() if _KEY_FILE.fullmatch(f) and f not in wanted)
         if stale:
             self.conn.run(
                 ["rm", "-f", "--", *(posixpath.join(self.dir, f) for f in stale)],

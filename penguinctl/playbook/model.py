@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from penguinctl.errors import Location
 
-_MODE = re.compile(r"^0?[0-7]{3,4}$")
+_MODE = re.compile(r"0?[0-7]{3,4}")
 
 
 class Strict(BaseModel):
@@ -26,7 +26,7 @@ class Strict(BaseModel):
 def _mode(value: str) -> str:
     if "{{" in value:
         return value
-    if not _MODE.match(value):
+    if not _MODE.fullmatch(value):
         raise ValueError("mode must be octal, quoted: '0644'")
     return value
 
@@ -36,7 +36,7 @@ Mode = Annotated[str, AfterValidator(_mode)]
 
 def mode_bits(value: str) -> int:
     """``"0644"`` -> 0o644 (after rendering; ``ValueError`` if not octal)."""
-    if not _MODE.match(value):
+    if not _MODE.fullmatch(value):
         raise ValueError(f"mode {value!r} is not octal like '0644'")
     return int(value, 8)
 

@@ -1,4 +1,7 @@
-"""Durations written as a whole number and a unit: ``90s``, ``30m``, ``24h``, ``7d``, ``2w``."""
+"""Durations written as a whole number and a unit: ``90s``, ``30m``, ``24h``, ``7d``, ``2w``.
+
+At most ten years (``MAX_DAYS``): longer is a typo, and a far larger number would overflow.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,13 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-PATTERN = r"^[0-9]{1,9}[smhdw]$"
-_DURATION = re.compile(PATTERN)
+PATTERN = r"^[0-9]{1,9}[smhdw]$"  # for the JSON Schema (ECMA-262: $ is the end)
+_DURATION = re.compile(r"[0-9]{1,9}[smhdw]")
 MESSAGE = (
     "a duration is a whole number followed by s, m, h, d or w (for example 90s, 30m, 24h, 7d, 2w)"
 )
+MAX_DAYS = 3650
+TOO_LONG = f"a duration is at most {MAX_DAYS} days (ten years)"
 
 
 class Duration(timedelta):
@@ -26,9 +31,11 @@ class Duration(timedelta):
     def __new__(cls, text: str) -> Duration:
         """Parse ``text``; raises ``ValueError`` when it is not a duration."""
         cleaned = text.strip() if isinstance(text, str) else ""
-        if not _DURATION.match(cleaned):
+        if not _DURATION.fullmatch(cleaned):
             raise ValueError(MESSAGE)
         seconds = int(cleaned[:-1]) * _UNITS[cleaned[-1]]
+        if seconds > MAX_DAYS * 86400:
+            raise ValueError(TOO_LONG)
         self = super().__new__(cls, seconds=seconds)
         self.text = cleaned
         return self
@@ -49,8 +56,8 @@ class Duration(timedelta):
             return value
         try:
             return cls(value)
-        except ValueError:
-            raise PydanticCustomError("duration", MESSAGE) from None
+        except ValueError as exc:
+            raise PydanticCustomError("duration", str(exc)) from None
 
     @classmethod
     def __get_pydantic_core_schema__(
@@ -64,4 +71,9 @@ class Duration(timedelta):
     def __get_pydantic_json_schema__(
         cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        return {"type": "string", "pattern": PATTERN, "examples": ["180d", "24h"]}
+        return {
+            "type": "string",
+            "pattern": PATTERN,
+            "examples": ["180d", "24h"],
+            "description": f"a whole number and s, m, h, d or w; at most {MAX_DAYS}d",
+        }

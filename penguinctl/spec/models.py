@@ -44,10 +44,15 @@ class TenantSpec(Strict):
 
 
 # -- Server -----------------------------------------------------------------------------------
+# Bounds of numeric fields (README, "Limits"): every int and float in a spec has a maximum, so a
+# typo such as a 26-digit daily_limit is an error at `validate`, not a value sent on to a server.
+HostwindsId = Annotated[int, Field(ge=1, le=2_147_483_647)]  # Hostwinds ids are 32-bit ints
+
+
 class HostwindsServer(Strict):
-    location_id: int
+    location_id: HostwindsId
     template: str
-    rid: int
+    rid: HostwindsId
     billingcycle: str = "monthly"
 
 
@@ -226,7 +231,7 @@ class TlsRpt(Strict):
 class Mailbox(Strict):
     local: LocalPart
     display_name: Text | None = None
-    daily_limit: int = Field(default=40, ge=1)
+    daily_limit: int = Field(default=40, ge=1, le=10_000)  # per day; cold email is ~30-50
     password: SecretRef | None = None
 
     def address(self, domain: str) -> str:
@@ -283,9 +288,11 @@ class DomainSpec(Strict):
 
 # -- BackupPolicy -----------------------------------------------------------------------------
 class Retention(Strict):
-    daily: int = Field(default=7, ge=0)
-    weekly: int = Field(default=4, ge=0)
-    monthly: int = Field(default=6, ge=0)
+    """Snapshots kept (restic --keep-daily/weekly/monthly), at most ten years of each."""
+
+    daily: int = Field(default=7, ge=0, le=3660)
+    weekly: int = Field(default=4, ge=0, le=522)
+    monthly: int = Field(default=6, ge=0, le=120)
 
 
 class BackupPolicySpec(Strict):

@@ -16,7 +16,7 @@ _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _SERVICE_LABEL = re.compile(r"_?[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?")  # _spf, _dmarc, ...
 _LABEL_TEXT = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 # The common case in one match: two or more labels, a non-numeric top-level label.
-_FQDN = re.compile(rf"(?:{_LABEL_TEXT}\.)+(?![0-9]+$){_LABEL_TEXT}")
+_FQDN = re.compile(rf"(?:{_LABEL_TEXT}\.)+(?![0-9]+\Z){_LABEL_TEXT}")
 # RFC 5321 dot-atom: atext characters, dots only between atoms.
 _ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LOCAL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")

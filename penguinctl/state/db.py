@@ -37,8 +37,14 @@ def make_engine(url: str) -> Engine:
         ) from None
     try:
         if parsed.get_backend_name() == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
+                from penguinctl.private_files import create_file, make_dirs
+
+                # 0600 before SQLite creates it (0644 under umask 022); SQLite gives the -wal,
+                # -shm and -journal files the database file's mode
+                database = Path(parsed.database).expanduser()
+                make_dirs(database.parent)
+                create_file(database)
             engine = create_engine(parsed, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
@@ -88,7 +94,10 @@ def current_revision(engine: Engine) -> str | None:
 @contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        from penguinctl.private_files import create_file
+
         lock_path = Path(engine.url.database).expanduser().with_suffix(".migrate.lock")
+        create_file(lock_path)
         with open(lock_path, "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:

@@ -5,8 +5,12 @@ lock's lifetime (a killed process releases it with its connection), plus a visib
 ``locks``. A row whose advisory lock can be taken is stale and is replaced.
 
 SQLite: the ``locks`` row is the lock (its primary key is the tenant). A row held by a process on
-this host that no longer exists is stale and is taken over; rows from other hosts are never broken
-automatically (``penguinctl state unlock ID``).
+this host that no longer runs (its pid is gone, or now names a process that started at another
+time: a recycled pid) is stale and is taken over; rows from other hosts are never broken
+automatically (``penguinctl state unlock ID``, see ``penguinctl.state.unlock``).
+
+The lock connection on PostgreSQL names itself (``application_name``: ``penguinctl <operation>
+lock <id>``), so ``pg_stat_activity`` and ``state unlock`` can say which session holds a lock.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
+from contextlib import suppress
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from penguinctl.errors import LockHeld
-from penguinctl.procs import pid_alive
+from penguinctl.procs import holder_alive, process_started
 from penguinctl.state import audit
 from penguinctl.state.db import session_scope
 from penguinctl.state.models import LockRow
@@ -33,7 +39,6 @@ def advisory_key(tenant: str, namespace: str = "") -> int:
     """Advisory locks are database-wide: the key includes the schema holding the state store."""
     digest = hashlib.sha256(f"penguinctl:{namespace}:{tenant}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
-    return True
 
 
 def _held_error(row: LockRow | None, tenant: str) -> LockHeld:
@@ -52,7 +57,10 @@ def _held_error(row: LockRow | None, tenant: str) -> LockHeld:
 
 
 class TenantLock:
-    """Context manager locking all ``tenants`` (or none). Raises ``LockHeld``."""
+    """Context manager locking all ``tenants`` (or none). Raises ``LockHeld``.
+
+    With ``timeout``, waits for a held lock, polling every ``poll`` seconds; ``on_wait`` is
+    called once with the ``LockHeld`` error when the wait begins (to tell the operator)."""
 
     def __init__(
         self,
@@ -63,6 +71,7 @@ class TenantLock:
         actor: str,
         timeout: float = 0.0,
         poll: float = 0.25,
+        on_wait: Callable[[LockHeld], None] | None = None,
     ) -> None:
         self.engine = engine
         self.tenants = sorted(set(tenants))
@@ -70,6 +79,7 @@ class TenantLock:
         self.actor = actor
         self.timeout = timeout
         self.poll = poll
+        self.on_wait = on_wait
         self.lock_id = secrets.token_hex(3)
         self.host = socket.gethostname()
         self._conn: Connection | None = None
@@ -81,13 +91,17 @@ class TenantLock:
 
     def __enter__(self) -> TenantLock:
         deadline = time.monotonic() + self.timeout
+        waiting = False
         while True:
             try:
                 self._acquire()
                 return self
-            except LockHeld:
+            except LockHeld as held:
                 if time.monotonic() >= deadline:
                     raise
+                if not waiting and self.on_wait is not None:
+                    self.on_wait(held)
+                waiting = True
                 time.sleep(self.poll)
 
     def __exit__(self, *exc: object) -> None:
@@ -97,6 +111,10 @@ class TenantLock:
         if self._pg:
             self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self._namespace = self._conn.execute(text("SELECT current_schema()")).scalar() or ""
+            self._conn.execute(
+                text("SELECT set_config('application_name', :name, false)"),
+                {"name": f"penguinctl {self.operation} lock {self.lock_id}"[:63]},
+            )
             for i, tenant in enumerate(self.tenants):
                 holder = self._try_pg(tenant)
                 if holder is not False:
@@ -104,15 +122,16 @@ class TenantLock:
                         self._conn.execute(
                             text("SELECT pg_advisory_unlock(:k)"), {"k": self._key(held)}
                         )
-                    self._conn.close()
-                    self._conn = None
+                    self._close_conn()
                     raise _held_error(holder, tenant)
         try:
             with session_scope(self.engine) as session:
                 for tenant in self.tenants:
                     row = session.get(LockRow, tenant)
                     if row is not None:
-                        if not self._pg and (row.host != self.host or pid_alive(row.pid)):
+                        if not self._pg and (
+                            row.host != self.host or holder_alive(row.pid, row.pid_started)
+                        ):
                             raise _held_error(row, tenant)
                         self._break(session, row)
                     session.add(
@@ -123,6 +142,7 @@ class TenantLock:
                             actor=self.actor,
                             host=self.host,
                             pid=os.getpid(),
+                            pid_started=process_started(os.getpid()),
                         )
                     )
                     session.flush()
@@ -187,9 +207,23 @@ class TenantLock:
                     self._conn.execute(
                         text("SELECT pg_advisory_unlock(:k)"), {"k": self._key(tenant)}
                     )
+            except SQLAlchemyError:
+                # the session is gone (e.g. `state unlock --force` terminated it): so are its
+                # advisory locks
+                pass
             finally:
-                self._conn.close()
-                self._conn = None
+                self._close_conn()
+
+    def _close_conn(self) -> None:
+        """Give the lock connection back to the pool without its lock name."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            with suppress(SQLAlchemyError):  # a broken connection is discarded by the pool
+                conn.execute(text("RESET application_name"))
+        finally:
+            conn.close()
 
     def release(self) -> None:
         try:
@@ -203,19 +237,3 @@ class TenantLock:
 
 def lock_status(session: Session) -> list[LockRow]:
     return list(session.exec(select(LockRow).order_by(col(LockRow.tenant))))
-
-
-def unlock(session: Session, lock_id: str, *, actor: str) -> bool:
-    rows = session.exec(select(LockRow).where(LockRow.lock_id == lock_id)).all()
-    for row in rows:
-        audit.record(
-            session,
-            actor=actor,
-            tenant=row.tenant,
-            action="unlock",
-            resource=f"lock/{lock_id}",
-            result="ok",
-            details={"holder": row.actor, "host": row.host, "pid": row.pid},
-        )
-        session.delete(row)
-    return bool(rows)

@@ -82,6 +82,9 @@ class LockRow(SQLModel, table=True):
     actor: str
     host: str
     pid: int
+    # when the holder process started (epoch seconds, as the OS reports it): with host and pid
+    # it tells a live holder from a recycled pid (penguinctl.procs.holder_alive)
+    pid_started: float | None = None
     acquired_at: datetime = _ts(nullable=False)
 
 

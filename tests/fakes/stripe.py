@@ -9,10 +9,19 @@ through ``base_addresses={"api": fake.url}`` or ``stripe.api_base``. Like Stripe
   errors are ``{"error": {"type", "code"?, "message", "param"?}}`` with the documented status
   (400 invalid_request_error, 401 no/wrong key, 402 card_error, 404 resource_missing);
 - ``Authorization: Bearer <key>`` must be the double's key;
-- ``Idempotency-Key`` on a POST: the first answer (status and body) is saved and replayed for the
-  same key with the same method, path and parameters (header ``Idempotent-Replayed: true``); the
-  same key with other parameters is a 400 ``idempotency_error``. Nothing is saved for a 400 or
-  401 (validation failures may be retried with the key), as Stripe documents;
+- ``Idempotency-Key`` on a POST (https://docs.stripe.com/api/idempotent_requests): once the
+  endpoint has started executing, its answer (status and body, success or error, a business-rule
+  400 such as ``invoice_already_paid`` and a 500 included) is saved and replayed for the same key
+  with the same method, path and parameters (header ``Idempotent-Replayed: true``); the same key
+  with other parameters is a 400 ``idempotency_error``. Nothing is saved when the parameters fail
+  validation (``parameter_missing``, ``parameter_invalid_integer``, an invalid enum value) or
+  authentication fails (401): those may be retried with the key. A request whose key is still in
+  flight in another request gets 409 ``idempotency_key_in_use`` (nothing saved; the library
+  retries 409 with backoff). ``pause(suffix)`` holds the next POST whose path ends with
+  ``suffix`` mid-execution, so a test can send the same key concurrently;
+- API versions (``Stripe-Version``): before 2025-03-31 (basil) an invoice has ``paid`` (true
+  once paid, out of band too) and ``paid_out_of_band``; basil removed both (read ``status``),
+  and the library pins a later version, so by default neither is present;
 - ``POST /v1/customers`` (email, name, description, metadata), ``GET /v1/customers/{id}``;
 - ``POST /v1/invoices`` (customer required; currency, collection_method, auto_advance,
   pending_invoice_items_behavior, description, metadata, days_until_due) -> ``draft``;
@@ -22,7 +31,10 @@ through ``base_addresses={"api": fake.url}`` or ``stripe.api_base``. Like Stripe
 - ``POST /v1/invoices/{id}/finalize``: draft -> open with a number (a zero total -> paid);
 - ``POST /v1/invoices/{id}/pay``: open -> paid, or 402 ``card_declined`` when the customer's card
   declines (``decline(customer)``; ``attempt_count`` and ``attempted`` are updated);
-  paying a paid invoice is a 400 ``invoice_already_paid`` error (Stripe's code).
+  paying a paid invoice is a 400 ``invoice_already_paid`` error (Stripe's code), paying a void or
+  uncollectible one a 400 ``invoice_not_open``;
+- ``POST /v1/invoices/{id}/void`` (open or uncollectible -> void) and
+  ``POST /v1/invoices/{id}/mark_uncollectible`` (open -> uncollectible).
 
 Out of band: ``decline(customer_id, True|False)``, ``mark_paid(invoice_id)`` (the customer paid,
 e.g. Stripe's own retry), ``requests`` (method, path, idempotency key, replayed),
@@ -42,12 +54,43 @@ from urllib.parse import parse_qsl, urlsplit
 
 from fakes.loopback import LoopbackHttpDouble
 
+BASIL = "2025-03-31"  # the API version that removed Invoice.paid and paid_out_of_band
+CURRENT_VERSION = "2026-10-28.endive"  # the account's default when a request names none
+
+
+def _error(message: str, type_: str = "invalid_request_error", **extra: Any) -> dict[str, Any]:
+    return {"error": {"type": type_, "message": message, **extra}}
+
 
 class StripeHttpError(Exception):
-    def __init__(self, status: int, type_: str, message: str, **extra: Any) -> None:
+    """An error answer. ``validation``: the parameters failed validation before the endpoint
+    started, so no idempotent result is saved (Stripe's rule)."""
+
+    def __init__(
+        self, status: int, type_: str, message: str, *, validation: bool = False, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.validation = validation
         self.body = {"error": {"type": type_, "message": message, **extra}}
+
+
+class Pause:
+    """Holds one request mid-execution: ``reached`` is set when it gets there, ``release()``
+    lets it finish."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+        self.reached = threading.Event()
+        self._go = threading.Event()
+
+    def release(self) -> None:
+        self._go.set()
+
+    def wait(self, timeout: float = 60.0) -> None:
+        self.reached.set()
+        if not self._go.wait(timeout):
+            raise RuntimeError(f"paused request {self.suffix} was never released")
 
 
 def nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -78,6 +121,7 @@ def _int(params: dict[str, Any], name: str, *, required: bool = False) -> int | 
                 400,
                 "invalid_request_error",
                 f"Missing required param: {name}.",
+                validation=True,
                 code="parameter_missing",
                 param=name,
             )
@@ -89,6 +133,7 @@ def _int(params: dict[str, Any], name: str, *, required: bool = False) -> int | 
             400,
             "invalid_request_error",
             f"Invalid integer: {value}",
+            validation=True,
             code="parameter_invalid_integer",
             param=name,
         ) from None
@@ -108,6 +153,9 @@ class FakeStripe(LoopbackHttpDouble):
         self.declining: set[str] = set()
         self.requests: list[dict[str, Any]] = []
         self._saved: dict[str, tuple[tuple[Any, ...], int, dict[str, Any]]] = {}
+        self._in_flight: set[str] = set()
+        self._pauses: list[Pause] = []
+        self.version = CURRENT_VERSION  # of the request being handled (Stripe-Version)
         self._ids = itertools.count(1)
         self._numbers = itertools.count(1)
         self._serve(_Handler)
@@ -120,16 +168,36 @@ class FakeStripe(LoopbackHttpDouble):
     def mark_paid(self, invoice_id: str) -> None:
         with self.lock:
             inv = self.invoices[invoice_id]
-            self._paid(inv)
+            self._paid(inv, out_of_band=True)
 
     def posts(self) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["method"] == "POST" and not r["replayed"]]
+        """POSTs that did work: replays and 409 answers excluded."""
+        return [
+            r
+            for r in self.requests
+            if r["method"] == "POST" and not r["replayed"] and r.get("status") != 409
+        ]
+
+    def pause(self, suffix: str) -> Pause:
+        """Hold the next POST whose path ends with ``suffix`` once its key is in flight."""
+        held = Pause(suffix)
+        with self.lock:
+            self._pauses.append(held)
+        return held
+
+    def _take_pause(self, path: str) -> Pause | None:
+        for held in self._pauses:
+            if path.endswith(held.suffix):
+                self._pauses.remove(held)
+                return held
+        return None
 
     # -- helpers ------------------------------------------------------------------------------
     def _id(self, prefix: str) -> str:
         return f"{prefix}_{next(self._ids):014d}"
 
-    def _paid(self, inv: dict[str, Any]) -> None:
+    def _paid(self, inv: dict[str, Any], *, out_of_band: bool = False) -> None:
+        inv["_paid_out_of_band"] = out_of_band
         inv["status"] = "paid"
         inv["amount_paid"] = inv["amount_due"]
         inv["amount_remaining"] = 0
@@ -182,9 +250,12 @@ class FakeStripe(LoopbackHttpDouble):
             "period": item["period"],
         }
 
-    @staticmethod
-    def _public(obj: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in obj.items() if not k.startswith("_")}
+    def _public(self, obj: dict[str, Any]) -> dict[str, Any]:
+        public = {k: v for k, v in obj.items() if not k.startswith("_")}
+        if obj.get("object") == "invoice" and self.version < BASIL:
+            public["paid"] = obj["status"] == "paid"
+            public["paid_out_of_band"] = bool(obj.get("_paid_out_of_band"))
+        return public
 
     @staticmethod
     def _list(url: str, data: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
@@ -228,6 +299,7 @@ class FakeStripe(LoopbackHttpDouble):
                     400,
                     "invalid_request_error",
                     "Missing required param: customer.",
+                    validation=True,
                     code="parameter_missing",
                     param="customer",
                 )
@@ -238,6 +310,7 @@ class FakeStripe(LoopbackHttpDouble):
                     400,
                     "invalid_request_error",
                     f"Invalid collection_method: {method_}",
+                    validation=True,
                     param="collection_method",
                 )
             iid = self._id("in")
@@ -257,7 +330,6 @@ class FakeStripe(LoopbackHttpDouble):
                 "attempt_count": 0,
                 "attempted": False,
                 "amount_paid": 0,
-                "paid": False,
                 "status_transitions": {
                     "finalized_at": None,
                     "paid_at": None,
@@ -317,7 +389,7 @@ class FakeStripe(LoopbackHttpDouble):
                 inv["attempt_count"] += 1
                 inv["attempted"] = True
                 if _bool(params.get("paid_out_of_band"), False):
-                    self._paid(inv)
+                    self._paid(inv, out_of_band=True)
                     return 200, self._public(inv)
                 if inv["customer"] in self.declining:
                     raise StripeHttpError(
@@ -329,6 +401,20 @@ class FakeStripe(LoopbackHttpDouble):
                     )
                 self._paid(inv)
                 return 200, self._public(inv)
+            if method == "POST" and parts[2:] in (["void"], ["mark_uncollectible"]):
+                target = "void" if parts[2] == "void" else "uncollectible"
+                allowed = ("open", "uncollectible") if target == "void" else ("open",)
+                if inv["status"] not in allowed:
+                    raise StripeHttpError(
+                        400,
+                        "invalid_request_error",
+                        f"This invoice is {inv['status']}; it cannot become {target}.",
+                        code="invoice_not_open",
+                    )
+                inv["status"] = target
+                key = "voided_at" if target == "void" else "marked_uncollectible_at"
+                inv["status_transitions"][key] = now
+                return 200, self._public(inv)
         if method == "POST" and parts == ["invoiceitems"]:
             customer = self._customer(params.get("customer"))
             amount = _int(params, "amount", required=True)
@@ -338,6 +424,7 @@ class FakeStripe(LoopbackHttpDouble):
                     400,
                     "invalid_request_error",
                     "Missing required param: currency.",
+                    validation=True,
                     code="parameter_missing",
                     param="currency",
                 )
@@ -409,7 +496,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def _answer(self, status: int, body: dict[str, Any], replayed: bool = False) -> None:
+    def _answer(
+        self, entry: dict[str, Any], status: int, body: dict[str, Any], replayed: bool = False
+    ) -> None:
+        entry["status"] = status
         raw = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -426,50 +516,58 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
         pairs = parse_qsl(url.query if method == "GET" else body, keep_blank_values=True)
-        key = self.headers.get("Idempotency-Key")
+        key = self.headers.get("Idempotency-Key") if method == "POST" else None
+        version = self.headers.get("Stripe-Version") or CURRENT_VERSION
         entry = {"method": method, "path": url.path, "idempotency_key": key, "replayed": False}
         auth = self.headers.get("Authorization", "")
+        fingerprint = (method, url.path, tuple(sorted(pairs)))
         with fake.lock:
             fake.requests.append(entry)
             if auth != f"Bearer {fake.api_key}":
-                self._answer(
-                    401,
-                    {
-                        "error": {
-                            "type": "invalid_request_error",
-                            "message": "Invalid API Key provided.",
-                        }
-                    },
-                )
+                self._answer(entry, 401, _error("Invalid API Key provided."))
                 return
-            fingerprint = (method, url.path, tuple(sorted(pairs)))
-            if method == "POST" and key and key in fake._saved:
+            if key and key in fake._saved:
                 saved_fp, status, saved = fake._saved[key]
                 if saved_fp != fingerprint:
-                    self._answer(
-                        400,
-                        {
-                            "error": {
-                                "type": "idempotency_error",
-                                "message": "Keys for idempotent requests can only be used "
-                                "with the same parameters they were first used with. Try "
-                                "using a key other than "
-                                f"'{key}' if you meant to execute a different request.",
-                            }
-                        },
+                    message = (
+                        "Keys for idempotent requests can only be used with the same parameters "
+                        "they were first used with. Try using a key other than "
+                        f"'{key}' if you meant to execute a different request."
                     )
+                    self._answer(entry, 400, _error(message, "idempotency_error"))
                     return
                 entry["replayed"] = True
-                self._answer(status, saved, replayed=True)
+                self._answer(entry, status, saved, replayed=True)
                 return
-            try:
-                status, answer = fake.handle(method, url.path, nest(pairs))
-                answer = json.loads(json.dumps(answer))
-            except StripeHttpError as exc:
-                status, answer = exc.status, exc.body
-            if method == "POST" and key and status not in (400, 401):
-                fake._saved[key] = (fingerprint, status, answer)
-            self._answer(status, answer)
+            if key and key in fake._in_flight:
+                message = (
+                    "There is currently another in-progress request using this Idempotent Key "
+                    "(that probably means you submitted twice, and the other request is still "
+                    f"going through): {key}. Please try again later."
+                )
+                self._answer(entry, 409, _error(message, code="idempotency_key_in_use"))
+                return
+            if key:
+                fake._in_flight.add(key)
+            held = fake._take_pause(url.path) if method == "POST" else None
+        try:
+            if held is not None:
+                held.wait()
+            with fake.lock:
+                fake.version = version
+                try:
+                    status, answer = fake.handle(method, url.path, nest(pairs))
+                    answer = json.loads(json.dumps(answer))
+                    validation = False
+                except StripeHttpError as exc:
+                    status, answer, validation = exc.status, exc.body, exc.validation
+                if key and not validation:
+                    fake._saved[key] = (fingerprint, status, answer)
+        finally:
+            if key:
+                with fake.lock:
+                    fake._in_flight.discard(key)
+        self._answer(entry, status, answer)
 
     def do_GET(self) -> None:
         self._do("GET")

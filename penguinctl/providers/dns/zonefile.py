@@ -39,6 +39,7 @@ from penguinctl.dns.zonefile import (
 )
 from penguinctl.errors import ProviderError
 from penguinctl.plan.changes import Action, Change, ChangeResult
+from penguinctl.private_files import SHARED_DIR, make_dirs
 from penguinctl.providers.base import Provider
 from penguinctl.providers.dns.changes import record_change
 from penguinctl.resources import ResourceKey
@@ -201,7 +202,7 @@ class ZonefileProvider(Provider):
             text = self._render(zone, records, next_serial(serial, today))
             new = self._check(zone, text)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.directory, SHARED_DIR)
             write_atomic(path, text)
             st = path.stat()
         except OSError as exc:

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from penguinctl import clock
 from penguinctl.errors import ConfigError, SecretError
+from penguinctl.private_files import make_dirs
 from penguinctl.procs import pid_alive
 from penguinctl.providers.secrets.base import SecretMeta, SecretsBackend, SecretValue
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9@+_-][A-Za-z0-9@+._-]*$")
+_SEGMENT = re.compile(r"[A-Za-z0-9@+_-][A-Za-z0-9@+._-]*")
 _SUFFIX = ".secret"
 _TMP = ".tmp-"
 
@@ -43,7 +44,7 @@ def ensure_key_file(path: Path) -> bool:
     """Create a new random key file (0600) unless one exists. True when created."""
     from cryptography.fernet import Fernet
 
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_dirs(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -98,7 +99,7 @@ class KeystoreBackend(SecretsBackend):
 
     def _file(self, path: str) -> Path:
         parts = path.strip("/").split("/")
-        if not path or not all(_SEGMENT.match(p) for p in parts):
+        if not path or not all(_SEGMENT.fullmatch(p) for p in parts):
             raise SecretError(
                 f"invalid secret path {path!r}", hint="use segments of [A-Za-z0-9@+._-]"
             )
@@ -144,7 +145,7 @@ class KeystoreBackend(SecretsBackend):
             "updated_at": now,
         }
         file = self._file(path)
-        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dirs(file.parent)  # every folder 0700, however many are new
         _remove_stale_temp_files(file.parent)
         fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f"{_TMP}{os.getpid()}-")
         try:
