@@ -18,9 +18,9 @@ import secrets as pysecrets
 from typing import Any
 
 from penguinctl.errors import SecretError, UsageError
+from penguinctl.spec.names import REPOSITORY_SCHEMES as _SCHEMES
 
 DEFAULT_REPOSITORY = "/var/backups/penguinctl/restic"
-_SCHEMES = ("local:", "sftp:", "s3:", "rest:", "b2:", "azure:", "gs:", "rclone:")
 _S3_FIELDS = {
     "aws_access_key_id": "AWS_ACCESS_KEY_ID",
     "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",

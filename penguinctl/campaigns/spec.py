@@ -27,7 +27,7 @@ from penguinctl.spec.durations import Duration
 from penguinctl.spec.loader import SpecFile, read_spec_file
 from penguinctl.spec.models import Strict
 from penguinctl.spec.source import YamlMap, locate
-from penguinctl.spec.types import Email, Name
+from penguinctl.spec.types import Email, MultiLineText, Name
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_STEPS = 20
@@ -119,8 +119,8 @@ class Variant(Strict):
     name: str
     weight: int = Field(ge=0, le=100)
     subject: str | None = None
-    body: str | None = None
-    html: str | None = None
+    body: MultiLineText | None = None
+    html: MultiLineText | None = None
 
     @field_validator("name")
     @classmethod
@@ -140,8 +140,8 @@ class Variant(Strict):
 
 class Step(Strict):
     subject: str | None = None  # required on the first step; follow-ups default to "Re: ..."
-    body: str
-    html: str | None = None
+    body: MultiLineText
+    html: MultiLineText | None = None
     delay: Duration | None = None  # after the previous step; required on follow-ups
     variants: list[Variant] = []
 

@@ -18,7 +18,7 @@ from penguinctl.spec.models import (
     TenantSpec,
 )
 from penguinctl.spec.source import YamlMap, locate
-from penguinctl.spec.types import DomainName, Name
+from penguinctl.spec.types import DomainName, LabelKey, Name, Text
 
 API_VERSION = "penguinctl/v1"
 S = TypeVar("S")
@@ -27,7 +27,7 @@ S = TypeVar("S")
 class Metadata(Strict):
     name: Name
     tenant: Name | None = None
-    labels: dict[str, str] = {}
+    labels: dict[LabelKey, Text] = {}
 
 
 class TenantMetadata(Metadata):

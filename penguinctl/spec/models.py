@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -17,24 +16,46 @@ from penguinctl.spec.types import (
     Email,
     Fqdn,
     Host,
+    Hostmaster,
+    ImageName,
     IpAddress,
     LocalPart,
+    LocalPath,
     Name,
     Port,
     RelativeName,
+    RepositoryUri,
     Text,
     TlsRptUri,
     Ttl,
     TxtDomain,
+    UnixUser,
+    refuse_control_characters,
 )
 
-_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# Hostwinds' billing cycles (change_billing_cycle; hourly only when enabled for the account)
+BillingCycle = Literal[
+    "hourly", "monthly", "quarterly", "semiannually", "annually", "biennially", "triennially"
+]
 
 
 class Strict(BaseModel):
-    """Base of every spec model: unknown fields are errors and values are read-only."""
+    """Base of every spec model: unknown fields are errors and values are read-only.
+
+    No string field of any model below (a field added later included) may hold a control
+    character (penguinctl.spec.text): a line break in a value that reaches a zone file, a
+    header or a command is an injection, a NUL a crash. ``MultiLineText`` fields (template
+    bodies) may hold line breaks and tabs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # after: a before/wrap validator is not allowed on a discriminator field ("type", "kind")
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        if value.__class__ is str and value.isprintable():  # the common case, fast
+            return value
+        return refuse_control_characters(cls, info.field_name, value)
 
 
 # -- Tenant -----------------------------------------------------------------------------------
@@ -51,14 +72,14 @@ HostwindsId = Annotated[int, Field(ge=1, le=2_147_483_647)]  # Hostwinds ids are
 
 class HostwindsServer(Strict):
     location_id: HostwindsId
-    template: str
+    template: ImageName
     rid: HostwindsId
-    billingcycle: str = "monthly"
+    billingcycle: BillingCycle = "monthly"
 
 
 class StaticServer(Strict):
     address: Host
-    ssh_user: str = "root"
+    ssh_user: UnixUser = "root"
     ssh_port: Port = 22
     # A key that logs in before penguinctl has installed its own admin key (first contact only).
     initial_key: SecretRef | None = None
@@ -76,7 +97,7 @@ class Endpoint(Strict):
 
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or _CONTROL.search(value):
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
         raise ValueError(f"{value!r} is not an http(s) URL, e.g. https://mail.example.com/api/v1")
     return value.rstrip("/")
 
@@ -155,9 +176,9 @@ class Tsig(Strict):
 
 class ZonefileDns(Strict):
     type: Literal["zonefile"]
-    directory: str | None = None
+    directory: LocalPath | None = None
     nameservers: list[Fqdn] = []
-    hostmaster: str | None = None
+    hostmaster: Hostmaster | None = None
     ttl: Ttl = 3600
 
 
@@ -298,4 +319,4 @@ class Retention(Strict):
 class BackupPolicySpec(Strict):
     schedule: Cron
     retention: Retention = Field(default_factory=Retention)
-    repository: str | None = None
+    repository: RepositoryUri | None = None

@@ -138,3 +138,89 @@ def check_report_uri(value: str, *, https: bool = False) -> str:
 def check_env_name(value: str) -> bool:
     """Whether ``value`` is a usable environment variable name."""
     return bool(_ENV_NAME.fullmatch(value))
+
+
+def check_hostmaster(value: str) -> str:
+    """The zone's contact (SOA RNAME): an e-mail address, or a DNS name already in RNAME form
+    (``hostmaster.example.com.``). Returned as written."""
+    if "@" in value:
+        check_email(value)
+        return value
+    try:
+        check_dns_name(value, underscore=True)
+    except ValueError:
+        raise ValueError(
+            f"{quote(value)} is not an e-mail address (hostmaster@example.com) or a DNS name "
+            "in SOA RNAME form (hostmaster.example.com.)"
+        ) from None
+    return value
+
+
+def check_local_path(value: str) -> str:
+    """A file system path on the machine penguinctl runs on (absolute, or relative to the
+    working directory). Control characters are refused for every field (Strict)."""
+    if not value.strip():
+        raise ValueError("the path is empty")
+    if len(value) > 4096:
+        raise ValueError("the path is longer than 4096 characters")
+    return value
+
+
+UNIX_USER_PATTERN = r"^[a-z_][a-z0-9_.-]{0,31}$"
+_UNIX_USER = re.compile(UNIX_USER_PATTERN.removesuffix("$") + r"\Z")
+
+
+def check_unix_user(value: str) -> str:
+    """A login name (``useradd``'s rules, 32 characters at most)."""
+    if not _UNIX_USER.match(value):
+        raise ValueError(
+            f"{quote(value)} is not a user name: 1-32 lowercase letters, digits, '_', '.' or "
+            "'-', starting with a letter or '_'"
+        )
+    return value
+
+
+IMAGE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+_IMAGE_NAME = re.compile(IMAGE_NAME_PATTERN.removesuffix("$") + r"\Z")
+
+
+def check_image_name(value: str) -> str:
+    """An OS template (image) name or UUID, such as ``ubuntu-22.04``."""
+    if not _IMAGE_NAME.match(value):
+        raise ValueError(
+            f"{quote(value)} is not a template name: letters, digits, '.', '_', ':' or '-' "
+            "(128 at most), such as ubuntu-22.04"
+        )
+    return value
+
+
+# restic's repository locations (penguinctl.backup.repository opens them)
+REPOSITORY_SCHEMES = ("local:", "sftp:", "s3:", "rest:", "b2:", "azure:", "gs:", "rclone:")
+
+
+def check_repository(value: str) -> str:
+    """A restic repository: ``/path`` or a restic URL (``sftp:user@host:/path``, ``s3:...``);
+    ``{server}`` stands for the server's name."""
+    if len(value) > 1024:
+        raise ValueError("the repository is longer than 1024 characters")
+    if not (value.startswith("/") or value.startswith(REPOSITORY_SCHEMES)):
+        raise ValueError(
+            f"{quote(value)} is not a path or a restic URL: use /path, "
+            "sftp:user@host:/path or s3:https://host/bucket"
+        )
+    return value
+
+
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$"
+_LABEL_KEY = re.compile(LABEL_KEY_PATTERN.removesuffix("$") + r"\Z")
+
+
+def check_label_key(value: str) -> str:
+    """A label key: 1-63 letters, digits, '.', '_', '/' or '-', starting and ending with a
+    letter or digit."""
+    if not _LABEL_KEY.match(value):
+        raise ValueError(
+            f"{quote(value)} is not a label key: 1-63 letters, digits, '.', '_', '/' or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value

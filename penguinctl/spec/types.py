@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import re
+import functools
+import typing
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    BaseModel,
     BeforeValidator,
     Field,
     PlainSerializer,
     PlainValidator,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
 from penguinctl.spec import names
 from penguinctl.spec.cron import check_cron
 from penguinctl.spec.source import quote
+from penguinctl.spec.text import control_problem
 
 
 def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _ip_address(value: Any) -> IPv4Address | IPv6Address:
@@ -36,12 +38,6 @@ def _ip_address(value: Any) -> IPv4Address | IPv6Address:
     except ValueError:
         pass
     raise ValueError(f"{quote(value)} is not an IP address")
-
-
-def _printable(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("control characters (such as a line break) are not allowed here")
-    return value
 
 
 Name = Annotated[
@@ -116,6 +112,100 @@ IpAddress = Annotated[
     PlainSerializer(str, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "description": "an IPv4 or IPv6 address"}),
 ]
-Text = Annotated[str, AfterValidator(_printable)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Ttl = Annotated[int, Field(ge=1, le=2_147_483_647)]
+Text = Annotated[str, Field(max_length=256)]  # one line of free text (control chars: Strict)
+Hostmaster = Annotated[
+    str,
+    AfterValidator(names.check_hostmaster),
+    WithJsonSchema({"type": "string", "description": "an e-mail address (SOA RNAME)"}),
+]
+LocalPath = Annotated[
+    str,
+    AfterValidator(names.check_local_path),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 4096}),
+]
+UnixUser = Annotated[
+    str,
+    AfterValidator(names.check_unix_user),
+    WithJsonSchema({"type": "string", "pattern": names.UNIX_USER_PATTERN}),
+]
+ImageName = Annotated[
+    str,
+    AfterValidator(names.check_image_name),
+    WithJsonSchema({"type": "string", "pattern": names.IMAGE_NAME_PATTERN}),
+]
+RepositoryUri = Annotated[
+    str,
+    AfterValidator(names.check_repository),
+    WithJsonSchema({"type": "string", "description": "/path or a restic URL (sftp:, s3:, ...)"}),
+]
+LabelKey = Annotated[
+    str,
+    AfterValidator(names.check_label_key),
+    WithJsonSchema({"type": "string", "pattern": names.LABEL_KEY_PATTERN}),
+]
+
+
+@dataclass(frozen=True)
+class _MultiLine:
+    """Marks a text field that may hold line breaks and tabs (a template body)."""
+
+
+MULTILINE = _MultiLine()
+MultiLineText = Annotated[str, MULTILINE]
+
+
+# -- control characters in every string field (Strict's field validator) ---------------------
+def _marked(tp: Any) -> bool:
+    """Whether ``tp`` (Annotated/Optional/Union/list...) carries the MULTILINE marker."""
+    if typing.get_origin(tp) is Annotated:
+        return MULTILINE in typing.get_args(tp)[1:] or _marked(typing.get_args(tp)[0])
+    return any(_marked(arg) for arg in typing.get_args(tp))
+
+
+@functools.cache
+def _multiline_fields(model: type[Any]) -> frozenset[str]:
+    return frozenset(
+        name
+        for name, info in model.model_fields.items()
+        if MULTILINE in info.metadata or _marked(info.annotation)
+    )
+
+
+_PLAIN = (int, float, bool, IPv4Address, IPv6Address)
+
+
+def _problem(value: Any, multiline: bool, where: str = "") -> str | None:
+    if value is None or isinstance(value, (*_PLAIN, BaseModel)):
+        return None  # a nested model checked its own fields
+    if isinstance(value, list | tuple | set | frozenset):
+        for index, item in enumerate(value):
+            found = _problem(item, multiline, f"{where}item {index + 1}: ")
+            if found:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _problem(key, False, f"{where}a key: ") or _problem(
+                item, multiline, f"{where}{quote(key)}: "
+            )
+            if found:
+                return found
+        return None
+    # a string, or a value parsed from one (a secret reference, a duration): its text form
+    problem = control_problem(value if isinstance(value, str) else str(value), multiline=multiline)
+    return f"{where}{problem}" if problem else None
+
+
+def refuse_control_characters(model: type[Any], field: str | None, value: Any) -> Any:
+    """``value`` unchanged, or a ``control_character`` error when a string in it (the value,
+    an item or key of its lists and dicts, a value parsed from a string) holds a control
+    character (penguinctl.spec.text); ``MultiLineText`` fields may hold line breaks and tabs.
+    Nested models are not entered: their own fields are checked (precise error locations)."""
+    if type(value) in (int, bool, float) or value is None:
+        return value
+    problem = _problem(value, field in _multiline_fields(model))
+    if problem:
+        raise PydanticCustomError("control_character", "{problem}", {"problem": problem})
+    return value
