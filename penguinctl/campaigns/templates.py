@@ -22,11 +22,15 @@ Missing variables (the decision for issue 7)
   built-in (sender, unsubscribe URL) or listed in the campaign's ``fields``; ``leads import``
   rejects a row that lacks a variable the templates use without a default.
 
-Sandbox
+Sandbox (sandbox.py)
 - ``ImmutableSandboxedEnvironment`` with no globals (no ``range``, ``cycler``, ``joiner``,
-  ``namespace``, ``lipsum``, ``dict``); ``_private`` attributes are refused at launch and unsafe
-  access fails at render time with :class:`TemplateError`, as do huge repetitions (``'x' * 10**9``)
-  and output larger than :data:`MAX_OUTPUT`.
+  ``namespace``, ``lipsum``, ``dict``), an allowlist of filters, and every render bounded in
+  steps, CPU time, value and output sizes, padding and nesting depth. Any failure of a render
+  is a :class:`TemplateError` (the send that needed it fails alone; see worker.py).
+- ``check`` (campaign launch) refuses what fails whatever the lead: syntax, ``_private``
+  attributes, filters and tests not available, ``include``/``import``/``extends``, and a
+  template that fails both sample leads it is rendered for (``truncate(-5)``, a loop over too
+  much, ``'%01000000000d' % 1``...).
 """
 
 from __future__ import annotations
@@ -43,8 +47,6 @@ if TYPE_CHECKING:
     from jinja2 import Template
 
 MAX_TEMPLATE = 256 * 1024  # characters of template source
-MAX_OUTPUT = 1024 * 1024  # characters of rendered output
-MAX_REPEAT = 100_000  # longest string/list a '*' may build inside a template
 MAX_DEPTH = 32  # spintax nesting
 
 
@@ -283,8 +285,9 @@ def _samples(items: list[Any], count: int = 16) -> Iterator[str]:
 @cache
 def _environment(html: bool) -> Any:
     from jinja2 import Undefined
-    from jinja2.exceptions import SecurityError, UndefinedError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from jinja2.exceptions import UndefinedError
+
+    from penguinctl.campaigns.sandbox import environment
 
     class MissingVariable(UndefinedError):
         def __init__(self, message: str, name: str | None) -> None:
@@ -303,34 +306,28 @@ def _environment(html: bool) -> Any:
 
         __str__ = __iter__ = __len__ = __contains__ = _fail_with_undefined_error  # type: ignore[assignment]
 
-    class Sandbox(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**"})
-
-        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            if operator == "**":
-                if isinstance(right, int) and abs(right) > 64:
-                    raise SecurityError("exponent too large in template")
-                return left**right
-            for seq, times in ((left, right), (right, left)):
-                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
-                if sized and len(seq) * times > MAX_REPEAT:
-                    raise SecurityError("repetition too large in template")
-            return left * right
-
-    env = Sandbox(
-        undefined=Missing,
-        autoescape=html,
-        keep_trailing_newline=True,
-        auto_reload=False,
-        cache_size=0,
-    )
-    env.globals.clear()
-    return env
+    return environment(html, Missing)
 
 
 @lru_cache(maxsize=1024)
 def _compile(source: str, html: bool) -> Template:
-    return _environment(html).from_string(source)
+    """The template compiled with its loops counted and concatenations measured (sandbox.py).
+    Raises TemplateError for bad syntax and for anything else compiling raises (a template
+    nested too deep for the parser, say)."""
+    from jinja2.exceptions import TemplateSyntaxError
+
+    from penguinctl.campaigns.sandbox import instrument
+
+    env = _environment(html)
+    try:
+        ast = instrument(env.parse(source))
+        return env.from_string(ast)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error at line {exc.lineno}: {exc.message}") from None
+    except (RecursionError, MemoryError):
+        raise TemplateError("template is nested too deeply to compile") from None
+    except Exception as exc:  # any failure is this template's
+        raise TemplateError(f"template cannot be compiled: {type(exc).__name__}") from None
 
 
 def render(
@@ -340,23 +337,34 @@ def render(
     seed: str,
     html: bool = False,
 ) -> str:
-    """Render ``template`` for ``context``: spintax seeded by ``seed``, then sandboxed Jinja.
+    """Render ``template`` for ``context``: spintax seeded by ``seed``, then sandboxed Jinja
+    under the limits of sandbox.py (steps, CPU time, sizes, depth).
 
-    ``html=True`` escapes variable values for HTML. Raises :class:`TemplateError` for a missing
-    variable (``.variable`` names it), bad syntax, an unsafe operation or oversized output.
+    ``html=True`` escapes variable values for HTML. Every failure is a :class:`TemplateError`
+    (``.variable`` names a missing variable): bad syntax, an unsafe operation, a limit, or any
+    exception the template's own code raises (``truncate(-5)``, a division by zero...).
     """
-    from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
-
     if len(template) > MAX_TEMPLATE:
         raise TemplateError(f"template is longer than {MAX_TEMPLATE} characters")
     source = resolve_spintax(template, seed)
-    try:
-        compiled = _compile(source, html)
-    except TemplateSyntaxError as exc:
-        raise TemplateError(f"template syntax error at line {exc.lineno}: {exc.message}") from None
+    compiled = _compile(source, html)
     values = {k: v for k, v in context.items() if v is not None and v != ""}
+    return _run(compiled, values)
+
+
+def _run(compiled: Template, values: dict[str, Any]) -> str:
+    from jinja2.exceptions import SecurityError, UndefinedError
+
+    from penguinctl.campaigns.sandbox import MAX_OUTPUT, Budget, TemplateLimit
+
     try:
-        text = compiled.render(values)
+        with Budget():
+            text = compiled.render(values)
+    except TemplateLimit as exc:
+        raise TemplateError(
+            f"template exceeds a limit: {exc}",
+            hint="templates render each message within fixed limits (see the README)",
+        ) from None
     except SecurityError as exc:
         raise TemplateError(
             f"unsafe template refused: {exc}",
@@ -371,11 +379,18 @@ def render(
             hint=f'give it a default: {{{{ {name} | default("...") }}}}',
             variable=name,
         ) from None
-    except (TypeError, ValueError, ArithmeticError, LookupError, OverflowError) as exc:
-        raise TemplateError(f"template error: {type(exc).__name__}: {exc}") from None
+    except RecursionError:
+        raise TemplateError("template error: nested too deeply") from None
+    except Exception as exc:  # the template's own failure, never the worker's
+        raise TemplateError(f"template error: {type(exc).__name__}: {_short(exc)}") from None
     if len(text) > MAX_OUTPUT:
         raise TemplateError(f"rendered template is larger than {MAX_OUTPUT} characters")
     return text
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).replace("\n", " ")
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 # -- static checks (campaign launch) --------------------------------------------------------------
@@ -431,11 +446,14 @@ def _walk_names(node: Any, guarded: frozenset[str], used: set[str], required: se
         _walk_names(child, guarded, used, required)
 
 
+@lru_cache(maxsize=256)
 def check(template: str) -> TemplateCheck:
     """Parse ``template`` without rendering it: spintax, Jinja syntax (for a sample of spintax
     choices), ``_private`` attribute access, and the variables it uses."""
     from jinja2 import nodes
     from jinja2.exceptions import TemplateSyntaxError
+
+    from penguinctl.campaigns.sandbox import forbidden
 
     problems: list[tuple[int, str]] = []
     used: set[str] = set()
@@ -448,6 +466,7 @@ def check(template: str) -> TemplateCheck:
         return TemplateCheck(frozenset(), frozenset(), ((exc.line, f"col {exc.col}: {exc}"),))
     env = _environment(False)
     seen: set[str] = set()
+    parsed: list[str] = []
     for source in _samples(items):
         if source in seen:
             continue
@@ -457,13 +476,44 @@ def check(template: str) -> TemplateCheck:
         except TemplateSyntaxError as exc:
             problems.append((exc.lineno or 1, f"template syntax error: {exc.message}"))
             break
+        except (RecursionError, MemoryError):
+            problems.append((1, "template is nested too deeply"))
+            break
+        parsed.append(source)
         assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
         _walk_names(ast, frozenset(assigned), used, required)
-        for attr in ast.find_all(nodes.Getattr):
-            if attr.attr.startswith("_"):
-                problems.append((attr.lineno, f"attribute '{attr.attr}' is not allowed"))
-        for item in ast.find_all(nodes.Getitem):
-            key = item.arg
-            if isinstance(key, nodes.Const) and str(key.value).startswith("_"):
-                problems.append((item.lineno, f"item '{key.value}' is not allowed"))
+        problems.extend(forbidden(ast, env))
+    if not problems:
+        problems.extend(_trial(parsed, used))
     return TemplateCheck(frozenset(used), frozenset(required), tuple(dict.fromkeys(problems)))
+
+
+# Two leads as different as can be: a template that fails for both fails whatever the lead
+# (truncate(-5), 'x' * 10**6, a loop over too much...), and is refused at launch; one that
+# fails for one of them only depends on the data and is left to the send (which fails alone).
+_SAMPLE_LEADS = ("Sample", "A much longer sample value, 1234567890 + Ümlaut")
+
+
+def _trial(sources: list[str], variables: set[str]) -> list[tuple[int, str]]:
+    """Render the first sampled sources (every spintax group's first option, then its last)
+    for the sample leads under the render limits: the problem of the first that fails for
+    every one of them."""
+    builtins = {
+        "sender_email": "sender@example.com",
+        "sender_name": "Sam Sender",
+        "sender_first_name": "Sam",
+        "unsubscribe_url": "https://example.com/u/1.1.1.token",
+        "campaign": "campaign",
+    }
+    for source in sources[:2]:
+        compiled = _compile(source, False)
+        errors: list[str] = []
+        for value in _SAMPLE_LEADS:
+            context = {**dict.fromkeys(variables, value), **builtins}
+            try:
+                _run(compiled, context)
+            except TemplateError as exc:
+                errors.append(exc.message)
+        if len(errors) == len(_SAMPLE_LEADS):
+            return [(1, f"fails for any lead: {errors[0]}")]
+    return []
