@@ -325,30 +325,6 @@ def test_cli_worker_run_once_json_and_second_sqlite_worker(tmp_path, capsys, mon
     engine.dispose()
 
 
-def test_template_error_releases_the_claim_and_pauses(migrated_engine, tmp_path, sink) -> None:
-    from penguinctl.campaigns.models import Campaign
-
-    engine = migrated_engine
-    senders = boxes(1)
-    record_mailboxes(engine, "acme", senders, smtp_port=sink.port)
-    cid = make_campaign(
-        engine,
-        "acme",
-        "broken",
-        senders=senders,
-        fields=["industry"],
-        steps=[{"subject": "Hi", "body": "For {{ industry }} teams"}],
-        leads=[{"email": "noindustry@dest.example"}],
-    )
-    s = worker(engine, tmp_path, ManualClock(T0)).run()
-    assert s.counts["sent"] == 0 and sink.count() == 0
-    assert s.paused == ["acme/broken"] and "industry" in s.problems[0]
-    assert sends_of(engine, cid) == []  # released: nothing was sent
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(Campaign.__table__)).first()
-    assert row.status == "paused" and "industry" in row.paused_reason
-
-
 def test_follow_up_across_dst_keeps_local_time(migrated_engine, tmp_path, sink) -> None:
     from zoneinfo import ZoneInfo
 
@@ -563,48 +539,6 @@ def test_stop_mid_batch_releases_the_unsent_claims(
     assert worker(engine, tmp_path, clock, batch=5).run().counts["sent"] == 8 - in_flight
     assert sink.count() == 8
     assert {s.status for s in sends_of(engine, cid)} == {"sent"}
-
-
-def test_a_message_that_cannot_be_composed_pauses_the_campaign(
-    migrated_engine, tmp_path, sink
-) -> None:
-    """A template that fails for one lead (a variable it lacks, no default): that claim is
-    released (no ledger row, nothing sent to the lead), the campaign is paused with the reason,
-    the claims behind it are released unsent, and nothing is left 'claimed'."""
-    engine = migrated_engine
-    senders = boxes(1)
-    record_mailboxes(engine, "acme", senders, smtp_port=sink.port)
-    named = [{"email": f"n{i}@dest.example", "first_name": f"N{i}"} for i in range(6)]
-    cid = make_campaign(
-        engine,
-        "acme",
-        "broken",
-        senders=senders,
-        steps=[{"subject": "Hi", "body": "Hello {{ first_name }}"}],
-        leads=[*named[:3], {"email": "nameless@dest.example"}, *named[3:]],
-    )
-    summary = worker(engine, tmp_path, ManualClock(T0), batch=20).run()
-    assert "acme/broken" in summary.paused
-    assert any("first_name" in p for p in summary.problems)
-    # the three leads before the nameless one went out; the claim on the nameless one and the
-    # claims behind it (n3..n5, same batch) were released: no ledger row, nothing sent
-    sends = sends_of(engine, cid)
-    before = [f"n{i}@dest.example" for i in range(3)]
-    assert [(s.recipient, s.step, s.status) for s in sends] == [(r, 0, "sent") for r in before]
-    assert summary.counts["sent"] == 3 and sink.count() == 3
-    assert sorted(to for _, tos, _ in sink.messages for to in tos) == before
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text("SELECT status, paused_reason FROM campaigns WHERE id = :id"), {"id": cid}
-        ).one()
-        assert conn.execute(sa.text("SELECT count(*) FROM send_retries")).scalar() == 0
-    assert row.status == "paused" and "first_name" in row.paused_reason
-    leads = leads_of(engine, cid)
-    assert {email: (lead.status, lead.next_step) for email, lead in leads.items()} == {
-        **{r: ("completed", 1) for r in before},  # their only step is sent
-        "nameless@dest.example": ("active", 0),
-        **{f"n{i}@dest.example": ("active", 0) for i in range(3, 6)},
-    }
 
 
 class SilentAfterData:

@@ -12,7 +12,10 @@ Protocol (``campaign_sends``, UNIQUE(lead_id, step)):
      definitely does not hold the message, so the claim is **released** (the row is deleted
      while still ``claimed``) and the (lead, step) retried later; attempts are counted in
      ``send_retries`` and after ``MAX_ATTEMPTS`` the send is ``failed``;
-   - no reply after the whole message was written -> ``ambiguous`` at once.
+   - no reply after the whole message was written -> ``ambiguous`` at once;
+   - the message could not be composed, or a local error stopped it before any byte of it
+     was written -> ``unsent`` (with the reason): nothing reached a server, never
+     ``ambiguous``.
 3. A worker that dies mid-transaction leaves its row ``claimed``. ``recover`` marks such rows
    ``ambiguous`` (reported, never resent automatically): on SQLite at worker start (only one
    worker may run, ``WorkerGuard`` enforces it with a file lock); on PostgreSQL for every
@@ -214,6 +217,12 @@ def mark_sent(conn: Connection, send_id: int, now: datetime) -> bool:
 
 def mark_failed(conn: Connection, send_id: int, error: str) -> bool:
     return _set(conn, send_id, status="failed", error=error[:500])
+
+
+def mark_unsent(conn: Connection, send_id: int, error: str) -> bool:
+    """The message was never handed to a server (it could not be composed, or a local error
+    stopped it before its first byte): the (lead, step) ends here, with the reason."""
+    return _set(conn, send_id, status="unsent", error=error[:500])
 
 
 def mark_ambiguous(conn: Connection, send_id: int, error: str) -> bool:

@@ -26,9 +26,10 @@ LEAD_STATUSES = (
     "completed",
     "suppressed",
     "forgotten",
+    "failed",  # no message could be composed for it (the send is 'unsent', with the reason)
 )
 SUPPRESSION_SCOPES = ("global", "tenant", "campaign")
-SEND_STATUSES = ("claimed", "sent", "failed", "ambiguous")
+SEND_STATUSES = ("claimed", "sent", "failed", "ambiguous", "unsent")
 
 
 def _ts(nullable: bool = False, **kw: Any) -> Any:
@@ -160,7 +161,7 @@ class CampaignSend(SQLModel, table=True):
     mailbox: str  # sender address
     recipient: str | None = None  # None once forgotten
     message_id: str
-    status: str  # claimed | sent | failed | ambiguous
+    status: str  # claimed | sent | failed | ambiguous | unsent
     worker: str | None = None
     error: str | None = None
     claimed_at: datetime = _ts()

@@ -11,6 +11,9 @@
   (audited).
 - ``release_unsent``: claims never handed to the server: as if never claimed, no attempt
   counted, the mailbox's daily count given back.
+- ``fail_unsent``: a claim whose message could not be composed, or that a local error stopped
+  before its first byte reached the server: ``unsent`` with the reason (never ``ambiguous``),
+  the lead stops (``failed``), the mailbox's daily count given back.
 
 Lock order on PostgreSQL, as when claiming: lead rows (in id order), then mailbox rows, then
 ledger rows; the other order deadlocks with a worker whose claim of the same lead waits on the
@@ -116,6 +119,16 @@ def release_unsent(
         )
 
 
+def fail_unsent(
+    conn: Connection, claimed: Claimed, reason: str, now: datetime, *, pg: bool
+) -> None:
+    if pg:
+        lock_leads(conn, [claimed.lead_id])
+    mailboxes.uncount(conn, claimed.plan.tenant, claimed.sender.address, claimed.claimed_at)
+    ledger.mark_unsent(conn, claimed.send_id, reason)
+    set_lead(conn, claimed.lead_id, now, status="failed")
+
+
 def record_outcome(
     conn: Connection,
     claimed: Claimed,
@@ -126,8 +139,12 @@ def record_outcome(
     actor: str,
     pg: bool,
 ) -> str:
-    """Returns sent, failed, ambiguous, released (4xx: retried later) or mailbox_paused (the
-    server refused the mailbox; the claim was released)."""
+    """Returns sent, failed, unsent, ambiguous, released (4xx: retried later) or
+    mailbox_paused (the server refused the mailbox; the claim was released)."""
+    if outcome.kind == "error":  # nothing of the message was written
+        fail_unsent(conn, claimed, outcome.describe(), now, pg=pg)
+        _audit(conn, claimed, "campaign.send.unsent", outcome, actor)
+        return "unsent"
     if pg:
         lock_leads(conn, [claimed.lead_id])
     if outcome.kind == "accepted":
@@ -208,6 +225,11 @@ def _bounce_now(conn: Connection, claimed: Claimed, outcome: Outcome, now: datet
         )
 
 
+def audit_unsent(conn: Connection, claimed: Claimed, error: str, actor: str) -> None:
+    """Audit a send that ended ``unsent`` (its message could not be composed)."""
+    _audit(conn, claimed, "campaign.send.unsent", Outcome("error", None, error, "compose"), actor)
+
+
 def _audit(conn: Connection, claimed: Claimed, action: str, outcome: Outcome, actor: str) -> None:
     from sqlmodel import Session
 
@@ -220,7 +242,7 @@ def _audit(conn: Connection, claimed: Claimed, action: str, outcome: Outcome, ac
             tenant=claimed.plan.tenant,
             action=action,
             resource=f"campaign/{claimed.plan.name}",
-            result="ambiguous" if outcome.kind == "unknown" else "paused",
+            result={"unknown": "ambiguous", "error": "unsent"}.get(outcome.kind, "paused"),
             details={
                 "send_id": claimed.send_id,
                 "step": claimed.step,

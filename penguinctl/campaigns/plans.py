@@ -59,6 +59,7 @@ class CampaignPlan:
     stop_on: frozenset[str]
     bounce_threshold: float
     problems: dict[str, str] = field(default_factory=dict)
+    compose_failures: int = 0  # messages in a row that could not be composed (transmit.py)
     blocked_until: datetime | None = None  # no mailbox can send before then (this cycle)
     rotation: int = 0
     states: dict[str, dict[str, Any]] | None = None  # mailbox rows, cached between claims

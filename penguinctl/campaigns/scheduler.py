@@ -423,15 +423,21 @@ class Scheduler:
         return claimed.payload
 
     def compose_failed(self, claimed: Claimed, error: str) -> None:
-        """A claim whose message cannot be rendered: released (nothing was sent) and the
-        campaign paused with the reason, until an operator fixes the template and resumes."""
+        """A claim whose message cannot be composed: that send alone ends ``unsent`` with the
+        reason (nothing reached a server) and its lead stops (``failed``), audited. When the
+        transmitter found the campaign's template broken for everyone (``problems["compose"]``:
+        several failures in a row), the campaign is paused with the reason too, until an
+        operator fixes the template and resumes."""
         plan = claimed.plan
         now = self.clock.now()
+        broken = plan.problems.get("compose")
         with self._tx() as conn:
-            outcomes.release_unsent(conn, [claimed], error, now, pg=self.pg)
-            pause_campaign(conn, plan.id, f"cannot compose a message: {error}", now)
-        plan.blocked_until = datetime.max.replace(tzinfo=UTC)
-        plan.problems["compose"] = error
+            outcomes.fail_unsent(conn, claimed, error, now, pg=self.pg)
+            outcomes.audit_unsent(conn, claimed, error, self.actor)
+            if broken:
+                pause_campaign(conn, plan.id, broken, now)
+        if broken:
+            plan.blocked_until = datetime.max.replace(tzinfo=UTC)
 
     # -- recording the outcome (outcomes.py) --------------------------------------------------
     def finish(self, claimed: Claimed, outcome: Outcome) -> str:

@@ -13,6 +13,11 @@ The ledger needs to know, for every transaction, whether the server *may* hold t
   sent; the mailbox is paused rather than the lead failed.
 - ``unknown``: the whole message was written but no reply arrived (timeout, connection lost).
   The server may have queued it: the send is ``ambiguous`` and never retried automatically.
+- ``error``: a local failure before any byte of the message was written (made by the
+  transmitter when the transaction raises, ``payload_started`` still False): the server does
+  not hold the message; the send is ``unsent``, never ``ambiguous``.
+- A mailbox password that cannot be read (a missing secret, an unreadable ``file:``) is the
+  mailbox's ``sender_error`` (it is paused with the reason).
 
 A reused connection that the server closed while idle fails at MAIL FROM: that is detected,
 and the transaction is tried once more on a fresh connection (nothing was sent yet).
@@ -33,6 +38,8 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from penguinctl.errors import PenguinError
 
 SECURITIES = ("starttls", "tls", "none")
 MAILBOX_STAGES = frozenset({"connect", "auth", "mail"})  # a failure here is the mailbox's
@@ -68,7 +75,7 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str  # accepted | rejected | deferred | sender_error | unknown
+    kind: str  # accepted | rejected | deferred | sender_error | unknown | error
     code: int | None = None
     message: str = ""
     stage: str = ""  # connect | auth | mail | rcpt | data | payload | reply
@@ -142,6 +149,7 @@ class SmtpConnection:
         self._smtp: smtplib.SMTP | None = None
         self._written = 0.0  # when the last command was written (perf_counter)
         self.transactions = 0
+        self.payload_started = False  # whether the current transaction began writing DATA
 
     # -- connection ---------------------------------------------------------------------------
     def _secret(self) -> str | None:
@@ -207,6 +215,7 @@ class SmtpConnection:
         (``ready`` tells when it has arrived); its return value (``StopIteration.value``)
         is the outcome. Resumed early, it simply blocks on the reply (socket timeout applies).
         Opening a connection (connect, EHLO, STARTTLS, AUTH) is done without yielding."""
+        self.payload_started = False
         data = dot_stuff(payload)
         for attempt in (0, 1):
             reused = self._smtp is not None
@@ -224,6 +233,8 @@ class SmtpConnection:
                 return Outcome("sender_error", None, f"TLS: {exc}", "connect")
             except (smtplib.SMTPException, OSError) as exc:
                 return Outcome("deferred", None, f"{type(exc).__name__}: {exc}", "connect")
+            except PenguinError as exc:  # the password could not be read: the mailbox's
+                return Outcome("sender_error", None, exc.message, "auth")
             smtp = self._smtp
             try:
                 outcome = yield from self._envelope(smtp, mail_from, rcpt)
@@ -272,6 +283,7 @@ class SmtpConnection:
         return None
 
     def _payload(self, smtp: smtplib.SMTP, data: bytes) -> Generator[None, None, Outcome]:
+        self.payload_started = True
         try:
             smtp.send(data)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:

@@ -29,9 +29,11 @@ Contract (all calls from the loop's thread; the transmitter never touches the da
 - ``submit(claimed)``: a committed claim. Its message is rendered here (``render``) and sent
   over a connection of its mailbox, opened on first use and reused. The claims of one mailbox
   start in the order submitted (with ``in_flight`` > 1 they may finish in another order). A
-  message that cannot be rendered is not sent: its result carries ``compose_error`` (the loop
-  releases the claim and pauses the campaign) and the campaign's later claims are reported
-  unsent.
+  message that cannot be rendered (any exception: a template error, a header the email
+  package refuses) is not sent: its result carries ``compose_error`` and the loop records that
+  send alone as ``unsent``; after :data:`COMPOSE_PAUSE` such failures in a row in one campaign
+  (its template is broken for everyone, not one lead's data) the campaign is paused and its
+  later claims are reported unsent.
 - ``pump(wait=0)``: progress without blocking (``wait``: block up to that many seconds for a
   reply when there is nothing else to do).
 - ``results()``: the results ready so far, each exactly once (``uncollected``: how many). A
@@ -41,6 +43,11 @@ Contract (all calls from the loop's thread; the transmitter never touches the da
 - ``wait_until(n)``: pumps until at most ``n`` claims are queued or in transmission.
 - ``close()``: finishes the transactions in progress and what is queued (or reports what is
   queued unsent when stopping) and closes the connections; the results stay readable.
+
+A transaction that raises before any byte of its message was written (a local error, never
+the server's answer) ends as an ``error`` outcome (the send is ``unsent``, never
+``ambiguous``); its connection is dropped and the loop goes on. One that raises later is a bug
+whose message may be out: ``ambiguous``, and the exception stops the loop.
 
 A mailbox whose server is unreachable or turns it away (``Outcome.mailbox_deferred``), or that
 refuses the mailbox itself, is unusable from
@@ -68,6 +75,7 @@ if TYPE_CHECKING:
     from penguinctl.campaigns.window import Clock
 
 _BLOCK = 0.5  # seconds per blocking wait in wait_until (the socket timeout bounds the whole)
+COMPOSE_PAUSE = 5  # messages of one campaign in a row that cannot be composed: pause it
 DEFAULT_PER_SERVER = 10  # connections kept open to one submission server (see the module doc)
 
 
@@ -174,13 +182,23 @@ class Transmitter:
         return False
 
     def _prepare(self, claimed: Claimed) -> str:
-        """Render the message; the compose error ('' when it rendered)."""
+        """Render the message; the compose error ('' when it rendered). Any exception is this
+        message's failure, never the loop's."""
+        plan = claimed.plan
         try:
             self._render(claimed)
-        except PenguinError as exc:
-            claimed.plan.problems["compose"] = str(exc)  # the loop stops handing its claims over
-            self._compose_errors[claimed.send_id] = str(exc)
-            return str(exc)
+        except Exception as exc:  # a template error, a header the email package refuses...
+            why = str(exc) if isinstance(exc, PenguinError) else f"{type(exc).__name__}: {exc}"
+            why = f"cannot compose the message: {why}"
+            plan.compose_failures += 1
+            if plan.compose_failures >= COMPOSE_PAUSE and not plan.problems.get("compose"):
+                # the loop stops handing its claims over and pauses the campaign
+                plan.problems["compose"] = (
+                    f"{plan.compose_failures} messages in a row could not be composed; {why}"
+                )
+            self._compose_errors[claimed.send_id] = why
+            return why
+        plan.compose_failures = 0
         return ""
 
     def _start_next(self) -> bool:
@@ -224,7 +242,7 @@ class Transmitter:
         address = claimed.sender.address
         error = self._compose_errors.pop(claimed.send_id, "")
         if error:
-            return self._done(claimed, None, "not sent: the campaign was paused", error)
+            return self._done(claimed, None, "not sent", error)
         if self._failed:
             return self._done(claimed, None, "not sent: an internal error stopped sending")
         if self._stopping():
@@ -238,7 +256,7 @@ class Transmitter:
             error = self._prepare(claimed)
             if error:
                 self._compose_errors.pop(claimed.send_id, None)
-                return self._done(claimed, None, "not sent: the campaign was paused", error)
+                return self._done(claimed, None, "not sent", error)
         steps = conn.transaction(address, claimed.recipient, claimed.payload)
         active = _Active(claimed, conn, steps)
         self._active.append(active)
@@ -255,10 +273,14 @@ class Transmitter:
             return  # waiting for the next reply
         except StopIteration as done:
             outcome: Outcome = done.value
-        except Exception as exc:  # a bug, not an SMTP failure: the message may be out
+        except Exception as exc:  # a bug, not an SMTP failure
             self._active.remove(active)
-            self._failed = True
             why = f"internal error: {type(exc).__name__}: {exc}"
+            if not active.conn.payload_started:  # nothing of the message was written
+                active.conn.close()
+                self._results.append(Result(active.claimed, Outcome("error", None, why, "local")))
+                return
+            self._failed = True  # the message may be out
             self._results.append(Result(active.claimed, Outcome("unknown", None, why, "payload")))
             raise
         self._active.remove(active)

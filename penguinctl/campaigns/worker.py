@@ -94,6 +94,7 @@ class Summary:
             "cycles": self.cycles,
             "sent": self.counts["sent"],
             "failed": self.counts["failed"],
+            "unsent": self.counts["unsent"],
             "ambiguous": self.counts["ambiguous"],
             "released": self.counts["released"],
             "mailbox_paused": self.counts["mailbox_paused"],
@@ -354,8 +355,9 @@ class Worker:
         unsent: dict[str, list[Claimed]] = {}
         for r in results:
             claimed, outcome = r.claimed, r.outcome
-            if r.compose_error:  # released, and the campaign paused
+            if r.compose_error:  # unsent: that send alone (the campaign paused if all fail)
                 scheduler.compose_failed(claimed, r.compose_error)
+                self._count("unsent", claimed, None)
                 continue
             if outcome is None:
                 unsent.setdefault(r.reason, []).append(claimed)
@@ -373,13 +375,13 @@ class Worker:
             scheduler.release_unsent(claims, reason)
         return len(results)
 
-    def _count(self, status: str, claimed: Claimed, outcome: Outcome) -> None:
+    def _count(self, status: str, claimed: Claimed, outcome: Outcome | None) -> None:
         with self._lock:
             self._sends += 1
             self.summary.counts[status] += 1
             if status == "sent":
                 self.summary.per_mailbox[claimed.sender.address] += 1
-            elif status == "mailbox_paused":
+            elif status == "mailbox_paused" and outcome is not None:
                 where = claimed.sender.address
                 self.summary.paused.append(f"mailbox {where}: {outcome.describe()}")
         if self.on_progress:

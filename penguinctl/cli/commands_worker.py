@@ -145,7 +145,8 @@ def run(
         console.print(
             f"worker {data['worker']}: {data['sent']} sent, {data['failed']} failed, "
             f"{data['released']} deferred, {data['ambiguous']} ambiguous"
-            f" ({data['cycles']} cycle{'s' if data['cycles'] != 1 else ''})"
+            + (f", {data['unsent']} unsent (could not be composed)" if data["unsent"] else "")
+            + f" ({data['cycles']} cycle{'s' if data['cycles'] != 1 else ''})"
         )
         for mailbox, n in data["per_mailbox"].items():
             console.print(f"  {mailbox}: {n}")
