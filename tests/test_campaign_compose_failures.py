@@ -96,6 +96,15 @@ def test_a_lead_whose_message_cannot_be_composed_fails_alone(
         day_count = conn.execute(sa.text("SELECT day_count FROM campaign_mailboxes")).scalar()
     assert status == "completed"  # not paused: every lead was sent or failed
     assert day_count == 4  # unsent messages do not count against the mailbox
+    from sqlmodel import Session
+
+    from penguinctl.campaigns.models import Campaign
+    from penguinctl.campaigns.stats import campaign_stats
+
+    with Session(engine) as session:
+        stats = campaign_stats(session, session.get(Campaign, cid)).as_dict()
+    assert stats["totals"]["unsent"] == 5 and stats["totals"]["in_flight"] == 0
+    assert stats["totals"]["bounce_rate"] == 0.0 and stats["leads"]["failed"] == 5
     # nothing is left claimed, nothing is retried or resent
     again = run(engine, tmp_path)
     assert again.counts["sent"] == 0 and again.ambiguous == [] and sink.count() == 4

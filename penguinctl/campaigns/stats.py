@@ -1,8 +1,8 @@
 """Campaign statistics: counts per step and variant, rates, and an A/B test per step.
 
 Counting rules
-- ``sent``: ledger rows with status ``sent`` (``failed``/``ambiguous``/``claimed`` are counted
-  separately, never as sent).
+- ``sent``: ledger rows with status ``sent`` (``failed``/``ambiguous``/``unsent``/``claimed``
+  are counted separately, never as sent; ``unsent``: the message could not be composed).
 - ``bounced``, ``replied``, ``unsubscribed``: leads in that status, attributed to the last step
   (and its variant) sent to them before the outcome: that message is the one they answered,
   bounced or unsubscribed from.
@@ -42,6 +42,7 @@ class VariantStats:
     unsubscribed: int = 0
     failed: int = 0
     ambiguous: int = 0
+    unsent: int = 0  # never handed to a server: the message could not be composed
     in_flight: int = 0  # claimed, outcome not recorded yet
 
     @property
@@ -116,7 +117,15 @@ class CampaignStats:
     def totals(self) -> VariantStats:
         total = VariantStats(0, "*")
         for row in self.rows:
-            for name in ("sent", "bounced", "replied", "unsubscribed", "failed", "ambiguous"):
+            for name in (
+                "sent",
+                "bounced",
+                "replied",
+                "unsubscribed",
+                "failed",
+                "ambiguous",
+                "unsent",
+            ):
                 setattr(total, name, getattr(total, name) + getattr(row, name))
             total.in_flight += row.in_flight
         return total
@@ -158,7 +167,12 @@ def campaign_stats(session: Session, campaign: Campaign) -> CampaignStats:
             rows[key] = VariantStats(step + 1, variant or "A")
         return rows[key]
 
-    status_field = {"sent": "sent", "failed": "failed", "ambiguous": "ambiguous"}
+    status_field = {
+        "sent": "sent",
+        "failed": "failed",
+        "ambiguous": "ambiguous",
+        "unsent": "unsent",
+    }
     query = (
         sa.select(sends.c.step, sends.c.variant, sends.c.status, sa.func.count())
         .where(sends.c.campaign_id == campaign.id)
