@@ -171,3 +171,37 @@ def test_column_names():
     assert column_name(" E-Mail ") == "email"
     assert column_name("Company Name") == "company"
     assert column_name("Job Title") == "job_title"
+
+
+def test_control_characters_are_refused_at_the_character(migrated_engine, tmp_path):
+    """A line break in a quoted name would reach the To header (issue 16 §2.3): every cell
+    with a control character is refused, located at that character."""
+    csv_file = tmp_path / "leads.csv"
+    csv_file.write_bytes(
+        b"email,first_name,company\r\n"
+        b"ok@example.com,Ann,Acme\r\n"
+        b'"crlf@example.com","Ann\r\nBcc: victim@else.example",Acme\r\n'
+        b"tab@example.com,Bo\tb,Acme\r\n"
+        b"esc@example.com,Ok,Ac\x1bme\r\n"
+        b"sep@example.com,Ok,Ac\xe2\x80\xa8me\r\n"  # U+2028, a line separator
+        b'lf@example.com,"Line\nbreak",x\r\n'
+        b"fine@example.com,Zo\xc3\xab,\xc3\x91o\xc3\xb1o \xe2\x80\x94 Co\r\n"
+    )
+    with session_scope(migrated_engine) as s:
+        campaign = stored_campaign(s)
+        result = import_leads(s, campaign, csv_file, shown="leads.csv")
+        stored = rows(s, campaign)
+    messages = [str(i) for i in result.issues]
+    assert result.rejected == 5 and result.created == 2, messages
+    assert set(stored) == {"ok@example.com", "fine@example.com"}
+    expected = [
+        ("leads.csv:3:24:", "first_name", "U+000D (carriage return)"),
+        ("leads.csv:5:19:", "first_name", "U+0009 (tab)"),
+        ("leads.csv:6:22:", "company", "U+001B (escape)"),
+        ("leads.csv:7:22:", "company", "U+2028 (line separator)"),
+        ("leads.csv:8:21:", "first_name", "U+000A (line feed)"),
+    ]
+    assert len(messages) == len(expected), messages
+    for message, (where, column, char) in zip(messages, expected, strict=True):
+        assert message.startswith(where) and column in message and char in message, message
+    assert "victim" not in " ".join(messages)  # the value is never repeated

@@ -18,7 +18,10 @@ lacks a variable the campaign's templates use without a default is rejected. An 
 suppressed for the campaign (globally, for its tenant or the campaign) is stored with status
 ``suppressed``; one whose owner asked to be forgotten is not stored at all.
 
-Every bad row is reported with its line (``FILE:LINE:COL``); the good ones are imported. The file
+A cell holding a control character (a line break inside a quoted cell, a NUL, an escape: see
+penguinctl.spec.text) is refused at the character (``FILE:LINE:COL``): a line break in a name
+would reach a mail header. Every bad row is reported with its line (``FILE:LINE:COL``); the
+good ones are imported. The file
 is read as a stream and written in batches of :data:`BATCH` rows, so memory does not grow with
 the file. Hostile input is bounded (file size, rows, columns, cell length, encoding, NUL bytes,
 malformed quoting), as in :mod:`penguinctl.spec.csvimport`.
@@ -42,7 +45,9 @@ from penguinctl.campaigns.models import Campaign, Lead, Suppression
 from penguinctl.campaigns.spec import BUILTIN_VARIABLES, LEAD_COLUMNS, spec_of
 from penguinctl.campaigns.suppression import email_hash, suppressed_hashes
 from penguinctl.errors import Location, SpecIssue
+from penguinctl.spec.csvimport import field_offsets
 from penguinctl.spec.source import quote
+from penguinctl.spec.text import control_problem, find_control
 from penguinctl.state.models import utcnow
 
 MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024
@@ -105,11 +110,13 @@ def check_timezone(text: str) -> str | None:
 
 
 class _Counting:
-    """A text line iterator that counts the characters read (for a progress bar)."""
+    """A text line iterator that counts the characters read (for a progress bar) and keeps
+    the lines of the record being read (``lines``, reset by iter_records before each)."""
 
     def __init__(self, handle: IO[str]) -> None:
         self._handle = handle
         self.chars = 0
+        self.lines: list[str] = []
 
     def __iter__(self) -> _Counting:
         return self
@@ -121,6 +128,7 @@ class _Counting:
         if "\x00" in line:
             raise csv.Error("line contains NUL")
         self.chars += len(line)
+        self.lines.append(line)
         return line
 
 
@@ -155,6 +163,7 @@ def iter_records(
     reader = csv.reader(lines, strict=True)
     while True:
         start = reader.line_num + 1
+        lines.lines = []
         try:
             record = next(reader)
         except StopIteration:
@@ -260,12 +269,34 @@ def _header(
     return None if found else names
 
 
+def _control_issue(
+    shown: str, line: int, raw: list[str], index: int, name: str, cell: str
+) -> SpecIssue:
+    """The issue of a cell holding a control character, located at that character in the raw
+    record (its lines as read), or at the row when it cannot be found there."""
+    text = "".join(raw)
+    offsets = field_offsets(text)
+    char = cell[find_control(cell)]
+    at = text.find(char, offsets[index]) if index < len(offsets) else -1
+    where = Location(shown, line, 1)
+    if at >= 0:
+        start = 0
+        for number, raw_line in enumerate(raw):
+            if at < start + len(raw_line):
+                where = Location(shown, line + number, at - start + 1)
+                break
+            start += len(raw_line)
+    problem = control_problem(cell)
+    return SpecIssue(where, f"line {line}: {name}: {problem}; remove it from the cell")
+
+
 def _parse_row(
     line: int,
     record: list[str],
     header: list[str],
     shown: str,
     required: frozenset[str],
+    raw: list[str] | None = None,
 ) -> tuple[_Row | None, list[SpecIssue]]:
     problems: list[str] = []
     if len(record) != len(header):
@@ -274,6 +305,13 @@ def _parse_row(
             "quote cells that contain a comma"
         )
         return None, [SpecIssue(Location(shown, line, 1), f"line {line}: {problems[0]}")]
+    controls = [
+        _control_issue(shown, line, raw or [], index, name, cell)
+        for index, (name, cell) in enumerate(zip(header, record, strict=True))
+        if find_control(cell.strip()) >= 0
+    ]
+    if controls:
+        return None, controls
     cells: dict[str, str] = {}
     for name, cell in zip(header, record, strict=True):
         value = cell.strip()
@@ -340,7 +378,7 @@ def import_leads(
                 )
                 result.complete = False
                 break
-            row, row_issues = _parse_row(line, record, header, shown, required)
+            row, row_issues = _parse_row(line, record, header, shown, required, counter.lines)
             if row is None:
                 result.rejected += 1
                 issues.extend(row_issues[: max(0, MAX_ISSUES - len(issues))])

@@ -261,22 +261,28 @@ def _label(domain: str) -> str:
         return "row"
 
 
-def _field_columns(line: str) -> list[int]:
-    """The 1-based column where each field of a one-line record starts (the reader's rules)."""
-    columns = [1]
+def field_offsets(text: str) -> list[int]:
+    """The 0-based index in ``text`` (one record, which may span lines inside quotes) where
+    each of its fields starts, by the reader's rules."""
+    offsets = [0]
     state = "start"  # start of a field, "plain" text, inside "quoted" text, just "closed" it
-    for index, char in enumerate(line):
+    for index, char in enumerate(text):
         if state == "quoted":
             if char == '"':
                 state = "closed"
         elif char == ",":
-            columns.append(index + 2)
+            offsets.append(index + 1)
             state = "start"
         elif char == '"' and state in ("start", "closed"):
             state = "quoted"  # an opening quote, or the second of a doubled one
         elif char != " " or state != "start":
             state = "plain"
-    return columns
+    return offsets
+
+
+def _field_columns(line: str) -> list[int]:
+    """The 1-based column where each field of a one-line record starts."""
+    return [offset + 1 for offset in field_offsets(line)]
 
 
 def _header(record: list[str], cols: list[int], line: int, result: CsvImport) -> list[str] | None:
