@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from penguinctl.campaigns.mailtext import header, part_text
+
 _AUTO_SUBJECT = re.compile(
     r"^\s*(auto(matic|matische)?[ -]?(reply|response|antwort|answer)|auto:|"
     r"out of (the )?office|ooo\b|on vacation|vacation (reply|notice)|away from (the )?office|"
@@ -36,20 +38,20 @@ _WROTE = re.compile(r"^(on .+ wrote:|-{2,} ?original message|from: )", re.I)
 
 def auto_reply_reason(msg: Message) -> str | None:
     """Why ``msg`` looks automatic (a short reason), or None for a human reply."""
-    auto = str(msg.get("Auto-Submitted", "")).strip().lower()
+    auto = header(msg, "Auto-Submitted").lower()
     if auto and auto != "no":
         return f"Auto-Submitted: {auto}"
-    for header in ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Autoresponder"):
-        if msg.get(header) is not None:
-            return header
-    precedence = str(msg.get("Precedence", "")).strip().lower()
+    for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Autoresponder"):
+        if msg.get(name) is not None:
+            return name
+    precedence = header(msg, "Precedence").lower()
     if precedence in ("auto_reply", "bulk", "junk", "list"):
         return f"Precedence: {precedence}"
     if msg.get("X-Auto-Response-Suppress") is not None:
         return "X-Auto-Response-Suppress"
     if msg.get("X-Failed-Recipients") is not None:
         return "X-Failed-Recipients"
-    subject = str(msg.get("Subject", ""))
+    subject = header(msg, "Subject")
     if _AUTO_SUBJECT.search(subject):
         return f"subject: {subject[:60]}"
     return None
@@ -64,8 +66,7 @@ def own_text(msg: Message, limit: int = 2000) -> str:
             break
     if part is None:
         return ""
-    raw = part.get_payload(decode=True) or b""
-    text = raw.decode(part.get_content_charset() or "utf-8", "replace")
+    text = part_text(part, limit * 10)
     lines: list[str] = []
     for line in text.splitlines():
         if line.lstrip().startswith(">") or _WROTE.match(line.strip()):
@@ -75,7 +76,7 @@ def own_text(msg: Message, limit: int = 2000) -> str:
 
 
 def is_unsubscribe_request(msg: Message) -> bool:
-    subject = str(msg.get("Subject", ""))
+    subject = header(msg, "Subject")
     if _UNSUB.search(subject.replace("Re:", "").replace("RE:", "")):
         return True
     head = own_text(msg, 400)

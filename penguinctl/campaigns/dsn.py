@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
+from penguinctl.campaigns.mailtext import header, param, part_text
+
 SOFT_LIMIT = 3
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _ADDR = re.compile(r"[\w.+'-]+@[\w.-]+\.[A-Za-z]{2,}")
@@ -54,15 +56,17 @@ def _original_id(msg: Message) -> str | None:
         if ctype == "message/rfc822":
             inner = part.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else inner
-            if isinstance(inner, Message) and inner.get("Message-ID"):
-                return str(inner["Message-ID"]).strip()
+            if isinstance(inner, Message) and header(inner, "Message-ID"):
+                return header(inner, "Message-ID")
         if ctype == "text/rfc822-headers":
             import email
 
-            text = part.get_payload(decode=True) or b""
+            text = part.get_payload(decode=True)
+            if not isinstance(text, bytes):
+                continue
             headers = email.message_from_bytes(text.strip() + b"\r\n\r\n")
-            if headers.get("Message-ID"):
-                return str(headers["Message-ID"]).strip()
+            if header(headers, "Message-ID"):
+                return header(headers, "Message-ID")
     return None
 
 
@@ -81,7 +85,7 @@ def parse_dsn(msg: Message) -> list[Bounce] | None:
     """The bounces a message reports, or None when it is not a bounce at all."""
     if (
         msg.get_content_type() == "multipart/report"
-        and (msg.get_param("report-type") or "").lower() == "delivery-status"
+        and param(msg, "report-type") == "delivery-status"
     ):
         return _parse_rfc3464(msg)
     return _parse_heuristic(msg)
@@ -97,18 +101,20 @@ def _parse_rfc3464(msg: Message) -> list[Bounce]:
         if not isinstance(blocks, list):
             continue
         for block in blocks[1:]:  # the first block holds the per-message fields
-            action = str(block.get("Action", "")).strip()
+            if not isinstance(block, Message):
+                continue
+            action = header(block, "Action")
             if not action or action.lower() in ("delivered", "relayed", "expanded"):
                 continue
-            match = _STATUS.search(str(block.get("Status", "")))
+            match = _STATUS.search(header(block, "Status"))
             status = match.group(0) if match else None
             bounces.append(
                 Bounce(
                     kind=_classify(action, status),
-                    recipient=_addr(block.get("Final-Recipient"))
-                    or _addr(block.get("Original-Recipient")),
+                    recipient=_addr(header(block, "Final-Recipient"))
+                    or _addr(header(block, "Original-Recipient")),
                     status=status,
-                    diagnostic=(str(block.get("Diagnostic-Code", "")).strip() or None),
+                    diagnostic=header(block, "Diagnostic-Code") or None,
                     original_message_id=original,
                 )
             )
@@ -117,16 +123,19 @@ def _parse_rfc3464(msg: Message) -> list[Bounce]:
 
 def _text_of(msg: Message, limit: int = 20000) -> str:
     out: list[str] = []
+    size = 0
     for part in msg.walk():
+        if size >= limit:
+            break
         if part.get_content_maintype() == "text":
-            payload = part.get_payload(decode=True) or b""
-            out.append(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+            out.append(part_text(part, limit - size))
+            size += len(out[-1]) + 1
     return "\n".join(out)[:limit]
 
 
 def _parse_heuristic(msg: Message) -> list[Bounce] | None:
-    sender = str(msg.get("From", ""))
-    subject = str(msg.get("Subject", ""))
+    sender = header(msg, "From")
+    subject = header(msg, "Subject")
     if not (_DAEMON.search(sender) and _BOUNCE_SUBJECT.search(subject)):
         return None
     text = _text_of(msg)

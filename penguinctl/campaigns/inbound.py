@@ -16,6 +16,15 @@ and the cursor, so a message is processed once even if the worker dies half-way:
   ``stop_on`` has ``reply``;
 - anything else is recorded as ``unmatched``.
 
+Incoming mail is hostile input (anyone can write to a campaign mailbox). Only the first
+:data:`~penguinctl.campaigns.mailtext.MAX_MESSAGE_BYTES` of a message are fetched (an IMAP
+partial fetch); text is decoded leniently (mailtext.py: unknown charsets read as UTF-8, bad
+bytes replaced) and what is stored from it is cleaned (no NUL, no control characters). A
+message that still cannot be processed (whatever it raises) is **quarantined**: its
+``inbound_events`` row has kind ``quarantined`` and the reason in ``detail``, it is audited
+(``campaign.inbound.quarantined``), the cursor moves past it and the next message is read; its
+partial effects are rolled back. Only the state store failing stops the poll.
+
 Then bounce rates are checked: a mailbox or a campaign whose bounces (hard DSNs plus SMTP-time
 5xx rejections) exceed ``bounce_pause_threshold`` of what it sent, over at least
 ``min_sample`` messages, is paused with the reason (and the mailbox's warmup ramp with it).
@@ -29,6 +38,7 @@ import imaplib
 import re
 import ssl
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
@@ -41,6 +51,7 @@ from sqlalchemy.engine import Connection, Engine
 from penguinctl.campaigns.autoreply import auto_reply_reason, is_unsubscribe_request
 from penguinctl.campaigns.dsn import SOFT_LIMIT, parse_dsn, suppress_hard
 from penguinctl.campaigns.ledger import LEADS, MAILBOXES, SENDS, _md
+from penguinctl.campaigns.mailtext import MAX_MESSAGE_BYTES, clean, header
 from penguinctl.campaigns.senders import Sender, password_for
 
 if TYPE_CHECKING:
@@ -78,7 +89,10 @@ EVENTS = sa.Table(
     sa.Column("received_at", _ts),
 )
 _MSGID = re.compile(r"<[^<>\s]+>")
+MAX_REFERENCES = 50  # Message-IDs of References looked up (the newest: ours are the last)
 DEFAULT_STOP = frozenset({"reply", "bounce", "unsubscribe"})
+# The state store itself failing: not the message's fault, so it is not quarantined.
+_STORE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError)
 
 
 @dataclass
@@ -120,8 +134,10 @@ def poll_mailbox(
     stop_on: dict[int, frozenset[str]],
     actor: str = "worker",
     folder: str = "INBOX",
+    note: Callable[[str], None] | None = None,
 ) -> Counter[str]:
-    """Process every new message of ``folder``; returns counts per event kind."""
+    """Process every new message of ``folder``; returns counts per event kind. ``note`` hears
+    about each message quarantined."""
     typ, _ = conn.select(folder, readonly=True)
     if typ != "OK":
         raise imaplib.IMAP4.error(f"cannot open {folder}")
@@ -133,10 +149,13 @@ def poll_mailbox(
     ctx = Context(engine, sender.tenant, sender.address, folder, uidvalidity, now, stop_on, actor)
     for i in range(0, len(uids), FETCH_CHUNK):
         chunk = uids[i : i + FETCH_CHUNK]
-        typ, data = conn.uid("FETCH", ",".join(map(str, chunk)), "(UID BODY.PEEK[])")
+        fetch = f"(UID BODY.PEEK[]<0.{MAX_MESSAGE_BYTES}>)"
+        typ, data = conn.uid("FETCH", ",".join(map(str, chunk)), fetch)
         for uid, raw in _fetched(data):
             kind = process_message(ctx, uid, raw)
             counts[kind] += 1
+            if kind == "quarantined" and note is not None:
+                note(f"imap {sender.address}: message UID {uid} quarantined: {_why(ctx, uid)}")
     return counts
 
 
@@ -184,44 +203,104 @@ def _cursor(engine: Engine, sender: Sender, folder: str, uidvalidity: int) -> in
 
 # -- one message --------------------------------------------------------------------------------
 def process_message(ctx: Context, uid: int, raw: bytes) -> str:
+    """Process one message (its event row, its effects and the cursor in one transaction);
+    the kind recorded. A message that raises anything is quarantined instead (see the module
+    doc); only the state store failing propagates."""
+    try:
+        return _process(ctx, uid, raw)
+    except _STORE_DOWN:
+        raise
+    except Exception as exc:  # a hostile message: never the worker's failure
+        why = clean(f"{type(exc).__name__}: {exc}", 300)
+    return _quarantine(ctx, uid, why)
+
+
+def _seen(conn: Connection, ctx: Context, uid: int) -> Any:
+    return conn.execute(
+        sa.select(EVENTS.c.kind, EVENTS.c.detail).where(
+            EVENTS.c.tenant == ctx.tenant,
+            EVENTS.c.mailbox == ctx.mailbox,
+            EVENTS.c.folder == ctx.folder,
+            EVENTS.c.uidvalidity == ctx.uidvalidity,
+            EVENTS.c.uid == uid,
+        )
+    ).first()
+
+
+def _record(conn: Connection, ctx: Context, uid: int, event: dict[str, Any]) -> None:
+    """The message's event row (what came from the message cleaned) and the cursor past it."""
+    for key in ("detail", "status_code"):
+        if event.get(key) is not None:
+            event[key] = clean(event[key], 200) or None
+    conn.execute(
+        sa.insert(EVENTS).values(
+            tenant=ctx.tenant,
+            mailbox=ctx.mailbox,
+            folder=ctx.folder,
+            uidvalidity=ctx.uidvalidity,
+            uid=uid,
+            received_at=ctx.now,
+            **event,
+        )
+    )
+    conn.execute(
+        sa.update(CURSORS)
+        .where(
+            CURSORS.c.tenant == ctx.tenant,
+            CURSORS.c.mailbox == ctx.mailbox,
+            CURSORS.c.folder == ctx.folder,
+            CURSORS.c.last_uid < uid,
+        )
+        .values(last_uid=uid, updated_at=ctx.now)
+    )
+
+
+def _process(ctx: Context, uid: int, raw: bytes) -> str:
     msg = email.message_from_bytes(raw, policy=policy.compat32)
     with ctx.engine.begin() as conn:
-        exists = conn.execute(
-            sa.select(EVENTS.c.kind).where(
-                EVENTS.c.tenant == ctx.tenant,
-                EVENTS.c.mailbox == ctx.mailbox,
-                EVENTS.c.folder == ctx.folder,
-                EVENTS.c.uidvalidity == ctx.uidvalidity,
-                EVENTS.c.uid == uid,
-            )
-        ).first()
-        if exists is not None:
+        if _seen(conn, ctx, uid) is not None:
             return "seen"
         events = _classify(conn, ctx, msg)
-        for ev in events:
-            conn.execute(
-                sa.insert(EVENTS).values(
-                    tenant=ctx.tenant,
-                    mailbox=ctx.mailbox,
-                    folder=ctx.folder,
-                    uidvalidity=ctx.uidvalidity,
-                    uid=uid,
-                    received_at=ctx.now,
-                    **ev,
-                )
+        # one row per message (the first recipient of a multi-recipient DSN)
+        event = events[0] if events else {"kind": "unmatched"}
+        _record(conn, ctx, uid, dict(event))
+        return str(event["kind"])
+
+
+def _quarantine(ctx: Context, uid: int, why: str) -> str:
+    """Record the message as quarantined with ``why`` (its own effects were rolled back),
+    audited, and move the cursor past it."""
+    from sqlmodel import Session
+
+    from penguinctl.state.audit import record
+
+    with ctx.engine.begin() as conn:
+        if _seen(conn, ctx, uid) is not None:
+            return "seen"
+        _record(conn, ctx, uid, {"kind": "quarantined", "detail": why})
+        with Session(bind=conn) as session:
+            record(
+                session,
+                actor=ctx.actor,
+                tenant=ctx.tenant,
+                action="campaign.inbound.quarantined",
+                resource=f"mailbox/{ctx.mailbox}",
+                result="quarantined",
+                details={
+                    "folder": ctx.folder,
+                    "uidvalidity": ctx.uidvalidity,
+                    "uid": uid,
+                    "why": why,
+                },
             )
-            break  # one row per message (the first recipient of a multi-recipient DSN)
-        conn.execute(
-            sa.update(CURSORS)
-            .where(
-                CURSORS.c.tenant == ctx.tenant,
-                CURSORS.c.mailbox == ctx.mailbox,
-                CURSORS.c.folder == ctx.folder,
-                CURSORS.c.last_uid < uid,
-            )
-            .values(last_uid=uid, updated_at=ctx.now)
-        )
-        return events[0]["kind"] if events else "unmatched"
+            session.flush()
+    return "quarantined"
+
+
+def _why(ctx: Context, uid: int) -> str:
+    with ctx.engine.connect() as conn:
+        row = _seen(conn, ctx, uid)
+    return str(row.detail) if row is not None else "unknown"
 
 
 def _send_by_ids(conn: Connection, ids: list[str]) -> Any:
@@ -278,13 +357,13 @@ def _classify(conn: Connection, ctx: Context, msg: Message) -> list[dict[str, An
         return [_bounce(conn, ctx, b) for b in bounces] or [
             {"kind": "unmatched", "detail": "bounce without recipients"}
         ]
-    refs = _MSGID.findall(f"{msg.get('In-Reply-To', '')} {msg.get('References', '')}")
-    send = _send_by_ids(conn, refs)
+    refs = _MSGID.findall(f"{header(msg, 'In-Reply-To')} {header(msg, 'References', 100_000)}")
+    send = _send_by_ids(conn, list(dict.fromkeys(refs[-MAX_REFERENCES:])))
     if send is None:
-        sender = email.utils.parseaddr(str(msg.get("From", "")))[1]
-        send = _send_by_recipient(conn, ctx, sender)
+        sender = email.utils.parseaddr(header(msg, "From"))[1]
+        send = _send_by_recipient(conn, ctx, sender[:320])
     if send is None:
-        return [{"kind": "unmatched", "detail": str(msg.get("Subject", ""))[:120]}]
+        return [{"kind": "unmatched", "detail": header(msg, "Subject", 120)}]
     base = {"campaign_id": send.campaign_id, "lead_id": send.lead_id, "send_id": send.id}
     stop_on = ctx.stop_on.get(send.campaign_id, DEFAULT_STOP)
     if is_unsubscribe_request(msg):
@@ -452,7 +531,13 @@ def poll_plans(worker: Worker, plans: list[CampaignPlan]) -> None:
             )
             try:
                 counts = poll_mailbox(
-                    worker.engine, sender, conn, now=now, stop_on=stop_on, actor=worker.actor
+                    worker.engine,
+                    sender,
+                    conn,
+                    now=now,
+                    stop_on=stop_on,
+                    actor=worker.actor,
+                    note=worker.note,
                 )
             finally:
                 with contextlib.suppress(imaplib.IMAP4.error, OSError):
