@@ -17,17 +17,13 @@ import sqlalchemy as sa
 from campaignkit import keystore, leads_of, make_campaign, record_mailboxes, sends_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imapd import ImapServer
-from smtpsink import SmtpSink
 from test_campaign_dsn import dsn
+from test_campaign_inbound import PASSWORD, SENDER, run, servers  # noqa: F401 (a fixture)
 
 from penguinctl.campaigns.inbound import CURSORS, EVENTS, Context, process_message
 from penguinctl.campaigns.window import ManualClock
-from penguinctl.campaigns.worker import Worker, WorkerOptions
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-SENDER = "sales@acme-mail.example"
-PASSWORD = "imap-pw-7781"
 KINDS = {
     "reply",
     "autoreply",
@@ -122,23 +118,7 @@ def hostile_messages(msgid: str, frm: str) -> dict[str, bytes]:
 
 
 # -- end to end: a real Dovecot -------------------------------------------------------------------
-@pytest.fixture
-def servers(tmp_path):
-    (tmp_path / "smtp").mkdir()
-    (tmp_path / "imap").mkdir()
-    with (
-        SmtpSink(tmp_path / "smtp", users={SENDER: PASSWORD}) as sink,
-        ImapServer(tmp_path / "imap", users={SENDER: PASSWORD}) as imap,
-    ):
-        yield sink, imap
-
-
-def run(engine, store, clock):
-    options = WorkerOptions(once=True)
-    return Worker(engine, secrets=store, clock=clock, options=options).run()
-
-
-def test_hostile_mail_never_stops_the_worker(migrated_engine, tmp_path, servers) -> None:
+def test_hostile_mail_never_stops_the_worker(migrated_engine, tmp_path, servers) -> None:  # noqa: F811
     sink, imap = servers
     engine = migrated_engine
     store = keystore(tmp_path)

@@ -166,34 +166,6 @@ def check_local_path(value: str) -> str:
     return value
 
 
-UNIX_USER_PATTERN = r"^[a-z_][a-z0-9_.-]{0,31}$"
-_UNIX_USER = re.compile(UNIX_USER_PATTERN.removesuffix("$") + r"\Z")
-
-
-def check_unix_user(value: str) -> str:
-    """A login name (``useradd``'s rules, 32 characters at most)."""
-    if not _UNIX_USER.match(value):
-        raise ValueError(
-            f"{quote(value)} is not a user name: 1-32 lowercase letters, digits, '_', '.' or "
-            "'-', starting with a letter or '_'"
-        )
-    return value
-
-
-IMAGE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-_IMAGE_NAME = re.compile(IMAGE_NAME_PATTERN.removesuffix("$") + r"\Z")
-
-
-def check_image_name(value: str) -> str:
-    """An OS template (image) name or UUID, such as ``ubuntu-22.04``."""
-    if not _IMAGE_NAME.match(value):
-        raise ValueError(
-            f"{quote(value)} is not a template name: letters, digits, '.', '_', ':' or '-' "
-            "(128 at most), such as ubuntu-22.04"
-        )
-    return value
-
-
 # restic's repository locations (penguinctl.backup.repository opens them)
 REPOSITORY_SCHEMES = ("local:", "sftp:", "s3:", "rest:", "b2:", "azure:", "gs:", "rclone:")
 
@@ -207,20 +179,5 @@ def check_repository(value: str) -> str:
         raise ValueError(
             f"{quote(value)} is not a path or a restic URL: use /path, "
             "sftp:user@host:/path or s3:https://host/bucket"
-        )
-    return value
-
-
-LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$"
-_LABEL_KEY = re.compile(LABEL_KEY_PATTERN.removesuffix("$") + r"\Z")
-
-
-def check_label_key(value: str) -> str:
-    """A label key: 1-63 letters, digits, '.', '_', '/' or '-', starting and ending with a
-    letter or digit."""
-    if not _LABEL_KEY.match(value):
-        raise ValueError(
-            f"{quote(value)} is not a label key: 1-63 letters, digits, '.', '_', '/' or '-', "
-            "starting and ending with a letter or digit"
         )
     return value

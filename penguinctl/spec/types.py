@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import typing
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -125,26 +126,40 @@ LocalPath = Annotated[
     AfterValidator(names.check_local_path),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 4096}),
 ]
-UnixUser = Annotated[
-    str,
-    AfterValidator(names.check_unix_user),
-    WithJsonSchema({"type": "string", "pattern": names.UNIX_USER_PATTERN}),
-]
-ImageName = Annotated[
-    str,
-    AfterValidator(names.check_image_name),
-    WithJsonSchema({"type": "string", "pattern": names.IMAGE_NAME_PATTERN}),
-]
 RepositoryUri = Annotated[
     str,
     AfterValidator(names.check_repository),
     WithJsonSchema({"type": "string", "description": "/path or a restic URL (sftp:, s3:, ...)"}),
 ]
-LabelKey = Annotated[
-    str,
-    AfterValidator(names.check_label_key),
-    WithJsonSchema({"type": "string", "pattern": names.LABEL_KEY_PATTERN}),
-]
+
+
+def _matching(pattern: str, what: str) -> Any:
+    """A string type matching ``pattern`` (whole), else "'value' is not <what>"."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{quote(value)} is not {what}")
+        return value
+
+    return Annotated[
+        str, AfterValidator(check), WithJsonSchema({"type": "string", "pattern": f"^{pattern}$"})
+    ]
+
+
+UnixUser = _matching(
+    r"[a-z_][a-z0-9_.-]{0,31}",
+    "a user name: 1-32 lowercase letters, digits, '_', '.' or '-', starting with a letter or '_'",
+)
+ImageName = _matching(
+    r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}",
+    "a template name: letters, digits, '.', '_', ':' or '-' (128 at most), such as ubuntu-22.04",
+)
+LabelKey = _matching(
+    r"[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?",
+    "a label key: 1-63 letters, digits, '.', '_', '/' or '-', starting and ending with a "
+    "letter or digit",
+)
 
 
 @dataclass(frozen=True)
