@@ -355,7 +355,7 @@ def render(
 def _run(compiled: Template, values: dict[str, Any]) -> str:
     from jinja2.exceptions import SecurityError, UndefinedError
 
-    from penguinctl.campaigns.sandbox import MAX_OUTPUT, Budget, TemplateLimit
+    from penguinctl.campaigns.template_limits import MAX_OUTPUT, Budget, TemplateLimit
 
     try:
         with Budget():
