@@ -129,11 +129,17 @@ def test_a_secret_path_with_a_trailing_newline_is_refused(tmp_path):
 def test_campaign_spec_fields_refuse_a_trailing_newline():
     from penguinctl.campaigns.spec import Schedule, Variant
 
-    with pytest.raises(ValidationError, match="hours must be HH:MM-HH:MM"):
+    # every spec string refuses control characters first (spec/text.py); the fields' own
+    # checks must refuse a trailing newline too
+    with pytest.raises(ValidationError, match="U\\+000A"):
         Schedule(hours="09:00-17:00\n")
+    with pytest.raises(ValueError, match="hours must be HH:MM-HH:MM"):
+        Schedule._hours("09:00-17:00\n")
     assert Schedule(hours="09:00 - 17:00").hours == "09:00-17:00"
-    with pytest.raises(ValidationError, match="variant name"):
+    with pytest.raises(ValidationError, match="U\\+000A"):
         Variant(name="B\n", weight=10, subject="x")
+    with pytest.raises(ValueError, match="variant name"):
+        Variant._name("B\n")
 
 
 def test_other_validators_refuse_a_trailing_newline():
