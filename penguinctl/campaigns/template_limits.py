@@ -16,6 +16,7 @@ import re
 import string
 import time
 from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any
 
 from markupsafe import soft_str
@@ -94,11 +95,12 @@ def charge() -> Budget:
 def sized(value: Any, budget: Budget | None = None) -> Any:
     """``value``, refused when it is a string or sequence longer than MAX_OUTPUT; its size
     counts against MAX_BUILT."""
-    if isinstance(value, str | list | tuple):
+    kind = value.__class__
+    if kind is str or kind is list or kind is tuple or isinstance(value, str | list | tuple):
         if len(value) > MAX_OUTPUT:
             raise TemplateLimit(f"a value longer than {MAX_OUTPUT:,} characters or items")
         (budget or current()).build(len(value))
-    elif value.__class__ is int and value.bit_length() > MAX_INT_BITS:
+    elif kind is int and value.bit_length() > MAX_INT_BITS:
         raise TemplateLimit(f"an integer of more than {MAX_INT_BITS} bits")
     return value
 
@@ -120,14 +122,14 @@ def check_join(items: Iterable[Any], separator: str = "") -> list[str]:
 def bounded_concat(pieces: Iterable[str]) -> str:
     """``Environment.concat``: the output of a template, macro or block, refused as soon as
     it would exceed MAX_OUTPUT (before it is joined)."""
+    found = iter(pieces)
     out: list[str] = []
-    append = out.append
     size = 0
-    for piece in pieces:
-        size += len(piece)
+    while chunk := list(islice(found, 256)):  # references to strings already built: cheap
+        size += sum(map(len, chunk))
         if size > MAX_OUTPUT:
             raise TemplateLimit(f"output longer than {MAX_OUTPUT:,} characters")
-        append(piece)
+        out += chunk
     current().build(size)
     return "".join(out)
 
