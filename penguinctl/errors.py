@@ -145,5 +145,16 @@ class StateError(PenguinError):
     exit_code = ExitCode.UNEXPECTED
 
 
+class StateConfigError(StateError):
+    """The state store URL is wrong (unparsable, unsupported, unreachable): a configuration
+    mistake, so the usage exit code and no debug log."""
+
+    exit_code = ExitCode.USAGE
+
+
+class NoState(StateConfigError):
+    """A read-only command found no state store (it never creates one)."""
+
+
 class NotFound(PenguinError):
     exit_code = ExitCode.USAGE

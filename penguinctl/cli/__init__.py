@@ -63,6 +63,7 @@ def build_app() -> typer.Typer:
         commands_secrets,
         commands_server,
         commands_state,
+        commands_status,
         commands_worker,
     )
 
@@ -83,7 +84,10 @@ def build_app() -> typer.Typer:
         state: Annotated[
             str | None,
             typer.Option(
-                "--state", help="State store URL (SQLAlchemy).", envvar="PENGUINCTL_STATE"
+                "--state",
+                metavar="URL",
+                help="State store URL: sqlite:///PATH or postgresql://USER@HOST/DB "
+                "(env PENGUINCTL_STATE; default: state.db in the penguinctl home).",
             ),
         ] = None,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to prompts.")] = False,
@@ -102,7 +106,10 @@ def build_app() -> typer.Typer:
         from penguinctl import clock
 
         ctx.obj = AppContext(
-            settings=load_settings(state_url=state), output=output, yes=yes, debug=debug
+            settings_loader=lambda: load_settings(state_url=state),
+            output=output,
+            yes=yes,
+            debug=debug,
         )
         previous = clock.install(ctx.obj.clock)  # the one clock, for code deep inside too
         ctx.call_on_close(ctx.obj.close)
@@ -110,6 +117,7 @@ def build_app() -> typer.Typer:
 
     commands_apply.register(app)
     commands_get.register(app)
+    commands_status.register(app)
     commands_state.register(app)
     commands_dns.register(app)
     commands_dkim.register(app)

@@ -36,7 +36,17 @@ def register(app: typer.Typer) -> None:
     app.command("destroy")(destroy)
 
 
-def init(ctx: typer.Context) -> None:
+def init(
+    ctx: typer.Context,
+    project: Annotated[
+        bool,
+        typer.Option(
+            "--project",
+            help="Keep config and state in ./.penguinctl (a project directory, found from here "
+            "and every subdirectory, as git finds .git) instead of the user-wide XDG directories.",
+        ),
+    ] = False,
+) -> None:
     """Create the config and data directories, the state store and the keystore key. Idempotent.
 
     Also takes group and other permissions away from what older versions created readable by
@@ -46,6 +56,8 @@ def init(ctx: typer.Context) -> None:
     from penguinctl.providers.secrets.keystore import ensure_key_file
 
     app = ctx.obj
+    if project:
+        _make_project_dir(app)
     s = app.settings
     for d in (s.config_dir, s.data_dir):
         make_dirs(d)
@@ -94,6 +106,19 @@ def _tighten_private_files(s) -> int:
     for tree in (s.keystore_dir, s.data_dir / "backups", s.log_dir):
         changed += tighten_tree(tree)
     return changed
+
+
+def _make_project_dir(app) -> None:
+    from penguinctl.errors import UsageError
+    from penguinctl.settings import PROJECT_DIR_NAME
+
+    if app.env.get("PENGUINCTL_HOME"):
+        raise UsageError(
+            "--project: PENGUINCTL_HOME is set, and it wins over a project directory",
+            hint="unset PENGUINCTL_HOME, or run `penguinctl init` without --project",
+        )
+    (Path.cwd() / PROJECT_DIR_NAME).mkdir(mode=0o700, exist_ok=True)
+    app.reload_settings()
 
 
 def _mask_url(url: str) -> str:

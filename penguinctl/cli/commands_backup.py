@@ -41,7 +41,7 @@ def _jobs(app, names, all_servers: bool, files, root: str, **opts) -> list[Any]:
 
     if bool(names) == all_servers:
         raise UsageError("name the servers, or pass --all (not both)")
-    targets = load_targets(app.db, names or None, require_ssh=True)
+    targets = load_targets(app.read_db, names or None, require_ssh=True)  # none: NoState
     specs = None
     if files:
         from penguinctl.spec import load_specs
@@ -196,7 +196,7 @@ def list_(
     else:
         failed = []
     wanted = set(names or [])
-    snaps = [s for s in records.list_snapshots(app.db) if not wanted or s["server"] in wanted]
+    snaps = [s for s in records.list_snapshots(app.read_db) if not wanted or s["server"] in wanted]
     items = [
         {
             "server": s["server"],

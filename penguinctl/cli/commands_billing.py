@@ -363,7 +363,7 @@ def list_invoices(
     from penguinctl.billing.render import to_json
 
     app = ctx.obj
-    with app.db.connect() as conn:
+    with app.read_db.connect() as conn:
         rows = invoices.list_invoices(conn, period=period, tenant=tenant)
     data = [{k: v for k, v in to_json(r).items() if k != "usage"} for r in rows]
 
@@ -391,7 +391,7 @@ def show(
     from penguinctl.errors import UsageError
 
     app = ctx.obj
-    with app.db.connect() as conn:
+    with app.read_db.connect() as conn:
         inv = invoices.get_invoice(conn, invoice)
     if fmt == "html":
         print(render.html(inv, contact=_contact(app, inv["tenant"])))
@@ -438,7 +438,7 @@ def _contact(app, tenant: str) -> str | None:
 
     from penguinctl.billing import tables
 
-    with app.db.connect() as conn:
+    with app.read_db.connect() as conn:
         data = conn.execute(
             sa.select(tables.resources.c.data).where(
                 tables.resources.c.kind == "tenant", tables.resources.c.tenant == tenant
@@ -467,7 +467,7 @@ def export(
     app = ctx.obj
     if fmt not in ("csv", "json"):
         raise UsageError(f"--format {fmt!r}: use csv or json")
-    with app.db.connect() as conn:
+    with app.read_db.connect() as conn:
         rows = [
             invoices.get_invoice(conn, str(r["id"]))
             for r in invoices.list_invoices(conn, period=period, tenant=tenant)

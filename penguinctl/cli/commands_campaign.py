@@ -395,7 +395,7 @@ def status(
     from penguinctl.state.db import session_scope
 
     app = ctx.obj
-    with session_scope(app.db) as session:
+    with session_scope(app.read_db) as session:
         if name is not None:
             campaign = find_campaign(session, name, tenant)
             items = [
@@ -436,7 +436,7 @@ def stats(ctx: typer.Context, name: NameArg, tenant: TenantOpt = None) -> None:
     from penguinctl.state.db import session_scope
 
     app = ctx.obj
-    with session_scope(app.db) as session:
+    with session_scope(app.read_db) as session:
         result = campaign_stats(session, find_campaign(session, name, tenant))
     if app.output == "csv":
         import csv
@@ -491,7 +491,7 @@ def ambiguous(ctx: typer.Context, name: NameArg, tenant: TenantOpt = None) -> No
     from penguinctl.state.db import session_scope
 
     app = ctx.obj
-    with session_scope(app.db) as session:
+    with session_scope(app.read_db) as session:
         campaign = find_campaign(session, name, tenant)
         key = campaign.key
         found = [a.to_json() for a in list_ambiguous(session.connection(), campaign.id)]
@@ -611,7 +611,7 @@ def get_campaigns(app: Any, name: str | None, tenant: str | None) -> None:
     from penguinctl.cli.render import table
     from penguinctl.state.db import session_scope
 
-    with session_scope(app.db) as session:
+    with session_scope(app.read_db) as session:
         items = [
             {k: i[k] for k in ("tenant", "name", "status", "steps", "leads", "sent", "ambiguous")}
             for i in campaign_summaries(session, tenant)

@@ -117,7 +117,9 @@ def check(
     bad_skip = set(skip or []) - set(FAMILIES)
     if bad_skip:
         raise UsageError(f"--skip {', '.join(sorted(bad_skip))}: use {', '.join(FAMILIES)}")
-    res = Resolver([Nameserver.parse(t) for t in resolver or []], timeout=timeout)
+    res = Resolver(
+        [Nameserver.parse(t) for t in resolver or app.settings.dns_resolvers], timeout=timeout
+    )
     bl_res = (
         Resolver([Nameserver.parse(t) for t in dnsbl_resolver], timeout=timeout)
         if dnsbl_resolver

@@ -67,7 +67,7 @@ def status(
     app = ctx.obj
     names = [d.lower().rstrip(".") for d in domains] if domains else None
     now = clock.now()
-    data = [_status_json(dk, now) for dk in load(app.db, names)]
+    data = [_status_json(dk, now) for dk in load(app.read_db, names)]
 
     def text(console) -> None:
         rows = []
@@ -139,7 +139,7 @@ def rotate(
         env=app.env,
     )
     check = seen_check(
-        resolver=Resolver([Nameserver.parse(t) for t in resolver or []]),
+        resolver=Resolver([Nameserver.parse(t) for t in resolver or app.settings.dns_resolvers]),
         providers=providers,
         override=[Nameserver.parse(t) for t in nameserver or []],
     )

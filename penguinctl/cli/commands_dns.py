@@ -24,7 +24,7 @@ def _records(app, domains: list[str] | None) -> dict[str, list[dict]]:
     from penguinctl.state import repo
     from penguinctl.state.db import session_scope
 
-    with session_scope(app.db) as session:
+    with session_scope(app.read_db) as session:
         rows = repo.list_resources(session, kind="dnsrecord")
     zones: dict[str, list[dict]] = {}
     for row in rows:
@@ -202,8 +202,8 @@ def verify(
     except ValueError as exc:
         raise UsageError(f"--wait/--interval: {exc}") from None
     override = [Nameserver.parse(t) for t in nameserver or []]
-    res = Resolver([Nameserver.parse(t) for t in resolver or []])
-    with session_scope(app.db) as session:
+    res = Resolver([Nameserver.parse(t) for t in resolver or app.settings.dns_resolvers])
+    with session_scope(app.read_db) as session:
         rows = repo.list_resources(session)
     names = None if all_domains else [d.lower().rstrip(".") for d in domains or []]
     expectations = build_expectations(
@@ -222,7 +222,9 @@ def verify(
         if not app.machine:
             app.err.print(f"waiting for {len(todo)} domain(s); next check in {every:g} s")
         time.sleep(every)
-        res = Resolver([Nameserver.parse(t) for t in resolver or []])  # fresh cache per poll
+        res = Resolver(
+            [Nameserver.parse(t) for t in resolver or app.settings.dns_resolvers]
+        )  # fresh cache per poll
         verifier.resolver = res
     reports = [results[e.domain] for e in expectations]
     bad = [r for r in reports if not r.ok]

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+# Every kind `get` and `describe` accept: plural name -> the singular used in the state store.
 KINDS = {
     "tenants": "tenant",
     "servers": "server",
@@ -14,8 +15,11 @@ KINDS = {
     "dkim": "dkim",
     "dnsproviders": "dnsprovider",
     "records": "dnsrecord",
+    "backups": "backup",
+    "campaigns": "campaign",
+    "invoices": "invoice",
 }
-LATER = {"backups", "campaigns", "invoices"}
+KIND_HELP = ", ".join(KINDS) + " (singular names work too)"
 
 
 def register(app: typer.Typer) -> None:
@@ -24,26 +28,28 @@ def register(app: typer.Typer) -> None:
 
 
 def _kind(kind: str) -> str:
+    """The singular kind for ``kind`` (plural, singular, any case; ``dnsrecords`` too)."""
     from penguinctl.errors import UsageError
 
     k = kind.lower()
-    singular = {v: v for v in KINDS.values()}
+    singular = set(KINDS.values())
     if k in KINDS:
         return KINDS[k]
-    if k in singular:
-        return k
-    if k.rstrip("s") in singular:
-        return k.rstrip("s")
-    if k in LATER:
-        raise UsageError(f"{k}: nothing is recorded for this kind in this version")
+    for candidate in (k, k.removesuffix("es"), k.removesuffix("s")):
+        if candidate in singular:
+            return candidate
     raise UsageError(f"unknown kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
+
+
+def complete_kind(incomplete: str) -> list[str]:
+    return [k for k in KINDS if k.startswith(incomplete.lower())]
 
 
 def _rows(app, kind: str, name: str | None, tenant: str | None):
     from penguinctl.state import repo
     from penguinctl.state.db import session_scope
 
-    with session_scope(app.db) as session:
+    with session_scope(app.read_db) as session:
         return repo.list_resources(session, kind=kind, tenant=tenant, name=name)
 
 
@@ -99,16 +105,20 @@ def _ts(row) -> str | None:
     return ts.isoformat(timespec="seconds") if ts else None
 
 
-def _get_backups(app, server: str | None, tenant: str | None) -> None:
-    """Recorded snapshots (``backup list`` asks the servers; this reads the state store)."""
+def _snapshots(app, server: str | None, tenant: str | None) -> list[dict[str, Any]]:
     from penguinctl.backup import records
-    from penguinctl.cli.render import table
 
-    snaps = [
+    return [
         s
-        for s in records.list_snapshots(app.db, server=server)
+        for s in records.list_snapshots(app.read_db, server=server)
         if tenant is None or s["tenant"] == tenant
     ]
+
+
+def _get_backups(app, server: str | None, tenant: str | None) -> None:
+    """Recorded snapshots (``backup list`` asks the servers; this reads the state store)."""
+    from penguinctl.cli.render import table
+
     items = [
         {
             "server": s["server"],
@@ -118,7 +128,7 @@ def _get_backups(app, server: str | None, tenant: str | None) -> None:
             "repository": s["repository"],
             "files_new": (s["stats"] or {}).get("files_new"),
         }
-        for s in snaps
+        for s in _snapshots(app, server, tenant)
     ]
 
     def text(console) -> None:
@@ -130,23 +140,61 @@ def _get_backups(app, server: str | None, tenant: str | None) -> None:
     app.emit(items, text)
 
 
+def _get_invoices(app, name: str | None, tenant: str | None) -> None:
+    """Recorded invoices (``invoices list`` has the period filter)."""
+    from penguinctl.billing import invoices
+    from penguinctl.billing.render import to_json
+    from penguinctl.cli.render import table
+
+    with app.read_db.connect() as conn:
+        rows = invoices.list_invoices(conn, tenant=tenant)
+    keep = ("id", "number", "tenant", "period", "total_cents", "currency", "status")
+    items = [
+        {k: v for k, v in to_json(r).items() if k in keep}
+        for r in rows
+        if name is None or name in (str(r["id"]), r["number"])
+    ]
+
+    def text(console) -> None:
+        if not items:
+            console.print("No invoices recorded.")
+            return
+        table(console, list(keep), [[i[c] for c in keep] for i in items])
+
+    app.emit(items, text)
+
+
 def get(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help="tenants, servers, domains, mailboxes, dkim, ...")],
-    name: Annotated[str | None, typer.Argument(help="Only this one.")] = None,
-    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
+    kind: Annotated[
+        str,
+        typer.Argument(metavar="KIND", help=KIND_HELP + ".", autocompletion=complete_kind),
+    ],
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME",
+            help="Only this one (for backups: the server; for invoices: id or number).",
+        ),
+    ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", "-t", metavar="TENANT", help="Only this tenant's."),
+    ] = None,
 ) -> None:
-    """List recorded resources of one kind."""
+    """List recorded resources of one kind (reads the state store; creates nothing)."""
     from penguinctl.cli.render import table
 
     app = ctx.obj
-    if kind.lower() in ("backups", "backup"):
+    k = _kind(kind)
+    if k == "backup":
         return _get_backups(app, name, tenant)
-    if kind.lower() in ("campaigns", "campaign"):
+    if k == "campaign":
         from penguinctl.cli.commands_campaign import get_campaigns
 
         return get_campaigns(app, name, tenant)
-    k = _kind(kind)
+    if k == "invoice":
+        return _get_invoices(app, name, tenant)
     items = [_summary(k, r) for r in _rows(app, k, name, tenant)]
     if k == "dkim" and app.machine:
         for item, row in zip(items, _rows(app, k, name, tenant), strict=True):
@@ -168,10 +216,42 @@ def _cell(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def _describe_other(app, k: str, name: str) -> dict[str, Any] | None:
+    """``describe`` for the kinds that are not resources: backups, campaigns, invoices."""
+    if k == "backup":
+        hits = [s for s in _snapshots(app, None, None) if s["snapshot_id"].startswith(name)]
+        return hits[0] if len(hits) == 1 else None
+    if k == "campaign":
+        from penguinctl.cli.commands_campaign import campaign_summaries
+        from penguinctl.state.db import session_scope
+
+        with session_scope(app.read_db) as session:
+            hits = [c for c in campaign_summaries(session) if c["name"] == name]
+        return hits[0] if len(hits) == 1 else None
+    from penguinctl.billing import invoices
+    from penguinctl.billing.render import to_json
+    from penguinctl.errors import NotFound
+
+    try:
+        with app.read_db.connect() as conn:
+            return to_json(invoices.get_invoice(conn, name))
+    except NotFound:
+        return None
+
+
 def describe(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help="tenant, server, domain, mailbox, dkim")],
-    name: Annotated[str, typer.Argument(help="Resource name.")],
+    kind: Annotated[
+        str,
+        typer.Argument(metavar="KIND", help=KIND_HELP + ".", autocompletion=complete_kind),
+    ],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME",
+            help="Its name (backups: snapshot id or prefix; invoices: id or number).",
+        ),
+    ],
 ) -> None:
     """Everything recorded about one resource (and, for a domain, its keys and records)."""
     from penguinctl.cli.render import dump
@@ -181,6 +261,11 @@ def describe(
 
     app = ctx.obj
     k = _kind(kind)
+    if k in ("backup", "campaign", "invoice"):
+        found = _describe_other(app, k, name)
+        if found is None:
+            raise NotFound(f"{k} {name!r} is not recorded", hint=f"see `penguinctl get {k}s`")
+        return app.emit(found, lambda c: c.print(dump(found, "yaml")))
     rows = _rows(app, k, name, None)
     if not rows:
         raise NotFound(f"{k} {name!r} is not recorded", hint=f"see `penguinctl get {k}`")
@@ -196,7 +281,7 @@ def describe(
         "data": row.data,
     }
     if k == "domain":
-        with session_scope(app.db) as session:
+        with session_scope(app.read_db) as session:
             tenant_rows = repo.list_resources(session, tenant=row.tenant)
         doc["dkim"] = [r.data for r in tenant_rows if r.kind == "dkim" and r.data["domain"] == name]
         doc["mailboxes"] = [

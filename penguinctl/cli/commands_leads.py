@@ -338,7 +338,7 @@ def suppress_check(
     app = ctx.obj
     if campaign and not tenant:
         suppression.scope_of(tenant, campaign)  # raises the usage error
-    with session_scope(app.db) as session:
+    with session_scope(app.read_db) as session:
         entries = suppression.check(session, email, tenant, campaign)
     data = {"email": email, "suppressed": bool(entries), "entries": [e.as_dict() for e in entries]}
 

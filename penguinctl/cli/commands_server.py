@@ -23,7 +23,7 @@ def _servers(app) -> list[Any]:
     from penguinctl.state import repo
     from penguinctl.state.db import session_scope
 
-    with session_scope(app.db) as session:
+    with session_scope(app.read_db) as session:
         return repo.list_resources(session, kind="server")
 
 

@@ -27,7 +27,7 @@ def lock_status(ctx: typer.Context) -> None:
     from penguinctl.state.lock import lock_status as _status
 
     app = ctx.obj
-    with session_scope(app.db) as session:
+    with session_scope(app.read_db) as session:
         locks = [
             {
                 "id": r.lock_id,
@@ -123,7 +123,7 @@ def history(
     from penguinctl.state.db import session_scope
 
     app = ctx.obj
-    with session_scope(app.db) as session:
+    with session_scope(app.read_db) as session:
         runs = [
             {
                 "id": r.id,
@@ -160,7 +160,7 @@ def audit_log(
     from penguinctl.state.db import session_scope
 
     app = ctx.obj
-    with session_scope(app.db) as session:
+    with session_scope(app.read_db) as session:
         events = [
             {
                 "ts": _iso(e.ts),

@@ -7,25 +7,53 @@ Built per invocation by the root callback; nothing here is created at import tim
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
 from penguinctl.settings import Settings
 
 
-@dataclass
 class AppContext:
-    settings: Settings
-    output: str = "text"
-    yes: bool = False
-    debug: bool = False
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    _db: Any = None
-    _clock: Any = None
-    _secrets: Any = None
-    _out: Any = None
-    _err: Any = None
+    """Per-invocation context. ``settings`` may be given, or loaded on first use by
+    ``settings_loader`` (so that `penguinctl CMD --help` never reads the config file)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        output: str = "text",
+        yes: bool = False,
+        debug: bool = False,
+        env: dict[str, str] | None = None,
+        *,
+        settings_loader: Callable[[], Settings] | None = None,
+    ) -> None:
+        if settings is None and settings_loader is None:
+            raise TypeError("AppContext needs settings or a settings_loader")
+        self._settings = settings
+        self._settings_loader = settings_loader
+        self.output = output
+        self.yes = yes
+        self.debug = debug
+        self.env: dict[str, str] = dict(os.environ) if env is None else env
+        self._db: Any = None
+        self._read_db: Any = None
+        self._clock: Any = None
+        self._secrets: Any = None
+        self._out: Any = None
+        self._err: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            assert self._settings_loader is not None
+            self._settings = self._settings_loader()
+        return self._settings
+
+    def reload_settings(self) -> None:
+        """Load the settings again (after ``init --project`` created a project directory)."""
+        if self._settings_loader is not None:
+            self._settings = None
 
     # -- consoles -----------------------------------------------------------------------------
     @property
@@ -81,6 +109,9 @@ class AppContext:
     # -- state store --------------------------------------------------------------------------
     @property
     def db(self):
+        """The state store for commands that write: created and migrated when missing."""
+        if self._db is None and self._read_db is not None:
+            self._db, self._read_db = self._read_db, None  # exists and is migrated
         if self._db is None:
             from penguinctl.state.db import ensure_migrated, make_engine
 
@@ -91,6 +122,18 @@ class AppContext:
             self._db = make_engine(self.settings.state_url)
             ensure_migrated(self._db)
         return self._db
+
+    @property
+    def read_db(self):
+        """The state store for read-only commands: never creates a database, file or directory
+        (``NoState``, exit 2, when there is none yet)."""
+        if self._db is not None:
+            return self._db
+        if self._read_db is None:
+            from penguinctl.state.db import open_existing
+
+            self._read_db = open_existing(self.settings.state_url)
+        return self._read_db
 
     def actor(self) -> str:
         from penguinctl.state.audit import default_actor
@@ -122,6 +165,7 @@ class AppContext:
         )
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.dispose()
-            self._db = None
+        for engine in (self._db, self._read_db):
+            if engine is not None:
+                engine.dispose()
+        self._db = self._read_db = None

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlmodel import Session
 
-from penguinctl.errors import StateError
+from penguinctl.errors import NoState, StateConfigError, StateError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATE_LOCK = 0x70656E67  # "peng": serialises concurrent migrations on PostgreSQL
@@ -24,27 +24,46 @@ def masked(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
-        return "(unparsable URL)"
+        return _shown(url)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, create: bool = True) -> Engine:
+    """An engine for ``url``. ``postgres://`` and ``postgresql://`` mean psycopg 3.
+
+    With ``create=False`` nothing is created on disk: a SQLite file that does not exist (or a
+    directory that does not) raises ``NoState`` instead of being made.
+    """
+    from penguinctl.settings import normalize_state_url
+
     try:
-        parsed = make_url(url)
+        parsed = make_url(normalize_state_url(url))
     except ArgumentError:
-        raise StateError(
-            f"state store URL {url!r} is not a valid SQLAlchemy URL",
-            hint="e.g. sqlite:///state.db or postgresql+psycopg://user@host/db",
+        raise StateConfigError(
+            f"state store URL {_shown(url)!r} is not a valid SQLAlchemy URL",
+            hint="e.g. sqlite:////abs/path/state.db or postgresql://user@host/db",
         ) from None
     try:
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
                 from penguinctl.private_files import create_file, make_dirs
 
-                # 0600 before SQLite creates it (0644 under umask 022); SQLite gives the -wal,
-                # -shm and -journal files the database file's mode
                 database = Path(parsed.database).expanduser()
-                make_dirs(database.parent)
-                create_file(database)
+                if not create and not database.is_file():
+                    raise NoState(
+                        f"no state store yet at {database}",
+                        hint="create it with `penguinctl init` or `penguinctl apply -f SPEC`, "
+                        "or point --state / PENGUINCTL_STATE at an existing one",
+                    )
+                try:
+                    # 0600 before SQLite creates it (0644 under umask 022); SQLite gives the -wal,
+                    # -shm and -journal files the database file's mode
+                    make_dirs(database.parent)
+                    create_file(database)
+                except OSError as exc:
+                    raise StateConfigError(
+                        f"state store {database}: cannot create it: {exc.strerror}",
+                        hint="check --state / PENGUINCTL_STATE",
+                    ) from None
             engine = create_engine(parsed, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
@@ -52,10 +71,15 @@ def make_engine(url: str) -> Engine:
             return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 5})
     except NoSuchModuleError:
         pass
-    raise StateError(
+    raise StateConfigError(
         f"state store {masked(url)}: unsupported database",
-        hint="use sqlite:///PATH or postgresql+psycopg://...",
+        hint="use sqlite:///PATH or postgresql://user@host/db",
     )
+
+
+def _shown(url: str) -> str:
+    """``url`` for a message: its password (``scheme://user:PASSWORD@host``) replaced."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -146,12 +170,23 @@ def _stored_revision(engine: Engine) -> str | None:
         return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def ensure_migrated(engine: Engine) -> None:
-    """Migrate only when the schema is behind (one query on the fast path)."""
+def ensure_migrated(engine: Engine, *, create: bool = True) -> None:
+    """Migrate only when the schema is behind (one query on the fast path).
+
+    With ``create=False`` (read-only commands) an empty store is not initialised: ``NoState``.
+    An existing store whose schema is behind is still upgraded.
+    """
     try:
         head = _head_from_files()
-        if head is not None and _stored_revision(engine) == head:
+        stored = _stored_revision(engine)
+        if head is not None and stored == head:
             return
+        if stored is None and not create:
+            raise NoState(
+                f"no penguinctl state yet in {masked(str(engine.url))}",
+                hint="create it with `penguinctl init` or `penguinctl apply -f SPEC`, "
+                "or point --state / PENGUINCTL_STATE at an existing one",
+            )
         if current_revision(engine) == head_revision():
             return
     except OperationalError as exc:
@@ -159,9 +194,40 @@ def ensure_migrated(engine: Engine) -> None:
     migrate(engine)
 
 
+def inspect_store(url: str) -> dict[str, object]:
+    """``{"exists": bool, "status": text}`` for ``url``, creating and migrating nothing."""
+    try:
+        engine = make_engine(url, create=False)
+    except NoState:
+        return {"exists": False, "status": "not created yet: run `penguinctl init` (or apply)"}
+    except StateError as exc:
+        return {"exists": False, "status": exc.message}
+    try:
+        stored = _stored_revision(engine)
+    except OperationalError as exc:
+        return {"exists": False, "status": _unreachable(engine, exc).message}
+    finally:
+        engine.dispose()
+    if stored is None:
+        return {"exists": False, "status": "empty: run `penguinctl init`"}
+    behind = "" if stored == head_revision() else " (behind: the next command upgrades it)"
+    return {"exists": True, "status": f"ready, schema {stored}{behind}"}
+
+
+def open_existing(url: str) -> Engine:
+    """An engine on an existing, migrated state store; creates nothing (``NoState`` if none)."""
+    engine = make_engine(url, create=False)
+    try:
+        ensure_migrated(engine, create=False)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
 def _unreachable(engine: Engine, exc: OperationalError) -> StateError:
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-    return StateError(
+    return StateConfigError(
         f"state store {masked(str(engine.url))} is unreachable: {reason}",
         hint="check PENGUINCTL_STATE / --state and that the database is running",
     )
