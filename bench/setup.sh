@@ -12,13 +12,33 @@
 # - hyperfine and GNU time from Debian when we are root and they are missing (optional:
 #   run.py falls back to a subprocess timing loop and to getrusage).
 #
-# penguinctl itself runs from the main Python environment (`python -m penguinctl`).
+# penguinctl itself runs from the main Python environment: the active virtualenv ($VIRTUAL_ENV),
+# else the repository's .venv (the quickstart's; created here if missing, never the system
+# interpreter, which PEP 668 protects). It gets penguinctl and its test extras: the benches import
+# test helpers (tests/bind.py, tests/smtpsink.py, ...) that need pytest and aiosmtpd.
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(dirname "$BENCH_DIR")"
 VENV="$BENCH_DIR/.venv-anchors"
 PYTHON="${PYTHON:-python3}"
+
+# The main environment: penguinctl (editable) with the test extras.
+if [ -n "${VIRTUAL_ENV:-}" ]; then
+  MAIN_PY="$VIRTUAL_ENV/bin/python"
+else
+  if [ ! -x "$REPO/.venv/bin/python" ]; then
+    echo "creating $REPO/.venv"
+    "$PYTHON" -m venv "$REPO/.venv" \
+      || { echo "error: '$PYTHON -m venv' failed (Debian/Ubuntu: sudo apt install python3-venv)" >&2; exit 1; }
+  fi
+  MAIN_PY="$REPO/.venv/bin/python"
+fi
+if ! "$MAIN_PY" -c 'import penguinctl, pytest, aiosmtpd, dkim, yaml, dns, sqlalchemy' 2>/dev/null; then
+  echo "installing penguinctl[test] into $("$MAIN_PY" -c 'import sys; print(sys.prefix)')"
+  "$MAIN_PY" -m pip install --quiet --disable-pip-version-check -e "$REPO[test]"
+fi
 
 # Versions are pinned loosely: octoDNS 1.x (dynamic '*' zones and YamlProvider.list_zones) and a
 # current ansible-core. Change them here, not in the project's dependencies.
@@ -84,6 +104,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+echo "benches run with: $MAIN_PY (e.g. $MAIN_PY bench/run.py --quick)"
 echo "anchors ready:"
 "$VENV/bin/octodns-sync" --version 2>/dev/null || "$VENV/bin/python" -c 'import octodns; print("octodns", octodns.__version__)'
 ansible_version="$("$VENV/bin/ansible-playbook" --version)"  # not piped to head: SIGPIPE
