@@ -73,3 +73,69 @@ def agency_spec(n: int, *, tenant: str = "agency", mailboxes: int = 1) -> str:
             f"  mailboxes:\n{boxes}"
         )
     return "---\n".join(docs)
+
+
+# -- the command tree (help walk, README and help examples) ------------------------------------
+
+
+def cli_tree():
+    """The root click command exactly as `penguinctl` runs it (conventions applied)."""
+    import typer
+
+    from penguinctl.cli import build_app
+    from penguinctl.cli.conventions import finish
+
+    return finish(typer.main.get_command(build_app()))
+
+
+def walk_commands(root):
+    """(path, command, context) for the root and every command below it, depth first."""
+    stack = [(["penguinctl"], root, None)]
+    while stack:
+        path, command, parent = stack.pop()
+        ctx = command.context_class(command, info_name=path[-1], parent=parent)
+        yield path, command, ctx
+        for name, sub in reversed(list(getattr(command, "commands", {}).items())):
+            stack.append(([*path, name], sub, ctx))
+
+
+def run_help(*path: str) -> str:
+    """The help text of ``penguinctl PATH... --help`` (in-process, as a user sees it)."""
+    root = cli_tree()
+    for p, command, ctx in walk_commands(root):
+        if tuple(p[1:]) == path:
+            return command.get_help(ctx)
+    raise KeyError(path)
+
+
+def parse_command_line(root, line: str) -> str | None:
+    """Parse ``penguinctl ...`` as the CLI would, without running it: None when it parses, else
+    the usage error. Global options are hoisted like `penguinctl` does."""
+    import shlex
+
+    from penguinctl.cli import GLOBAL_FLAGS, GLOBAL_VALUED, hoist_global_options
+
+    words = shlex.split(line, comments=True)
+    for i, word in enumerate(words):  # the shell's part: redirections, pipes, chains
+        if word in (">", ">>", "2>", "|", "&&", ";", "<"):
+            words = words[:i]
+            break
+    if not words or words[0] != "penguinctl":
+        return f"{line!r} does not start with penguinctl"
+    args = hoist_global_options(words[1:])
+    try:
+        root.make_context("penguinctl", list(args), resilient_parsing=True)
+        while args and (args[0] in GLOBAL_FLAGS or args[0].split("=")[0] in GLOBAL_VALUED):
+            args = args[1 if args[0] in GLOBAL_FLAGS or "=" in args[0] else 2 :]
+        command, name = root, "penguinctl"
+        while hasattr(command, "commands"):
+            if not args:
+                return "no sub-command"
+            name, args = args[0], args[1:]
+            if name not in command.commands:
+                return f"no command {name!r}"
+            command = command.commands[name]
+        command.make_context(name, list(args))
+    except Exception as exc:  # click's UsageError and friends
+        return f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+    return None

@@ -377,7 +377,8 @@ def test_check_only_prints_counts_and_writes_nothing(cli, tmp_path):
     data = cli("domains", "import", "clients.csv", "-f", QUICKSTART, "-o", "json").json()
     assert data["tenants"] == {"acme": {"domains": 3, "mailboxes": 3}}
     assert data["written"] == [] and data["out_dir"] is None
-    assert cli("get", "domains", "-o", "json").json() == []
+    res = cli("get", "domains", "-o", "json")  # nothing written, not even a state
+    assert res.code == 2 and "no state store yet" in res.err
 
 
 def test_invalid_csv_exits_3_with_every_row_and_writes_nothing(cli, tmp_path):

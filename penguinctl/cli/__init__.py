@@ -66,10 +66,17 @@ def build_app() -> typer.Typer:
         commands_status,
         commands_worker,
     )
+    from penguinctl.cli.conventions import FORMATS, examples
 
     app = typer.Typer(
         name="penguinctl",
         help="Declarative control plane for cold-email infrastructure.",
+        epilog=examples(
+            "penguinctl init --project              # state in ./.penguinctl",
+            "penguinctl apply -f specs/ --yes",
+            "penguinctl get domains -o json",
+            "penguinctl status                      # what is in effect, and why",
+        ),
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,  # plain help: the rich formatter costs ~170 ms of imports
@@ -80,7 +87,16 @@ def build_app() -> typer.Typer:
     @app.callback()
     def root(
         ctx: typer.Context,
-        output: Annotated[str, typer.Option("--output", "-o", help="text, json or yaml.")] = "text",
+        output: Annotated[
+            str,
+            typer.Option(
+                "--output",
+                "-o",
+                metavar="FORMAT",
+                help="Output format: text, wide (no wrapping on a terminal), json, yaml, or csv "
+                "for lists (invoices show: html). A command refuses a format it does not print.",
+            ),
+        ] = "text",
         state: Annotated[
             str | None,
             typer.Option(
@@ -91,9 +107,12 @@ def build_app() -> typer.Typer:
             ),
         ] = None,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to prompts.")] = False,
-        debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+        debug: Annotated[
+            bool, typer.Option("--debug", help="Print tracebacks instead of a debug log path.")
+        ] = False,
         version: Annotated[
-            bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+            bool,
+            typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
         ] = False,
     ) -> None:
         """Global options may be given before or after the sub-command."""
@@ -101,8 +120,8 @@ def build_app() -> typer.Typer:
         from penguinctl.errors import UsageError
         from penguinctl.settings import load_settings
 
-        if output not in ("text", "json", "yaml", "csv"):  # csv: `campaign stats` only
-            raise UsageError(f"--output {output!r}: use text, json or yaml")
+        if output not in FORMATS:
+            raise UsageError(f"--output {output!r}: use {', '.join(FORMATS)}")
         from penguinctl import clock
 
         ctx.obj = AppContext(
@@ -133,6 +152,18 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _did_you_mean_file(exc: BaseException) -> None:
+    """`penguinctl apply specs/` -> "... Did you mean -f specs/?" when the command takes -f."""
+    message = getattr(exc, "message", "")
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None or not message.startswith("Got unexpected extra argument"):
+        return
+    takes_file = any("-f" in getattr(p, "opts", ()) for p in ctx.command.params)
+    extra = message[message.rfind("(") + 1 : message.rfind(")")].split()
+    if takes_file and extra:
+        exc.message = f"{message}. Did you mean -f {' -f '.join(extra)}?"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
@@ -140,8 +171,10 @@ def main(argv: list[str] | None = None) -> None:
 
     install()
     try:
-        app = build_app()
-        rv = app(args=args, prog_name="penguinctl", standalone_mode=False)
+        from penguinctl.cli.conventions import finish
+
+        command = finish(typer.main.get_command(build_app()))
+        rv = command.main(args=args, prog_name="penguinctl", standalone_mode=False)
     except SystemExit:
         raise
     except BaseException as exc:  # the one error printer
@@ -151,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
             print("error: aborted", file=sys.stderr)
             sys.exit(1)
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # typer's (click's) usage errors
+            _did_you_mean_file(exc)
             exc.show()
             sys.exit(exc.exit_code)
         from penguinctl.cli.errors import handle

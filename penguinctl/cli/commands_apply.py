@@ -12,17 +12,24 @@ if TYPE_CHECKING:
 
 Files = Annotated[
     list[Path],
-    typer.Option("--file", "-f", help="Spec file or directory (repeatable)."),
+    typer.Option("--file", "-f", metavar="FILE", help="Spec file or directory (repeatable)."),
 ]
 Target = Annotated[
     list[str] | None,
-    typer.Option("--target", help="Limit to KIND/NAME and what it needs (repeatable)."),
+    typer.Option(
+        "--target", metavar="KIND/NAME", help="Limit to KIND/NAME and what it needs (repeatable)."
+    ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Allow unsafe changes (deletions).")]
 LockTimeout = Annotated[
-    float, typer.Option("--lock-timeout", help="Seconds to wait for a held lock (0: fail fast).")
+    float,
+    typer.Option(
+        "--lock-timeout", metavar="SECONDS", help="Seconds to wait for a held lock (0: fail fast)."
+    ),
 ]
-Parallel = Annotated[int, typer.Option("--parallel", min=1, max=64, help="Concurrent batches.")]
+Parallel = Annotated[
+    int, typer.Option("--parallel", metavar="N", min=1, max=64, help="Concurrent batches.")
+]
 NoRefresh = Annotated[
     bool, typer.Option("--no-refresh", help="Trust the state store; do not read live state.")
 ]
@@ -185,7 +192,9 @@ def _engine(app, specs):
 def plan(
     ctx: typer.Context,
     files: Files = [],  # noqa: B006
-    out: Annotated[Path | None, typer.Option("--out", help="Save the plan to FILE.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", help="Save the plan to FILE.")
+    ] = None,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes.")
     ] = False,
@@ -366,7 +375,8 @@ def apply(
     ctx: typer.Context,
     files: Files = [],  # noqa: B006
     plan_file: Annotated[
-        Path | None, typer.Option("--plan", help="Apply this saved plan (checksum verified).")
+        Path | None,
+        typer.Option("--plan", metavar="FILE", help="Apply this saved plan (checksum verified)."),
     ] = None,
     target: Target = None,
     force: Force = False,

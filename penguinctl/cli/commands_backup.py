@@ -8,23 +8,40 @@ from typing import Annotated, Any
 
 import typer
 
+from penguinctl.cli.conventions import ROWS, examples, output_formats
+
 backup_app = typer.Typer(
     help="Server backups (restic over SSH) and state-store backups.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl backup run --all",
+        "penguinctl backup list mx1",
+        "penguinctl backup restore latest --server mx1",
+        "penguinctl backup state --to state-copy.db",
+    ),
 )
 
-Servers = Annotated[list[str] | None, typer.Argument(help="Servers (or --all).")]
+Servers = Annotated[list[str] | None, typer.Argument(metavar="SERVER", help="Servers (or --all).")]
 AllServers = Annotated[bool, typer.Option("--all", help="Every server reachable over SSH.")]
 SpecFiles = Annotated[
     list[Path] | None,
-    typer.Option("--file", "-f", help="Spec files holding the servers' BackupPolicy."),
+    typer.Option(
+        "--file", "-f", metavar="FILE", help="Spec files holding the servers' BackupPolicy."
+    ),
 ]
 Root = Annotated[
     str,
-    typer.Option("--mailu-root", envvar="PENGUINCTL_MAILU_ROOT", help="MailU root on the server."),
+    typer.Option(
+        "--mailu-root",
+        metavar="DIR",
+        envvar="PENGUINCTL_MAILU_ROOT",
+        help="MailU root on the server.",
+    ),
 ]
-Parallel = Annotated[int, typer.Option("--parallel", min=1, max=100, help="Servers at once.")]
+Parallel = Annotated[
+    int, typer.Option("--parallel", metavar="N", min=1, max=100, help="Servers at once.")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -150,7 +167,16 @@ def run(
     no_quiesce: Annotated[
         bool, typer.Option("--no-quiesce", help="Do not pause the MailU stack during the snapshot.")
     ] = False,
-    samples: Annotated[int, typer.Option("--samples", min=0, max=100)] = 8,
+    samples: Annotated[
+        int,
+        typer.Option(
+            "--samples",
+            metavar="N",
+            min=0,
+            max=100,
+            help="Files sampled per snapshot to check a restore (0: none).",
+        ),
+    ] = 8,
     parallel: Parallel = 5,
 ) -> int:
     """Back up the MailU root of each server with restic (repository initialised on first use,
@@ -173,9 +199,12 @@ def run(
 
 
 @backup_app.command("list")
+@output_formats(*ROWS)
 def list_(
     ctx: typer.Context,
-    names: Annotated[list[str] | None, typer.Argument(help="Servers (default: all).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(metavar="SERVER", help="Servers (default: all).")
+    ] = None,
     files: SpecFiles = None,
     recorded: Annotated[
         bool, typer.Option("--recorded", help="Only what the state store recorded (no SSH).")
@@ -267,12 +296,27 @@ def verify(
     all_servers: AllServers = False,
     files: SpecFiles = None,
     subset: Annotated[
-        str, typer.Option("--read-data-subset", help="Share of pack data restic reads (n/t, x%).")
+        str,
+        typer.Option(
+            "--read-data-subset",
+            metavar="SUBSET",
+            help="Share of pack data restic reads (n/t, x%).",
+        ),
     ] = "10%",
     snapshot: Annotated[
-        str | None, typer.Option("--snapshot", help="Snapshot whose samples to restore.")
+        str | None,
+        typer.Option("--snapshot", metavar="ID", help="Snapshot whose samples to restore."),
     ] = None,
-    samples: Annotated[int, typer.Option("--samples", min=1, max=100)] = 8,
+    samples: Annotated[
+        int,
+        typer.Option(
+            "--samples",
+            metavar="N",
+            min=1,
+            max=100,
+            help="Files sampled per snapshot to check a restore (0: none).",
+        ),
+    ] = 8,
     parallel: Parallel = 5,
 ) -> int:
     """restic check (reading a share of the data) plus a test restore of sample files,
@@ -297,11 +341,15 @@ def verify(
 def restore(
     ctx: typer.Context,
     snapshot: Annotated[str, typer.Argument(help="Snapshot id (or a unique prefix, or latest).")],
-    server: Annotated[str, typer.Option("--server", help="The server whose snapshot it is.")],
+    server: Annotated[
+        str, typer.Option("--server", metavar="SERVER", help="The server whose snapshot it is.")
+    ],
     to: Annotated[
         str | None,
         typer.Option(
-            "--to", help="Restore under this directory on the server (default: in place)."
+            "--to",
+            metavar="DIR",
+            help="Restore under this directory on the server (default: in place).",
         ),
     ] = None,
     files: SpecFiles = None,
@@ -341,7 +389,8 @@ def restore(
 def state(
     ctx: typer.Context,
     to: Annotated[
-        Path | None, typer.Option("--to", help="File to write (default: DATA_DIR/backups/...).")
+        Path | None,
+        typer.Option("--to", metavar="DIR", help="File to write (default: DATA_DIR/backups/...)."),
     ] = None,
 ) -> int:
     """Back up the state store: SQLite through its online backup API, PostgreSQL with pg_dump

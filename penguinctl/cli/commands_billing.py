@@ -8,16 +8,32 @@ from typing import Annotated, Any
 
 import typer
 
+from penguinctl.cli.conventions import ROWS, examples, output_formats
+
 billing_app = typer.Typer(
     help="Monthly billing: invoices, usage, Stripe sync, budgets.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl billing run --period 2026-11",
+        "penguinctl billing usage acme",
+        "penguinctl billing budget acme 500",
+    ),
 )
 invoices_app = typer.Typer(
-    help="Invoices recorded by `billing run`.", no_args_is_help=True, rich_markup_mode=None
+    help="Invoices recorded by `billing run`.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl invoices list --period 2026-11",
+        "penguinctl invoices show INV-2026-11-acme -o html > invoice.html",
+        "penguinctl invoices export --period 2026-11 --out invoices.csv",
+    ),
 )
 
-PeriodOpt = Annotated[str | None, typer.Option("--period", help="YYYY-MM (UTC month).")]
+PeriodOpt = Annotated[
+    str | None, typer.Option("--period", metavar="YYYY-MM", help="YYYY-MM (UTC month).")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -68,9 +84,12 @@ def _money(cents: int | None, currency: str | None = "usd") -> str:
 @billing_app.command("run")
 def run(
     ctx: typer.Context,
-    period: Annotated[str, typer.Option("--period", help="YYYY-MM (UTC month), ended.")],
+    period: Annotated[
+        str, typer.Option("--period", metavar="YYYY-MM", help="YYYY-MM (UTC month), ended.")
+    ],
     tenant: Annotated[
-        list[str] | None, typer.Option("--tenant", help="Only this tenant (repeatable).")
+        list[str] | None,
+        typer.Option("--tenant", metavar="TENANT", help="Only this tenant (repeatable)."),
     ] = None,
 ) -> None:
     """Invoice every tenant for a month: one invoice per tenant and period. Re-running changes
@@ -133,7 +152,11 @@ def run(
 
 
 @billing_app.command("usage")
-def usage(ctx: typer.Context, tenant: str, period: PeriodOpt = None) -> None:
+def usage(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(metavar="TENANT", help="The tenant.")],
+    period: PeriodOpt = None,
+) -> None:
     """A tenant's usage and invoice preview for a month (default: the current one)."""
     from penguinctl.billing import budgets, invoices
     from penguinctl.billing.budgets import describe
@@ -239,7 +262,7 @@ def sync(ctx: typer.Context) -> None:
 @billing_app.command("budget")
 def budget(
     ctx: typer.Context,
-    tenant: str,
+    tenant: Annotated[str, typer.Argument(metavar="TENANT", help="The tenant.")],
     amount: Annotated[str, typer.Argument(help="Monthly budget in dollars, or 'none'.")],
 ) -> None:
     """Set a tenant's monthly budget: warnings at 80% and 100% of it."""
@@ -353,10 +376,13 @@ def plans(ctx: typer.Context) -> None:
 
 # -- invoices ---------------------------------------------------------------------------------
 @invoices_app.command("list")
+@output_formats(*ROWS)
 def list_invoices(
     ctx: typer.Context,
     period: PeriodOpt = None,
-    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", metavar="TENANT", help="Only this tenant's.")
+    ] = None,
 ) -> None:
     """Invoices, oldest period first."""
     from penguinctl.billing import invoices
@@ -381,28 +407,41 @@ def list_invoices(
 
 
 @invoices_app.command("show")
+@output_formats(*ROWS, "html")
 def show(
     ctx: typer.Context,
     invoice: Annotated[str, typer.Argument(help="Invoice id or number.")],
-    fmt: Annotated[str, typer.Option("--format", help="text, html, json or csv.")] = "text",
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            hidden=True,  # before -o applied here: text, html, json or csv
+            help="The same as -o (kept for scripts written before it).",
+        ),
+    ] = None,
 ) -> None:
-    """One invoice with its lines; --format html renders the invoice a person would send."""
+    """One invoice with its lines. `-o html` renders the invoice a person would send; `-o csv`
+    gives one row per line, `-o json` and `-o yaml` the whole invoice."""
     from penguinctl.billing import invoices, render
     from penguinctl.errors import UsageError
 
     app = ctx.obj
+    output = fmt or app.output
+    if output not in ("text", "wide", "json", "yaml", "csv", "html"):
+        raise UsageError(f"--format {output!r}: use -o text, json, yaml, csv or html")
     with app.read_db.connect() as conn:
         inv = invoices.get_invoice(conn, invoice)
-    if fmt == "html":
+    if output == "html":
         print(render.html(inv, contact=_contact(app, inv["tenant"])))
         return
-    if fmt == "csv":
+    if output == "csv":
         print(render.to_csv([inv]), end="")
         return
-    if fmt not in ("text", "json"):
-        raise UsageError(f"--format {fmt!r}: use text, html, json or csv")
-    if fmt == "json" and not app.machine:
-        print(_json(render.to_json(inv)))
+    if output in ("json", "yaml"):
+        from penguinctl.cli.render import dump
+
+        print(_json(render.to_json(inv)) if output == "json" else dump(render.to_json(inv), "yaml"))
         return
 
     def text(console) -> None:
@@ -424,7 +463,7 @@ def show(
             + [["", "Total", "", "", _money(inv["total_cents"], inv["currency"])]],
         )  # fmt: skip
 
-    app.emit(render.to_json(inv), text)
+    text(app.out)
 
 
 def _json(data: Any) -> str:
@@ -449,13 +488,23 @@ def _contact(app, tenant: str) -> str | None:
 
 
 @invoices_app.command("export")
+@output_formats("text")
 def export(
     ctx: typer.Context,
     period: PeriodOpt = None,
-    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", metavar="TENANT", help="Only this tenant's.")
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="File format: csv (one row per invoice line) or json.",
+        ),
+    ] = "csv",
     out: Annotated[
-        str | None, typer.Option("--out", help="Write to FILE (default stdout).")
+        str | None, typer.Option("--out", metavar="FILE", help="Write to FILE (default stdout).")
     ] = None,
 ) -> None:
     """Invoices with their lines as CSV (one row per line) or JSON."""

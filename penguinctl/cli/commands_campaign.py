@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from penguinctl.cli.conventions import ROWS, examples, output_formats
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -17,10 +19,19 @@ campaign_app = typer.Typer(
     help="Campaigns: launch from a spec, pause, resume, status, stats, ambiguous sends.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl campaign launch -f campaign.yaml",
+        "penguinctl campaign status",
+        "penguinctl campaign pause q4-outreach --reason 'copy review'",
+        "penguinctl campaign stats q4-outreach -o csv",
+    ),
 )
 
 TenantOpt = Annotated[
-    str | None, typer.Option("--tenant", "-t", help="The campaign's tenant (when ambiguous).")
+    str | None,
+    typer.Option(
+        "--tenant", "-t", metavar="TENANT", help="The campaign's tenant (when ambiguous)."
+    ),
 ]
 NameArg = Annotated[str, typer.Argument(metavar="CAMPAIGN", help="NAME or TENANT/NAME.")]
 
@@ -314,7 +325,9 @@ def pause(
     ctx: typer.Context,
     name: NameArg,
     tenant: TenantOpt = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (shown in status).")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", metavar="TEXT", help="Why (shown in status).")
+    ] = None,
 ) -> None:
     """Stop sending a campaign (sends already claimed finish; nothing new starts)."""
     _set_status(ctx, name, tenant, True, reason)
@@ -385,9 +398,10 @@ def campaign_summaries(session: Session, tenant: str | None = None) -> list[dict
 
 
 @campaign_app.command("status")
+@output_formats(*ROWS)
 def status(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(metavar="[CAMPAIGN]", help="Only this one.")] = None,
+    name: Annotated[str | None, typer.Argument(metavar="CAMPAIGN", help="Only this one.")] = None,
     tenant: TenantOpt = None,
 ) -> None:
     """Campaigns with their state: leads by status, sends by status, ambiguous sends."""
@@ -428,6 +442,7 @@ def status(
 
 
 @campaign_app.command("stats")
+@output_formats(*ROWS)
 def stats(ctx: typer.Context, name: NameArg, tenant: TenantOpt = None) -> None:
     """Per step and variant: sent, bounced, replied, unsubscribed and rates; an A/B test
     (two-proportion z-test on reply rates) per step with variants. `-o json` or `-o csv`."""
@@ -518,13 +533,14 @@ def resolve(
     name: NameArg,
     send_ids: Annotated[
         list[int] | None,
-        typer.Argument(metavar="[SEND_ID]...", help="Ambiguous sends (`campaign ambiguous`)."),
+        typer.Argument(metavar="SEND_ID", help="Ambiguous sends (`campaign ambiguous`)."),
     ] = None,
     verdict: Annotated[
         str,
         typer.Option(
             "--as",
-            help="sent: the server took it (the lead moves on); unsent: it never went out (the "
+            metavar="VERDICT",
+            help="Sent: the server took it (the lead moves on); unsent: it never went out (the "
             "next worker run sends it again).",
         ),
     ] = "",

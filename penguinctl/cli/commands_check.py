@@ -41,56 +41,96 @@ def _lists(values: list[str] | None, env: str | None, default) -> tuple[str, ...
 def check(
     ctx: typer.Context,
     names: Annotated[
-        list[str] | None, typer.Argument(help="Servers and/or domains (or --all).")
+        list[str] | None,
+        typer.Argument(metavar="TARGET", help="Servers and/or domains (or --all)."),
     ] = None,
     all_targets: Annotated[
         bool, typer.Option("--all", help="Every recorded server and domain.")
     ] = False,
     resolver: Annotated[
         list[str] | None,
-        typer.Option("--resolver", help="Recursive resolver for PTR/NS/SPF (HOST[:PORT])."),
+        typer.Option(
+            "--resolver",
+            metavar="HOST[:PORT]",
+            help="Recursive resolver for PTR/NS/SPF (HOST[:PORT]).",
+        ),
     ] = None,
     dnsbl_resolver: Annotated[
         list[str] | None,
         typer.Option(
             "--dnsbl-resolver",
+            metavar="HOST[:PORT]",
             envvar="PENGUINCTL_DNSBL_RESOLVER",
             help="Resolver for block-list queries (HOST[:PORT]; default: --resolver).",
         ),
     ] = None,
     nameserver: Annotated[
         list[str] | None,
-        typer.Option("--nameserver", help="Authoritative server for the DNS records."),
+        typer.Option(
+            "--nameserver", metavar="HOST[:PORT]", help="Authoritative server for the DNS records."
+        ),
     ] = None,
     ip_list: Annotated[
         list[str] | None,
-        typer.Option("--ip-list", help="IP block-list zones (repeat or comma-separate; 'none')."),
+        typer.Option(
+            "--ip-list",
+            metavar="ZONE",
+            help="IP block-list zones (repeat or comma-separate; 'none').",
+        ),
     ] = None,
     domain_list: Annotated[
         list[str] | None,
-        typer.Option("--domain-list", help="Domain block-list zones (repeat or comma-separate)."),
+        typer.Option(
+            "--domain-list",
+            metavar="ZONE",
+            help="Domain block-list zones (repeat or comma-separate).",
+        ),
     ] = None,
     connect: Annotated[
         str | None,
-        typer.Option("--connect", help="Address the SMTP/TLS probes connect to (default: the IP)."),
+        typer.Option(
+            "--connect",
+            metavar="ADDRESS",
+            help="Address the SMTP/TLS probes connect to (default: the IP).",
+        ),
     ] = None,
     port: Annotated[
         list[str] | None,
-        typer.Option("--port", help="Probe another port for a standard one: 25=2525 (repeat)."),
+        typer.Option(
+            "--port",
+            metavar="PORT=PORT",
+            help="Probe another port for a standard one: 25=2525 (repeat).",
+        ),
     ] = None,
     ca_file: Annotated[
-        str | None, typer.Option("--ca-file", help="Trust these CAs for the certificate checks.")
+        str | None,
+        typer.Option(
+            "--ca-file", metavar="FILE", help="Trust these CAs for the certificate checks."
+        ),
     ] = None,
     skip: Annotated[
         list[str] | None,
-        typer.Option("--skip", help="Skip a family: dns, fcrdns, tls, dnsbl, remote, backup."),
+        typer.Option(
+            "--skip",
+            metavar="FAMILY",
+            help="Skip a family: dns, fcrdns, tls, dnsbl, remote, backup.",
+        ),
     ] = None,
     mailu_root: Annotated[
-        str, typer.Option("--mailu-root", envvar="PENGUINCTL_MAILU_ROOT")
+        str,
+        typer.Option(
+            "--mailu-root",
+            metavar="DIR",
+            envvar="PENGUINCTL_MAILU_ROOT",
+            help="MailU's directory on the servers.",
+        ),
     ] = "/mailu",
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per probe.")] = 8.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds per probe.")
+    ] = 8.0,
     notify: Annotated[
-        str | None, typer.Option("--notify", help="POST failures to this webhook (signed).")
+        str | None,
+        typer.Option("--notify", metavar="URL", help="POST failures to this webhook (signed)."),
     ] = None,
     no_pause: Annotated[
         bool, typer.Option("--no-pause", help="Do not pause campaigns on critical failures.")

@@ -9,11 +9,17 @@ from typing import Annotated
 import typer
 
 from penguinctl import clock
+from penguinctl.cli.conventions import examples
 
 dkim_app = typer.Typer(
     help="DKIM key ages, phases and rotation.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl dkim status",
+        "penguinctl dkim rotate --all-due        # from cron",
+        "penguinctl dkim rotate acme-mail.example",
+    ),
 )
 
 
@@ -54,7 +60,9 @@ def _status_json(dk, now) -> dict:
 @dkim_app.command("status")
 def status(
     ctx: typer.Context,
-    domains: Annotated[list[str] | None, typer.Argument(help="Domains (default: all).")] = None,
+    domains: Annotated[
+        list[str] | None, typer.Argument(metavar="DOMAIN", help="Domains (default: all).")
+    ] = None,
 ) -> None:
     """Key age and phase of every DKIM key, and each domain's next step and when it is due."""
     from datetime import datetime
@@ -98,7 +106,8 @@ def status(
 def rotate(
     ctx: typer.Context,
     domains: Annotated[
-        list[str] | None, typer.Argument(help="Start (or continue) rotating these domains.")
+        list[str] | None,
+        typer.Argument(metavar="DOMAIN", help="Start (or continue) rotating these domains."),
     ] = None,
     all_due: Annotated[
         bool,
@@ -108,14 +117,21 @@ def rotate(
     ] = False,
     nameserver: Annotated[
         list[str] | None,
-        typer.Option("--nameserver", help="Check publication here (HOST[:PORT], repeatable)."),
+        typer.Option(
+            "--nameserver",
+            metavar="HOST[:PORT]",
+            help="Check publication here (HOST[:PORT], repeatable).",
+        ),
     ] = None,
     resolver: Annotated[
         list[str] | None,
-        typer.Option("--resolver", help="Recursive resolver for finding name servers."),
+        typer.Option(
+            "--resolver", metavar="HOST[:PORT]", help="Recursive resolver for finding name servers."
+        ),
     ] = None,
     lock_timeout: Annotated[
-        float, typer.Option("--lock-timeout", help="Seconds to wait for a held lock.")
+        float,
+        typer.Option("--lock-timeout", metavar="SECONDS", help="Seconds to wait for a held lock."),
     ] = 0.0,
 ) -> int:
     """Start or advance DKIM rotations; does every step that is due and stops where it must wait.

@@ -8,11 +8,17 @@ from typing import Annotated
 import typer
 
 from penguinctl import clock
+from penguinctl.cli.conventions import examples
 
 dns_app = typer.Typer(
     help="Expected DNS records, verification and export.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl dns records acme-mail.example",
+        "penguinctl dns verify acme-mail.example --wait 10m",
+        "penguinctl dns export --format zonefile --out-dir ./zones",
+    ),
 )
 
 
@@ -66,10 +72,15 @@ def records(
 @dns_app.command("export")
 def export(
     ctx: typer.Context,
-    domains: Annotated[list[str] | None, typer.Argument(help="Domains (default: all).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Export format.")] = "zonefile",
+    domains: Annotated[
+        list[str] | None, typer.Argument(metavar="DOMAIN", help="Domains (default: all).")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="Export format.")
+    ] = "zonefile",
     out_dir: Annotated[
-        Path | None, typer.Option("--out-dir", help="Write one <domain>.zone per domain here.")
+        Path | None,
+        typer.Option("--out-dir", metavar="DIR", help="Write one <domain>.zone per domain here."),
     ] = None,
 ) -> None:
     """Export recorded records as RFC 1035 zone files (stdout, or one file per domain)."""
@@ -157,27 +168,43 @@ def _render_verify(console, reports, *, verbose: bool) -> None:
 @dns_app.command("verify")
 def verify(
     ctx: typer.Context,
-    domains: Annotated[list[str] | None, typer.Argument(help="Domains to verify.")] = None,
+    domains: Annotated[
+        list[str] | None, typer.Argument(metavar="DOMAIN", help="Domains to verify.")
+    ] = None,
     all_domains: Annotated[bool, typer.Option("--all", help="Every recorded domain.")] = False,
     wait: Annotated[
         str | None,
-        typer.Option("--wait", help="Poll until everything is ok or this long passed (10m)."),
+        typer.Option(
+            "--wait",
+            metavar="DURATION",
+            help="Poll until everything is ok or this long passed (10m).",
+        ),
     ] = None,
     interval: Annotated[
-        str, typer.Option("--interval", help="Time between polls with --wait.")
+        str, typer.Option("--interval", metavar="DURATION", help="Time between polls with --wait.")
     ] = "5s",
     nameserver: Annotated[
         list[str] | None,
-        typer.Option("--nameserver", help="Ask this server instead of the zone's (HOST[:PORT])."),
+        typer.Option(
+            "--nameserver",
+            metavar="HOST[:PORT]",
+            help="Ask this server instead of the zone's (HOST[:PORT]).",
+        ),
     ] = None,
     resolver: Annotated[
         list[str] | None,
-        typer.Option("--resolver", help="Recursive resolver for NS, SPF, PTR (HOST[:PORT])."),
+        typer.Option(
+            "--resolver",
+            metavar="HOST[:PORT]",
+            help="Recursive resolver for NS, SPF, PTR (HOST[:PORT]).",
+        ),
     ] = None,
     no_fcrdns: Annotated[
         bool, typer.Option("--no-fcrdns", help="Skip the reverse DNS checks.")
     ] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per query.")] = 2.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds per query.")
+    ] = 2.0,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show domains that are ok too.")
     ] = False,

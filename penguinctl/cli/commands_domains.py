@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from penguinctl.cli.commands_apply import Files, Force, LockTimeout, Parallel
+from penguinctl.cli.conventions import examples
 
 if TYPE_CHECKING:
     from penguinctl.engine import ApplyReport
@@ -26,6 +27,10 @@ domains_app = typer.Typer(
     help="Bulk domain onboarding.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl domains import clients.csv -f specs/",
+        "penguinctl domains import clients.csv -f specs/ --out-dir specs/clients --apply --yes",
+    ),
 )
 FILE_MODE = 0o644
 
@@ -37,7 +42,7 @@ def register(app: typer.Typer) -> None:
 @domains_app.command("import")
 def import_domains(
     ctx: typer.Context,
-    csv_file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="One row per domain.")],
+    csv_file: Annotated[Path, typer.Argument(metavar="CSV", help="One row per domain.")],
     files: Files = [],  # noqa: B006 - typer needs a literal default
     out_dir: Annotated[
         Path | None,

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
+from penguinctl.cli.conventions import ROWS, output_formats
+
 # Every kind `get` and `describe` accept: plural name -> the singular used in the state store.
 KINDS = {
     "tenants": "tenant",
@@ -19,7 +21,7 @@ KINDS = {
     "campaigns": "campaign",
     "invoices": "invoice",
 }
-KIND_HELP = ", ".join(KINDS) + " (singular names work too)"
+KIND_HELP = "One of " + ", ".join(KINDS) + " (singular names work too)."
 
 
 def register(app: typer.Typer) -> None:
@@ -164,11 +166,12 @@ def _get_invoices(app, name: str | None, tenant: str | None) -> None:
     app.emit(items, text)
 
 
+@output_formats(*ROWS)
 def get(
     ctx: typer.Context,
     kind: Annotated[
         str,
-        typer.Argument(metavar="KIND", help=KIND_HELP + ".", autocompletion=complete_kind),
+        typer.Argument(metavar="KIND", help=KIND_HELP, autocompletion=complete_kind),
     ],
     name: Annotated[
         str | None,
@@ -243,7 +246,7 @@ def describe(
     ctx: typer.Context,
     kind: Annotated[
         str,
-        typer.Argument(metavar="KIND", help=KIND_HELP + ".", autocompletion=complete_kind),
+        typer.Argument(metavar="KIND", help=KIND_HELP, autocompletion=complete_kind),
     ],
     name: Annotated[
         str,

@@ -7,24 +7,40 @@ from typing import Annotated, Any
 
 import typer
 
+from penguinctl.cli.conventions import examples, output_formats
+
 leads_app = typer.Typer(
     help="Campaign leads: import a CSV; export or forget a person.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl leads import q4-outreach leads.csv -t acme",
+        "penguinctl leads export jane@client.example",
+        "penguinctl leads forget jane@client.example",
+    ),
 )
 suppress_app = typer.Typer(
     help="Suppression list (global, per tenant or per campaign; stored hashed).",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl suppress add jane@client.example -t acme",
+        "penguinctl suppress import bounces.csv --reason 'hard bounce'",
+        "penguinctl suppress check jane@client.example",
+    ),
 )
 
 TenantOpt = Annotated[
-    str | None, typer.Option("--tenant", "-t", help="Tenant scope (default: global).")
+    str | None,
+    typer.Option("--tenant", "-t", metavar="TENANT", help="Tenant scope (default: global)."),
 ]
 CampaignOpt = Annotated[
-    str | None, typer.Option("--campaign", "-c", help="Campaign scope (needs --tenant).")
+    str | None,
+    typer.Option("--campaign", "-c", metavar="CAMPAIGN", help="Campaign scope (needs --tenant)."),
 ]
-ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept with the entry).")]
+ReasonOpt = Annotated[
+    str, typer.Option("--reason", metavar="TEXT", help="Why (kept with the entry).")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -44,9 +60,9 @@ def _issue_lines(issues: list[Any], limit: int = 50) -> list[str]:
 def import_leads(
     ctx: typer.Context,
     campaign_name: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="NAME or TENANT/NAME.")],
-    csv_file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="One row per lead.")],
+    csv_file: Annotated[Path, typer.Argument(metavar="CSV", help="One row per lead.")],
     tenant: Annotated[
-        str | None, typer.Option("--tenant", "-t", help="The campaign's tenant.")
+        str | None, typer.Option("--tenant", "-t", metavar="TENANT", help="The campaign's tenant.")
     ] = None,
 ) -> None:
     """Import leads into a campaign: validate, merge duplicates, keep custom fields.
@@ -215,7 +231,7 @@ def forget(
 @suppress_app.command("add")
 def suppress_add(
     ctx: typer.Context,
-    emails: Annotated[list[str], typer.Argument(metavar="EMAIL...", help="Addresses.")],
+    emails: Annotated[list[str], typer.Argument(metavar="EMAIL", help="Addresses.")],
     tenant: TenantOpt = None,
     campaign: CampaignOpt = None,
     reason: ReasonOpt = "manual",
@@ -356,12 +372,14 @@ def suppress_check(
 
 
 @suppress_app.command("serve")
+@output_formats("text")
 def suppress_serve(
     ctx: typer.Context,
     listen: Annotated[
         str,
         typer.Option(
             "--listen",
+            metavar="HOST:PORT",
             help="HOST:PORT to serve on (behind the HTTPS reverse proxy of the campaigns' "
             "unsubscribe.url).",
         ),

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from penguinctl.cli.commands_server import server_app
+from penguinctl.cli.conventions import output_formats
 
 _STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "magenta"}
 
@@ -65,14 +66,23 @@ def _counts_line(summary: Any) -> str:
 def exec_(
     ctx: typer.Context,
     command: Annotated[str, typer.Argument(help="Shell command to run on each server.")],
-    names: Annotated[list[str] | None, typer.Argument(help="Servers (default with --all).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(metavar="SERVER", help="Servers (or --all).")
+    ] = None,
     all_servers: Annotated[bool, typer.Option("--all", help="Every reachable server.")] = False,
-    parallel: Annotated[int, typer.Option("--parallel", min=1, max=200)] = 10,
+    parallel: Annotated[
+        int, typer.Option("--parallel", metavar="N", min=1, max=200, help="Servers at once.")
+    ] = 10,
     max_fail: Annotated[
-        float | None, typer.Option("--max-fail", help="Stop starting servers past this % failed.")
+        float | None,
+        typer.Option(
+            "--max-fail", metavar="PERCENT", help="Stop starting servers past this % failed."
+        ),
     ] = None,
     sudo: Annotated[bool, typer.Option("--sudo", help="Run through sudo -n.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per command.")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds per command.")
+    ] = 300.0,
 ) -> int:
     """Run one command on many servers in parallel; a summary of ok / failed / unreachable."""
     from penguinctl.errors import ProviderError
@@ -145,23 +155,36 @@ def playbook_(
     playbook: Annotated[
         str, typer.Argument(help="A packaged playbook name (e.g. example) or a YAML file.")
     ],
-    names: Annotated[list[str] | None, typer.Argument(help="Servers (default with --all).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(metavar="SERVER", help="Servers (or --all).")
+    ] = None,
     all_servers: Annotated[bool, typer.Option("--all", help="Every reachable server.")] = False,
     check: Annotated[
         bool, typer.Option("--check", help="Change nothing; show what would change (diffs).")
     ] = False,
     var: Annotated[
-        list[str] | None, typer.Option("--var", help="Variable NAME=VALUE (repeatable).")
+        list[str] | None,
+        typer.Option("--var", metavar="NAME=VALUE", help="Variable NAME=VALUE (repeatable)."),
     ] = None,
-    parallel: Annotated[int, typer.Option("--parallel", min=1, max=200)] = 10,
+    parallel: Annotated[
+        int, typer.Option("--parallel", metavar="N", min=1, max=200, help="Servers at once.")
+    ] = 10,
     max_fail: Annotated[
-        float | None, typer.Option("--max-fail", help="Stop starting servers past this % failed.")
+        float | None,
+        typer.Option(
+            "--max-fail", metavar="PERCENT", help="Stop starting servers past this % failed."
+        ),
     ] = None,
     sudo: Annotated[bool, typer.Option("--sudo", help="Run commands through sudo -n.")] = False,
     templates: Annotated[
-        Path | None, typer.Option("--templates", help="Extra templates directory (searched first).")
+        Path | None,
+        typer.Option(
+            "--templates", metavar="DIR", help="Extra templates directory (searched first)."
+        ),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per command.")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds per command.")
+    ] = 300.0,
 ) -> int:
     """Run a playbook (idempotent steps) on many servers in parallel. A second run changes
     nothing; --check reports what would change, with file diffs (secrets masked)."""
@@ -284,11 +307,13 @@ def _audit(app: Any, name: str, summary: Any, results: dict[str, Any]) -> None:
 @server_app.command(
     "ssh", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True}
 )
+@output_formats("text")
 def ssh_(
     ctx: typer.Context,
     server: Annotated[str, typer.Argument(help="The server to log in to.")],
     args: Annotated[
-        list[str] | None, typer.Argument(help="Remote command (after --), as with ssh.")
+        list[str] | None,
+        typer.Argument(metavar="COMMAND", help="Remote command (after --), as with ssh."),
     ] = None,
 ) -> int:
     """Open an interactive shell (or run `-- COMMAND`) on SERVER with the system ssh client,

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from penguinctl import clock
+from penguinctl.cli.conventions import ROWS, examples, output_formats
 
 MASK = "******"
 
@@ -23,6 +24,12 @@ secrets_app = typer.Typer(
     help="List, read (masked), write, rotate and migrate secrets.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl secrets list tenants/acme",
+        "penguinctl secrets get providers/cloudflare --reveal",
+        "penguinctl secrets put providers/cloudflare -f token.env",
+        "penguinctl secrets rotate --due --dry-run",
+    ),
 )
 
 
@@ -116,6 +123,7 @@ def parse_fields(text: str, *, source: str) -> dict[str, str]:
 
 
 @secrets_app.command("list")
+@output_formats(*ROWS)
 def list_(
     ctx: typer.Context,
     prefix: Annotated[str, typer.Argument(help="Only paths starting with this.")] = "",
@@ -202,7 +210,9 @@ def put(
     path: Annotated[str, typer.Argument(help="Secret path, e.g. providers/cloudflare.")],
     file: Annotated[
         Path | None,
-        typer.Option("--file", "-f", help="Read the fields from this file instead of stdin."),
+        typer.Option(
+            "--file", "-f", metavar="FILE", help="Read the fields from this file instead of stdin."
+        ),
     ] = None,
 ) -> None:
     """Write a new version of a secret. Fields come from --file or stdin, as KEY=VALUE lines or
@@ -262,7 +272,7 @@ def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
 @secrets_app.command("migrate")
 def migrate(
     ctx: typer.Context,
-    to: Annotated[str, typer.Option("--to", help="Target backend: vault.")],
+    to: Annotated[str, typer.Option("--to", metavar="BACKEND", help="Target backend: vault.")],
     verify: Annotated[
         bool,
         typer.Option(
@@ -391,11 +401,15 @@ def rotate(
     ctx: typer.Context,
     targets: Annotated[
         list[str] | None,
-        typer.Argument(help="Rotate these now, due or not (a target name or a secret path)."),
+        typer.Argument(
+            metavar="TARGET", help="Rotate these now, due or not (a target name or a secret path)."
+        ),
     ] = None,
     kind: Annotated[
         list[str] | None,
-        typer.Option("--kind", "-k", help="Only this kind (dkim, ssh, mailbox; repeatable)."),
+        typer.Option(
+            "--kind", "-k", metavar="KIND", help="Only this kind (dkim, ssh, mailbox; repeatable)."
+        ),
     ] = None,
     due: Annotated[bool, typer.Option("--due", help="Rotate everything that is due.")] = False,
     dry_run: Annotated[

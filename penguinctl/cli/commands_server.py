@@ -6,11 +6,27 @@ from typing import Annotated, Any
 
 import typer
 
-server_app = typer.Typer(help="The server fleet.", no_args_is_help=True, rich_markup_mode=None)
+from penguinctl.cli.conventions import ROWS, examples, output_formats
+
+server_app = typer.Typer(
+    help="The server fleet.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl server list",
+        "penguinctl server exec 'uptime' --all --parallel 20",
+        "penguinctl server playbook example mx1 --check",
+        "penguinctl server ssh mx1 -- systemctl status docker",
+    ),
+)
 hostwinds_app = typer.Typer(
     help="Hostwinds discovery helpers for writing specs.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl hostwinds prices",
+        "penguinctl hostwinds prices -o json",
+    ),
 )
 
 
@@ -43,6 +59,7 @@ def _row(row) -> dict[str, Any]:
 
 
 @server_app.command("list")
+@output_formats(*ROWS)
 def list_servers(ctx: typer.Context) -> None:
     """Every recorded server (hostwinds, static, external): address, status, monthly cost."""
     from penguinctl.cli.render import table
@@ -143,7 +160,9 @@ def sync(ctx: typer.Context) -> None:
 def forget_order(
     ctx: typer.Context,
     server: Annotated[str, typer.Argument(help="The server whose unfinished order to forget.")],
-    tenant: Annotated[str | None, typer.Option("--tenant", help="The server's tenant.")] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", metavar="TENANT", help="The server's tenant.")
+    ] = None,
 ) -> None:
     """Forget an order Hostwinds never fulfilled, so the next apply may order again. Check the
     Hostwinds portal first: if the instance exists, apply adopts it instead."""

@@ -6,8 +6,18 @@ from typing import Annotated
 
 import typer
 
+from penguinctl.cli.conventions import ROWS, examples, output_formats
+
 state_app = typer.Typer(
-    help="Locks, apply history and the audit log.", no_args_is_help=True, rich_markup_mode=None
+    help="Locks, apply history and the audit log.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl state history -n 5",
+        "penguinctl state audit -t acme -r domain/acme-mail.example",
+        "penguinctl state lock-status",
+        "penguinctl state unlock 3f2a9c",
+    ),
 )
 
 
@@ -20,6 +30,7 @@ def _iso(ts) -> str | None:
 
 
 @state_app.command("lock-status")
+@output_formats(*ROWS)
 def lock_status(ctx: typer.Context) -> None:
     """Show held locks with holder, host, pid and start time."""
     from penguinctl.cli.render import table
@@ -112,10 +123,15 @@ def _confirm(app, caution: str) -> None:
 
 
 @state_app.command("history")
+@output_formats(*ROWS)
 def history(
     ctx: typer.Context,
-    tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", metavar="TENANT", help="Only this tenant's.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", help="At most N, newest first.")
+    ] = 20,
 ) -> None:
     """Apply and destroy runs, newest first."""
     from penguinctl.cli.render import table
@@ -148,11 +164,24 @@ def history(
 
 
 @state_app.command("audit")
+@output_formats(*ROWS)
 def audit_log(
     ctx: typer.Context,
-    tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None,
-    resource: Annotated[str | None, typer.Option("--resource", "-r")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 200,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", metavar="TENANT", help="Only this tenant's.")
+    ] = None,
+    resource: Annotated[
+        str | None,
+        typer.Option(
+            "--resource",
+            "-r",
+            metavar="ADDRESS",
+            help="Only this resource (e.g. domain/acme-mail.example).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", help="At most N, newest first.")
+    ] = 200,
 ) -> None:
     """The audit log: who did what, when, to which resource, with what result."""
     from penguinctl.cli.render import table

@@ -6,8 +6,17 @@ from typing import Annotated
 
 import typer
 
+from penguinctl.cli.conventions import examples
+
 worker_app = typer.Typer(
-    help="The campaign sending worker.", no_args_is_help=True, rich_markup_mode=None
+    help="The campaign sending worker.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl worker run",
+        "penguinctl worker run --once --campaign acme/q4-outreach",
+        "penguinctl worker mailboxes",
+    ),
 )
 
 
@@ -22,34 +31,53 @@ def run(
         bool, typer.Option("--once", help="Process what is due now, then exit.")
     ] = False,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=64, help="Sending threads.")
+        int, typer.Option("--concurrency", metavar="N", min=1, max=64, help="Sending threads.")
     ] = 1,
     campaign: Annotated[
         list[str] | None,
-        typer.Option("--campaign", help="Only this campaign (NAME or TENANT/NAME; repeatable)."),
+        typer.Option(
+            "--campaign",
+            metavar="CAMPAIGN",
+            help="Only this campaign (NAME or TENANT/NAME; repeatable).",
+        ),
     ] = None,
     poll_interval: Annotated[
-        float, typer.Option("--poll-interval", min=0.1, help="Seconds between cycles.")
+        float,
+        typer.Option("--poll-interval", metavar="SECONDS", min=0.1, help="Seconds between cycles."),
     ] = 30.0,
     inbound: Annotated[
         bool, typer.Option("--inbound/--no-inbound", help="Read replies and bounces over IMAP.")
     ] = True,
     ca_file: Annotated[
         str | None,
-        typer.Option("--ca-file", help="CA bundle for SMTP/IMAP TLS (default: system store)."),
+        typer.Option(
+            "--ca-file", metavar="FILE", help="CA bundle for SMTP/IMAP TLS (default: system store)."
+        ),
     ] = None,
-    smtp_timeout: Annotated[float, typer.Option("--smtp-timeout", min=1.0)] = 60.0,
+    smtp_timeout: Annotated[
+        float,
+        typer.Option(
+            "--smtp-timeout",
+            metavar="SECONDS",
+            min=1.0,
+            help="Seconds to wait for an SMTP server's answer.",
+        ),
+    ] = 60.0,
     bounce_min_sample: Annotated[
         int,
-        typer.Option("--bounce-min-sample", min=1, help="Sends before a bounce rate can pause."),
+        typer.Option(
+            "--bounce-min-sample", metavar="N", min=1, help="Sends before a bounce rate can pause."
+        ),
     ] = 20,
     max_sends: Annotated[
-        int | None, typer.Option("--max-sends", min=1, help="Stop after this many sends.")
+        int | None,
+        typer.Option("--max-sends", metavar="N", min=1, help="Stop after this many sends."),
     ] = None,
     batch: Annotated[
         int,
         typer.Option(
             "--batch",
+            metavar="N",
             min=1,
             max=500,
             help="Sends claimed per ledger transaction (a crash leaves up to twice this "
@@ -60,6 +88,7 @@ def run(
         int,
         typer.Option(
             "--in-flight",
+            metavar="N",
             min=1,
             max=32,
             help="SMTP transactions each sending thread keeps in progress at once, each on "
@@ -70,6 +99,7 @@ def run(
         int,
         typer.Option(
             "--connections-per-server",
+            metavar="N",
             min=1,
             max=200,
             help="SMTP connections each sending thread keeps open to one submission server "
@@ -216,7 +246,7 @@ def mailboxes(ctx: typer.Context) -> None:
 def resume_mailbox(
     ctx: typer.Context,
     address: Annotated[str, typer.Argument(help="The paused mailbox.")],
-    tenant: Annotated[str, typer.Option("--tenant", help="Its tenant.")],
+    tenant: Annotated[str, typer.Option("--tenant", metavar="TENANT", help="Its tenant.")],
 ) -> None:
     """Resume a mailbox paused for bounces or a refused login (its warmup continues where it
     stopped)."""

@@ -61,7 +61,9 @@ class AppContext:
         if self._out is None:
             from rich.console import Console
 
-            self._out = Console(soft_wrap=True, highlight=False)
+            # -o wide: tables at their natural width (one line per row) instead of the terminal's
+            width = 100_000 if self.output == "wide" else None
+            self._out = Console(soft_wrap=True, highlight=False, width=width)
         return self._out
 
     @property
@@ -78,9 +80,11 @@ class AppContext:
 
     def emit(self, data: Any, render_text=None) -> None:
         """Print ``data`` as JSON/YAML, or call ``render_text(console)`` in text mode."""
-        from penguinctl.cli.render import dump
+        from penguinctl.cli.render import csv_text, dump
 
-        if self.machine or render_text is None:
+        if self.output == "csv":
+            print(csv_text(data), end="")
+        elif self.machine or render_text is None:
             print(dump(data, self.output if self.machine else "json"))
         else:
             render_text(self.out)

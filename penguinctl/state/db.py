@@ -183,7 +183,7 @@ def ensure_migrated(engine: Engine, *, create: bool = True) -> None:
             return
         if stored is None and not create:
             raise NoState(
-                f"no penguinctl state yet in {masked(str(engine.url))}",
+                f"no state store yet in {masked(str(engine.url))} (it has no penguinctl tables)",
                 hint="create it with `penguinctl init` or `penguinctl apply -f SPEC`, "
                 "or point --state / PENGUINCTL_STATE at an existing one",
             )
