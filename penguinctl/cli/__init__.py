@@ -6,6 +6,7 @@ imported inside the command body so that `penguinctl --help` stays fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -55,6 +56,7 @@ def build_app() -> typer.Typer:
         commands_billing,
         commands_campaign,
         commands_check,
+        commands_completion,
         commands_dkim,
         commands_dns,
         commands_domains,
@@ -149,6 +151,7 @@ def build_app() -> typer.Typer:
     commands_worker.register(app)
     commands_campaign.register(app)
     commands_leads.register(app)
+    commands_completion.register(app)
     return app
 
 
@@ -170,6 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     from penguinctl.masking import install
 
     install()
+    if os.environ.get("_PENGUINCTL_COMPLETE"):  # a shell asks for completions (`completion`)
+        from typer.completion import completion_init
+
+        completion_init()
     try:
         from penguinctl.cli.conventions import finish
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def run_check(app, engine, *, parallel: int, detailed_exitcode: bool) -> int:
+def run_check(app, engine, *, parallel: int, detailed_exitcode: bool, detail: bool = False) -> int:
     from penguinctl.cli.render import render_plan
     from penguinctl.errors import PLAN_CHANGES_PENDING, PartialApply, ProviderError
     from penguinctl.masking import mask
@@ -55,7 +55,7 @@ def run_check(app, engine, *, parallel: int, detailed_exitcode: bool) -> int:
     def text(console) -> None:
         from rich.markup import escape
 
-        render_plan(console, the_plan)
+        render_plan(console, the_plan, detail=detail)
         for host in hosts:
             if host["error"]:
                 console.print(f"[red]{host['server']}: {escape(host['error'])}[/]")

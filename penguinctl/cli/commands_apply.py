@@ -30,6 +30,12 @@ LockTimeout = Annotated[
 Parallel = Annotated[
     int, typer.Option("--parallel", metavar="N", min=1, max=64, help="Concurrent batches.")
 ]
+Detail = Annotated[
+    bool,
+    typer.Option(
+        "--detail", help="Print every change even in a plan of thousands (default: a summary)."
+    ),
+]
 NoRefresh = Annotated[
     bool, typer.Option("--no-refresh", help="Trust the state store; do not read live state.")
 ]
@@ -201,6 +207,7 @@ def plan(
     target: Target = None,
     destroy: Annotated[bool, typer.Option("--destroy", help="Plan a destroy.")] = False,
     no_refresh: NoRefresh = False,
+    detail: Detail = False,
 ) -> int:
     """Diff desired against recorded and live state and print the plan."""
     from penguinctl.cli.render import render_plan
@@ -216,7 +223,7 @@ def plan(
     unsafe = the_plan.unsafe_reasons()
 
     def text(console) -> None:
-        render_plan(console, the_plan)
+        render_plan(console, the_plan, detail=detail)
         for reason in unsafe:
             console.print(f"[red]needs --force:[/] {reason}")
         if out is not None:
@@ -239,6 +246,7 @@ def _run(
     lock_timeout: float,
     parallel: int,
     refresh: bool,
+    detail: bool = False,
 ) -> int:
     from penguinctl.cli.render import render_apply
     from penguinctl.engine import raise_for_report
@@ -261,6 +269,7 @@ def _run(
         lock_timeout=lock_timeout,
         parallel=parallel,
         refresh=refresh,
+        detail=detail,
         saved=saved,
         plan_file=plan_file,
     )
@@ -287,6 +296,7 @@ def plan_and_apply(
     refresh: bool = True,
     saved: PlanFile | None = None,
     plan_file: Path | None = None,
+    detail: bool = False,
 ):
     """Plan loaded ``specs`` and apply the plan, holding the tenants' lock throughout.
 
@@ -322,7 +332,7 @@ def plan_and_apply(
         if the_plan.empty:
             return the_plan, None
         if not app.machine:
-            render_plan(app.out, the_plan)
+            render_plan(app.out, the_plan, detail=detail)
         reasons = the_plan.unsafe_reasons()
         if not destroy:
             reasons += _suspended_reasons(app, the_plan)
@@ -390,13 +400,20 @@ def apply(
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="With --check: exit 2 on changes.")
     ] = False,
+    detail: Detail = False,
 ) -> int:
     """Apply the spec: create, update and delete what differs. Asks unless --yes."""
     if check:
         from penguinctl.cli.check_mode import run_check
 
         engine = _engine(ctx.obj, _load(files))
-        return run_check(ctx.obj, engine, parallel=parallel, detailed_exitcode=detailed_exitcode)
+        return run_check(
+            ctx.obj,
+            engine,
+            parallel=parallel,
+            detailed_exitcode=detailed_exitcode,
+            detail=detail,
+        )
     return _run(
         ctx.obj,
         files,
@@ -407,6 +424,7 @@ def apply(
         lock_timeout=lock_timeout,
         parallel=parallel,
         refresh=not no_refresh,
+        detail=detail,
     )
 
 
@@ -417,6 +435,7 @@ def destroy(
     force: Force = False,
     lock_timeout: LockTimeout = 0.0,
     parallel: Parallel = 4,
+    detail: Detail = False,
 ) -> int:
     """Remove everything the spec owns, in reverse order (deleting domains needs --force)."""
     return _run(
@@ -429,4 +448,5 @@ def destroy(
         lock_timeout=lock_timeout,
         parallel=parallel,
         refresh=True,
+        detail=detail,
     )

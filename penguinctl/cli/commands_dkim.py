@@ -89,7 +89,8 @@ def status(
                     when = f"{step} {'now' if due == 0 else 'in ' + _age(due)}"
                 rows.append(
                     [
-                        escape(d["domain"]) if i == 0 else "",
+                        # piped output repeats the domain: every row stands alone
+                        escape(d["domain"]) if i == 0 or not console.is_terminal else "",
                         k["selector"],
                         k["phase"],
                         _age(k["age_seconds"]),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from penguinctl.cli.commands_apply import Files, Force, LockTimeout, Parallel
+from penguinctl.cli.commands_apply import Detail, Files, Force, LockTimeout, Parallel
 from penguinctl.cli.conventions import examples
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ def import_domains(
     force: Force = False,
     lock_timeout: LockTimeout = 0.0,
     parallel: Parallel = 4,
+    detail: Detail = False,
 ) -> int:
     """Bulk onboarding: turn FILE.csv (one row per sending domain) into Domain specs.
 
@@ -102,7 +103,7 @@ def import_domains(
         return 0
     if not app.machine:
         _print_counts(app.out, result, applying=True)
-    options = {"force": force, "lock_timeout": lock_timeout, "parallel": parallel}
+    options = {"force": force, "lock_timeout": lock_timeout, "parallel": parallel, "detail": detail}
     if out_dir is not None:
         return _apply(app, result, domains, [*files, *paths], options)
     with tempfile.TemporaryDirectory(prefix="penguinctl-import-") as tmp:

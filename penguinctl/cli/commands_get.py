@@ -186,7 +186,7 @@ def get(
     ] = None,
 ) -> None:
     """List recorded resources of one kind (reads the state store; creates nothing)."""
-    from penguinctl.cli.render import table
+    from penguinctl.cli.render import cell_text, table
 
     app = ctx.obj
     k = _kind(kind)
@@ -198,25 +198,22 @@ def get(
         return get_campaigns(app, name, tenant)
     if k == "invoice":
         return _get_invoices(app, name, tenant)
-    items = [_summary(k, r) for r in _rows(app, k, name, tenant)]
-    if k == "dkim" and app.machine:
-        for item, row in zip(items, _rows(app, k, name, tenant), strict=True):
+    rows = _rows(app, k, name, tenant)
+    items = [_summary(k, r) for r in rows]
+    if k == "dkim" and (app.output != "text" or not app.out.is_terminal):
+        for item, row in zip(items, rows, strict=True):  # whole keys unless a person reads them
             item["public_key"] = row.data.get("public_key")
 
     def text(console) -> None:
+        from rich.markup import escape
+
         if not items:
             console.print(f"No {kind} recorded.")
             return
         cols = list(items[0])
-        table(console, cols, [[_cell(i[c]) for c in cols] for i in items])
+        table(console, cols, [[escape(cell_text(i[c])) for c in cols] for i in items])
 
     app.emit(items, text)
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, list):
-        return "\n".join(str(x) for x in v)
-    return "" if v is None else str(v)
 
 
 def _describe_other(app, k: str, name: str) -> dict[str, Any] | None:

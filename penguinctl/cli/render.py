@@ -26,7 +26,36 @@ def _fmt_value(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def render_plan(console, plan, *, title: str = "Plan") -> None:
+# Beyond this many changes, plan output is a summary per tenant and kind unless --detail.
+PLAN_DETAIL_LIMIT = 200
+
+
+def change_target(provider: str) -> str:
+    """What applies a change, in words (the plan's ``provider`` tag: ``dns:local-zones``...)."""
+    kind, _, name = provider.partition(":")
+    if provider == "state":
+        return "state store only"
+    if provider == "dkim":
+        return "DKIM key in the secrets backend"
+    if kind == "dns":
+        return f"DNS provider {name}"
+    if kind == "server":
+        return {
+            "hostwinds": "Hostwinds order",
+            "static": "server over SSH",
+            "external": "state store only (external server)",
+        }.get(name, f"{name} server")
+    if kind == "mail":
+        return f"MailU API on {name}"
+    if kind == "mailstack":
+        return f"MailU over SSH on {name}"
+    return provider
+
+
+def render_plan(console, plan, *, title: str = "Plan", detail: bool = False) -> None:
+    """The plan for a person: changes grouped by tenant, each with what applies it
+    (``-> DNS provider local-zones``); past ``PLAN_DETAIL_LIMIT`` changes a count per tenant,
+    kind and target instead, unless ``detail``."""
     from rich.markup import escape
 
     for warning in plan.warnings:
@@ -34,26 +63,68 @@ def render_plan(console, plan, *, title: str = "Plan") -> None:
     if plan.empty:
         console.print("[green]No changes.[/] Infrastructure matches the spec.")
         return
-    lines = []  # one print: Rich's per-call overhead dominates for thousands of changes
-    for ch in plan.changes:
-        sym, color = _SYMBOL[ch.action.value]
-        lines.append(
-            f"[{color}]{sym} {ch.action.value:6}[/] {escape(ch.key.address)}"
-            f"  [dim]({escape(ch.key.tenant or 'shared')}, {escape(ch.provider)})[/]"
-        )
-        if ch.action.value == "update":
-            before, after = ch.before or {}, ch.after or {}
-            for k in sorted(set(before) | set(after)):
-                if before.get(k) != after.get(k):
-                    lines.append(
-                        f"      {escape(k)}: {escape(_fmt_value(before.get(k)))} -> "
-                        f"{escape(_fmt_value(after.get(k)))}"
-                    )
-    console.print("\n".join(lines))
     c = plan.counts()
+    if detail or len(plan.changes) <= PLAN_DETAIL_LIMIT:
+        _plan_lines(console, plan)
+    else:
+        _plan_summary(console, plan)
     console.print(
         f"\n{title}: [green]{c['create']} to create[/], [yellow]{c['update']} to update[/], "
         f"[red]{c['delete']} to delete[/]. Checksum {plan.checksum()[:16]}"
+    )
+
+
+def _tenant_heading(tenant: str) -> str:
+    return f"Tenant {tenant}:" if tenant else "Shared (no tenant):"
+
+
+def _plan_lines(console, plan) -> None:
+    from rich.markup import escape
+
+    by_tenant: dict[str, list] = {}
+    for ch in plan.changes:
+        by_tenant.setdefault(ch.key.tenant or "", []).append(ch)
+    width = min(60, max(len(ch.key.address) for ch in plan.changes))
+    lines = []  # one print: Rich's per-call overhead dominates for thousands of changes
+    for tenant, changes in by_tenant.items():
+        lines.append(f"[bold]{escape(_tenant_heading(tenant))}[/]")
+        for ch in changes:
+            sym, color = _SYMBOL[ch.action.value]
+            lines.append(
+                f"  [{color}]{sym} {ch.action.value:6}[/] {escape(ch.key.address):{width}}"
+                f"  [dim]-> {escape(change_target(ch.provider))}[/]"
+            )
+            if ch.action.value == "update":
+                before, after = ch.before or {}, ch.after or {}
+                for k in sorted(set(before) | set(after)):
+                    if before.get(k) != after.get(k):
+                        lines.append(
+                            f"        {escape(k)}: {escape(_fmt_value(before.get(k)))} -> "
+                            f"{escape(_fmt_value(after.get(k)))}"
+                        )
+    console.print("\n".join(lines))
+
+
+def _plan_summary(console, plan) -> None:
+    from collections import Counter
+
+    counts: Counter = Counter()
+    for ch in plan.changes:
+        counts[(ch.key.tenant or "", ch.key.kind, change_target(ch.provider), ch.action.value)] += 1
+    groups: dict[tuple[str, str, str], dict[str, int]] = {}
+    for (tenant, kind, target, action), n in sorted(counts.items()):
+        groups.setdefault((tenant, kind, target), {})[action] = n
+    console.print(
+        f"{len(plan.changes)} changes, counted per tenant and kind "
+        "(--detail lists every one; -o json gives them as data):"
+    )
+    table(
+        console,
+        ["tenant", "kind", "applied by", "create", "update", "delete"],
+        [
+            [t or "(shared)", k, target, g.get("create", 0), g.get("update", 0), g.get("delete", 0)]
+            for (t, k, target), g in groups.items()
+        ],
     )
 
 
@@ -79,9 +150,7 @@ def table(console, columns: list[str], rows: list[list[Any]], *, title: str | No
     terminal (header first; a cell with several lines gives one row per line, the other cells
     repeated). Cells are Rich markup (callers escape what they did not write)."""
     if not console.is_terminal:
-        console.print(
-            "\n".join(_tsv(columns, rows)), markup=False, highlight=False, emoji=False, crop=False
-        )
+        console.file.write("\n".join(_tsv(columns, rows)) + "\n")  # as is: print() expands tabs
         return
     from rich.table import Table
 
