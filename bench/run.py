@@ -225,6 +225,27 @@ def machine() -> dict:
 # ----------------------------------------------------------------------------- 1. CLI start
 
 
+BASELINE = "penguinctl --help (baseline tree)"
+THIS_TREE = "penguinctl --help (this tree, as the baseline)"
+
+
+def _baseline_help(args) -> dict[str, list[str]]:
+    """``--help-baseline DIR``: the same interpreter running another penguinctl source tree
+    (e.g. ``git archive main | tar -x -C DIR``), so a change's start-up cost is measured against
+    the code before it, in the same run."""
+    if not args.help_baseline:
+        return {}
+    src = Path(args.help_baseline).resolve()
+    if not (src / "penguinctl" / "cli" / "__init__.py").is_file():
+        sys.exit(f"--help-baseline {src}: not a penguinctl source tree")
+
+    def launcher(tree: Path) -> list[str]:
+        code = f"import sys; sys.path[:0] = [{str(tree)!r}]; import penguinctl.cli as c; c.main()"
+        return [sys.executable, "-c", code, "--help"]
+
+    return {THIS_TREE: launcher(REPO), BASELINE: launcher(src)}
+
+
 def bench_help(args, tmp: Path) -> dict:
     home = tmp / "help-home"
     home.mkdir()
@@ -237,6 +258,7 @@ def bench_help(args, tmp: Path) -> dict:
         "python -c pass (anchors venv)": [anchor("python"), "-c", "pass"],
         "penguinctl --help": [*penguinctl_cmd(), "--help"],
         "octodns-sync --help": [anchor("octodns-sync"), "--help"],
+        **_baseline_help(args),
         "ansible-playbook --help": [anchor("ansible-playbook"), "--help"],
     }
     result: dict = {"runs": args.help_runs, "commands": {}}
@@ -596,6 +618,20 @@ def evaluate(results: dict, args) -> list[dict]:
                     "pass": adj <= 1.0,
                 }
             )
+        b, t = h.get(BASELINE, {}), h.get(THIS_TREE, {})
+        if "median_ms" in b and "median_ms" in t:
+            ratio = t["median_ms"] / b["median_ms"]
+            targets.append(
+                {
+                    "target": "CLI start: penguinctl --help no slower than the baseline tree "
+                    "(--help-baseline, same interpreter)",
+                    "measured": f"{t['median_ms']:.0f} ms vs {b['median_ms']:.0f} ms "
+                    f"= {ratio:.2f}x",
+                    "goal": "<= 1.00x",
+                    "ratio": ratio,
+                    "pass": ratio <= 1.0,
+                }
+            )
     elif "help" in results:
         targets.append(
             {"target": "CLI start", "measured": "error", "goal": "<= 1.00x", "pass": False}
@@ -846,6 +882,11 @@ def main(argv: list[str] | None = None) -> int:
         help="fresh-state applies at <=1,000 domains (one above)",
     )
     ap.add_argument("--help-runs", type=int, default=30, help="runs per --help command")
+    ap.add_argument(
+        "--help-baseline",
+        metavar="DIR",
+        help="also time `--help` of the penguinctl source tree in DIR (e.g. main) in the same run",
+    )
     ap.add_argument(
         "--help-rounds", type=int, default=3, help="rounds the --help runs are split in"
     )
