@@ -273,6 +273,8 @@ def bench_help(args, tmp: Path) -> dict:
     # Several rounds, the order of the commands reversed every other round, all times pooled:
     # on a shared machine a burst of someone else's work then hits every command alike.
     times: dict[str, list[float]] = {name: [] for name in ok}
+    # CPU time (user + system) per run: unlike wall time it barely moves with other load
+    cpus: dict[str, list[float]] = {name: [] for name in ok}
     per_round = max(5, -(-args.help_runs // args.help_rounds))
     if shutil.which("hyperfine") and not args.no_hyperfine:
         result["tool"] = f"hyperfine, {args.help_rounds} rounds"
@@ -288,6 +290,7 @@ def bench_help(args, tmp: Path) -> dict:
                 sys.exit(f"hyperfine failed: {r.stderr[-800:]}")
             for res in json.loads(out.read_text())["results"]:
                 times[res["command"]].extend(res["times"])
+                cpus[res["command"]].append(res["user"] + res["system"])  # this round's mean
     else:
         result["tool"] = f"subprocess loop, {args.help_rounds} rounds"
         for cmd in ok.values():
@@ -296,7 +299,9 @@ def bench_help(args, tmp: Path) -> dict:
         for rnd in range(args.help_rounds):
             names = list(ok) if rnd % 2 == 0 else list(reversed(ok))
             for name in names:
-                times[name].extend(run(ok[name], env=env).wall for _ in range(per_round))
+                runs = [run(ok[name], env=env) for _ in range(per_round)]
+                times[name].extend(r.wall for r in runs)
+                cpus[name].extend(r.cpu for r in runs)
     result["runs"] = per_round * args.help_rounds
     for name, ts in times.items():
         result["commands"][name] = {
@@ -304,6 +309,7 @@ def bench_help(args, tmp: Path) -> dict:
             "mean_ms": statistics.fmean(ts) * 1000,
             "min_ms": min(ts) * 1000,
             "max_ms": max(ts) * 1000,
+            "cpu_ms": statistics.fmean(cpus[name]) * 1000,
             "runs": len(ts),
         }
     return result
@@ -619,14 +625,14 @@ def evaluate(results: dict, args) -> list[dict]:
                 }
             )
         b, t = h.get(BASELINE, {}), h.get(THIS_TREE, {})
-        if "median_ms" in b and "median_ms" in t:
-            ratio = t["median_ms"] / b["median_ms"]
+        if "cpu_ms" in b and "cpu_ms" in t:  # CPU time: wall time is noise on a shared machine
+            ratio = t["cpu_ms"] / b["cpu_ms"]
             targets.append(
                 {
                     "target": "CLI start: penguinctl --help no slower than the baseline tree "
-                    "(--help-baseline, same interpreter)",
-                    "measured": f"{t['median_ms']:.0f} ms vs {b['median_ms']:.0f} ms "
-                    f"= {ratio:.2f}x",
+                    "(--help-baseline, same interpreter; CPU time)",
+                    "measured": f"{t['cpu_ms']:.0f} ms vs {b['cpu_ms']:.0f} ms CPU "
+                    f"= {ratio:.2f}x (wall medians {t['median_ms']:.0f} / {b['median_ms']:.0f} ms)",
                     "goal": "<= 1.00x",
                     "ratio": ratio,
                     "pass": ratio <= 1.0,
@@ -742,18 +748,18 @@ def markdown(results: dict) -> str:
         lines += [
             f"### CLI start ({h['tool']}, median of {h['runs']} runs)",
             "",
-            "| command | median | min | max | vs octodns-sync |",
-            "|---|---:|---:|---:|---:|",
+            "| command | median | min | max | CPU (mean) | vs octodns-sync |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         base = h["commands"].get("octodns-sync --help", {}).get("median_ms")
         for name, c in h["commands"].items():
             if "error" in c:
-                lines.append(f"| `{name}` | error: {c['error'][:80]} | | | |")
+                lines.append(f"| `{name}` | error: {c['error'][:80]} | | | | |")
                 continue
             ratio = f"{c['median_ms'] / base:.2f}x" if base else "—"
             lines.append(
                 f"| `{name}` | {c['median_ms']:.0f} ms | {c['min_ms']:.0f} ms | "
-                f"{c['max_ms']:.0f} ms | {ratio} |"
+                f"{c['max_ms']:.0f} ms | {fmt(c.get('cpu_ms'), '.0f')} ms | {ratio} |"
             )
         lines.append("")
     plan = results.get("plan")

@@ -80,12 +80,9 @@ def agency_spec(n: int, *, tenant: str = "agency", mailboxes: int = 1) -> str:
 
 def cli_tree():
     """The root click command exactly as `penguinctl` runs it (conventions applied)."""
-    import typer
+    from penguinctl.cli import build_command
 
-    from penguinctl.cli import build_app
-    from penguinctl.cli.conventions import finish
-
-    return finish(typer.main.get_command(build_app()))
+    return build_command()
 
 
 def walk_commands(root):

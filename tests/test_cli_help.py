@@ -109,7 +109,7 @@ def test_the_walk_catches_what_it_checks():
         """Root."""
 
     app.add_typer(sub, name="grp")
-    tree = finish(typer.main.get_command(app))
+    tree = finish(typer.main.get_command(app), root=True)
     problems = "\n".join(_problems(tree))
     assert "grp bad: option --limit has no help text" in problems
     assert "grp bad: option --limit shows '<int>': give it metavar='LIMIT'" in problems
@@ -134,3 +134,19 @@ def test_help_lists_every_kind_get_and_describe_accept():
         text = " ".join(run_help(command).split())
         for kind in KINDS:
             assert kind in text, (command, kind)
+
+
+def test_top_level_commands_are_built_on_first_use():
+    """`penguinctl --help` lists commands without building them (Typer's signature inspection
+    is most of the start-up); running one builds that one only."""
+    from penguinctl.cli import build_command
+
+    root = build_command()
+    ctx = root.context_class(root, info_name="penguinctl")
+    text = root.get_help(ctx)
+    assert "status " in text and "completion " in text
+    assert root.commands.built() == []
+    get = root.get_command(ctx, "get")
+    assert root.commands.built() == ["get"]
+    assert get.get_usage(ctx).endswith("KIND [NAME]")
+    assert "--state URL" in get.get_help(get.context_class(get, info_name="get", parent=ctx))

@@ -49,6 +49,17 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def build_command():
+    """The click command tree `penguinctl` runs: the Typer app's commands, each built (and the
+    CLI conventions applied) on first use (``penguinctl.cli.tree``)."""
+    from functools import partial
+
+    from penguinctl.cli.conventions import finish
+    from penguinctl.cli.tree import build_command as lazy_tree
+
+    return lazy_tree(build_app(), partial(finish, root=True), finish)
+
+
 def build_app() -> typer.Typer:
     from penguinctl.cli import (
         commands_apply,
@@ -69,8 +80,10 @@ def build_app() -> typer.Typer:
         commands_worker,
     )
     from penguinctl.cli.conventions import FORMATS, examples
+    from penguinctl.cli.tree import LazyRootGroup
 
     app = typer.Typer(
+        cls=LazyRootGroup,
         name="penguinctl",
         help="Declarative control plane for cold-email infrastructure.",
         epilog=examples(
@@ -178,9 +191,7 @@ def main(argv: list[str] | None = None) -> None:
 
         completion_init()
     try:
-        from penguinctl.cli.conventions import finish
-
-        command = finish(typer.main.get_command(build_app()))
+        command = build_command()
         rv = command.main(args=args, prog_name="penguinctl", standalone_mode=False)
     except SystemExit:
         raise

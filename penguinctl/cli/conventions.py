@@ -53,27 +53,28 @@ def examples(*lines: str) -> str:
     return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def finish(root: Any) -> Any:
-    """Apply the conventions to ``root`` (a click group built by typer) and every command below."""
+def finish(command: Any, *, root: bool = False) -> Any:
+    """Apply the conventions to ``command`` (a click command or group built by typer) and every
+    command below it. ``root``: the top of the tree (no global-options epilog of its own). A
+    group whose commands are built lazily (``penguinctl.cli.tree``) finishes each when built."""
     argument_class = _plain_argument_class()
-    stack = [(root, True)]
+    stack = [(command, root)]
     while stack:
-        command, is_root = stack.pop()
+        cmd, is_root = stack.pop()
         if not is_root:
-            command.epilog = (
-                f"{command.epilog}\n\n{GLOBAL_OPTIONS}" if command.epilog else GLOBAL_OPTIONS
-            )
-        for param in command.params:
+            cmd.epilog = f"{cmd.epilog}\n\n{GLOBAL_OPTIONS}" if cmd.epilog else GLOBAL_OPTIONS
+        for param in cmd.params:
             if getattr(param, "param_type_name", "") == "argument" and type(param) is not (
                 argument_class
             ):
                 param.__class__ = argument_class  # a subclass that only changes how it reads
-        subcommands = getattr(command, "commands", None)
+        subcommands = getattr(cmd, "commands", None)
         if subcommands is not None:
-            stack.extend((sub, False) for sub in subcommands.values())
-        elif command.callback is not None:
-            command.callback = _checked(command.callback)
-    return root
+            if not hasattr(subcommands, "stub"):  # built lazily: finished when built
+                stack.extend((sub, False) for sub in subcommands.values())
+        elif cmd.callback is not None:
+            cmd.callback = _checked(cmd.callback)
+    return command
 
 
 def _checked(callback: Callable[..., Any]) -> Callable[..., Any]:
