@@ -114,22 +114,41 @@ def build_command(app: typer.Typer, finish_root: Callable[[Any], Any], finish: C
     for info in groups:
         sub = info.typer_instance
         name = _value(info.name) or _value(sub.info.name)
+        if not name:
+            raise TypeError(f"add_typer({sub!r}) needs a name= (commands are grouped by name)")
         doc = _value(info.help) or _value(sub.info.help) or ""
-        lazy.add(name, lambda sub=sub: typer.main.get_group(sub), doc, bool(_value(info.hidden)))
+        lazy.add(name, _group(app, info, name), doc, bool(_value(info.hidden)))
     root.commands = lazy
     return finish_root(root)
+
+
+def _holder(app: typer.Typer) -> typer.Typer:
+    """An empty Typer app with the root's settings, to build one command or group through
+    Typer's public ``get_command`` (so every Typer option of it is honoured)."""
+    return typer.Typer(
+        rich_markup_mode=app.rich_markup_mode,
+        pretty_exceptions_enable=app.pretty_exceptions_enable,
+        add_completion=False,
+    )
 
 
 def _single_command(app: typer.Typer, info: Any) -> Callable[[], Any]:
     def build() -> Any:
         import typer.main
 
-        one = typer.Typer(
-            rich_markup_mode=app.rich_markup_mode,
-            pretty_exceptions_enable=app.pretty_exceptions_enable,
-            add_completion=False,
-        )
-        one.registered_commands.append(info)
-        return typer.main.get_command(one)
+        holder = _holder(app)
+        holder.registered_commands.append(info)
+        return typer.main.get_command(holder)  # one command: Typer returns it bare
+
+    return build
+
+
+def _group(app: typer.Typer, info: Any, name: str) -> Callable[[], Any]:
+    def build() -> Any:
+        import typer.main
+
+        holder = _holder(app)
+        holder.registered_groups.append(info)
+        return typer.main.get_command(holder).commands[name]
 
     return build
