@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from clitools import QUICKSTART, run_inprocess
+from daemons import not_applicable
 
 from penguinctl.errors import ConfigError
 from penguinctl.settings import load_settings, normalize_state_url
@@ -225,7 +226,7 @@ def test_plain_postgres_urls_mean_psycopg():
 @pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
 def test_plain_postgres_url_works_end_to_end(clean_env, capsys, state_url, scheme, monkeypatch):
     if not state_url.startswith("postgresql+psycopg://"):
-        pytest.skip("the PostgreSQL half of the state_url fixture")
+        not_applicable("the URL spellings are PostgreSQL's; this is the SQLite half")
     plain = state_url.replace("postgresql+psycopg://", f"{scheme}://", 1)
     monkeypatch.setenv("PENGUINCTL_HOME", str(clean_env / "home"))
     res = run_inprocess(capsys, "--state", plain, "apply", "-f", QUICKSTART, "--yes")
