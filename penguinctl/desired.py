@@ -118,6 +118,8 @@ def build_desired(
         block = getattr(spec, spec.provider)
         if block is not None:
             data[spec.provider] = _dump(block)
+        if spec.ssh is not None and _dump(spec.ssh):
+            data["ssh"] = _dump(spec.ssh)  # how penguinctl reaches it (a jump host)
         if spec.provider == "static" and spec.static.initial_key is not None:
             from penguinctl.providers.secrets.resolve import absolute_ref
 

@@ -1,17 +1,29 @@
-"""An SSH transport on paramiko: one authenticated session to ``user@host:port``.
+"""The SSH transport: one authenticated session to ``user@host:port``, on ``fabric.Connection``
+(paramiko underneath), possibly through jump hosts.
 
 Contract:
+- ``host`` may be an alias of the operator's OpenSSH client config (``penguinctl.remote.sshconfig``;
+  fabric applies it): ``HostName``, and ``User``/``Port`` where the caller passes None (then
+  root and 22). A ``ProxyJump`` there is followed when the caller gives no ``via``; each hop is
+  a connection of its own, with its host key pinned like any other. ``ProxyCommand`` is refused.
 - Authentication uses only the private key given (PEM or OpenSSH text, e.g. from the secrets
-  backend): no agent, no ``~/.ssh`` keys. The key text is parsed once in the constructor and
-  then dropped; it never appears in a message, a log line or a ``repr``. The one exception is
-  the bootstrap's first contact with a provider's server (``penguinctl.remote.bootstrap``):
+  backend, or a callable returning it, called at the first ``connect``): no agent, no
+  ``~/.ssh`` keys, and the config's ``IdentityFile`` is ignored. The key text is parsed once and
+  then dropped; it never appears in a message, a log line or a ``repr``. Two exceptions: the
+  bootstrap's first contact with a provider's server (``penguinctl.remote.bootstrap``):
   ``private_key=None`` with ``password=`` (a ``SecretValue`` or str) authenticates with that
-  password only; it is registered for masking and never shown either.
+  password only, registered for masking and never shown; and a jump host penguinctl holds no
+  key for (``SshConnection.jump``), which authenticates as ``ssh`` would: the config's
+  ``IdentityFile`` (and the agent unless ``IdentitiesOnly yes``), else the agent and the
+  default ``~/.ssh`` keys.
 - The server's host key is checked against ``host_keys`` before authentication: pinned on first
-  contact, a changed key raises ``HostKeyChanged`` and nothing is executed.
+  contact, a changed key raises ``HostKeyChanged`` and nothing is executed. A host reached
+  through a jump host is pinned under ``JUMP_HOST:JUMP_PORT/HOST`` (``pin_host``): the same
+  private address behind two bastions is two machines.
 - Connection set-up is retried ``SshOptions.retries`` times with exponential backoff on transient
-  failures (refused, timed out, reset, no banner); an authentication failure or a changed host
-  key is never retried. After the retries ``SshUnreachable`` is raised.
+  failures (refused, timed out, reset, no banner, the jump host could not reach the target); an
+  authentication failure or a changed host key is never retried. After the retries
+  ``SshUnreachable`` is raised. A jump host's failure is reported as such, with its own retries.
 - ``run`` returns a ``Result`` whatever the exit code; ``check=True`` raises
   ``RemoteCommandFailed`` on a non-zero one. A command running past its timeout raises
   ``CommandTimeout`` after closing its channel (the remote process may then live until it next
@@ -19,37 +31,45 @@ Contract:
 - Commands are logged (DEBUG, logger ``penguinctl.remote``) by program name only; pass secrets on
   ``stdin``, never in arguments (those are visible in ``ps`` on the server).
 
-One connection is used by one thread at a time; fan-out opens one per host.
+Commands run on channels of fabric's transport with penguinctl's own reader (bytes on stdin, a
+deadline per command, no output echoed), not through ``Connection.run``: invoke's runner starts
+three threads per command and polls, which costs more than the command on a fan-out.
+
+One connection is used by one thread at a time; fan-out opens one per host. A jump host's
+connection may be shared by the targets behind it (``penguinctl.remote.servers.JumpPool``):
+``connect`` is locked and paramiko opens channels on one transport from several threads.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import hashlib
-import io
 import logging
-import posixpath
-import secrets
 import select
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paramiko
 
+from penguinctl.errors import ConfigError
 from penguinctl.remote.command import Command, Result, build_command, program_name
 from penguinctl.remote.errors import (
     CommandTimeout,
+    HostKeyChanged,
     RemoteCommandFailed,
     SshAuthFailed,
     SshError,
     SshKeyInvalid,
     SshUnreachable,
 )
+from penguinctl.remote.files import FileOps, one_line
 from penguinctl.remote.hostkeys import HostKeyStore, PinningPolicy, changed_error
+
+if TYPE_CHECKING:
+    import fabric
 
 log = logging.getLogger("penguinctl.remote")
 
@@ -58,23 +78,15 @@ _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (
     paramiko.ECDSAKey,
     paramiko.RSAKey,
 )
-
-# Prints the octal mode then the sha256 of regular file $1, or "absent".
-_STATE_SCRIPT = 'if [ -f "$1" ]; then stat -c %a -- "$1" && sha256sum -- "$1"; else echo absent; fi'
-# Copies $1 over $2 atomically (temp file in the target directory, then rename) with mode $3.
-_INSTALL_SCRIPT = (
-    'set -e; t=$(mktemp "$(dirname -- "$2")/.penguinctl.XXXXXX"); '
-    "trap 'rm -f -- \"$t\"' EXIT; "
-    'cat -- "$1" > "$t"; chmod -- "$3" "$t"; mv -f -- "$t" "$2"'
-)
+MAX_JUMPS = 8  # hops in front of one host: more is a ProxyJump loop
 
 
 @dataclass(frozen=True)
 class SshOptions:
-    """Timeouts in seconds. ``connect_timeout`` bounds the TCP connect, ``banner_timeout`` the
-    wait for the server's banner, ``auth_timeout`` the authentication, ``command_timeout`` each
-    command (overridable per ``run``). ``retries`` extra connect attempts, sleeping
-    ``backoff * 2**n`` before each."""
+    """Timeouts in seconds. ``connect_timeout`` bounds the TCP connect (and opening the channel
+    through a jump host), ``banner_timeout`` the wait for the server's banner, ``auth_timeout``
+    the authentication, ``command_timeout`` each command (overridable per ``run``). ``retries``
+    extra connect attempts, sleeping ``backoff * 2**n`` before each."""
 
     connect_timeout: float = 10.0
     banner_timeout: float = 15.0
@@ -88,6 +100,8 @@ class SshOptions:
 def load_private_key(text: Any, passphrase: str | None = None) -> paramiko.PKey:
     """Parse an Ed25519, ECDSA or RSA private key given as PEM/OpenSSH text (a ``str`` or a
     ``SecretValue``). Raises ``SshKeyInvalid`` with a message that never quotes the text."""
+    import io
+
     raw = text.reveal() if hasattr(text, "reveal") else text
     if not isinstance(raw, str) or not raw.strip():
         raise SshKeyInvalid("SSH private key is empty or not text")
@@ -118,124 +132,296 @@ def _password_text(value: Any) -> str:
     return raw
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
+_EMPTY_CONFIG: paramiko.SSHConfig | None = None
 
 
-class SshConnection:
+def _fabric_connection(
+    host: str, port: int | None, user: str | None, ssh_config: paramiko.SSHConfig | None, *,
+    default_user: str,
+) -> fabric.Connection:  # fmt: skip
+    """An unopened ``fabric.Connection`` with ``ssh_config`` applied and no gateway (jump hosts
+    are penguinctl's, below). Each gets its own ``fabric.Config``: a Connection writes into its
+    config, which must not be shared between threads."""
+    import fabric
+
+    global _EMPTY_CONFIG
+    if ssh_config is None:
+        if _EMPTY_CONFIG is None:
+            _EMPTY_CONFIG = paramiko.SSHConfig()
+        ssh_config = _EMPTY_CONFIG  # read-only: lookups never change it
+    config = fabric.Config(
+        lazy=True, ssh_config=ssh_config, overrides={"user": default_user, "port": 22}
+    )
+    return fabric.Connection(host, user=user, port=port, config=config, gateway=False)
+
+
+class SshConnection(FileOps):
     """A lazily opened SSH session; use as a context manager or call ``close()``."""
 
     def __init__(
         self,
         host: str,
-        port: int,
-        user: str,
+        port: int | None,
+        user: str | None,
         private_key: Any,
         *,
         host_keys: HostKeyStore,
         options: SshOptions | None = None,
         passphrase: str | None = None,
         password: Any = None,
+        via: SshConnection | None = None,
+        owns_via: bool = True,
+        ssh_config: paramiko.SSHConfig | None = None,
+        trust_hint: str | None = None,
+        _operator: bool = False,
+        _depth: int = 0,
     ) -> None:
-        self.host, self.port, self.user = host, int(port), user
         self.host_keys = host_keys
         self.options = options or SshOptions()
+        self.ssh_config = ssh_config
+        self.trust_hint = trust_hint
+        self.alias = host
+        fab = _fabric_connection(
+            host, port, user, ssh_config, default_user=_local_user() if _operator else "root"
+        )
+        self._fab = fab
+        self.host, self.port, self.user = str(fab.host), int(fab.port), str(fab.user)
+        self._lookup: dict[str, Any] = dict(fab.ssh_config or {})
+        self._lock = threading.Lock()
+        self._operator = _operator
         self._pkey: paramiko.PKey | None = None
+        self._key_source: Any = None
+        self._passphrase = passphrase
         self._password: str | None = None
-        if private_key is None and password is not None:  # bootstrap's first contact only
+        if _operator:
+            pass
+        elif private_key is None and password is not None:  # bootstrap's first contact only
             self._password = _password_text(password)
+        elif callable(private_key):
+            self._key_source = private_key  # asked at the first connect
         else:
             self._pkey = load_private_key(private_key, passphrase)
-        self._client: paramiko.SSHClient | None = None
-        self._sftp_client: paramiko.SFTPClient | None = None
+        self.owns_via = owns_via
+        self.via = via if via is not None else self._config_jumps(_depth)
+
+    @classmethod
+    def jump(
+        cls,
+        host_string: str,
+        *,
+        host_keys: HostKeyStore,
+        options: SshOptions | None = None,
+        ssh_config: paramiko.SSHConfig | None = None,
+        via: SshConnection | None = None,
+        trust_hint: str | None = None,
+        _depth: int = 0,
+    ) -> SshConnection:
+        """A jump host given as ``[ssh://][user@]host[:port]`` (an ssh_config alias too), logged
+        in to with the operator's own identity (see the module docstring)."""
+        from penguinctl.remote.sshconfig import parse_host_string
+
+        try:
+            hs = parse_host_string(host_string)
+        except ValueError as exc:
+            raise ConfigError(f"jump host {exc}") from None
+        return cls(
+            hs.host, hs.port, hs.user, None, host_keys=host_keys, options=options,
+            ssh_config=ssh_config, via=via, trust_hint=trust_hint, _operator=True,
+            _depth=_depth,
+        )  # fmt: skip
+
+    def _config_jumps(self, depth: int) -> SshConnection | None:
+        """The jump hosts the config's ``ProxyJump`` names for this host (None: direct)."""
+        if "proxycommand" in self._lookup and "proxyjump" not in self._lookup:
+            raise ConfigError(
+                f"ssh {self.alias}: the ssh client config sets a ProxyCommand, which penguinctl "
+                "does not run",
+                hint="use ProxyJump in the ssh config, or ssh.via in the Server spec",
+            )
+        spec = str(self._lookup.get("proxyjump") or "").strip()
+        if not spec or spec.lower() == "none":
+            return None
+        via: SshConnection | None = None
+        for hop in spec.split(","):
+            hop = hop.strip()
+            if hop in (self.alias, self.host):  # `Host *` naming the jump host itself
+                return via
+            if depth + 1 > MAX_JUMPS:
+                raise ConfigError(
+                    f"ssh {self.alias}: more than {MAX_JUMPS} jump hosts (a ProxyJump loop?)",
+                    hint="check the ProxyJump lines of the ssh client config",
+                )
+            via = SshConnection.jump(
+                hop, host_keys=self.host_keys, options=self.options, ssh_config=self.ssh_config,
+                via=via, _depth=depth + 1,
+            )  # fmt: skip
+            depth += 1
+        return via
+
+    @property
+    def pin_host(self) -> str:
+        """The name this host's key is pinned under: its address, prefixed with the jump host
+        in front of it (``JUMP_HOST:JUMP_PORT/HOST``) when it is reached through one."""
+        if self.via is None:
+            return self.host
+        return f"{self.via.pin_host}:{self.via.port}/{self.host}"
 
     @property
     def target(self) -> str:
         return f"{self.user}@{self.host}:{self.port}"
 
+    @property
+    def route(self) -> str:
+        """``target``, then ``via`` each jump host in front of it."""
+        hops = [self.target]
+        via = self.via
+        while via is not None:
+            hops.append(via.target)
+            via = via.via
+        return " via ".join(hops)
+
+    def hops(self) -> list[SshConnection]:
+        """The jump hosts in front of this host, nearest first."""
+        out, via = [], self.via
+        while via is not None:
+            out.append(via)
+            via = via.via
+        return out
+
     def __repr__(self) -> str:
-        return f"SshConnection({self.target})"
+        return f"SshConnection({self.route})"
 
     # -- session -----------------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        transport = self._fab.client.get_transport()
+        return transport is not None and transport.is_active()
+
     def connect(self) -> None:
-        """Open the session if it is not open (and alive). Raises ``SshUnreachable``,
-        ``SshAuthFailed`` or ``HostKeyChanged``."""
-        if self._client is not None:
-            transport = self._client.get_transport()
-            if transport is not None and transport.is_active():
+        """Open the session if it is not open (and alive), through its jump hosts. Raises
+        ``SshUnreachable``, ``SshAuthFailed`` or ``HostKeyChanged``."""
+        with self._lock:
+            if self.is_open:
                 return
-            self.close()
+            self._close_session()
+            self._connect()
+
+    def _connect(self) -> None:
+        if self._key_source is not None:
+            self._pkey = load_private_key(self._key_source(), self._passphrase)
+            self._key_source = None
         last: BaseException | None = None
         for attempt in range(self.options.retries + 1):
             if attempt:
                 time.sleep(self.options.backoff * 2 ** (attempt - 1))
+            self._connect_via()
             try:
-                self._client = self._open()
+                self._open()
                 return
             except socket.gaierror as exc:
-                raise SshUnreachable(f"ssh {self.target}: {_one_line(exc)}") from None
+                raise SshUnreachable(f"ssh {self.route}: {one_line(exc)}") from None
             except (OSError, EOFError, paramiko.SSHException) as exc:
                 last = exc
-                log.debug("ssh %s: attempt %d failed: %s", self.target, attempt + 1, exc)
+                log.debug("ssh %s: attempt %d failed: %s", self.route, attempt + 1, exc)
         raise SshUnreachable(
-            f"ssh {self.target}: unreachable after {self.options.retries + 1} attempts: "
-            f"{_one_line(last) if last else 'unknown error'}",
-            hint="check that the server is up and its SSH port is reachable",
+            f"ssh {self.route}: unreachable after {self.options.retries + 1} attempts: "
+            f"{one_line(last) if last else 'unknown error'}",
+            hint="check that the server is up and its SSH port is reachable"
+            + (" from the jump host" if self.via is not None else ""),
         )
 
-    def _open(self) -> paramiko.SSHClient:
+    def _connect_via(self) -> None:
+        if self.via is None:
+            return
+        try:
+            self.via.connect()
+        except SshError as exc:
+            raise exc.in_context(f"jump host for {self.target}: ") from None
+        self._fab.gateway = self.via._fab
+
+    def _open(self) -> None:
         opts = self.options
-        client = paramiko.SSHClient()
-        pinned = self.host_keys.get(self.host, self.port)
+        client = self._fab.client
+        client.get_host_keys().clear()
+        pinned = self.host_keys.get(self.pin_host, self.port)
         if pinned is not None:  # makes paramiko negotiate the pinned key type
             name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
             key = paramiko.PKey.from_type_string(pinned[0], base64.b64decode(pinned[1]))
             client.get_host_keys().add(name, pinned[0], key)
-        client.set_missing_host_key_policy(PinningPolicy(self.host_keys, self.host, self.port))
+        client.set_missing_host_key_policy(PinningPolicy(self.host_keys, self.pin_host, self.port))
+        self._fab.connect_timeout = None  # ours, in connect_kwargs (fabric's is whole seconds)
+        self._fab.connect_kwargs = self._auth_kwargs() | {
+            "timeout": opts.connect_timeout,
+            "banner_timeout": opts.banner_timeout,
+            "auth_timeout": opts.auth_timeout,
+            "channel_timeout": opts.connect_timeout,
+        }
         try:
-            client.connect(
-                self.host,
-                port=self.port,
-                username=self.user,
-                pkey=self._pkey,
-                password=self._password,
-                timeout=opts.connect_timeout,
-                banner_timeout=opts.banner_timeout,
-                auth_timeout=opts.auth_timeout,
-                channel_timeout=opts.connect_timeout,
-                allow_agent=False,
-                look_for_keys=False,
-            )
+            self._fab.open()
         except paramiko.BadHostKeyException as exc:
             client.close()
             assert pinned is not None
             offered = (exc.key.get_name(), exc.key.get_base64())
-            raise changed_error(self.host, self.port, pinned, offered) from None
+            raise self._hinted(changed_error(self.pin_host, self.port, pinned, offered)) from None
+        except HostKeyChanged as exc:
+            client.close()
+            raise self._hinted(exc) from None
         except paramiko.AuthenticationException as exc:
             client.close()
             raise SshAuthFailed(
-                f"ssh {self.target}: authentication failed: {_one_line(exc)}",
-                hint="check the provider's initial password for the server"
-                if self._pkey is None
-                else "check that the server's authorized_keys holds the public half of the key",
+                f"ssh {self.route}: authentication failed: {one_line(exc)}",
+                hint=self._auth_hint(),
             ) from None
-        except BaseException:  # HostKeyChanged from the policy, state store errors
+        except BaseException:  # state store errors, transient failures (retried by the caller)
             client.close()
             raise
         transport = client.get_transport()
         if transport is not None and opts.keepalive:
             transport.set_keepalive(opts.keepalive)
-        log.debug("ssh %s: connected", self.target)
-        return client
+        log.debug("ssh %s: connected", self.route)
 
-    def close(self) -> None:
-        sftp, self._sftp_client = self._sftp_client, None
-        client, self._client = self._client, None
+    def _auth_kwargs(self) -> dict[str, Any]:
+        if not self._operator:
+            secret = {"pkey": self._pkey} if self._pkey is not None else {}
+            if self._password is not None:
+                secret = {"password": self._password}
+            return {**secret, "allow_agent": False, "look_for_keys": False}
+        import os
+
+        files = [os.path.expanduser(str(f)) for f in self._lookup.get("identityfile") or []]
+        existing = [f for f in files if os.path.isfile(f)]
+        only = str(self._lookup.get("identitiesonly", "no")).lower() == "yes"
+        out: dict[str, Any] = {"allow_agent": not only, "look_for_keys": not files}
+        if existing:
+            out["key_filename"] = existing
+        return out
+
+    def _auth_hint(self) -> str:
+        if self._operator:
+            return "check the IdentityFile (or agent key) your ssh config gives this jump host"
+        if self._pkey is None:
+            return "check the provider's initial password for the server"
+        return "check that the server's authorized_keys holds the public half of the key"
+
+    def _hinted(self, exc: HostKeyChanged) -> HostKeyChanged:
+        if self.trust_hint:
+            exc.hint = self.trust_hint
+        return exc
+
+    def _close_session(self) -> None:
+        fab = self._fab
+        sftp, fab._sftp = fab._sftp, None
         if sftp is not None:
             sftp.close()
-        if client is not None:
-            client.close()
+        fab.client.close()
+        fab.transport = None
+
+    def close(self) -> None:
+        """Close the session, and the jump hosts' sessions this connection owns."""
+        with self._lock:
+            self._close_session()
+        if self.via is not None and self.owns_via:
+            self.via.close()
 
     def __enter__(self) -> SshConnection:
         self.connect()
@@ -251,18 +437,17 @@ class SshConnection:
 
     def _transport(self) -> paramiko.Transport:
         self.connect()
-        assert self._client is not None
-        transport = self._client.get_transport()
+        transport = self._fab.client.get_transport()
         if transport is None:
             raise SshError(f"ssh {self.target}: connection lost")
         return transport
 
     def _sftp(self) -> paramiko.SFTPClient:
         self.connect()
-        if self._sftp_client is None:
-            assert self._client is not None
-            self._sftp_client = self._client.open_sftp()
-        return self._sftp_client
+        return self._fab.sftp()
+
+    def _open_sftp(self) -> paramiko.SFTPClient | None:
+        return self._fab._sftp
 
     # -- commands ----------------------------------------------------------------------------
     def run(
@@ -288,7 +473,7 @@ class SshConnection:
         try:
             chan = transport.open_session(timeout=self.options.connect_timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise SshError(f"ssh {self.target}: cannot open a session: {_one_line(exc)}") from None
+            raise SshError(f"ssh {self.target}: cannot open a session: {one_line(exc)}") from None
         try:
             chan.exec_command(wire)
             if stdin is not None:
@@ -303,7 +488,7 @@ class SshConnection:
                 hint="raise the command timeout or check the server",
             ) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise SshError(f"ssh {self.target}: `{prog}`: {_one_line(exc)}") from None
+            raise SshError(f"ssh {self.target}: `{prog}`: {one_line(exc)}") from None
         finally:
             chan.close()
         duration = time.monotonic() - start
@@ -345,74 +530,11 @@ class SshConnection:
             else:
                 select.select([chan], [], [], min(remaining, 0.05))
 
-    # -- files -------------------------------------------------------------------------------
-    def file_state(self, path: str, *, sudo: bool = False) -> tuple[int, str] | None:
-        """``(mode, sha256 hex)`` of the regular file at ``path``, None when there is none."""
-        res = self.run(["sh", "-c", _STATE_SCRIPT, "sh", path], sudo=sudo, check=True)
-        lines = res.stdout.split("\n")
-        if lines[0].strip() == "absent":
-            return None
-        try:
-            return int(lines[0].strip(), 8), lines[1].split()[0]
-        except (ValueError, IndexError):
-            raise SshError(f"ssh {self.target}: unexpected output from stat on {path}") from None
 
-    def checksum(self, path: str, *, sudo: bool = False) -> str | None:
-        """The sha256 (hex) of the remote file, or None when it does not exist."""
-        state = self.file_state(path, sudo=sudo)
-        return None if state is None else state[1]
+def _local_user() -> str:
+    import getpass
 
-    def put_file(self, path: str, data: bytes, mode: int = 0o644, *, sudo: bool = False) -> bool:
-        """Make ``path`` hold exactly ``data`` with ``mode``; returns False (and writes nothing)
-        when it already does. The write is atomic: readers see the old file or the new one,
-        never a partial one (temp file in the same directory, then rename). With ``sudo`` the
-        data goes to a private temp file first and is installed by root (ownership root)."""
-        want = (mode & 0o7777, hashlib.sha256(data).hexdigest())
-        if self.file_state(path, sudo=sudo) == want:
-            return False
-        self.write_file(path, data, mode, sudo=sudo)
-        return True
-
-    def write_file(self, path: str, data: bytes, mode: int = 0o644, *, sudo: bool = False) -> None:
-        """``put_file`` without the comparison: always writes (atomically, as ``put_file``).
-        For callers that already know the remote state (the playbook engine reads it in a
-        batch), saving a round trip."""
-        try:
-            if sudo:
-                self._put_sudo(path, data, mode & 0o7777)
-            else:
-                self._put_sftp(path, data, mode & 0o7777)
-        except OSError as exc:
-            raise SshError(f"ssh {self.target}: cannot write {path}: {_one_line(exc)}") from None
-        log.debug("ssh %s: wrote %s (%d bytes)", self.target, path, len(data))
-
-    def _upload(self, tmp: str, data: bytes) -> None:
-        sftp = self._sftp()
-        with sftp.open(tmp, "wb") as fh:
-            fh.chmod(0o600)  # before any byte lands: the content may be secret
-            fh.set_pipelined(True)
-            fh.write(data)
-
-    def _put_sftp(self, path: str, data: bytes, mode: int) -> None:
-        directory, name = posixpath.split(path)
-        tmp = posixpath.join(directory or ".", f".{name}.penguinctl-{secrets.token_hex(6)}")
-        sftp = self._sftp()
-        try:
-            self._upload(tmp, data)
-            sftp.chmod(tmp, mode)
-            sftp.posix_rename(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                sftp.remove(tmp)
-            raise
-
-    def _put_sudo(self, path: str, data: bytes, mode: int) -> None:
-        tmp = f"/tmp/.penguinctl-upload-{secrets.token_hex(8)}"
-        try:
-            self._upload(tmp, data)
-            script = ["sh", "-c", _INSTALL_SCRIPT, "sh", tmp, path, format(mode, "o")]
-            self.run(script, sudo=True, check=True)
-        finally:
-            if self._sftp_client is not None:
-                with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-                    self._sftp_client.remove(tmp)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "root"

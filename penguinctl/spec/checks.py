@@ -201,6 +201,44 @@ def check_server_hostnames(specs: SpecSet) -> list[SpecIssue]:
     return issues
 
 
+def check_ssh_routes(specs: SpecSet) -> list[SpecIssue]:
+    """A server's ``ssh.via`` Server exists, is not external, belongs to the server's tenant or
+    is shared, and the jump hosts do not go round in a loop."""
+    issues: list[SpecIssue] = []
+    servers = specs.servers
+    declared = specs.declared_names("Server")
+    for server in servers.values():
+        via = server.spec.ssh.via if server.spec.ssh is not None else None
+        if via is None or via.lower().startswith("ssh://"):
+            continue
+        where = server.location_of("spec", "ssh", "via")
+        jump = servers.get(via)
+        problem = None
+        if via not in declared:
+            problem = f"server {quote(via)} " + _not_defined("Server", declared, via)
+        elif jump is None:
+            continue  # an invalid document: reported on its own
+        elif jump.spec.provider == "external":
+            problem = f"server {quote(via)} is external: penguinctl has no SSH access to it"
+        elif jump.tenant not in (None, server.tenant):
+            owner = f"tenant {quote(server.tenant)}" if server.tenant else "a shared server"
+            problem = (
+                f"server {quote(via)} belongs to tenant {quote(jump.tenant)}, not to "
+                f"{owner}; use a jump Server of the same tenant or a shared one"
+            )
+        else:
+            route, at = [server.name], jump
+            while at is not None and at.spec.ssh is not None and at.spec.ssh.via is not None:
+                route.append(at.name)
+                if at.spec.ssh.via in route:
+                    problem = "the jump hosts loop: " + " -> ".join([*route, at.spec.ssh.via])
+                    break
+                at = servers.get(at.spec.ssh.via)
+        if problem:
+            issues.append(SpecIssue(where, f"{_label(server)}: ssh.via {problem}"))
+    return issues
+
+
 def check_plan_limits(specs: SpecSet) -> list[SpecIssue]:
     """Each tenant's plan is in the catalog and its domains/mailboxes fit the plan's limits."""
     from penguinctl.billing.limits import plan_limit_issues
@@ -215,6 +253,7 @@ CHECKS: tuple[Callable[[SpecSet], list[SpecIssue]], ...] = (
     check_mailboxes,
     check_spf,
     check_server_hostnames,
+    check_ssh_routes,
     check_plan_limits,
 )
 

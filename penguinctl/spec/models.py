@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from penguinctl.spec.durations import Duration
@@ -78,9 +86,11 @@ class HostwindsServer(Strict):
 
 
 class StaticServer(Strict):
+    # an IP, a host name, or a Host alias of the operator's ssh client config
     address: Host
-    ssh_user: UnixUser = "root"
-    ssh_port: Port = 22
+    # unset: the ssh config's User/Port for the address, else root and 22
+    ssh_user: UnixUser | None = None
+    ssh_port: Port | None = None
     # A key that logs in before penguinctl has installed its own admin key (first contact only).
     initial_key: SecretRef | None = None
 
@@ -116,6 +126,40 @@ class MailStack(Strict):
     root: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$")] = "/mailu"
 
 
+def _jump_host(value: str) -> str:
+    if value.lower().startswith("ssh://"):
+        from penguinctl.remote.sshconfig import parse_host_string
+
+        try:
+            parse_host_string(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+    from penguinctl.spec import names
+
+    return names.check_name(value)
+
+
+JumpHost = Annotated[
+    str,
+    AfterValidator(_jump_host),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(ssh://\S+|[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?)$",
+            "description": "another Server of the spec (same tenant, or shared), or "
+            "ssh://[user@]host[:port] (a host or ssh_config alias penguinctl holds no key for)",
+        }
+    ),
+]
+
+
+class SshAccess(Strict):
+    # the jump host (bastion) in front of this server; unset: direct, or the ssh config's
+    # ProxyJump for the address
+    via: JumpHost | None = None
+
+
 ServerProvider = Literal["hostwinds", "static", "external"]
 
 
@@ -127,6 +171,16 @@ class ServerSpec(Strict):
     hostname: Fqdn
     mail: MailStack = Field(default_factory=MailStack)
     backup: Name | None = None
+    ssh: SshAccess | None = None
+
+    @field_validator("ssh", mode="after")
+    @classmethod
+    def _ssh_needs_access(cls, value: SshAccess | None, info: ValidationInfo) -> object:
+        if value is not None and info.data.get("provider") == "external":
+            raise PydanticCustomError(
+                "external_ssh", "an external server has no SSH access: remove the 'ssh' block"
+            )
+        return value
 
     @field_validator("hostwinds", "static", "external", mode="after")
     @classmethod
