@@ -13,10 +13,10 @@ from typing import Any
 from penguinctl.errors import NotFound, UsageError
 
 
-def endpoint_of(name: str, data: dict[str, Any]):
+def endpoint_of(name: str, data: dict[str, Any], servers=None, *, tenant: str | None = None):
     from penguinctl.remote.servers import endpoint_of as find
 
-    return find(name, data)
+    return find(name, data, servers, tenant=tenant)
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ def load_targets(engine, names: list[str] | None, *, require_ssh: bool) -> list[
     with session_scope(engine) as session:
         rows = [r for r in repo.list_resources(session, kind="server") if r.status != "pending"]
     known = {r.name: r for r in rows}
+    routes = {r.name: (r.tenant or "", dict(r.data or {})) for r in rows}
     wanted = list(dict.fromkeys(names)) if names else sorted(known)
     missing = [n for n in wanted if n not in known]
     if missing:
@@ -48,7 +49,7 @@ def load_targets(engine, names: list[str] | None, *, require_ssh: bool) -> list[
     out = []
     for name in wanted:
         row = known[name]
-        ep = endpoint_of(name, row.data or {})
+        ep = endpoint_of(name, row.data or {}, routes, tenant=row.tenant or "")
         if ep is None and require_ssh:
             if names:
                 raise UsageError(f"server {name} is external: penguinctl has no SSH access to it")

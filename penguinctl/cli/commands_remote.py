@@ -10,8 +10,6 @@ ok / changed / failed / unreachable; ``-o json`` gives the per-server (and per-s
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -86,10 +84,11 @@ def exec_(
 ) -> int:
     """Run one command on many servers in parallel; a summary of ok / failed / unreachable."""
     from penguinctl.errors import ProviderError
+    from penguinctl.remote import sshconfig
     from penguinctl.remote.fanout import fan_out
     from penguinctl.remote.hostkeys import StateHostKeyStore
     from penguinctl.remote.progress import fanout_progress
-    from penguinctl.remote.servers import connect
+    from penguinctl.remote.servers import JumpPool, connect
     from penguinctl.remote.ssh import SshOptions
 
     app = ctx.obj
@@ -98,18 +97,19 @@ def exec_(
     store = StateHostKeyStore(app.db, actor=app.actor())
     store.preload()
     options = SshOptions(command_timeout=timeout)
+    ssh_config = sshconfig.load()
     progress = fanout_progress(app, [e.server for e in eps], "server exec")
 
     def task(ep: Any) -> Any:
         progress.step(ep.server, "connecting")
-        with connect(ep, secrets, store, options) as conn:
+        with connect(ep, secrets, store, options, ssh_config=ssh_config, jumps=jumps) as conn:
             progress.step(ep.server, "running")
             result = conn.run(command, sudo=sudo)
         if not result.ok:
             raise ProviderError(f"exit {result.rc}: {result.stderr.strip()[-300:]}")
         return result
 
-    with progress:
+    with JumpPool() as jumps, progress:
         summary = fan_out(
             eps,
             task,
@@ -190,10 +190,11 @@ def playbook_(
     nothing; --check reports what would change, with file diffs (secrets masked)."""
     from penguinctl.errors import ProviderError
     from penguinctl.playbook import load_playbook, run_playbook
+    from penguinctl.remote import sshconfig
     from penguinctl.remote.fanout import fan_out
     from penguinctl.remote.hostkeys import StateHostKeyStore
     from penguinctl.remote.progress import fanout_progress
-    from penguinctl.remote.servers import connect
+    from penguinctl.remote.servers import JumpPool, connect
     from penguinctl.remote.ssh import SshOptions
 
     app = ctx.obj
@@ -204,6 +205,7 @@ def playbook_(
     store = StateHostKeyStore(app.db, actor=app.actor())
     store.preload()
     options = SshOptions(command_timeout=timeout)
+    ssh_config = sshconfig.load()
     results: dict[str, Any] = {}
     progress = fanout_progress(
         app, [e.server for e in eps], f"playbook {book.name}{' (check)' if check else ''}"
@@ -211,7 +213,7 @@ def playbook_(
 
     def task(ep: Any) -> Any:
         progress.step(ep.server, "connecting")
-        with connect(ep, secrets, store, options) as conn:
+        with connect(ep, secrets, store, options, ssh_config=ssh_config, jumps=jumps) as conn:
             res = run_playbook(
                 conn,
                 book,
@@ -227,7 +229,7 @@ def playbook_(
             raise ProviderError(f"step {failed.name!r} failed: {failed.detail}")
         return res
 
-    with progress:
+    with JumpPool() as jumps, progress:
         summary = fan_out(
             eps,
             task,
@@ -317,13 +319,16 @@ def ssh_(
     ] = None,
 ) -> int:
     """Open an interactive shell (or run `-- COMMAND`) on SERVER with the system ssh client,
-    its key from the secrets backend and its pinned host key (pinned now if none is yet)."""
+    its key from the secrets backend and its pinned host key (pinned now if none is yet),
+    through its jump hosts (ProxyJump, each with its own pinned key)."""
     import shutil
     import subprocess
 
     from penguinctl.errors import UsageError
+    from penguinctl.remote import sshconfig
     from penguinctl.remote.hostkeys import StateHostKeyStore, fingerprint
-    from penguinctl.remote.servers import connect, endpoints, private_key
+    from penguinctl.remote.openssh import client_config
+    from penguinctl.remote.servers import connection, endpoints, private_key
     from penguinctl.remote.ssh import SshOptions
     from penguinctl.state import audit
     from penguinctl.state.db import session_scope
@@ -338,17 +343,36 @@ def ssh_(
     (ep,) = endpoints(app, [server])
     secrets = app.secrets()
     store = StateHostKeyStore(app.db, actor=app.actor())
-    pinned = store.get(ep.host, ep.port)
-    if pinned is None:  # first contact: pin through paramiko, say what was pinned
-        with connect(ep, secrets, store, SshOptions(retries=0)):
-            pass
-        pinned = store.get(ep.host, ep.port)
-        assert pinned is not None
-        app.err.print(
-            f"pinned the host key of {server} ({ep.host}:{ep.port}): "
-            f"{pinned[0]} {fingerprint(pinned[1])}"
-        )
-    key = private_key(secrets, server).reveal()
+    conn = connection(
+        ep,
+        lambda e: private_key(secrets, e.server),
+        store,
+        SshOptions(retries=0),
+        ssh_config=sshconfig.load(),
+    )
+    route = [conn, *conn.hops()]
+    unpinned = [h for h in route if store.get(h.pin_host, h.port) is None]
+    if unpinned:  # first contact: pin through paramiko, say what was pinned
+        try:
+            conn.connect()
+        finally:
+            conn.close()
+        for hop in unpinned:
+            key_type, key_b64 = store.get(hop.pin_host, hop.port) or ("?", "")
+            what = hop.server or "jump host"
+            app.err.print(
+                f"pinned the host key of {what} ({hop.pin_host}:{hop.port}): "
+                f"{key_type} {fingerprint(key_b64) if key_b64 else '?'}"
+            )
+
+    def pinned_of(hop: Any) -> tuple[str, str]:
+        found = store.get(hop.pin_host, hop.port)
+        assert found is not None
+        return found
+
+    def key_of(hop: Any) -> str | None:
+        return None if hop.server is None else private_key(secrets, hop.server).reveal()
+
     with session_scope(app.db) as session:
         audit.record(
             session,
@@ -357,76 +381,57 @@ def ssh_(
             action="server.ssh",
             resource=f"server/{server}",
             result="started",
-            details={"command": bool(args)},
+            details={"command": bool(args), "jump_hosts": len(route) - 1},
         )
-    with _ssh_files(key, ep, pinned) as (identity, known_hosts):
-        argv = [binary, *_ssh_options(identity, known_hosts, pinned[0]), "-p", str(ep.port)]
-        argv += ["-l", ep.user, "--", ep.host, *args]
+    with client_config(route, key_of, pinned_of) as (config, alias):
+        argv = [binary, "-F", str(config), "--", alias, *args]
         return subprocess.run(argv, check=False).returncode
-
-
-def _ssh_options(identity: Path, known_hosts: Path, key_type: str) -> list[str]:
-    algorithms = "rsa-sha2-512,rsa-sha2-256" if key_type == "ssh-rsa" else key_type
-    opts = {
-        "IdentitiesOnly": "yes",
-        "IdentityAgent": "none",
-        "UserKnownHostsFile": str(known_hosts),
-        "GlobalKnownHostsFile": "/dev/null",
-        "StrictHostKeyChecking": "yes",
-        "HostKeyAlgorithms": algorithms,
-        "UpdateHostKeys": "no",
-        "PasswordAuthentication": "no",
-        "KbdInteractiveAuthentication": "no",
-    }
-    out = ["-i", str(identity)]
-    for k, v in opts.items():
-        out += ["-o", f"{k}={v}"]
-    return out
-
-
-@contextlib.contextmanager
-def _ssh_files(key: str, ep: Any, pinned: tuple[str, str]) -> Iterator[tuple[Path, Path]]:
-    """A private temporary directory (0700) holding the identity file (0600) and a known_hosts
-    file with the one pinned key; removed on exit, whatever happens."""
-    import os
-    import shutil
-    import tempfile
-
-    directory = Path(tempfile.mkdtemp(prefix="penguinctl-ssh-"))
-    try:
-        identity = directory / "identity"
-        fd = os.open(identity, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(key if key.endswith("\n") else key + "\n")
-        name = ep.host if ep.port == 22 else f"[{ep.host}]:{ep.port}"
-        known = directory / "known_hosts"
-        known.write_text(f"{name} {pinned[0]} {pinned[1]}\n", encoding="ascii")
-        yield identity, known
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @server_app.command("trust-hostkey")
 def trust_hostkey(
     ctx: typer.Context,
     server: Annotated[str, typer.Argument(help="The server whose new host key to accept.")],
+    jump: Annotated[
+        str | None,
+        typer.Option(
+            "--jump",
+            metavar="HOST:PORT",
+            help="Forget the key of this jump host in front of SERVER instead (as the "
+            "changed-key error names it).",
+        ),
+    ] = None,
 ) -> None:
-    """Forget the pinned SSH host key of SERVER (after checking why it changed, e.g. a rebuild);
-    the next connection pins the key the server then presents."""
+    """Forget the pinned SSH host key of SERVER (after checking why it changed, e.g. a rebuild),
+    or of one of its jump hosts with --jump; the next connection pins the key it then presents."""
+    from penguinctl.errors import UsageError
+    from penguinctl.remote import sshconfig
     from penguinctl.remote.hostkeys import StateHostKeyStore
-    from penguinctl.remote.servers import endpoints
+    from penguinctl.remote.servers import connection, endpoints
 
     app = ctx.obj
     (ep,) = endpoints(app, [server])
     store = StateHostKeyStore(app.db, actor=app.actor())
-    had = store.get(ep.host, ep.port)
-    store.forget(ep.host, ep.port)
+    conn = connection(ep, lambda e: None, store, ssh_config=sshconfig.load())
+    hop = conn
+    if jump is not None:
+        hops = {f"{h.pin_host}:{h.port}": h for h in conn.hops()}
+        if jump not in hops:
+            known = ", ".join(hops) or "none"
+            raise UsageError(
+                f"{jump} is not a jump host in front of server {server} (its jump hosts: {known})"
+            )
+        hop = hops[jump]
+    had = store.get(hop.pin_host, hop.port)
+    store.forget(hop.pin_host, hop.port)
+    what = f"{server}'s jump host" if jump else server
+    where = f"{hop.pin_host}:{hop.port}"
     app.emit(
-        {"server": server, "host": ep.host, "port": ep.port, "forgotten": had is not None},
+        {"server": server, "host": hop.pin_host, "port": hop.port, "forgotten": had is not None},
         lambda c: c.print(
-            f"Forgot the pinned host key of {server} ({ep.host}:{ep.port}); the next connection "
+            f"Forgot the pinned host key of {what} ({where}); the next connection "
             "pins the key it presents."
             if had
-            else f"No host key was pinned for {server} ({ep.host}:{ep.port})."
+            else f"No host key was pinned for {what} ({where})."
         ),
     )

@@ -237,6 +237,7 @@ def load_targets(app, names: Sequence[str] | None) -> Targets:
     with session_scope(app.db) as session:
         rows = [r for r in repo.list_resources(session) if r.status != "pending"]
     servers = {r.name: r for r in rows if r.kind == "server"}
+    routes = {n: (r.tenant or "", dict(r.data or {})) for n, r in servers.items()}
     domains = {r.name: r for r in rows if r.kind == "domain"}
     if names is None:
         s_names, d_names = sorted(servers), sorted(domains)
@@ -260,7 +261,7 @@ def load_targets(app, names: Sequence[str] | None) -> Targets:
                 servers[n].tenant,
                 n,
                 dict(servers[n].data or {}),
-                endpoint_of(n, servers[n].data or {}),
+                endpoint_of(n, servers[n].data or {}, routes, tenant=servers[n].tenant or ""),
             )
             for n in s_names
         ],

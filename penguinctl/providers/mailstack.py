@@ -36,8 +36,11 @@ class MailstackProvider(Provider):
         host_keys,
         env: dict[str, str],
         audit: Audit | None = None,
+        servers: Callable[[], dict[str, tuple[str, dict[str, Any]]]] | None = None,
     ) -> None:
         super().__init__(name)
+        # name -> (tenant, data) of every server, asked when this one has a jump Server
+        self._servers = servers
         self.server = server
         # a callable is asked at connect time: a server created earlier in the same apply
         # has its address recorded by then
@@ -53,30 +56,53 @@ class MailstackProvider(Provider):
         return dict(data() if callable(data) else data)
 
     def connect(self):
-        """An open admin connection to the server (bootstrapping the admin key if needed)."""
-        from penguinctl.providers.secrets.resolve import resolve
-        from penguinctl.remote.bootstrap import Target, admin_connection
+        """An open admin connection to the server (bootstrapping the admin key if needed), through
+        its jump hosts (a jump Server is bootstrapped the same way, with its own initial access)."""
+        from penguinctl.remote import sshconfig
         from penguinctl.remote.servers import endpoint_of
 
         server_data = self.server_data
-        ep = endpoint_of(self.server, server_data)
+        routed = bool((server_data.get("ssh") or {}).get("via"))
+        servers = self._servers() if routed and self._servers is not None else {}
+        ep = endpoint_of(self.server, server_data, servers)
         if ep is None:
             raise ProviderError(
                 f"server {self.server}: no SSH address known yet",
                 hint="apply the server first (a Hostwinds server gets its IP when it is active)",
             )
-        ref = (server_data.get("static") or {}).get("initial_key")
+        return self._admin(ep, server_data, servers, sshconfig.load(self.env))
+
+    def _admin(self, ep, data: dict[str, Any], servers, ssh_config):
+        from penguinctl.providers.secrets.resolve import resolve
+        from penguinctl.remote.bootstrap import Target, admin_connection
+        from penguinctl.remote.servers import Endpoint, trust_hint
+        from penguinctl.remote.ssh import SshConnection
+
+        via = None
+        if isinstance(ep.via, Endpoint):
+            jump, jump_data = ep.via, servers[ep.via.server][1]
+            via = lambda: self._admin(jump, jump_data, servers, ssh_config)  # noqa: E731
+        elif isinstance(ep.via, str):
+            host = ep.via
+            via = lambda: SshConnection.jump(  # noqa: E731
+                host, host_keys=self.host_keys, ssh_config=ssh_config
+            )
+        ref = (data.get("static") or {}).get("initial_key")
         initial = resolve(ref, secrets=self.secrets, env=self.env) if ref else None
         password = None
-        if server_data.get("provider") == "hostwinds":
-            password = lambda: self._root_password(server_data)  # noqa: E731  only on need
+        if data.get("provider") == "hostwinds":
+            password = lambda: self._root_password(ep.server, data)  # noqa: E731  only on need
 
         def audit(action: str, details: dict[str, Any]) -> None:
             if self.audit:
-                self.audit(action, f"server/{self.server}", details)
+                self.audit(action, f"server/{ep.server}", details)
 
+        target = Target(
+            ep.server, ep.host, ep.port, ep.user, via=via, ssh_config=ssh_config,
+            trust_hint=trust_hint(ep.server),
+        )  # fmt: skip
         return admin_connection(
-            Target(self.server, ep.host, ep.port, ep.user),
+            target,
             secrets=self.secrets,
             host_keys=self.host_keys,
             initial_key=initial,
@@ -84,7 +110,7 @@ class MailstackProvider(Provider):
             audit=audit,
         )
 
-    def _root_password(self, server_data: dict[str, Any]):
+    def _root_password(self, server: str, server_data: dict[str, Any]):
         """The Hostwinds instance's root password (a ``SecretValue``, registered for masking),
         asked of the API only when the bootstrap needs initial access."""
         from penguinctl.providers.registry import hostwinds_client
@@ -92,15 +118,15 @@ class MailstackProvider(Provider):
         sid = server_data.get("service_id")
         if not sid:
             raise ProviderError(
-                f"server {self.server}: no Hostwinds service id recorded",
+                f"server {server}: no Hostwinds service id recorded",
                 hint="run `penguinctl server sync` or apply the server first",
             )
         with hostwinds_client(self.env, self.secrets) as client:
             value = client.root_password(int(sid))
         if value is None:
             raise ProviderError(
-                f"server {self.server}: Hostwinds returned no root password for service {sid}",
-                hint=f"store an admin key the server accepts at servers/{self.server}/ssh, or "
+                f"server {server}: Hostwinds returned no root password for service {sid}",
+                hint=f"store an admin key the server accepts at servers/{server}/ssh, or "
                 "reset the root password in the Hostwinds panel",
             )
         return value

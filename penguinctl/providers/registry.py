@@ -154,6 +154,9 @@ class Providers:
             host_keys=StateHostKeyStore(self.db, actor=self.actor),
             env=self._env,
             audit=self._audit,
+            servers=lambda: {
+                n: ("", {**d, **self._recorded_server(n)}) for n, d in self.server_configs.items()
+            },
         )
 
     def _recorded_server(self, server: str) -> dict[str, Any]:

@@ -57,6 +57,7 @@ def signer_for(
         from penguinctl.mailu.signing import MailuSigner, MailuSigning
         from penguinctl.providers.mailstack import MailstackProvider
         from penguinctl.remote.hostkeys import StateHostKeyStore
+        from penguinctl.remote.servers import recorded_servers
 
         reach = MailstackProvider(
             f"mailstack:{server_name}",
@@ -65,6 +66,7 @@ def signer_for(
             secrets=secrets,
             host_keys=StateHostKeyStore(db, actor=actor),
             env=dict(env or {}),
+            servers=lambda: recorded_servers(db),
         )
         root = ((server or {}).get("mail") or {}).get("root") or "/mailu"
         return MailuSigner(

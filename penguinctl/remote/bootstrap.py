@@ -9,14 +9,16 @@ makes), then logs in with the new key and uses only that from then on. The initi
 given as a callable: it is called only when the admin key does not log in yet, so a server that
 is already bootstrapped never has its root password fetched. A crash anywhere converges on the
 next run: a stored key that the server does not accept yet is installed again through the
-initial access.
+initial access. A server behind a jump host (``Target.via``) is bootstrapped through it: every
+session this module opens asks ``via()`` for a fresh (unopened or open) jump connection and
+closes it with its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from penguinctl import clock
 from penguinctl.errors import ProviderError
@@ -25,15 +27,25 @@ from penguinctl.remote.errors import SshAuthFailed
 from penguinctl.remote.hostkeys import HostKeyStore
 from penguinctl.remote.ssh import SshConnection, SshOptions
 
+if TYPE_CHECKING:
+    import paramiko
+
 Audit = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
 class Target:
+    """The server to bootstrap. ``port``/``user`` None: from ``ssh_config``, else 22/root.
+    ``via`` returns the jump host's connection (None: direct); ``ssh_config`` is the operator's
+    client config (None: none)."""
+
     server: str
     host: str
-    port: int
-    user: str
+    port: int | None
+    user: str | None
+    via: Callable[[], SshConnection | None] | None = None
+    ssh_config: paramiko.SSHConfig | None = None
+    trust_hint: str | None = None
 
 
 def admin_connection(
@@ -58,7 +70,7 @@ def admin_connection(
             raise ProviderError(
                 f"server {target.server}: no admin SSH key at {path} and no initial access",
                 hint=f"set static.initial_key on server {target.server} to a key that logs in "
-                f"as {target.user}, or store one with `penguinctl secrets put {path}`",
+                f"as {target.user or 'root'}, or store one with `penguinctl secrets put {path}`",
             )
         private, public = admin_key.generate(admin_key.key_comment(target.server))
         # stored before the server is touched: a crash leaves a key the next run installs
@@ -82,12 +94,19 @@ def admin_connection(
         public = fields.get("public_key")
         if not has_initial or public is None:
             raise
+    except BaseException:
+        conn.close()
+        raise
     with _initial_connection(target, initial_key, initial_password, host_keys, options) as first:
         admin_key.authorize(first, public.reveal())
     if audit:
         audit("ssh.admin_key.install", {"path": path, "via": "initial access"})
     conn = _connect(target, fields["private_key"], host_keys, options)
-    conn.connect()  # the proof: the admin key now logs in
+    try:
+        conn.connect()  # the proof: the admin key now logs in
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -104,21 +123,43 @@ def _initial_connection(
         key = initial_key() if callable(initial_key) else initial_key
         return _connect(target, key, host_keys, options)
     password = initial_password() if callable(initial_password) else initial_password
-    return SshConnection(
-        target.host,
-        target.port,
-        target.user,
-        None,
-        password=password,
-        host_keys=host_keys,
-        options=options,
-    )
+    return _session(target, None, host_keys, options, password=password)
 
 
 def _connect(
     target: Target, key: Any, host_keys: HostKeyStore, options: SshOptions | None
 ) -> SshConnection:
     text = key.reveal() if hasattr(key, "reveal") else key
-    return SshConnection(
-        target.host, target.port, target.user, text, host_keys=host_keys, options=options
-    )
+    return _session(target, text, host_keys, options)
+
+
+def _session(
+    target: Target,
+    key: Any,
+    host_keys: HostKeyStore,
+    options: SshOptions | None,
+    *,
+    password: Any = None,
+) -> SshConnection:
+    from penguinctl.remote.servers import label_hops
+
+    via = target.via() if target.via is not None else None
+    try:
+        conn = SshConnection(
+            target.host,
+            target.port,
+            target.user,
+            key,
+            password=password,
+            host_keys=host_keys,
+            options=options,
+            via=via,
+            ssh_config=target.ssh_config,
+            trust_hint=target.trust_hint,
+        )
+    except BaseException:
+        if via is not None:
+            via.close()
+        raise
+    label_hops(conn, target.server)
+    return conn

@@ -239,10 +239,17 @@ def connection(
         ssh_config=ssh_config,
         trust_hint=trust_hint(endpoint.server),
     )
-    for hop in conn.hops():  # name the right command in a jump host's changed-key error
-        if hop.trust_hint is None:
-            hop.trust_hint = trust_hint(endpoint.server, f"{hop.pin_host}:{hop.port}")
+    conn.server = endpoint.server
+    label_hops(conn, endpoint.server)
     return conn
+
+
+def label_hops(conn: SshConnection, server: str) -> None:
+    """Give each jump host in front of ``conn`` that is not a Server of its own the hint naming
+    ``trust-hostkey SERVER --jump HOST:PORT`` (the command that accepts its changed key)."""
+    for hop in conn.hops():
+        if hop.trust_hint is None:
+            hop.trust_hint = trust_hint(server, f"{hop.pin_host}:{hop.port}")
 
 
 def connect(

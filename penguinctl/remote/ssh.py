@@ -202,6 +202,7 @@ class SshConnection(FileOps):
         else:
             self._pkey = load_private_key(private_key, passphrase)
         self.owns_via = owns_via
+        self.server: str | None = None  # the penguinctl Server this is, when it is one
         self.via = via if via is not None else self._config_jumps(_depth)
 
     @classmethod
@@ -380,20 +381,32 @@ class SshConnection(FileOps):
             transport.set_keepalive(opts.keepalive)
         log.debug("ssh %s: connected", self.route)
 
+    @property
+    def operator_identity(self) -> bool:
+        """True for a jump host logged in to with the operator's own identity."""
+        return self._operator
+
+    def identity_files(self) -> list[str]:
+        """The config's ``IdentityFile`` entries for this host that exist (operator hops)."""
+        import os
+
+        files = [os.path.expanduser(str(f)) for f in self._lookup.get("identityfile") or []]
+        return [f for f in files if os.path.isfile(f)]
+
+    @property
+    def identities_only(self) -> bool:
+        return str(self._lookup.get("identitiesonly", "no")).lower() == "yes"
+
     def _auth_kwargs(self) -> dict[str, Any]:
         if not self._operator:
             secret = {"pkey": self._pkey} if self._pkey is not None else {}
             if self._password is not None:
                 secret = {"password": self._password}
             return {**secret, "allow_agent": False, "look_for_keys": False}
-        import os
-
-        files = [os.path.expanduser(str(f)) for f in self._lookup.get("identityfile") or []]
-        existing = [f for f in files if os.path.isfile(f)]
-        only = str(self._lookup.get("identitiesonly", "no")).lower() == "yes"
-        out: dict[str, Any] = {"allow_agent": not only, "look_for_keys": not files}
-        if existing:
-            out["key_filename"] = existing
+        named = bool(self._lookup.get("identityfile"))
+        out: dict[str, Any] = {"allow_agent": not self.identities_only, "look_for_keys": not named}
+        if self.identity_files():
+            out["key_filename"] = self.identity_files()
         return out
 
     def _auth_hint(self) -> str:

@@ -68,7 +68,8 @@ class SshKeyRotation(Rotation):
         for name, (tenant, data) in sorted(self._servers().items()):
             path = secret_path(name)
             fields = self.ctx.secrets.get(path)
-            if endpoint_of(name, data) is None or not fields or "private_key" not in fields:
+            direct = {k: v for k, v in data.items() if k != "ssh"}  # the route is rotate's worry
+            if endpoint_of(name, direct) is None or not fields or "private_key" not in fields:
                 continue
             last = last_rotated(self.ctx.secrets, path)
             retire = (
@@ -159,22 +160,27 @@ class SshKeyRotation(Rotation):
         return {k: v.reveal() for k, v in stored.items()}
 
     def _connect(self, server: str, data: dict[str, Any], key: str):
+        """An open session to ``server`` logging in with ``key``, through its jump hosts (a
+        jump Server with its own admin key)."""
         from penguinctl.remote.hostkeys import StateHostKeyStore
-        from penguinctl.remote.servers import endpoint_of
-        from penguinctl.remote.ssh import SshConnection, SshOptions
+        from penguinctl.remote.servers import connection, endpoint_of, private_key
+        from penguinctl.remote.ssh import SshOptions
 
-        ep = endpoint_of(server, data)
+        servers = self._servers()
+        ep = endpoint_of(server, data, servers, tenant=servers.get(server, ("", {}))[0])
         if ep is None:
             raise ProviderError(f"server {server}: penguinctl has no SSH access to it")
-        conn = SshConnection(
-            ep.host,
-            ep.port,
-            ep.user,
-            key,
-            host_keys=StateHostKeyStore(self.ctx.engine, actor=self.ctx.actor),
-            options=SshOptions(retries=1),
+        conn = connection(
+            ep,
+            lambda e: key if e.server == server else private_key(self.ctx.secrets, e.server),
+            StateHostKeyStore(self.ctx.engine, actor=self.ctx.actor),
+            SshOptions(retries=1),
         )
-        conn.connect()
+        try:
+            conn.connect()
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _audit(
