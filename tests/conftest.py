@@ -50,3 +50,10 @@ def migrated_engine(state_url):
     migrate(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def no_operator_ssh_config(monkeypatch):
+    """Tests never read the machine's ~/.ssh/config or /etc/ssh/ssh_config (a ProxyJump there
+    would change where they connect); a test that wants one sets PENGUINCTL_SSH_CONFIG."""
+    monkeypatch.setenv("PENGUINCTL_SSH_CONFIG", "none")

@@ -85,9 +85,32 @@ class HostwindsServer(Strict):
     billingcycle: BillingCycle = "monthly"
 
 
+_SSH_ALIAS = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
+
+
+def _ssh_host(value: str) -> str:
+    if _SSH_ALIAS.fullmatch(value):
+        return value  # one label: a Host alias of the ssh client config, or a local name
+    from penguinctl.spec import names
+
+    return names.check_host(value)
+
+
+SshHost = Annotated[
+    str,
+    AfterValidator(_ssh_host),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "an IP address, a host name, or a Host alias of the operator's ssh "
+            "client config (~/.ssh/config, or the file PENGUINCTL_SSH_CONFIG names)",
+        }
+    ),
+]
+
+
 class StaticServer(Strict):
-    # an IP, a host name, or a Host alias of the operator's ssh client config
-    address: Host
+    address: SshHost
     # unset: the ssh config's User/Port for the address, else root and 22
     ssh_user: UnixUser | None = None
     ssh_port: Port | None = None
