@@ -224,7 +224,8 @@ def test_server_blocks_must_match_provider() -> None:
         {**base, "provider": "static", "static": {"address": "mx.example.com"}}
     )
     assert static.static is not None
-    assert (static.static.ssh_user, static.static.ssh_port) == ("root", 22)
+    # unset: the ssh config's User/Port for the address, else root and 22 (remote.servers)
+    assert (static.static.ssh_user, static.static.ssh_port) == (None, None)
     assert static.submission == Endpoint(host="mail.example.com", port=587, security="starttls")
     assert static.imap == Endpoint(host="mail.example.com", port=993, security="tls")
     with pytest.raises(ValidationError):
