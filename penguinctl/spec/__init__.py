@@ -11,29 +11,63 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from penguinctl.errors import Location, SpecError, SpecIssue
-from penguinctl.spec.checks import run_checks
-from penguinctl.spec.documents import (
-    API_VERSION,
-    DOC_TYPES,
-    KINDS,
-    BackupPolicyDoc,
-    Declared,
-    DnsProviderDoc,
-    Document,
-    DomainDoc,
-    Metadata,
-    ServerDoc,
-    SpecSet,
-    TenantDoc,
-)
-from penguinctl.spec.durations import Duration
-from penguinctl.spec.loader import read_documents
-from penguinctl.spec.models import Mailbox
-from penguinctl.spec.refs import SecretRef
-from penguinctl.spec.schema import json_schema
-from penguinctl.spec.validate import validate_document
+
+if TYPE_CHECKING:
+    from penguinctl.spec.documents import (
+        API_VERSION,
+        KINDS,
+        BackupPolicyDoc,
+        DnsProviderDoc,
+        Document,
+        DomainDoc,
+        Metadata,
+        ServerDoc,
+        SpecSet,
+        TenantDoc,
+    )
+    from penguinctl.spec.durations import Duration
+    from penguinctl.spec.models import Mailbox
+    from penguinctl.spec.refs import SecretRef
+    from penguinctl.spec.schema import json_schema
+
+# Imported on first use: importing a light submodule (``penguinctl.spec.loader``, the YAML
+# reader the playbook loader shares) must not build every spec model (~0.1 s).
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "API_VERSION",
+            "KINDS",
+            "BackupPolicyDoc",
+            "DnsProviderDoc",
+            "Document",
+            "DomainDoc",
+            "Metadata",
+            "ServerDoc",
+            "SpecSet",
+            "TenantDoc",
+        ),
+        "documents",
+    ),
+    "Duration": "durations",
+    "Mailbox": "models",
+    "SecretRef": "refs",
+    "json_schema": "schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "API_VERSION",
@@ -74,6 +108,11 @@ def load_specs(paths: Sequence[str | Path]) -> SpecSet:
     located at ``file:line:col``. Cross-document checks run only when every file could be read
     completely, so a broken file does not also produce "not defined" issues elsewhere.
     """
+    from penguinctl.spec.checks import run_checks
+    from penguinctl.spec.documents import DOC_TYPES, Declared, SpecSet
+    from penguinctl.spec.loader import read_documents
+    from penguinctl.spec.validate import validate_document
+
     with _gc_paused():
         files, raw_documents, issues, complete = read_documents(paths)
         specs = SpecSet(files=sorted(f.path for f in files))
