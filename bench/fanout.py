@@ -26,6 +26,7 @@ root's login shell on the reference machine is bash with a ``.bashrc`` that runs
 Run as root (sshd logs other users in only as root):
     python bench/fanout.py                 # 50 hosts, 3 rounds, all tools
     python bench/fanout.py --hosts 10 --runs 1 --tools penguinctl,fabric
+    python bench/fanout.py --runs 0 --tools penguinctl,fabric --profile   # phases of a first run
 Prints a Markdown table (medians) and the ratios against the targets of product.md section 7.
 """
 
@@ -399,6 +400,77 @@ class Engine(Fabric):
 
 TOOLS = {t.name: t for t in (Penguinctl, Engine, Pyinfra, Fabric, Ansible)}
 
+# --profile: where a first run's wall time goes, in three phases: start (process start to the
+# first connection: imports, state store, keys), fan-out (the SSH work on every host) and exit
+# (the last host done to the process gone). Wall and CPU seconds at each mark are printed as
+# "PHASES {json}" on stderr; the bench adds the whole process's wall time.
+PHASES_HEAD = """
+import atexit, json, sys, time
+T0 = time.perf_counter()
+_marks = {}
+def mark(name):
+    _marks[name] = [round(time.perf_counter() - T0, 4), round(time.process_time(), 4)]
+atexit.register(lambda: print("PHASES " + json.dumps(_marks), file=sys.stderr))
+"""
+PENGUINCTL_PHASES = (
+    PHASES_HEAD
+    + """
+import penguinctl.remote.fanout as fanout
+_fan_out = fanout.fan_out
+def fan_out(*args, **kwargs):
+    mark("fanout_start")
+    try:
+        return _fan_out(*args, **kwargs)
+    finally:
+        mark("fanout_end")
+fanout.fan_out = fan_out
+from penguinctl.cli import main
+sys.argv = ["penguinctl", *sys.argv[1:]]
+main()  # as the console script: argv None
+"""
+)
+
+
+def profile(tools: list[Tool], work: Path, user: str) -> list[str]:
+    """One more first run of penguinctl and of bare fabric with phase marks (not in the
+    medians); returns the report's lines."""
+    lines = [
+        "",
+        "### Profile: one first run each, phases (wall s / CPU s of the client process)",
+        "",
+    ]
+    lines += ["| tool | start | fan-out | exit | whole process |", "|---|---|---|---|---|"]
+    for tool in tools:
+        if tool.name == "penguinctl":
+            script = work / "penguinctl_phases.py"
+            script.write_text(PENGUINCTL_PHASES)
+            argv = tool.command(targets(work, tool.name, user))
+            argv = [sys.executable, str(script), *argv[argv.index("server") :]]
+        elif tool.name == "fabric":
+            script = work / "fabric_phases.py"
+            body = FABRIC_SCRIPT.format(bench=str(BENCH)).replace(
+                "with ThreadPoolExecutor", 'mark("fanout_start")\nwith ThreadPoolExecutor'
+            )
+            script.write_text(PHASES_HEAD + body + 'mark("fanout_end")\n')
+            argv = tool.command(targets(work, tool.name, user))
+            argv = [argv[0], str(script), *argv[2:]]
+        else:
+            continue
+        start = time.monotonic()
+        proc = subprocess.run(argv, env=tool.env(), capture_output=True, text=True, timeout=900)
+        whole = time.monotonic() - start
+        found = [x for x in proc.stderr.splitlines() if x.startswith("PHASES ")]
+        if proc.returncode != 0 or not found:
+            lines.append(f"| {tool.name} | failed: exit {proc.returncode} | | | |")
+            continue
+        m = json.loads(found[-1][len("PHASES ") :])
+        (w0, c0), (w1, c1) = m["fanout_start"], m["fanout_end"]
+        lines.append(
+            f"| {tool.name} | {w0:.2f} / {c0:.2f} | {w1 - w0:.2f} / {c1 - c0:.2f} | "
+            f"{whole - w1:.2f} | {whole:.2f} |"
+        )
+    return lines
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -409,6 +481,12 @@ def main() -> int:
     ap.add_argument("--user", default="penguinbench")
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the timed rounds, one first run of penguinctl and fabric with phase marks "
+        "(start, fan-out, exit)",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("run as root: sshd logs the bench user in only as root", file=sys.stderr)
@@ -423,7 +501,8 @@ def main() -> int:
     names = [t for t in args.tools.split(",") if t]
     fleet = Fleet(work, args.hosts, args.user)
     results: dict[str, dict[str, list[float]]] = {n: {"first": [], "nochange": []} for n in names}
-    loads: list[float] = []
+    loads: list[float] = [os.getloadavg()[0]]
+    profiled: list[str] = []
     try:
         fleet.start()
         tools = [TOOLS[n](fleet, work, args.hosts) for n in names]
@@ -445,11 +524,16 @@ def main() -> int:
                 results[tool.name]["nochange"].append(again)
                 print(f"round {rnd + 1} {tool.name:10} first {first:6.2f}s  "
                       f"no-change {again:6.2f}s", file=sys.stderr)  # fmt: skip
+        if args.profile:
+            profiled = profile(tools, work, args.user)
     finally:
         fleet.stop()
         if not args.keep and args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
-    report(results, args.hosts, loads)
+    if any(results[n]["first"] for n in names):
+        report(results, args.hosts, loads)
+    if args.profile:
+        print("\n".join(profiled))
     out = BENCH / "results"
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y-%m-%dT%H%M%S")
