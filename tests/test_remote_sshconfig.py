@@ -112,6 +112,10 @@ def test_proxyjump_loops_and_proxycommand_are_refused(tmp_path, keys):
     proxy = _config(tmp_path, "Host mx1\n  ProxyCommand nc %h %p\n")
     with pytest.raises(ConfigError, match="ProxyCommand"):
         SshConnection("mx1", 22, "root", keys["admin"][0], host_keys=store, ssh_config=proxy)
+    odd = _config(tmp_path, "Host p\n  Port x\nHost f\n  ForwardAgent /run/agent.sock\n")
+    for host in ("p", "f"):  # one clear line, not a traceback
+        with pytest.raises(ConfigError, match=f"ssh {host}: the ssh client config cannot"):
+            SshConnection(host, None, None, keys["admin"][0], host_keys=store, ssh_config=odd)
 
 
 # -- against a real sshd ------------------------------------------------------------------------

@@ -152,7 +152,14 @@ def _fabric_connection(
     config = fabric.Config(
         lazy=True, ssh_config=ssh_config, overrides={"user": default_user, "port": 22}
     )
-    return fabric.Connection(host, user=user, port=port, config=config, gateway=False)
+    try:
+        return fabric.Connection(host, user=user, port=port, config=config, gateway=False)
+    except (KeyError, ValueError, TypeError) as exc:  # e.g. `Port x` or `ForwardAgent /path`
+        raise ConfigError(
+            f"ssh {host}: the ssh client config cannot be applied ({type(exc).__name__}: "
+            f"{one_line(exc)})",
+            hint="fix the Host block for it, or set PENGUINCTL_SSH_CONFIG=none",
+        ) from None
 
 
 class SshConnection(FileOps):
