@@ -147,8 +147,10 @@ class Tool:
 
 
 def penguinctl_cmd() -> list[str]:
-    exe = shutil.which("penguinctl")
-    return [exe] if exe else [sys.executable, "-m", "penguinctl"]
+    """The console script of the Python running the bench (not the first ``penguinctl`` on PATH:
+    a pyenv shim there may run another installation); else ``python -m penguinctl``."""
+    exe = Path(sys.executable).parent / "penguinctl"
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "penguinctl"]
 
 
 class Penguinctl(Tool):
