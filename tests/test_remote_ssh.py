@@ -170,6 +170,9 @@ def test_put_file_is_idempotent_and_checksummed(conn, tmp_path):
     assert conn.put_file(str(target), b"two\n", 0o600) is True
     assert target.read_bytes() == b"two\n"
     assert sorted(p.name for p in target.parent.iterdir()) == ["app.conf"]  # no temp left
+    tool = target.parent / "tool"  # set-id bits are set after the data (a write clears them)
+    assert conn.put_file(str(tool), b"#!/bin/sh\n", 0o2750) is True
+    assert tool.stat().st_mode & 0o7777 == 0o2750
 
 
 def test_put_file_replaces_atomically(conn, tmp_path):

@@ -93,10 +93,13 @@ class FileOps:
             raise SshError(f"ssh {self.target}: cannot write {path}: {one_line(exc)}") from None
         log.debug("ssh %s: wrote %s (%d bytes)", self.target, path, len(data))
 
-    def _upload(self, tmp: str, data: bytes) -> None:
+    def _upload(self, tmp: str, data: bytes, mode: int = 0o600) -> None:
+        """Write ``data`` to a new file ``tmp`` whose mode is set (``fsetstat``, no umask)
+        before any byte lands: 0600 by default (the content may be secret), or the final
+        mode when the file is renamed into place as it is (one round trip fewer)."""
         sftp = self._sftp()
         with sftp.open(tmp, "wb") as fh:
-            fh.chmod(0o600)  # before any byte lands: the content may be secret
+            fh.chmod(mode)
             fh.set_pipelined(True)
             fh.write(data)
 
@@ -105,8 +108,11 @@ class FileOps:
         tmp = posixpath.join(directory or ".", f".{name}.penguinctl-{secrets.token_hex(6)}")
         sftp = self._sftp()
         try:
-            self._upload(tmp, data)
-            sftp.chmod(tmp, mode)
+            if mode & 0o7000:  # a write clears set-id bits: set the mode after the data
+                self._upload(tmp, data)
+                sftp.chmod(tmp, mode)
+            else:  # the final mode at once: who may read the temp file may read the final one
+                self._upload(tmp, data, mode)
             sftp.posix_rename(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
