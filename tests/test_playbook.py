@@ -168,6 +168,9 @@ class Counting:
     def write_file(self, *args, **kwargs):
         return self.conn.write_file(*args, **kwargs)
 
+    def make_directory(self, *args, **kwargs):  # over SFTP: not a command
+        return self.conn.make_directory(*args, **kwargs)
+
 
 def _variables(tmp_path, srv, web, **extra):
     return {
@@ -340,6 +343,22 @@ def test_hostile_values_stay_literal_and_sudo_wraps_every_command(hosts, client_
     # every command went through sudo: first run 6 (facts, mkdir, install the upload, three
     # commands with their guards), second run 1 (the batched facts)
     assert (srv.shims / "sudo.log").read_text().split() == ["sh"] * 7
+
+
+def test_example_playbook_round_trips(hosts, client_key, tmp_path):
+    """The fan-out benchmark's playbook: the first run is four commands (the batched facts and
+    the three commands; the directory and the file go over SFTP), a no-change run one."""
+    srv = hosts[0]
+    counts = []
+    with SshConnection(
+        srv.address, srv.port, "root", client_key[0], host_keys=MemoryHostKeyStore()
+    ) as conn:
+        for _ in range(2):
+            counted = Counting(conn)
+            res = run_playbook(counted, load_playbook("example"), {"base": str(tmp_path / "ex")})
+            assert res.failed is None, res.to_json()
+            counts.append(counted.commands)
+    assert counts == [4, 1]
 
 
 def test_changed_host_key_is_refused(hosts, client_key, tmp_path):

@@ -175,6 +175,20 @@ def test_put_file_is_idempotent_and_checksummed(conn, tmp_path):
     assert tool.stat().st_mode & 0o7777 == 0o2750
 
 
+def test_make_directory_over_sftp(conn, tmp_path):
+    deep = tmp_path / "a" / "b" / "c"
+    conn.make_directory(str(deep), 0o750)
+    assert deep.is_dir() and deep.stat().st_mode & 0o7777 == 0o750
+    conn.make_directory(str(deep), 0o700)  # exists: only the mode changes
+    assert deep.stat().st_mode & 0o7777 == 0o700
+    conn.make_directory(str(tmp_path / "a") + "/")  # trailing slash, no mode: left as is
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SshError, match="cannot create directory .*file/sub"):
+        conn.make_directory(str(tmp_path / "file" / "sub"))
+    with pytest.raises(SshError, match="not a directory"):
+        conn.make_directory(str(tmp_path / "file"))
+
+
 def test_put_file_replaces_atomically(conn, tmp_path):
     """A reader polling the file during many rewrites only ever sees a whole old or new file."""
     target = tmp_path / "big.bin"

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import posixpath
 import secrets
+import stat
 from typing import TYPE_CHECKING, Any
 
 from penguinctl.remote.errors import SshError
@@ -92,6 +93,41 @@ class FileOps:
         except OSError as exc:
             raise SshError(f"ssh {self.target}: cannot write {path}: {one_line(exc)}") from None
         log.debug("ssh %s: wrote %s (%d bytes)", self.target, path, len(data))
+
+    def make_directory(self, path: str, mode: int | None = None) -> None:
+        """``mkdir -p PATH`` then, with ``mode``, ``chmod MODE PATH``, over SFTP: no process is
+        started on the server (a shell session forks two or three). Raises ``SshError``."""
+        sftp = self._sftp()
+        try:
+            self._mkdirs(sftp, path.rstrip("/") or "/", 0)
+            if mode is not None:
+                sftp.chmod(path, mode)
+        except OSError as exc:
+            raise SshError(
+                f"ssh {self.target}: cannot create directory {path}: {one_line(exc)}"
+            ) from None
+        log.debug("ssh %s: directory %s", self.target, path)
+
+    def _mkdirs(self, sftp: paramiko.SFTPClient, path: str, depth: int) -> None:
+        try:
+            sftp.mkdir(path)
+            return
+        except FileNotFoundError:  # a parent is missing: make it, then this one
+            parent = posixpath.dirname(path)
+            if depth >= 64 or parent in ("", path):
+                raise
+            self._mkdirs(sftp, parent, depth + 1)
+            try:
+                sftp.mkdir(path)
+                return
+            except OSError:
+                pass  # made meanwhile? checked below
+        except PermissionError:
+            raise
+        except OSError:  # SFTP says only "failure" when it exists: checked below
+            pass
+        if not stat.S_ISDIR(sftp.stat(path).st_mode or 0):
+            raise NotADirectoryError(f"{path} exists and is not a directory")
 
     def _upload(self, tmp: str, data: bytes, mode: int = 0o600) -> None:
         """Write ``data`` to a new file ``tmp`` whose mode is set (``fsetstat``, no umask)
