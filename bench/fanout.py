@@ -434,14 +434,16 @@ main()  # as the console script: argv None
 
 
 def profile(tools: list[Tool], work: Path, user: str) -> list[str]:
-    """One more first run of penguinctl and of bare fabric with phase marks (not in the
-    medians); returns the report's lines."""
+    """One more first and no-change run of penguinctl and of bare fabric with phase marks (not
+    in the medians); returns the report's lines."""
     lines = [
         "",
-        "### Profile: one first run each, phases (wall s / CPU s of the client process)",
+        "### Profile: one first and one no-change run each, phases (wall s / CPU s of the "
+        "client process)",
         "",
     ]
-    lines += ["| tool | start | fan-out | exit | whole process |", "|---|---|---|---|---|"]
+    lines += ["| tool | run | start | fan-out | exit | whole process |"]
+    lines += ["|---|---|---|---|---|---|"]
     for tool in tools:
         if tool.name == "penguinctl":
             script = work / "penguinctl_phases.py"
@@ -458,19 +460,20 @@ def profile(tools: list[Tool], work: Path, user: str) -> list[str]:
             argv = [argv[0], str(script), *argv[2:]]
         else:
             continue
-        start = time.monotonic()
-        proc = subprocess.run(argv, env=tool.env(), capture_output=True, text=True, timeout=900)
-        whole = time.monotonic() - start
-        found = [x for x in proc.stderr.splitlines() if x.startswith("PHASES ")]
-        if proc.returncode != 0 or not found:
-            lines.append(f"| {tool.name} | failed: exit {proc.returncode} | | | |")
-            continue
-        m = json.loads(found[-1][len("PHASES ") :])
-        (w0, c0), (w1, c1) = m["fanout_start"], m["fanout_end"]
-        lines.append(
-            f"| {tool.name} | {w0:.2f} / {c0:.2f} | {w1 - w0:.2f} / {c1 - c0:.2f} | "
-            f"{whole - w1:.2f} | {whole:.2f} |"
-        )
+        for run in ("first", "no-change"):
+            start = time.monotonic()
+            proc = subprocess.run(argv, env=tool.env(), capture_output=True, text=True, timeout=900)
+            whole = time.monotonic() - start
+            found = [x for x in proc.stderr.splitlines() if x.startswith("PHASES ")]
+            if proc.returncode != 0 or not found:
+                lines.append(f"| {tool.name} | {run} | failed: exit {proc.returncode} | | | |")
+                continue
+            m = json.loads(found[-1][len("PHASES ") :])
+            (w0, c0), (w1, c1) = m["fanout_start"], m["fanout_end"]
+            lines.append(
+                f"| {tool.name} | {run} | {w0:.2f} / {c0:.2f} | {w1 - w0:.2f} / {c1 - c0:.2f} | "
+                f"{whole - w1:.2f} | {whole:.2f} |"
+            )
     return lines
 
 

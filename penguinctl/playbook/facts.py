@@ -137,7 +137,8 @@ class TestPasses(Fact[bool]):
     """Whether shell text exits 0 (a ``command`` step's ``unless``). It must be read-only: it
     may run before earlier steps, in the batch; its value is dropped by any change."""
 
-    SCRIPT = 'sh -c "$1" >/dev/null 2>&1 </dev/null; echo "$?"'
+    # as `sh -c "$1"` would, in a subshell without positional parameters (a process fewer)
+    SCRIPT = '(t=$1; set --; eval "$t") >/dev/null 2>&1 </dev/null; echo "$?"'
 
     def parse(self, output: str, rc: int) -> bool:
         return output.strip() == "0"

@@ -310,10 +310,12 @@ def _unless_text(unless: str | list[str] | None) -> str | None:
 
 
 # Runs "$@" unless $1 (creates) exists or $2 (unless, shell text) exits 0; then prints $3 only.
+# The unless text runs as `sh -c` would run it, in a subshell without positional parameters
+# (one process fewer than a new sh).
 _GUARD = (
     'c=$1; u=$2; m=$3; shift 3; if [ -n "$c" ] && [ -e "$c" ]; then echo "$m"; exit 0; fi; '
-    'if [ -n "$u" ] && sh -c "$u" >/dev/null 2>&1 </dev/null; then echo "$m"; exit 0; fi; '
-    'exec "$@"'
+    'if [ -n "$u" ] && (set --; eval "$u") >/dev/null 2>&1 </dev/null; then echo "$m"; exit 0; '
+    'fi; exec "$@"'
 )
 
 
