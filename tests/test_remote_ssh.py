@@ -183,7 +183,7 @@ def test_make_directory_over_sftp(conn, tmp_path):
     assert deep.stat().st_mode & 0o7777 == 0o700
     conn.make_directory(str(tmp_path / "a") + "/")  # trailing slash, no mode: left as is
     (tmp_path / "file").write_text("x")
-    with pytest.raises(SshError, match="cannot create directory .*file/sub"):
+    with pytest.raises(SshError, match=r"cannot create directory .*file/sub"):
         conn.make_directory(str(tmp_path / "file" / "sub"))
     with pytest.raises(SshError, match="not a directory"):
         conn.make_directory(str(tmp_path / "file"))
