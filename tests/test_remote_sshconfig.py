@@ -228,3 +228,36 @@ def test_spec_via_is_recorded_and_in_the_json_schema(tmp_path):
     via = json_schema()["$defs"]["SshAccess"]["properties"]["via"]
     assert "ssh://" in via["anyOf"][0]["pattern"]
     assert "Server" in via["anyOf"][0]["description"]
+
+
+def test_recorded_routes_keep_tenants_apart():
+    """A route read back from the state store is checked again: a server never goes through
+    another tenant's jump Server, loops and unknown or external jump Servers are refused."""
+    from penguinctl.errors import ProviderError
+    from penguinctl.remote.servers import Endpoint, endpoint_of
+
+    def static(address: str, via: str | None = None) -> dict:
+        data = {"provider": "static", "static": {"address": address}}
+        return {**data, "ssh": {"via": via}} if via else data
+
+    servers = {
+        "gw": ("", static("198.51.100.1")),
+        "acme-gw": ("acme", static("198.51.100.2")),
+        "ext": ("acme", {"provider": "external", "ips": ["192.0.2.1"]}),
+        "loop-a": ("acme", static("10.0.0.1", "loop-b")),
+        "loop-b": ("acme", static("10.0.0.2", "loop-a")),
+    }
+    ok = endpoint_of("mx1", static("10.0.0.5", "gw"), servers, tenant="beta")
+    assert ok is not None and isinstance(ok.via, Endpoint) and ok.via.host == "198.51.100.1"
+    own = endpoint_of("mx1", static("10.0.0.5", "acme-gw"), servers, tenant="acme")
+    assert own is not None and isinstance(own.via, Endpoint)
+    host = endpoint_of("mx1", static("10.0.0.5", "ssh://jump@bastion:2222"), servers)
+    assert host is not None and host.via == "ssh://jump@bastion:2222"
+    for via, tenant, message in [
+        ("acme-gw", "beta", "cannot go through server acme-gw of tenant acme"),
+        ("nope", "acme", "is not recorded"),
+        ("ext", "acme", "is external"),
+        ("loop-a", "acme", "loops"),
+    ]:
+        with pytest.raises(ProviderError, match=message):
+            endpoint_of("mx1", static("10.0.0.5", via), servers, tenant=tenant)
