@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -12,7 +11,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
-    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -28,12 +26,14 @@ from penguinctl.spec.types import (
     Hostmaster,
     ImageName,
     IpAddress,
+    JumpHost,
     LocalPart,
     LocalPath,
     Name,
     Port,
     RelativeName,
     RepositoryUri,
+    SshHost,
     Text,
     TlsRptUri,
     Ttl,
@@ -86,30 +86,6 @@ class HostwindsServer(Strict):
     billingcycle: BillingCycle = "monthly"
 
 
-_SSH_ALIAS = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
-
-
-def _ssh_host(value: str) -> str:
-    if _SSH_ALIAS.fullmatch(value):
-        return value  # one label: a Host alias of the ssh client config, or a local name
-    from penguinctl.spec import names
-
-    return names.check_host(value)
-
-
-SshHost = Annotated[
-    str,
-    AfterValidator(_ssh_host),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "description": "an IP address, a host name, or a Host alias of the operator's ssh "
-            "client config (~/.ssh/config, or the file PENGUINCTL_SSH_CONFIG names)",
-        }
-    ),
-]
-
-
 class StaticServer(Strict):
     address: SshHost
     # unset: the ssh config's User/Port for the address, else root and 22
@@ -148,34 +124,6 @@ class MailStack(Strict):
     api_url: Annotated[str, AfterValidator(_http_url)] | None = None
     # where MailU lives on the server (data, mail, keys: the backup set)
     root: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$")] = "/mailu"
-
-
-def _jump_host(value: str) -> str:
-    if value.lower().startswith("ssh://"):
-        from penguinctl.remote.sshconfig import parse_host_string
-
-        try:
-            parse_host_string(value)
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-    from penguinctl.spec import names
-
-    return names.check_name(value)
-
-
-JumpHost = Annotated[
-    str,
-    AfterValidator(_jump_host),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": r"^(ssh://\S+|[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?)$",
-            "description": "another Server of the spec (same tenant, or shared), or "
-            "ssh://[user@]host[:port] (a host or ssh_config alias penguinctl holds no key for)",
-        }
-    ),
-]
 
 
 class SshAccess(Strict):

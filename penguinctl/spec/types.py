@@ -133,6 +133,55 @@ RepositoryUri = Annotated[
 ]
 
 
+# -- SSH: a static server's address and a jump host ---------------------------------------
+_SSH_ALIAS = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
+
+
+def _ssh_host(value: str) -> str:
+    if _SSH_ALIAS.fullmatch(value):
+        return value  # one label: a Host alias of the ssh client config, or a local name
+    return names.check_host(value)
+
+
+SshHost = Annotated[
+    str,
+    AfterValidator(_ssh_host),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "an IP address, a host name, or a Host alias of the operator's ssh "
+            "client config (~/.ssh/config, or the file PENGUINCTL_SSH_CONFIG names)",
+        }
+    ),
+]
+
+
+def _jump_host(value: str) -> str:
+    if value.lower().startswith("ssh://"):
+        from penguinctl.remote.sshconfig import parse_host_string
+
+        try:
+            parse_host_string(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+    return names.check_name(value)
+
+
+JumpHost = Annotated[
+    str,
+    AfterValidator(_jump_host),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(ssh://\S+|[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?)$",
+            "description": "another Server of the spec (same tenant, or shared), or "
+            "ssh://[user@]host[:port] (a host or ssh_config alias penguinctl holds no key for)",
+        }
+    ),
+]
+
+
 def _matching(pattern: str, what: str) -> Any:
     """A string type matching ``pattern`` (whole), else "'value' is not <what>"."""
     compiled = re.compile(pattern)
