@@ -129,9 +129,6 @@ def _password_text(value: Any) -> str:
     return raw
 
 
-_EMPTY_CONFIG: paramiko.SSHConfig | None = None
-
-
 def _fabric_connection(
     host: str, port: int | None, user: str | None, ssh_config: paramiko.SSHConfig | None, *,
     default_user: str,
@@ -141,11 +138,8 @@ def _fabric_connection(
     config, which must not be shared between threads."""
     import fabric
 
-    global _EMPTY_CONFIG
-    if ssh_config is None:
-        if _EMPTY_CONFIG is None:
-            _EMPTY_CONFIG = paramiko.SSHConfig()
-        ssh_config = _EMPTY_CONFIG  # read-only: lookups never change it
+    if ssh_config is None:  # none: an explicit empty one, so fabric reads no file
+        ssh_config = paramiko.SSHConfig()
     config = fabric.Config(
         lazy=True, ssh_config=ssh_config, overrides={"user": default_user, "port": 22}
     )
