@@ -20,7 +20,7 @@ helper started there binds the listening socket and hands it back over a Unix so
 (``SCM_RIGHTS``); a thread of the test process accepts on it and relays each connection.
 
 Needs root (network namespaces) and ``unshare``/``nsenter`` (util-linux) and ``ip``
-(iproute2); a missing one fails the test under ``CI=true`` and skips it otherwise.
+(iproute2); a missing one fails the test under CI and skips it otherwise (tests/daemons.py).
 """
 
 from __future__ import annotations
@@ -36,17 +36,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-from daemons import need_binary
+from daemons import missing, need_binary
 from sshd import STARTUP_TIMEOUT, STOP_TIMEOUT, SshServer, free_port
 
 
 def _need_namespaces() -> None:
     if os.geteuid() != 0:
-        msg = "network namespaces need root"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        missing("network namespaces need root (the bastion tests run as root, as sshd does)")
 
 
 class HiddenSshServer(SshServer):
