@@ -27,10 +27,17 @@ def test_schema_structure() -> None:
         "BackupPolicy",
         "DnsProvider",
         "Domain",
+        "Schedule",
         "Server",
         "Tenant",
     ]
     defs = schema["$defs"]
+    # a tenant's own job schedules: only the per-tenant jobs, each a cron and/or enabled
+    jobs = defs["ScheduleSpec"]["properties"]["jobs"]
+    assert set(jobs["propertyNames"]["enum"]) == {
+        "dkim-rotate", "secrets-rotate", "check", "backup-verify", "drift"
+    }  # fmt: skip
+    assert set(defs["JobSchedule"]["properties"]) == {"schedule", "enabled"}
     assert defs["Dkim"]["properties"]["rotate_every"]["default"] == "180d"
     assert defs["Dkim"]["additionalProperties"] is False
     assert "pattern" in defs["Mailbox"]["properties"]["password"]["anyOf"][0]

@@ -134,6 +134,19 @@ def test_cron_accepts(value: str) -> None:
     assert check_cron(value) == value
 
 
+def test_cron_ticks_through_croniter() -> None:
+    from datetime import UTC, datetime
+
+    from penguinctl.spec.cron import latest_at, longest_gap, next_after
+
+    t = datetime(2026, 3, 6, 2, 30, tzinfo=UTC)  # a Friday
+    assert next_after("30 2 * * *", t) == datetime(2026, 3, 7, 2, 30, tzinfo=UTC)
+    assert latest_at("30 2 * * *", t) == t  # a tick at the instant itself counts
+    assert latest_at("30 2 * * *", t.replace(minute=29)) == datetime(2026, 3, 5, 2, 30, tzinfo=UTC)
+    assert longest_gap("30 2 * * mon-fri", t) == 3 * 86400  # the weekend
+    assert check_cron("30  2 * *  MON") == "30 2 * * mon"  # normalised
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -143,8 +156,8 @@ def test_cron_accepts(value: str) -> None:
         "60 * * * *",
         "* 24 * * *",
         "* * 0 * *",
-        "5-1 * * * *",
         "*/0 * * * *",
+        "0 0 31 2 *",  # never fires
         "* * * foo *",
         "@sometimes",
     ],

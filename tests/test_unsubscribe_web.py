@@ -1,6 +1,7 @@
-"""The unsubscribe endpoint (`suppress serve`): the List-Unsubscribe link of a message a real
-worker sent through a real SMTP server, followed over HTTP on 127.0.0.1 -- one-click POST
-(RFC 8058), the GET page, bad tokens; and the command itself as a process."""
+"""The unsubscribe endpoint (the control plane's HTTP app; `suppress serve` is an alias of
+`serve --no-scheduler`): the List-Unsubscribe link of a message a real worker sent through a
+real SMTP server, followed over HTTP on 127.0.0.1 -- one-click POST (RFC 8058), the GET page,
+bad tokens, any path prefix; and the command itself as a process."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -74,22 +74,12 @@ def sent(state_url, tmp_path, monkeypatch):
 
 @pytest.fixture
 def served(sent):
-    from penguinctl.campaigns.message import unsubscribe_secret
-    from penguinctl.campaigns.unsubscribe_web import make_unsubscribe_server
+    from webkit import LiveApp
 
     engine, store, _env, urls, cid = sent
-    server = make_unsubscribe_server(
-        engine, unsubscribe_secret(store, create=False), "127.0.0.1", 0
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    local = {rcpt: url.replace(PUBLIC, base) for rcpt, url in urls.items()}
-    try:
+    with LiveApp(engine, store) as live:
+        local = {rcpt: url.replace(PUBLIC, live.base) for rcpt, url in urls.items()}
         yield engine, local, cid
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def audit_unsubscribes(engine) -> list:
@@ -139,6 +129,20 @@ def test_bad_links_change_nothing(served) -> None:
     assert audit_unsubscribes(engine) == []
 
 
+def test_any_path_prefix_but_not_the_apps_own(served) -> None:
+    engine, urls, cid = served
+    bob = urls["bob@dest.example"]
+    base, token = bob.rsplit("/u/", 1)
+    assert httpx.get(f"{base}/links/unsubscribe/{token}").status_code == 200
+    assert (
+        httpx.post(f"{base}/x/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    )
+    assert leads_of(engine, cid)["bob@dest.example"].status == "unsubscribed"
+    # the app's reserved prefixes never answer as unsubscribe links
+    assert httpx.post(f"{base}/api/v1/{token}").status_code == 404
+    assert httpx.post(f"{base}/hooks/{token}").status_code == 404
+
+
 def test_a_link_whose_lead_is_gone(served) -> None:
     from penguinctl.campaigns.models import Lead
 
@@ -182,4 +186,5 @@ def test_suppress_serve_command(sent) -> None:
             proc.kill()
     assert proc.returncode == 0, err
     assert "POST /u/<token>" in err and token not in err  # the access log hides tokens
+    assert "scheduler off" in err  # the alias serves HTTP only
     assert leads_of(engine, cid)["bob@dest.example"].status == "unsubscribed"

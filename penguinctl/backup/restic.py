@@ -267,6 +267,7 @@ class ResticRemote:
 
     def forget(self, *, daily: int, weekly: int, monthly: int) -> dict[str, list[str]]:
         """Apply the retention (``forget``, then ``prune``): {"keep": ids, "remove": ids}."""
+        self.unlock_stale()
         res = self.restic(
             "forget",
             "--json",
@@ -292,8 +293,15 @@ class ResticRemote:
             self.restic("prune", what="prune")
         return {"keep": keep, "remove": remove}
 
+    def unlock_stale(self) -> None:
+        """``restic unlock``: remove locks left by restic processes that no longer exist (a
+        backup killed with its SSH session); a live process's lock stays. Exclusive operations
+        (check, prune) would otherwise fail until someone unlocks by hand."""
+        self.restic("unlock", what="unlock")
+
     def check(self, subset: str) -> tuple[bool, str]:
         """``restic check --read-data-subset``: (ok, restic's output)."""
+        self.unlock_stale()
         res = self.restic("check", f"--read-data-subset={subset}", ok=range(0, 256))
         return res.ok, (res.stdout + res.stderr).strip()
 

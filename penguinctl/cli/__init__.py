@@ -72,8 +72,10 @@ def build_app() -> typer.Typer:
         commands_dns,
         commands_domains,
         commands_get,
+        commands_jobs,
         commands_leads,
         commands_secrets,
+        commands_serve,
         commands_server,
         commands_state,
         commands_status,
@@ -165,6 +167,8 @@ def build_app() -> typer.Typer:
     commands_campaign.register(app)
     commands_leads.register(app)
     commands_completion.register(app)
+    commands_serve.register(app)
+    commands_jobs.register(app)
     return app
 
 

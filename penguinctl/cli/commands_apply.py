@@ -330,6 +330,7 @@ def plan_and_apply(
                 hint="run `penguinctl plan --out FILE` again and review it",
             )
         if the_plan.empty:
+            _record_specs(app, engine, specs, run_id=None, destroy=destroy)
             return the_plan, None
         if not app.machine:
             render_plan(app.out, the_plan, detail=detail)
@@ -341,7 +342,21 @@ def plan_and_apply(
         # A reviewed, saved plan is its own confirmation (as with Terraform).
         if not app.yes and saved is None and not _confirm(app, "destroy" if destroy else "apply"):
             raise UsageError("not confirmed; nothing was changed", hint="use --yes in scripts")
-        return the_plan, _apply_with_progress(app, engine, the_plan, parallel)
+        report = _apply_with_progress(app, engine, the_plan, parallel)
+        if not destroy or report.ok:
+            _record_specs(app, engine, specs, run_id=report.run_id, destroy=destroy)
+        return the_plan, report
+
+
+def _record_specs(app, engine, specs, *, run_id: int | None, destroy: bool) -> None:
+    """Record the applied documents per tenant (what `serve`'s jobs run from), or forget them
+    after a destroy."""
+    from penguinctl.control import specs as recorded
+
+    tenants = set(engine.tenants) | {recorded.owner(doc) for doc in specs.documents}
+    recorded.record(
+        app.db, specs, tenants=tenants, run_id=run_id, actor=engine.actor, destroy=destroy
+    )
 
 
 def _suspended_reasons(app, the_plan) -> list[str]:

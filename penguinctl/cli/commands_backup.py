@@ -27,7 +27,10 @@ AllServers = Annotated[bool, typer.Option("--all", help="Every server reachable 
 SpecFiles = Annotated[
     list[Path] | None,
     typer.Option(
-        "--file", "-f", metavar="FILE", help="Spec files holding the servers' BackupPolicy."
+        "--file",
+        "-f",
+        metavar="FILE",
+        help="Spec files holding the servers' BackupPolicy (default: the recorded spec).",
     ),
 ]
 Root = Annotated[
@@ -49,28 +52,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _jobs(app, names, all_servers: bool, files, root: str, **opts) -> list[Any]:
-    from penguinctl.backup.policy import policy_for
-    from penguinctl.backup.service import Job, Options
-    from penguinctl.backup.targets import load_targets
-    from penguinctl.errors import UsageError
-    from penguinctl.state import repo
-    from penguinctl.state.db import session_scope
+    from penguinctl.backup.plan import backup_jobs, require_choice
 
-    if bool(names) == all_servers:
-        raise UsageError("name the servers, or pass --all (not both)")
-    targets = load_targets(app.read_db, names or None, require_ssh=True)  # none: NoState
-    specs = None
-    if files:
-        from penguinctl.spec import load_specs
-
-        specs = load_specs(files)
-    with session_scope(app.db) as session:
-        recorded = {r.name: r.data for r in repo.list_resources(session, kind="backuppolicy")}
-    options = Options(root=root, **opts)
-    return [
-        Job(app, t, policy_for(t.name, t.data, specs=specs, recorded=recorded), options)
-        for t in targets
-    ]
+    require_choice(names, all_servers)
+    return backup_jobs(app, names or None, files=files, root=root, **opts)
 
 
 def _fan(app, jobs: list[Any], work, title: str, parallel: int):

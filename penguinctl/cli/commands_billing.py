@@ -307,24 +307,12 @@ def budget(
 def alerts(ctx: typer.Context, period: PeriodOpt = None) -> None:
     """Check every tenant's usage so far against 80%/100% of its included emails and budget;
     new warnings are recorded once (run it daily from cron)."""
-    from penguinctl.billing import budgets, history, invoices
-    from penguinctl.errors import PenguinError
+    from penguinctl.billing import budgets
+    from penguinctl.billing.service import evaluate_alerts
 
     app = ctx.obj
     p = _period(app, period)
-    catalog = _catalog(app)
-    out: list[dict[str, Any]] = []
-    with app.db.begin() as conn:
-        history.backfill(conn)
-        for tenant in history.billed_tenants(conn, p.start, p.end):
-            try:
-                draft = invoices.preview(conn, catalog, tenant, p)
-            except PenguinError:
-                continue
-            invoices.ensure_account(conn, tenant, _now(app))
-            out += budgets.evaluate(
-                conn, tenant, p, draft, catalog, now=_now(app), actor=app.actor()
-            )
+    out = evaluate_alerts(app.db, _catalog(app), p, now=_now(app), actor=app.actor())
 
     def text(console) -> None:
         if not out:

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from penguinctl import clock
-
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "error": "magenta"}
 
 
@@ -145,11 +143,11 @@ def check(
 
     from penguinctl.dns.query import Nameserver, Resolver
     from penguinctl.errors import CheckFailed, UsageError
-    from penguinctl.health import actions, dnsbl, history
+    from penguinctl.health import dnsbl
     from penguinctl.health import notify as notifier
     from penguinctl.health.results import overall
-    from penguinctl.health.runner import FAMILIES, Config, Runner, load_targets
-    from penguinctl.state.db import session_scope
+    from penguinctl.health.runner import FAMILIES, Config, load_targets
+    from penguinctl.health.service import backup_schedules, check_and_record
 
     app = ctx.obj
     if bool(names) == all_targets:
@@ -183,30 +181,34 @@ def check(
     secret = None
     if notify:  # fail before checking anything when the webhook cannot be signed
         secret = notifier.webhook_secret(app.env, app.secrets())
-    started = clock.now()
+    started = app.now()
     targets = load_targets(app, None if all_targets else names)
-    runner = Runner(app, config)
+    config.now = app.clock.now
+    config.backup_schedules = backup_schedules(app, targets.servers)
     if not app.machine and sys.stderr.isatty():
         from rich.progress import Progress
 
         with Progress(console=app.err, transient=True) as bar:
             task = bar.add_task("checking", total=None)
-            results = runner.run(targets, lambda d, t: bar.update(task, completed=d, total=t))
-    else:
-        results = runner.run(targets)
-
-    target_names = [t.name for t in targets.servers] + [d for _, d, _ in targets.domains]
-    with session_scope(app.db) as session:
-        run_id = history.save(
-            session, results, actor=app.actor(), targets=target_names, started=started
-        )
-        paused = []
-        if not no_pause:
-            servers = {r.name: r.data for r in targets.rows if r.kind == "server"}
-            domains = {r.name: r.data.get("server") for r in targets.rows if r.kind == "domain"}
-            paused = actions.pause_campaigns(
-                session, results, servers=servers, domains=domains, actor=app.actor()
+            done = check_and_record(
+                app,
+                targets,
+                config,
+                actor=app.actor(),
+                started=started,
+                pause=not no_pause,
+                progress=lambda d, t: bar.update(task, completed=d, total=t),
             )
+    else:
+        done = check_and_record(
+            app, targets, config, actor=app.actor(), started=started, pause=not no_pause
+        )
+    results, run_id, paused, target_names = (
+        done.results,
+        done.run_id,
+        done.paused,
+        done.target_names,
+    )
     failures = [r for r in results if r.failing]
     notified = None
     if notify and failures:

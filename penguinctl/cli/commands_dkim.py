@@ -138,44 +138,30 @@ def rotate(
     """Start or advance DKIM rotations; does every step that is due and stops where it must wait.
 
     Safe to run from cron: a step runs once, a killed run resumes where it stopped."""
-    from penguinctl.dns.expectations import seen_check
-    from penguinctl.dns.query import Nameserver, Resolver
     from penguinctl.errors import PartialApply, ProviderError, UsageError
-    from penguinctl.providers.registry import Providers
-    from penguinctl.rotation import Rotator, load
-    from penguinctl.state.lock import TenantLock
+    from penguinctl.rotation import load
+    from penguinctl.rotation_run import rotate_domains
 
     app = ctx.obj
     if bool(domains) == all_due:
         raise UsageError("name the domains to rotate, or pass --all-due (not both)")
     names = [d.lower().rstrip(".") for d in domains] if domains else None
     found = load(app.db, names)
-    providers = Providers(
-        secrets_factory=app.secrets,
-        dns_configs={dk.data["dns"]: dk.dns for dk in found if dk.dns},
-        env=app.env,
-    )
-    check = seen_check(
-        resolver=Resolver([Nameserver.parse(t) for t in resolver or app.settings.dns_resolvers]),
-        providers=providers,
-        override=[Nameserver.parse(t) for t in nameserver or []],
-    )
-    rotator = Rotator(db=app.db, providers=providers, check_dns=check, actor=app.actor())
-    tenants = sorted({dk.tenant for dk in found}) or [""]
-    outcomes = []
-    with TenantLock(
-        app.db, tenants, operation="dkim-rotate", actor=rotator.actor, timeout=lock_timeout
-    ):
-        rotator.start_run(tenants)
-        try:
-            with _progress(app, len(found)) as advance:
-                for dk in found:
-                    outcomes += rotator.advance(
-                        dk.domain, start=not all_due, start_if_due=all_due, loaded=dk
-                    )
-                    advance()
-        finally:
-            rotator.finish_run(outcomes)
+    with _progress(app, len(found)) as advance:
+        done = rotate_domains(
+            app,
+            names,
+            start=not all_due,
+            start_if_due=all_due,
+            nameservers=nameserver or [],
+            resolvers=resolver or app.settings.dns_resolvers,
+            lock_timeout=lock_timeout,
+            actor=app.actor(),
+            clock=app.clock,
+            progress=advance,
+            loaded=found,
+        )
+    outcomes = done.steps
 
     def text(console) -> None:
         from rich.markup import escape
@@ -189,7 +175,7 @@ def rotate(
                 f"{o.selector or ''}: {escape(o.detail)}"
             )
 
-    app.emit({"run_id": rotator.run_id, "steps": [o.to_json() for o in outcomes]}, text)
+    app.emit({"run_id": done.run_id, "steps": [o.to_json() for o in outcomes]}, text)
     failed = [o for o in outcomes if o.result == "failed"]
     if failed:
         first = failed[0]

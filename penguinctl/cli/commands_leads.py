@@ -384,38 +384,10 @@ def suppress_serve(
             "unsubscribe.url).",
         ),
     ] = "127.0.0.1:8080",
-) -> None:
-    """Serve the campaigns' unsubscribe links: one-click POST (RFC 8058) unsubscribes and
-    suppresses the address for the tenant; GET shows a page with a button. Runs until
-    SIGTERM / Ctrl-C."""
-    import logging
-    import signal
-    import threading
+) -> int:
+    """Serve the campaigns' unsubscribe links (an alias of `penguinctl serve --no-scheduler`:
+    the same HTTP app, with its limits). One-click POST (RFC 8058) unsubscribes and suppresses
+    the address for the tenant; GET shows a page with a button. Runs until SIGTERM / Ctrl-C."""
+    from penguinctl.cli.commands_serve import run_serve
 
-    from penguinctl.campaigns.message import unsubscribe_secret
-    from penguinctl.campaigns.unsubscribe_web import make_unsubscribe_server
-    from penguinctl.errors import UsageError
-
-    app = ctx.obj
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise UsageError(f"--listen {listen!r}: expected HOST:PORT", hint="e.g. 127.0.0.1:8080")
-    secret = unsubscribe_secret(app.secrets(), create=False)
-    try:
-        server = make_unsubscribe_server(app.db, secret, host.strip("[]"), int(port_text))
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    bound = f"{server.server_address[0]}:{server.server_address[1]}"
-    app.err.print(f"serving unsubscribe links on http://{bound}/ (Ctrl-C to stop)")
-
-    def stop(*_: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        server.serve_forever(poll_interval=0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    return run_serve(ctx.obj, listen, with_worker=False, scheduler=False, wake=1.0)

@@ -489,31 +489,14 @@ def rotate(
     acting = bool(targets or due) and not dry_run
 
     if acting:
+        from penguinctl.secret_rotation.service import rotate_items
+
         with _progress(app, len(chosen), "Rotating secrets", minimum=2) as advance:
-            for item in chosen:
-                entry = {"kind": item.kind, "target": item.target, "path": item.path}
-                try:
-                    summary = rotations[item.kind].rotate(item)
-                except Exception as exc:  # one broken target must not stop the others
-                    entry.update(result="failed", error=_reason(exc, app))
-                else:
-                    entry.update(result="rotated", summary=summary)
-                results.append(entry)
-                events.append(
-                    {
-                        "action": "secret.rotate",
-                        "path": item.path,
-                        "result": "ok" if entry["result"] == "rotated" else "error",
-                        "tenant": item.tenant,
-                        "details": {
-                            "kind": item.kind,
-                            "target": item.target,
-                            **({"summary": entry["summary"]} if "summary" in entry else {}),
-                            **({"error": entry["error"]} if "error" in entry else {}),
-                        },
-                    }
-                )
-                advance()
+            done, done_events = rotate_items(
+                rotations, chosen, reason=lambda exc: _reason(exc, app), advance=advance
+            )
+        results += done
+        events += done_events
     if events:
         _audit(app, events)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -210,3 +211,85 @@ def audit_log(
             table(console, list(events[0]), [list(x.values()) for x in events])
 
     app.emit(events, text)
+
+
+@state_app.command("specs")
+def specs(
+    ctx: typer.Context,
+    tenant: Annotated[
+        str | None,
+        typer.Argument(metavar="TENANT", help="Only this tenant's documents (and the platform's)."),
+    ] = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export",
+            metavar="DIR",
+            help="Write the documents back as YAML files, one per tenant (TENANT.yaml; the "
+            "platform's as platform.yaml).",
+        ),
+    ] = None,
+) -> None:
+    """The spec documents recorded by the last apply of each tenant (what `serve`'s jobs run
+    from): kind, name, sha256 of the normalised document, the apply run. Secret fields hold
+    references only.
+
+    Examples:
+      penguinctl state specs
+      penguinctl state specs acme -o yaml
+      penguinctl state specs --export ./recorded && penguinctl plan -f ./recorded
+    """
+    from penguinctl.control import specs as recorded
+    from penguinctl.errors import NotFound
+
+    app = ctx.obj
+    rows = recorded.listing(app.db, tenant)
+    if tenant is not None and not any(r.tenant == tenant for r in rows):
+        raise NotFound(
+            f"no spec recorded for tenant {tenant}",
+            hint="`penguinctl state specs` lists what is recorded; apply the tenant's spec first",
+        )
+    written: list[str] = []
+    if export is not None:
+        export.mkdir(parents=True, exist_ok=True)
+        by_tenant: dict[str, list] = {}
+        for r in rows:
+            by_tenant.setdefault(r.tenant, []).append(r)
+        for name, recs in sorted(by_tenant.items()):
+            path = export / f"{name or 'platform'}.yaml"
+            header = (
+                f"# Recorded by penguinctl for {'tenant ' + name if name else 'the platform'}"
+                " (`penguinctl state specs --export`).\n"
+            )
+            path.write_text(recorded.as_yaml(recs, header=header), encoding="utf-8")
+            written.append(str(path))
+    data = {
+        "documents": [r.to_json(with_document=app.output != "text") for r in rows],
+        "written": written,
+    }
+
+    def text(console) -> None:
+        from penguinctl.cli.render import table
+
+        if not rows:
+            console.print("No spec recorded yet (apply one).")
+        else:
+            table(
+                console,
+                ["tenant", "kind", "name", "sha256", "run", "recorded"],
+                [
+                    [
+                        r.tenant or "(platform)",
+                        r.kind,
+                        r.name,
+                        r.sha256[:12],
+                        str(r.run_id or "-"),
+                        _iso(r.recorded_at) or "",
+                    ]
+                    for r in rows
+                ],
+            )
+        for path in written:
+            console.print(f"wrote {path}")
+
+    app.emit(data, text)

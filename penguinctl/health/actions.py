@@ -30,8 +30,10 @@ def affected_domains(result: Result, servers: dict[str, dict], domains: dict[str
 
 
 def pause_campaigns(
-    session, results: Sequence[Result], *, servers, domains, actor: str
+    session, results: Sequence[Result], *, servers, domains, actor: str, tenant: str | None = None
 ) -> list[dict[str, Any]]:
+    """Pause the active campaigns sending through what failed critically (``tenant``'s only,
+    when given: a tenant's scheduled check never touches another tenant's campaigns)."""
     from penguinctl.state.audit import record
 
     reasons: dict[str, str] = {}
@@ -42,11 +44,12 @@ def pause_campaigns(
     if not reasons:
         return []
     paused = []
-    rows = session.execute(
-        sa.select(campaigns.c.id, campaigns.c.tenant, campaigns.c.name, campaigns.c.spec).where(
-            campaigns.c.status == "active"
-        )
-    ).all()
+    stmt = sa.select(campaigns.c.id, campaigns.c.tenant, campaigns.c.name, campaigns.c.spec).where(
+        campaigns.c.status == "active"
+    )
+    if tenant is not None:
+        stmt = stmt.where(campaigns.c.tenant == tenant)
+    rows = session.execute(stmt).all()
     for row in rows:
         senders = (row.spec or {}).get("senders") or []
         hit = next(

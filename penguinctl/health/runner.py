@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from penguinctl import clock
@@ -46,7 +46,10 @@ class Config:
     timeout: float = 8.0
     root: str = "/mailu"
     project: str = "mailu"
-    stale_hours: float = 25.0
+    stale_hours: float = 25.0  # for servers whose BackupPolicy has no schedule
+    # server name -> the cron schedule of its BackupPolicy (from the recorded spec, or -f)
+    backup_schedules: dict[str, str] = field(default_factory=dict)
+    backup_grace: timedelta = timedelta(hours=3)
     skip: frozenset[str] = frozenset()
     workers: int = 16
     now: Callable[[], datetime] = clock.now
@@ -178,8 +181,12 @@ class Runner:
             res.status = "fail"
             res.detail = "never backed up (run `penguinctl backup run`)"
             return [res]
-        age = (self.config.now() - last).total_seconds() / 3600
+        now = self.config.now()
+        age = (now - last).total_seconds() / 3600
         res.data = {"last": last.isoformat(), "age_hours": round(age, 1)}
+        schedule = self.config.backup_schedules.get(target.name)
+        if schedule:
+            return [self._fresh_by_schedule(res, last, now, schedule, age)]
         if age > self.config.stale_hours:
             res.status = "fail"
             res.detail = (
@@ -188,6 +195,27 @@ class Runner:
         else:
             res.detail = f"{age:.1f} h ago"
         return [res]
+
+    def _fresh_by_schedule(
+        self, res: Result, last: datetime, now: datetime, schedule: str, age: float
+    ) -> Result:
+        """Fresh when a backup succeeded after the policy's latest tick that is older than
+        the grace (a weekly policy is not stale on day 3; a nightly one is on day 2)."""
+        from penguinctl.spec.cron import latest_at
+
+        grace = self.config.backup_grace
+        expected = latest_at(schedule, now - grace)
+        res.data.update(schedule=schedule, expected_after=expected.isoformat())
+        if last < expected:
+            res.status = "fail"
+            res.detail = (
+                f"last successful backup {age:.0f} h ago: none since the scheduled run of "
+                f"{expected:%Y-%m-%d %H:%M} UTC ('{schedule}', {grace.total_seconds() / 3600:g} h "
+                "grace)"
+            )
+        else:
+            res.detail = f"{age:.1f} h ago (schedule '{schedule}')"
+        return res
 
     def _dns(self, targets: Targets, checked_servers: set[str]) -> list[Result]:
         from penguinctl.dns.expectations import build_expectations

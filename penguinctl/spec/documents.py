@@ -13,6 +13,7 @@ from penguinctl.spec.models import (
     BackupPolicySpec,
     DnsProviderSpec,
     DomainSpec,
+    ScheduleSpec,
     ServerSpec,
     Strict,
     TenantSpec,
@@ -78,6 +79,16 @@ class BackupPolicyEnvelope(_Envelope):
     spec: BackupPolicySpec
 
 
+class ScheduleMetadata(Metadata):
+    tenant: Name = Field(description="the Tenant whose jobs this Schedule sets")
+
+
+class ScheduleEnvelope(_Envelope):
+    kind: Literal["Schedule"]
+    metadata: ScheduleMetadata
+    spec: ScheduleSpec
+
+
 @dataclass(eq=False)
 class Document(Generic[S]):
     """One validated document. ``raw`` is the YAML it came from (with positions)."""
@@ -133,8 +144,14 @@ class BackupPolicyDoc(Document[BackupPolicySpec]):
     envelope = BackupPolicyEnvelope
 
 
+class ScheduleDoc(Document[ScheduleSpec]):
+    kind = "Schedule"
+    envelope = ScheduleEnvelope
+
+
 DOC_TYPES: dict[str, type[Document[Any]]] = {
-    cls.kind: cls for cls in (TenantDoc, ServerDoc, DnsProviderDoc, DomainDoc, BackupPolicyDoc)
+    cls.kind: cls
+    for cls in (TenantDoc, ServerDoc, DnsProviderDoc, DomainDoc, BackupPolicyDoc, ScheduleDoc)
 }
 KINDS = tuple(sorted(DOC_TYPES))
 # How messages name each kind ("server mx1: ...") and its plural ("defined servers: ...").
@@ -144,6 +161,7 @@ NOUNS = {
     "DnsProvider": ("dns provider", "dns providers"),
     "Domain": ("domain", "domains"),
     "BackupPolicy": ("backup policy", "backup policies"),
+    "Schedule": ("schedule", "schedules"),
 }
 
 
@@ -189,6 +207,7 @@ class SpecSet:
     dns_providers: dict[str, DnsProviderDoc] = field(default_factory=dict)
     domains: dict[str, DomainDoc] = field(default_factory=dict)
     backup_policies: dict[str, BackupPolicyDoc] = field(default_factory=dict)
+    schedules: dict[str, ScheduleDoc] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     documents: list[Document[Any]] = field(default_factory=list)
     # Every document of a known kind as written, valid or not: name and reference checks use
@@ -203,6 +222,7 @@ class SpecSet:
             "DnsProvider": self.dns_providers,
             "Domain": self.domains,
             "BackupPolicy": self.backup_policies,
+            "Schedule": self.schedules,
         }
         return by_kind[kind]
 

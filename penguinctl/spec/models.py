@@ -346,3 +346,23 @@ class BackupPolicySpec(Strict):
     schedule: Cron
     retention: Retention = Field(default_factory=Retention)
     repository: RepositoryUri | None = None
+
+
+# -- Schedule ---------------------------------------------------------------------------------
+# The jobs that run per tenant (``config/schedules.yaml`` holds their defaults; the control
+# plane's registry, ``penguinctl.control.registry``, defines them). A tenant's backups follow
+# its servers' BackupPolicy schedules instead.
+TenantJob = Literal["dkim-rotate", "secrets-rotate", "check", "backup-verify", "drift"]
+TENANT_JOBS: tuple[str, ...] = TenantJob.__args__  # type: ignore[attr-defined]
+
+
+class JobSchedule(Strict):
+    """One job's schedule for the tenant: a cron expression (UTC) replacing the default, and
+    ``enabled: false`` to stop the job for this tenant."""
+
+    schedule: Cron | None = None
+    enabled: bool = True
+
+
+class ScheduleSpec(Strict):
+    jobs: dict[TenantJob, JobSchedule] = Field(min_length=1)

@@ -12,12 +12,18 @@ from penguinctl.spec.documents import (
     BackupPolicyEnvelope,
     DnsProviderEnvelope,
     DomainEnvelope,
+    ScheduleEnvelope,
     ServerEnvelope,
     TenantEnvelope,
 )
 
 AnyDocument = Annotated[
-    TenantEnvelope | ServerEnvelope | DnsProviderEnvelope | DomainEnvelope | BackupPolicyEnvelope,
+    TenantEnvelope
+    | ServerEnvelope
+    | DnsProviderEnvelope
+    | DomainEnvelope
+    | BackupPolicyEnvelope
+    | ScheduleEnvelope,
     Field(discriminator="kind"),
 ]
 

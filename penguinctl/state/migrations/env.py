@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import penguinctl.state.models  # noqa: F401 - registers the tables
+import penguinctl.control.tables  # registers the tables
+import penguinctl.state.models  # noqa: F401
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - penguinctl always passes a connection

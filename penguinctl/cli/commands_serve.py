@@ -1,0 +1,122 @@
+"""`serve`: the control plane in one foreground process (scheduler + HTTP app)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+Listen = Annotated[
+    str,
+    typer.Option(
+        "--listen",
+        metavar="HOST:PORT",
+        help="Address of the HTTP app (health, metrics, unsubscribe links, Stripe webhook); "
+        "put it behind your HTTPS reverse proxy.",
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    ctx: typer.Context,
+    listen: Listen = "127.0.0.1:8080",
+    with_worker: Annotated[
+        bool,
+        typer.Option("--with-worker", help="Also run the campaign sending worker in this process."),
+    ] = False,
+    no_scheduler: Annotated[
+        bool,
+        typer.Option("--no-scheduler", help="Serve HTTP only; never schedule jobs."),
+    ] = False,
+    wake: Annotated[
+        float,
+        typer.Option(
+            "--wake",
+            metavar="SECONDS",
+            min=0.05,
+            max=60,
+            help="How often the scheduler looks at the clock (real seconds).",
+        ),
+    ] = 1.0,
+) -> int:
+    """Run the control plane in the foreground until SIGTERM / Ctrl-C: the job scheduler
+    (leader-elected on PostgreSQL; one serve per SQLite state store), run heartbeats, the HTTP
+    app and, with --with-worker, the campaign worker.
+
+    Examples:
+      penguinctl serve
+      penguinctl serve --listen 0.0.0.0:8080 --with-worker
+      PENGUINCTL_STATE=postgresql+psycopg://penguinctl@db/penguinctl penguinctl serve
+    """
+    return run_serve(
+        ctx.obj, listen, with_worker=with_worker, scheduler=not no_scheduler, wake=wake
+    )
+
+
+def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake: float) -> int:
+    import logging
+    import signal
+    import socket
+
+    from penguinctl.control.config import load_schedules
+    from penguinctl.control.plane import ControlPlane
+    from penguinctl.errors import UsageError
+    from penguinctl.web.app import create_app
+    from penguinctl.web.metrics import Metrics
+    from penguinctl.web.server import make_server, parse_listen
+    from penguinctl.web.state import WebState
+
+    host, port = parse_listen(listen)
+    config = load_schedules(app.env)
+    clock = app.clock
+    metrics = Metrics(app.db)
+    plane = ControlPlane(
+        app, clock=clock, config=config, metrics=metrics, with_worker=with_worker, wake=wake
+    )
+    if scheduler:
+        plane.claim()  # a second serve on one SQLite file stops here (exit 7)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    bound = sock.getsockname()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    state = WebState(
+        db=app.db,
+        secrets=app.secrets,
+        env=app.env,
+        metrics=metrics,
+        role=plane.role if scheduler else (lambda: "standby"),
+        clock=clock,
+    )
+    server = make_server(create_app(state), host, bound[1])
+    # uvicorn re-raises the signal that stopped it once it has shut down: our handler makes
+    # that a no-op, so the process exits 0 after a clean stop.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    logging.getLogger("penguinctl.serve").info(
+        "serving on http://%s:%s/ (scheduler %s, worker %s)",
+        bound[0],
+        bound[1],
+        "on" if scheduler else "off",
+        "on" if with_worker else "off",
+    )
+    if scheduler:
+        plane.start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if scheduler:
+            plane.stop()
+        sock.close()
+    return 0

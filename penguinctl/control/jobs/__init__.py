@@ -1,0 +1,1 @@
+"""One module per scheduled job (see ``penguinctl.control.registry`` for the contract)."""

@@ -1,0 +1,103 @@
+"""The process ``penguinctl serve`` runs besides its HTTP app: leader election, the scheduler,
+run heartbeats and, when asked, the campaign worker; started and stopped as one."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from penguinctl.control import runs
+from penguinctl.control.leader import Leadership
+from penguinctl.control.scheduler import Scheduler
+
+log = logging.getLogger("penguinctl.serve")
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        clock: Any,
+        config: Any,
+        metrics: Any = None,
+        with_worker: bool = False,
+        wake: float = 1.0,
+        worker_poll: float = 30.0,
+    ) -> None:
+        self.app = app
+        self.clock = clock
+        self.owner = runs.process_id()
+        self.leadership = Leadership(app.db, holder=self.owner)
+        self.heartbeats = runs.Heartbeats(app.db)
+        self.scheduler = Scheduler(
+            app,
+            clock=clock,
+            config=config,
+            leadership=self.leadership,
+            owner=self.owner,
+            heartbeats=self.heartbeats,
+            metrics=metrics,
+            wake=wake,
+        )
+        self.metrics = metrics
+        self.with_worker = with_worker
+        self.worker_poll = worker_poll
+        self.worker: Any = None
+        self._threads: list[threading.Thread] = []
+
+    def role(self) -> str:
+        return self.scheduler.role
+
+    def claim(self) -> None:
+        """Refuse to start a second serve on one SQLite state store (``LockHeld``)."""
+        self.leadership.claim_process()
+
+    def start(self) -> None:
+        self.heartbeats.start()
+        thread = threading.Thread(target=self.scheduler.run, name="scheduler", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        if self.with_worker:
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        from penguinctl.campaigns.worker import Worker, WorkerOptions
+
+        self.worker = Worker(
+            self.app.db,
+            secrets=self.app.secrets(),
+            env=self.app.env,
+            clock=self.clock,
+            options=WorkerOptions(poll_interval=self.worker_poll),
+            actor="serve:worker",
+            on_progress=self.metrics.worker_progress if self.metrics is not None else None,
+        )
+
+        def run() -> None:
+            try:
+                summary = self.worker.run()
+                log.info("campaign worker stopped: %s sent", summary.counts.get("sent", 0))
+            except Exception as exc:  # reported; the rest of serve goes on
+                log.error("campaign worker stopped: %s", exc)
+
+        thread = threading.Thread(target=run, name="worker", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Stop scheduling, let running jobs finish (up to ``grace`` seconds), mark those that
+        did not as interrupted, resign leadership so a standby takes over at once."""
+        self.scheduler.stop()
+        if self.worker is not None:
+            self.worker.stop()
+        for thread in self._threads:
+            thread.join(timeout=grace)
+        self.heartbeats.stop()
+        try:
+            left = runs.interrupt_own(self.app.db, self.owner, finished=self.clock.now())
+            if left:
+                log.warning("%d job run(s) still running at exit were marked interrupted", left)
+        finally:
+            self.leadership.close()

@@ -1,0 +1,52 @@
+"""``create_app``: the one ASGI app ``serve`` hosts.
+
+Routers are mounted in this order: health, metrics, hooks, unsubscribe (``/u/TOKEN``); the
+REST API goes under ``/api/v1`` and the dashboard under ``/dashboard`` (each its own router,
+with its own authentication dependency: nothing here grants access by network position); the
+unsubscribe fallback (any other path ending in a token) comes last. Middleware: the access log
+(tokens redacted) around the body limit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+
+log = logging.getLogger("penguinctl.web")
+
+
+async def _unexpected(request: Any, exc: Exception) -> Any:
+    """One line in the log (what failed, where); the client gets a problem document."""
+    from penguinctl.errors import PenguinError
+    from penguinctl.masking import mask
+    from penguinctl.web.limits import redact
+    from penguinctl.web.problems import problem
+
+    what = str(exc) if isinstance(exc, PenguinError) else f"{type(exc).__name__}: {exc}"
+    log.error("%s %s failed: %s", request.method, redact(request.url.path), mask(what)[:300])
+    return problem(500, "Internal error", "the error is in the server log")
+
+
+def create_app(state: Any) -> Any:
+    from penguinctl import __version__
+    from penguinctl.web.limits import AccessLog, BodyLimit
+    from penguinctl.web.routers import health, hooks, metrics, unsubscribe
+
+    app = FastAPI(
+        title="penguinctl control plane",
+        version=__version__,
+        docs_url=None,  # the API's docs come with /api/v1
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.web = state
+    app.add_exception_handler(Exception, _unexpected)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(hooks.router)
+    app.include_router(unsubscribe.router)
+    # /api/v1 and /dashboard routers are included here, before the fallback
+    app.include_router(unsubscribe.fallback)
+    return AccessLog(BodyLimit(app))

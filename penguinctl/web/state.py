@@ -1,0 +1,41 @@
+"""What the HTTP app's routes need, passed explicitly (nothing built at import time)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class WebState:
+    db: Any  # the state store (SQLAlchemy engine)
+    secrets: Callable[[], Any]  # the secrets backend, opened on first use
+    env: dict[str, str]
+    metrics: Any  # penguinctl.web.metrics.Metrics
+    role: Callable[[], str] = lambda: "standby"  # leader | standby | starting (the scheduler)
+    clock: Any = None
+    _unsubscribe_secret: bytes | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def unsubscribe_secret(self) -> bytes:
+        """The key unsubscribe tokens are signed with (read once; created by campaign launch)."""
+        with self._lock:
+            if self._unsubscribe_secret is None:
+                from penguinctl.campaigns.message import unsubscribe_secret
+
+                self._unsubscribe_secret = unsubscribe_secret(self.secrets(), create=False)
+            return self._unsubscribe_secret
+
+    def stripe_webhook_secret(self) -> str | None:
+        """``STRIPE_WEBHOOK_SECRET``, else field ``webhook_secret`` of ``providers/stripe``."""
+        value = self.env.get("STRIPE_WEBHOOK_SECRET")
+        if value:
+            return value
+        try:
+            secret = self.secrets().get("providers/stripe") or {}
+        except Exception:  # not configured: the hook answers 503
+            return None
+        found = secret.get("webhook_secret")
+        return found.reveal() if found is not None else None
