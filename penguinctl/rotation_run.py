@@ -57,22 +57,27 @@ def rotate_domains(
     result = RotationPass(run_id=None)
     with TenantLock(app.db, tenants, operation="dkim-rotate", actor=actor, timeout=lock_timeout):
         result.run_id = rotator.start_run(tenants)
+        pending: list[tuple[str, str, Any]] = []
+
+        def flush() -> None:
+            for tenant in sorted({t for t, _, _ in pending}):
+                items = [(d, when) for t, d, when in pending if t == tenant]
+                due.set_due(app.db, "dkim-rotate", tenant, items)
+            pending.clear()
+
         try:
             for dk in found:
                 if cancelled():
                     break
-                result.steps += rotator.advance(
-                    dk.domain, start=start, start_if_due=start_if_due, loaded=dk
-                )
-                (after,) = load(app.db, [dk.domain])
-                upcoming = steps(after)
-                due.set_due(
-                    app.db,
-                    "dkim-rotate",
-                    dk.tenant,
-                    [(dk.domain, upcoming[0].due if upcoming else None)],
-                )
+                done = rotator.advance(dk.domain, start=start, start_if_due=start_if_due, loaded=dk)
+                result.steps += done
+                # the next step's time, for the due index (reloaded only when a step ran)
+                upcoming = steps(load(app.db, [dk.domain])[0] if done else dk)
+                pending.append((dk.tenant, dk.domain, upcoming[0].due if upcoming else None))
+                if len(pending) >= 200:
+                    flush()
                 progress()
         finally:
+            flush()
             rotator.finish_run(result.steps)
     return result
