@@ -6,15 +6,18 @@ from typing import Annotated, Any
 
 import typer
 
+from penguinctl.cli.conventions import examples
+
 jobs_app = typer.Typer(
-    help="Scheduled jobs (run by `penguinctl serve`) and their recorded runs.\n\n"
-    "Examples:\n\n"
-    "  penguinctl jobs list\n\n"
-    "  penguinctl jobs history check --tenant acme\n\n"
-    "  penguinctl jobs run drift --tenant acme\n\n"
-    "  penguinctl jobs pause billing-sync",
+    help="Scheduled jobs (run by `penguinctl serve`) and their recorded runs.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl jobs list",
+        "penguinctl jobs history check --tenant acme",
+        "penguinctl jobs run drift --tenant acme",
+        "penguinctl jobs pause billing-sync",
+    ),
 )
 
 JobArg = Annotated[str, typer.Argument(metavar="JOB", help="A job name (`jobs list` shows them).")]

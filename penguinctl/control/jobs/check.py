@@ -26,7 +26,7 @@ def run(ctx: Any) -> dict[str, Any]:
     )
     if not targets.servers and not targets.domains:
         return {"targets": 0}
-    res = options.resolver(env)
+    res = options.resolver(env, app.settings.dns_resolvers)
     bl = options.servers(env, "PENGUINCTL_DNSBL_RESOLVER")
     from penguinctl.dns.query import Resolver
 

@@ -25,7 +25,9 @@ def words(env: Mapping[str, str], name: str) -> list[str]:
     return [t.strip() for t in (env.get(name) or "").split(",") if t.strip()]
 
 
-def resolver(env: Mapping[str, str]) -> Any:
-    from penguinctl.dns.query import Resolver
+def resolver(env: Mapping[str, str], default: Any = ()) -> Any:
+    """``PENGUINCTL_RESOLVER``, else ``default`` (the config file's ``dns.resolvers``)."""
+    from penguinctl.dns.query import Nameserver, Resolver
 
-    return Resolver(servers(env, "PENGUINCTL_RESOLVER"))
+    chosen = servers(env, "PENGUINCTL_RESOLVER") or [Nameserver.parse(t) for t in default]
+    return Resolver(chosen)
