@@ -118,6 +118,39 @@ class Heartbeats:
             self._thread.join(timeout=5)
 
 
+def _insert_running(
+    conn: Any,
+    job: str,
+    *,
+    tenant: str,
+    target: str,
+    trigger: str,
+    scheduled_for: datetime,
+    started: datetime,
+    owner: str,
+    lease_token: int | None,
+) -> int:
+    return conn.execute(
+        sa.insert(_R)
+        .values(
+            job=job,
+            tenant=tenant,
+            target=target,
+            trigger=trigger,
+            scheduled_for=scheduled_for,
+            started_at=started,
+            status="running",
+            summary={},
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            owner=owner,
+            lease_token=lease_token,
+            heartbeat=db_epoch(conn.dialect.name),
+        )
+        .returning(_R.c.id)
+    ).scalar_one()
+
+
 def start_run(
     engine: Any,
     job: Job,
@@ -134,27 +167,34 @@ def start_run(
     scheduled tick, when that tick already ran): a job never overlaps itself."""
     try:
         with engine.begin() as conn:
-            return conn.execute(
-                sa.insert(_R)
-                .values(
-                    job=job.name,
-                    tenant=tenant,
-                    target=target,
-                    trigger=trigger,
-                    scheduled_for=scheduled_for,
-                    started_at=started,
-                    status="running",
-                    summary={},
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                    owner=owner,
-                    lease_token=lease_token,
-                    heartbeat=db_epoch(engine.dialect.name),
-                )
-                .returning(_R.c.id)
-            ).scalar_one()
+            return _insert_running(
+                conn,
+                job.name,
+                tenant=tenant,
+                target=target,
+                trigger=trigger,
+                scheduled_for=scheduled_for,
+                started=started,
+                owner=owner,
+                lease_token=lease_token,
+            )
     except sa.exc.IntegrityError:
         return None
+
+
+def series_running(engine: Any, job: str, tenant: str, target: str) -> bool:
+    with engine.connect() as conn:
+        return (
+            conn.execute(
+                sa.select(_R.c.id).where(
+                    _R.c.job == job,
+                    _R.c.tenant == tenant,
+                    _R.c.target == target,
+                    _R.c.status == "running",
+                )
+            ).first()
+            is not None
+        )
 
 
 def finish_run(
@@ -229,10 +269,12 @@ def execute(
     deadline: float | None = None,
     heartbeats: Heartbeats | None = None,
     on_start: Callable[[int], None] | None = None,
+    run_id: int | None = None,
 ) -> Outcome | None:
     """Run ``job`` once for (tenant, target), recorded from start to finish. None when the
-    series is already running elsewhere. ``deadline`` (monotonic) past: status ``timeout``."""
-    run_id = start_run(
+    series is already running elsewhere. ``deadline`` (monotonic) past: status ``timeout``.
+    ``run_id``: the running row the scheduler already inserted when it claimed the tick."""
+    run_id = run_id or start_run(
         app.db,
         job,
         tenant=tenant,

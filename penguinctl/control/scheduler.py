@@ -149,12 +149,21 @@ class Scheduler:
                 k[1] == row.tenant and self.config.job(k[0]).group == group for k in self.running
             ):
                 continue  # waits for the other job of its group (stays due)
-            tick, trigger = series.claim_tick(self.db, row, now)
-            self._submit(row, tick, trigger)
+            claimed = series.claim_tick(
+                self.db,
+                row,
+                now,
+                job=row.job,
+                owner=self.owner,
+                lease_token=self.leadership.token,
+            )
+            if claimed is None:
+                continue
+            self._submit(row, *claimed)
             started += 1
         return started
 
-    def _submit(self, row: Any, tick: datetime, trigger: str) -> None:
+    def _submit(self, row: Any, run_id: int, tick: datetime, trigger: str) -> None:
         job = self.config.job(row.job)
         cfg = self.config.jobs[row.job]
         cancel = threading.Event()
@@ -176,6 +185,7 @@ class Scheduler:
                 cancel=cancel,
                 deadline=deadline,
                 heartbeats=self.heartbeats,
+                run_id=run_id,
             )
             if outcome is not None:
                 series.record_outcome(
@@ -194,6 +204,7 @@ class Scheduler:
             return outcome
 
         key = (row.job, row.tenant, row.target)
+        self.heartbeats.add(run_id)  # beating while queued for a pool thread, too
         self.running[key] = Running(key, self.pool.submit(work), cancel, deadline)
 
     def _reap(self) -> None:

@@ -156,25 +156,48 @@ def next_due(engine: Any) -> datetime | None:
     return aware(value) if value is not None else None
 
 
-def claim_tick(engine: Any, row: Any, now: datetime) -> tuple[datetime, str]:
-    """The tick this run is for (the latest one due: missed ticks collapse into one run) and
-    its trigger; moves the series' ``next_run_at`` past ``now`` so it is not dispatched twice."""
-    tick = latest_at(row.schedule, now)
+def claim_tick(
+    engine: Any, row: Any, now: datetime, *, job: str, owner: str, lease_token: int | None
+) -> tuple[int, datetime, str] | None:
+    """Start the series' run for the latest tick due (missed ticks collapse into one run) in
+    one transaction with moving ``next_run_at`` past ``now``: a tick is never claimed without
+    its running row (a leader killed in between loses nothing). Returns (run id, tick,
+    trigger); None when the series is running elsewhere (it stays due) or the tick already
+    ran (the series moves on)."""
+    from penguinctl.control.runs import _insert_running, series_running
     from penguinctl.state.columns import aware
 
+    tick = latest_at(row.schedule, now)
     scheduled = aware(row.next_run_at)
     trigger = "schedule" if scheduled is not None and tick <= scheduled else "catch-up"
     if row.last_scheduled_for is not None and aware(row.last_scheduled_for) == tick:
         trigger = "retry"  # the tick's run was interrupted: run it again
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(_S)
-            .where(_S.c.id == row.id)
-            .values(
-                next_run_at=next_after(row.schedule, tick), last_scheduled_for=tick, updated_at=now
+    move = (
+        sa.update(_S)
+        .where(_S.c.id == row.id)
+        .values(next_run_at=next_after(row.schedule, tick), last_scheduled_for=tick, updated_at=now)
+    )
+    try:
+        with engine.begin() as conn:
+            run_id = _insert_running(
+                conn,
+                job,
+                tenant=row.tenant,
+                target=row.target,
+                trigger=trigger,
+                scheduled_for=tick,
+                started=now,
+                owner=owner,
+                lease_token=lease_token,
             )
-        )
-    return tick, trigger
+            conn.execute(move)
+    except sa.exc.IntegrityError:
+        if series_running(engine, row.job, row.tenant, row.target):
+            return None  # a manual run of the series is in progress: still due after it
+        with engine.begin() as conn:
+            conn.execute(move)  # this tick already has its run
+        return None
+    return run_id, tick, trigger
 
 
 def record_outcome(engine: Any, row: Any, status: str, finished: datetime, backoff: Any) -> None:
