@@ -176,6 +176,9 @@ READ_ONLY = [
     ["invoices", "list"],
     ["campaign", "status"],
     ["backup", "list"],
+    ["state", "specs"],
+    ["jobs", "list"],
+    ["jobs", "history"],
 ]
 
 

@@ -45,10 +45,10 @@ def list_jobs(ctx: typer.Context) -> None:
 
     app = ctx.obj
     config = load_schedules(app.env)
-    rows = series.listing(app.db)
+    rows = series.listing(app.read_db)
     known = {(r["job"], r["tenant"], r["target"]) for r in rows}
     now = app.now()
-    for w in series.wanted_series(app.db, config):
+    for w in series.wanted_series(app.read_db, config):
         if (w.job, w.tenant, w.target) not in known:
             rows.append(
                 {
@@ -66,7 +66,7 @@ def list_jobs(ctx: typer.Context) -> None:
                 }
             )
     rows.sort(key=lambda r: (r["job"], r["tenant"], r["target"]))
-    leader = current(app.db)
+    leader = current(app.read_db)
     data = {
         "leader": leader,
         "jobs": [
@@ -118,7 +118,7 @@ def history(
     app = ctx.obj
     if job is not None:
         load_schedules(app.env).job(job)
-    items = runs.history(app.db, job=job, tenant=tenant, limit=limit)
+    items = runs.history(app.read_db, job=job, tenant=tenant, limit=limit)
 
     def text(console) -> None:
         from rich.markup import escape

@@ -243,7 +243,7 @@ def specs(
     from penguinctl.errors import NotFound
 
     app = ctx.obj
-    rows = recorded.listing(app.db, tenant)
+    rows = recorded.listing(app.read_db, tenant)
     if tenant is not None and not any(r.tenant == tenant for r in rows):
         raise NotFound(
             f"no spec recorded for tenant {tenant}",
