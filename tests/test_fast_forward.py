@@ -137,7 +137,7 @@ def expected_ticks(schedule: str, start: datetime, end: datetime) -> set[datetim
 
 
 @pytest.mark.parametrize("state_url", ["sqlite", "postgres"], indirect=True)
-def test_forty_days(tmp_path, state_url) -> None:
+def test_forty_days(tmp_path, state_url, monkeypatch) -> None:
     need_binary("restic", "restic")
     clock = tmp_path / "clock"
     move_clock(clock, T0)
@@ -166,7 +166,7 @@ def test_forty_days(tmp_path, state_url) -> None:
         env["PENGUINCTL_NAMESERVER"] = f"127.0.0.1:{bind.port}"
         (tmp_path / "tsig.secret").write_text(bind.secret + "\n")
         (tmp_path / "acme.yaml").write_text(acme_spec(bind))
-        os.chdir(tmp_path)
+        monkeypatch.chdir(tmp_path)
         res = run_subprocess(env, "apply", "-f", tmp_path / "acme.yaml", "--yes")
         assert res.code == 0, res.err
         engine, secrets = _store(env, srv, priv, tmp_path)
