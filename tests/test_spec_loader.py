@@ -247,9 +247,11 @@ def test_node_cap_counts_plain_nodes_too(tmp_path: Path, monkeypatch: pytest.Mon
 @pytest.mark.parametrize("depth", [101, 1_000_000])
 def test_deep_flow_nesting(tmp_path: Path, depth: int) -> None:
     # libyaml's own composer crashes the interpreter at about 100,000 levels; ours must not.
-    # The document's mapping is level 1, so the 100th bracket is one level too deep.
+    # The document's mapping is level 1, so the 100th bracket is one level too deep. The
+    # libyaml bundled with PyYAML 6.0.4 scans ahead and stops by itself at 1,000 levels, before
+    # our builder sees the 101st: the same message then points at the 1,000th bracket.
     line, col, message = _only(tmp_path, "a: " + "[" * depth + "]" * depth + "\n")
-    assert (line, col) == (1, 103)
+    assert (line, col) in ((1, 103), (1, 1003))
     assert message == "nesting deeper than 100 levels; flatten it"
 
 

@@ -351,6 +351,11 @@ def _yaml_error_issue(file: str, data: bytes, exc: yaml.YAMLError) -> SpecIssue:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
         problem = exc.problem or "syntax error"
+        if "maximum nesting depth" in problem:  # libyaml >= 0.2.5 stops at 1,000 levels itself
+            return SpecIssue(
+                Location(file, mark.line + 1, mark.column + 1),
+                f"nesting deeper than {MAX_DEPTH} levels; flatten it",
+            )
         if "tab" in problem or _char_at(data, mark.line, mark.column) == "\t":
             problem = "found a tab character; indent YAML with spaces, not tabs"
         elif exc.context and exc.context_mark is not None:
