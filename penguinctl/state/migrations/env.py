@@ -5,8 +5,12 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import penguinctl.control.tables  # registers the tables
-import penguinctl.state.models  # noqa: F401
+# importing the table modules registers their tables
+import penguinctl.alerts.tables
+import penguinctl.control.tables
+import penguinctl.events.tables
+import penguinctl.state.models
+import penguinctl.webhooks.tables  # noqa: F401
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - penguinctl always passes a connection

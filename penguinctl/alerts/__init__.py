@@ -1,0 +1,1 @@
+"""Alerts for people: email digests of the events that matter."""
