@@ -434,8 +434,19 @@ class Engine:
             status = "partial" if report.applied else "failed"
             raise
         finally:
+            from penguinctl.events.hooks import domains_applied
+
+            domains = {k.name for k in (*self.desired, *self.recorded) if k.kind == "domain"}
             with session_scope(self.db) as session:
                 repo.finish_run(session, run_id, status=status, summary=report.to_json())
+                domains_applied(  # with the run's end: one event per domain it changed
+                    session,
+                    applied=report.applied,
+                    failed=[c for c, _ in report.failed],
+                    domains=domains,
+                    operation=plan.operation,
+                    run_id=run_id,
+                )
         return report
 
     def _refresh_computed(self, changes: list[Change]) -> list[Change]:

@@ -33,7 +33,7 @@ from sqlmodel import col, select
 
 from penguinctl import clock
 from penguinctl.dkim import dkim_txt_value, selector_for
-from penguinctl.dkim_phases import ACTIVE, GENERATED, PUBLISHED, RETIRING, REVOKED
+from penguinctl.dkim_phases import ACTIVE, GENERATED, PUBLISHED, REMOVED, RETIRING, REVOKED
 from penguinctl.dns.records import Record, make_record, record_name
 from penguinctl.errors import PenguinError, ProviderError, UsageError
 from penguinctl.plan.changes import Action, Change
@@ -336,6 +336,7 @@ class Rotator:
             record_results(
                 session, results, actor=self.actor, run_id=self.run_id, details={"step": "rotate"}
             )
+            self._advanced(session, dk, "rotate", selector, GENERATED)
         replaces = dk.active.selector if dk.active else None
         return Outcome(dk.domain, "rotate", selector, "done", f"new key, replaces {replaces}")
 
@@ -345,7 +346,9 @@ class Rotator:
         seen, detail = self.check_dns(dk, record, rkey)
         if not seen:
             return Outcome(dk.domain, "publish", key.selector, "waiting", detail)
-        self._set_phases(dk, {key.selector: PUBLISHED}, now, "dkim.published", {"seen": detail})
+        self._set_phases(
+            dk, {key.selector: PUBLISHED}, now, "dkim.published", {"seen": detail}, step="publish"
+        )
         return Outcome(dk.domain, "publish", key.selector, "done", detail)
 
     def _activate(self, dk: DomainKeys, step: Step, now: datetime) -> Outcome:
@@ -367,7 +370,13 @@ class Rotator:
         phases[key.selector] = ACTIVE
         old = sorted(s for s, p in phases.items() if p == RETIRING)
         self._set_phases(
-            dk, phases, now, "dkim.activate", {"from": old, "to": key.selector, "signer": note}
+            dk,
+            phases,
+            now,
+            "dkim.activate",
+            {"from": old, "to": key.selector, "signer": note},
+            step="activate",
+            selector=key.selector,
         )
         return Outcome(dk.domain, "activate", key.selector, "done", note)
 
@@ -376,7 +385,7 @@ class Rotator:
         if key.phase != RETIRING:  # never the signing key
             raise ProviderError(f"{dk.domain}: key {key.selector} is {key.phase}, not retiring")
         self._put_record(dk, key.selector, "")
-        self._set_phases(dk, {key.selector: REVOKED}, now, "dkim.revoke", {})
+        self._set_phases(dk, {key.selector: REVOKED}, now, "dkim.revoke", {}, step="revoke")
         return Outcome(dk.domain, "revoke", key.selector, "done", "published with an empty p=")
 
     def _remove(self, dk: DomainKeys, step: Step, now: datetime) -> Outcome:
@@ -408,6 +417,7 @@ class Rotator:
             record_results(
                 session, results, actor=self.actor, run_id=self.run_id, details={"step": "remove"}
             )
+            self._advanced(session, dk, "remove", key.selector, REMOVED)
         return Outcome(
             dk.domain, "remove", key.selector, "done", "record deleted, private key destroyed"
         )
@@ -461,9 +471,15 @@ class Rotator:
         now: datetime,
         action: str,
         details: dict[str, Any],
+        *,
+        step: str,
+        selector: str | None = None,
     ) -> None:
-        """Move keys to new phases in one transaction, with one audit event per key."""
+        """Move keys to new phases in one transaction, with one audit event per key and one
+        ``dkim.rotation.advanced`` event for ``step`` (of ``selector``, or the only key moved)."""
         with session_scope(self.db) as session:
+            moved = selector or next(iter(phases))
+            self._advanced(session, dk, step, moved, phases[moved])
             for selector, phase in phases.items():
                 key = self._key(dk, selector)
                 data = {**key.data, "phase": phase, "phase_since": _iso(now)}
@@ -481,8 +497,40 @@ class Rotator:
                     details={"from_phase": key.phase, "to_phase": phase, **details},
                 )
 
+    def _advanced(self, session, dk: DomainKeys, step: str, selector: str, phase: str) -> None:
+        from penguinctl.events.outbox import emit
+
+        emit(
+            session,
+            "dkim.rotation.advanced",
+            tenant=dk.tenant,
+            subject=f"domain/{dk.domain}",
+            payload={
+                "domain": dk.domain,
+                "selector": selector,
+                "step": step,
+                "phase": phase,
+                "run_id": self.run_id,
+            },
+        )
+
     def _audit_failure(self, dk: DomainKeys, step: Step, message: str) -> None:
+        from penguinctl.events.outbox import emit
+
         with session_scope(self.db) as session:
+            emit(
+                session,
+                "dkim.rotation.failed",
+                tenant=dk.tenant,
+                subject=f"domain/{dk.domain}",
+                payload={
+                    "domain": dk.domain,
+                    "selector": step.selector,
+                    "step": step.action,
+                    "error": message[:500],
+                    "run_id": self.run_id,
+                },
+            )
             audit.record(
                 session,
                 actor=self.actor,

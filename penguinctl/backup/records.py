@@ -88,6 +88,29 @@ def finish_run(
             result="ok" if status == "ok" else "failed",
             details=details,
         )
+        _emit(session, run_id, status, tenant, resource, action, stats or {}, error, snapshot_id)
+
+
+def _emit(session, run_id, status, tenant, resource, action, stats, error, snapshot_id) -> None:
+    """The run's event, if it has one: ``backup.failed`` (backup, prune, state store),
+    ``backup.verified`` / ``restore.drill.failed`` (verify)."""
+    from penguinctl.events.outbox import emit
+
+    operation = {"backup.run": "backup", "backup.prune": "prune", "backup.state": "state",
+                 "backup.verify": "verify"}.get(action)  # fmt: skip
+    server = resource.split("/", 1)[1] if resource.startswith("server/") else ""
+    subject = resource if server else "state"
+    if operation == "verify" and status == "ok":
+        payload = {"server": server, "snapshot": snapshot_id or "",
+                   "samples": int(stats.get("samples_ok") or 0), "run_id": run_id}  # fmt: skip
+        emit(session, "backup.verified", tenant=tenant, subject=subject, payload=payload)
+    elif operation == "verify":
+        payload = {"server": server, "run_id": run_id, "error": (error or "")[:500]}
+        emit(session, "restore.drill.failed", tenant=tenant, subject=subject, payload=payload)
+    elif operation is not None and status != "ok":
+        payload = {"server": server, "operation": operation, "run_id": run_id,
+                   "error": (error or "")[:500]}  # fmt: skip
+        emit(session, "backup.failed", tenant=tenant, subject=subject, payload=payload)
 
 
 def _insert_snapshot(session, values: dict[str, Any]) -> None:

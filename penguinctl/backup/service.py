@@ -248,7 +248,7 @@ class Job:
                     f"server {self.target.name}: backup verification failed: " + "; ".join(why),
                     hint="the repository may be damaged: run a new backup and investigate",
                 )
-            return result, None, None
+            return result, None, snap["snapshot_id"]
 
         return self.recorded("verify", work)
 

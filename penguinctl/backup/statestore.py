@@ -244,14 +244,23 @@ def backup_state(app, to: Path | None, *, record: bool = True, prefix: str = "st
     engine = app.db
     backend = engine.dialect.name
     warning = None
-    if backend == "sqlite":
-        dest = Path(to) if to else _default_file(app, "sqlite", prefix)
-        sqlite_backup(_sqlite_path(engine), dest)
-    elif backend == "postgresql":
-        dest = Path(to) if to else _default_file(app, "pgdump", prefix)
-        warning = pg_backup(engine, dest)
-    else:  # pragma: no cover - make_engine accepts only these two
+    if backend not in ("sqlite", "postgresql"):  # pragma: no cover - make_engine refuses others
         raise UsageError(f"cannot back up a {backend} state store")
+    dest = Path(to) if to else _default_file(app, "sqlite" if backend == "sqlite" else "pgdump",
+                                             prefix)  # fmt: skip
+    try:
+        if backend == "sqlite":
+            sqlite_backup(_sqlite_path(engine), dest)
+        else:
+            warning = pg_backup(engine, dest)
+    except Exception as exc:
+        if record:  # a failed state backup is a run too (and a backup.failed event)
+            from penguinctl.errors import PenguinError
+            from penguinctl.masking import mask
+
+            why = exc.message if isinstance(exc, PenguinError) else f"{type(exc).__name__}: {exc}"
+            _record(app, "state", dest, "failed", {"backend": backend}, error=mask(why)[:1000])
+        raise
     result = {
         "backend": backend,
         "file": str(dest),

@@ -36,6 +36,7 @@ def evaluate(
 ) -> list[dict[str, Any]]:
     """Every threshold reached by ``draft`` (an invoice or a preview), each marked ``new`` when
     this call raised it."""
+    from penguinctl.events.outbox import emit
     from penguinctl.state import audit
 
     budget = conn.execute(
@@ -78,6 +79,13 @@ def evaluate(
                     allowed=allowed,
                     created_at=now,
                 )
+            )
+            emit(
+                conn,
+                "budget.threshold",
+                tenant=tenant,
+                subject=f"billing/{tenant}/{period}",
+                payload={k: alert[k] for k in ("period", "kind", "threshold", "used", "allowed")},
             )
             audit.record_many(
                 conn,

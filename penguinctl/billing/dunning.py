@@ -45,6 +45,12 @@ def due_retry(failed_at: datetime, attempts: int, now: datetime) -> int | None:
     return due if due > done else None
 
 
+def _emit(conn: Any, type_: str, tenant: str, subject: str, **payload: Any) -> None:
+    from penguinctl.events.outbox import emit
+
+    emit(conn, type_, tenant=tenant, subject=subject, payload=payload)
+
+
 def _audit(conn: Any, tenant: str, action: str, resource: str, result: str, **details: Any) -> None:
     from penguinctl.state import audit
 
@@ -90,6 +96,8 @@ def record_failure(conn: Any, invoice: dict[str, Any], now: datetime, *, reason:
         reason=reason,
         day=0,
     )
+    _emit(conn, "invoice.payment_failed", invoice["tenant"], f"invoice/{invoice['number']}",
+          invoice=invoice["number"], attempt=1, reason=(reason or "card_error")[:100])  # fmt: skip
 
 
 def record_paid(conn: Any, invoice: dict[str, Any], now: datetime) -> bool:
@@ -106,6 +114,9 @@ def record_paid(conn: Any, invoice: dict[str, Any], now: datetime) -> bool:
         )
     )
     _audit(conn, invoice["tenant"], "billing.paid", f"invoice/{invoice['number']}", "ok")
+    _emit(conn, "invoice.paid", invoice["tenant"], f"invoice/{invoice['number']}",
+          invoice=invoice["number"], total_cents=int(invoice["total_cents"]),
+          currency=invoice["currency"])  # fmt: skip
     unpaid = conn.execute(
         sa.select(sa.func.count()).where(
             t.invoices.c.tenant == invoice["tenant"], t.invoices.c.status == "payment_failed"
@@ -145,6 +156,9 @@ def record_paid(conn: Any, invoice: dict[str, Any], now: datetime) -> bool:
         campaigns_resumed=resumed,
         was=status,
     )
+    _emit(conn, "tenant.reactivated", invoice["tenant"], f"tenant/{invoice['tenant']}",
+          previous=status if status in ("past_due", "suspended") else "past_due",
+          campaigns_resumed=int(resumed))  # fmt: skip
     return status == "suspended"
 
 
@@ -159,13 +173,24 @@ def suspend(conn: Any, tenant: str, number: str, now: datetime) -> int:
             updated_at=now,
         )
     )
+    names = list(
+        conn.execute(
+            sa.select(t.campaigns.c.name).where(
+                t.campaigns.c.tenant == tenant, t.campaigns.c.status == "active"
+            )
+        ).scalars()
+    )
+    reason = f"{PAUSED_PREFIX}invoice {number} unpaid"
     paused = conn.execute(
         sa.update(t.campaigns)
         .where(t.campaigns.c.tenant == tenant, t.campaigns.c.status == "active")
-        .values(
-            status="paused", paused_reason=f"{PAUSED_PREFIX}invoice {number} unpaid", updated_at=now
-        )
+        .values(status="paused", paused_reason=reason, updated_at=now)
     ).rowcount
+    for name in names:
+        _emit(conn, "campaign.paused", tenant, f"campaign/{name}", campaign=name,
+              cause="billing", reason=reason)  # fmt: skip
+    _emit(conn, "tenant.suspended", tenant, f"tenant/{tenant}", invoice=number,
+          campaigns_paused=int(paused))  # fmt: skip
     _audit(
         conn,
         tenant,
@@ -258,6 +283,8 @@ def process(
                     attempt=attempt,
                     day=RETRY_DAYS[retry - 1],
                 )
+                _emit(conn, "invoice.payment_failed", inv["tenant"], f"invoice/{inv['number']}",
+                      invoice=inv["number"], attempt=attempt, reason="retry declined")  # fmt: skip
                 inv["payment_attempts"] = attempt
             steps.append(Step(inv["number"], inv["tenant"], "retry_failed", attempt))
         final_done = inv["payment_attempts"] >= len(RETRY_DAYS) + 1

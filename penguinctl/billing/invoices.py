@@ -299,6 +299,7 @@ def run(
 ) -> list[RunResult]:
     """Invoice every tenant that had a plan in ``period`` (or only ``tenants``). Idempotent."""
     from penguinctl.billing import budgets
+    from penguinctl.events.outbox import emit
     from penguinctl.state import audit
     from penguinctl.state.models import utcnow
 
@@ -355,6 +356,18 @@ def run(
                                 },
                             }
                         ],
+                    )
+                    emit(
+                        conn,
+                        "invoice.created",
+                        tenant=tenant,
+                        subject=f"invoice/{invoice_number(tenant, period)}",
+                        payload={
+                            "invoice": invoice_number(tenant, period),
+                            "period": str(period),
+                            "total_cents": draft.total_cents,
+                            "currency": draft.currency,
+                        },
                     )
                     result = RunResult(
                         tenant,

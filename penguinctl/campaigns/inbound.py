@@ -490,7 +490,7 @@ def check_bounce_rates(
                     f"bounce rate {bounced / sent:.1%} ({bounced} of {sent}) over "
                     f"{plan.bounce_threshold:.1%}"
                 )
-                if pause_campaign(conn, plan.id, reason, now):
+                if pause_campaign(conn, plan.id, reason, now, cause="bounces"):
                     paused.append(f"campaign {plan.key}: {reason}")
                     _audit(conn, actor, plan.tenant, f"campaign/{plan.name}", reason)
     return paused

@@ -338,6 +338,30 @@ def recover(engine: Engine, guard: WorkerGuard) -> list[Ambiguous]:
         ).all()
         dead = {r.worker for r in rows if guard.is_dead(r.worker)}
         found = [Ambiguous(*r) for r in rows if r.worker in dead]
+        if found:
+            from penguinctl.campaigns.models import Campaign
+
+            c = Campaign.__table__.c
+            names = dict(
+                (cid, (tenant, name))
+                for cid, tenant, name in conn.execute(
+                    sa.select(c.id, c.tenant, c.name).where(
+                        c.id.in_({a.campaign_id for a in found})
+                    )
+                )
+            )
+            for a in found:
+                tenant, name = names.get(a.campaign_id, ("", f"#{a.campaign_id}"))
+                emit_ambiguous(
+                    conn,
+                    tenant=tenant,
+                    campaign=name,
+                    send_id=a.send_id,
+                    lead_id=a.lead_id,
+                    step=a.step,
+                    mailbox=a.mailbox,
+                    reason="worker stopped during the SMTP transaction; outcome unknown",
+                )
         for worker in dead:
             cond = SENDS.c.worker.is_(None) if worker is None else SENDS.c.worker == worker
             conn.execute(
@@ -349,6 +373,36 @@ def recover(engine: Engine, guard: WorkerGuard) -> list[Ambiguous]:
                 )
             )
         return found
+
+
+def emit_ambiguous(
+    conn: Connection,
+    *,
+    tenant: str,
+    campaign: str,
+    send_id: int,
+    lead_id: int | None,
+    step: int,
+    mailbox: str,
+    reason: str,
+) -> None:
+    """``send.ambiguous`` in the transaction marking the send so (the lead by id only)."""
+    from penguinctl.events.outbox import emit
+
+    emit(
+        conn,
+        "send.ambiguous",
+        tenant=tenant,
+        subject=f"campaign/{campaign}",
+        payload={
+            "campaign": campaign,
+            "send_id": send_id,
+            "lead_id": lead_id,
+            "step": step + 1,
+            "mailbox": mailbox,
+            "reason": reason[:500],
+        },
+    )
 
 
 class WorkerGuard:

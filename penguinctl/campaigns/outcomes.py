@@ -153,6 +153,16 @@ def record_outcome(
     if outcome.kind == "unknown":
         ledger.mark_ambiguous(conn, claimed.send_id, outcome.describe())
         _audit(conn, claimed, "campaign.send.ambiguous", outcome, actor)
+        ledger.emit_ambiguous(
+            conn,
+            tenant=claimed.plan.tenant,
+            campaign=claimed.plan.name,
+            send_id=claimed.send_id,
+            lead_id=claimed.lead_id,
+            step=claimed.step,
+            mailbox=claimed.sender.address,
+            reason=outcome.describe(),
+        )
         return "ambiguous"
     if outcome.kind == "rejected":
         ledger.mark_failed(conn, claimed.send_id, outcome.describe())

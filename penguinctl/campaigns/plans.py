@@ -125,17 +125,38 @@ def plan_of(conn: Connection, row: Any) -> CampaignPlan:
     )
 
 
-def pause_campaign(conn: Connection, campaign_id: int, reason: str, now: datetime) -> bool:
+def pause_campaign(
+    conn: Connection, campaign_id: int, reason: str, now: datetime, *, cause: str
+) -> bool:
+    """Pause an active campaign (``cause``: bounces, compose, ...) and emit
+    ``campaign.paused`` in the same transaction; False when it was not active."""
+    from penguinctl.events.outbox import emit
+
     res = conn.execute(
         sa.update(CAMPAIGNS)
         .where(CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.status == "active")
         .values(status="paused", paused_reason=reason[:300], updated_at=now)
     )
-    return res.rowcount == 1
+    if res.rowcount != 1:
+        return False
+    tenant, name = conn.execute(
+        sa.select(CAMPAIGNS.c.tenant, CAMPAIGNS.c.name).where(CAMPAIGNS.c.id == campaign_id)
+    ).one()
+    emit(
+        conn,
+        "campaign.paused",
+        tenant=tenant,
+        subject=f"campaign/{name}",
+        payload={"campaign": name, "cause": cause, "reason": reason[:300]},
+    )
+    return True
 
 
 def complete_finished(conn: Connection, plans: list[CampaignPlan], now: datetime) -> list[str]:
-    """Campaigns with leads but none active any more are ``completed``."""
+    """Campaigns with leads but none active any more are ``completed`` (and say so with a
+    ``campaign.completed`` event in the same transaction)."""
+    from penguinctl.events.outbox import emit
+
     done: list[str] = []
     for plan in plans:
         active = sa.exists().where(LEADS.c.campaign_id == plan.id, LEADS.c.status == "active")
@@ -146,5 +167,12 @@ def complete_finished(conn: Connection, plans: list[CampaignPlan], now: datetime
             .values(status="completed", updated_at=now)
         )
         if res.rowcount:
+            emit(
+                conn,
+                "campaign.completed",
+                tenant=plan.tenant,
+                subject=f"campaign/{plan.name}",
+                payload={"campaign": plan.name},
+            )
             done.append(plan.key)
     return done

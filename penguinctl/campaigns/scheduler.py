@@ -435,7 +435,7 @@ class Scheduler:
             outcomes.fail_unsent(conn, claimed, error, now, pg=self.pg)
             outcomes.audit_unsent(conn, claimed, error, self.actor)
             if broken:
-                pause_campaign(conn, plan.id, broken, now)
+                pause_campaign(conn, plan.id, broken, now, cause="compose")
         if broken:
             plan.blocked_until = datetime.max.replace(tzinfo=UTC)
 

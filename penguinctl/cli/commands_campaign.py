@@ -301,6 +301,20 @@ def _set_status(ctx: typer.Context, name: str, tenant: str | None, pause: bool, 
                 result="ok",
                 details={"from": before, "to": after, "reason": campaign.paused_reason},
             )
+            if after == "paused":
+                from penguinctl.events.outbox import emit
+
+                emit(
+                    session,
+                    "campaign.paused",
+                    tenant=campaign.tenant,
+                    subject=f"campaign/{campaign.name}",
+                    payload={
+                        "campaign": campaign.name,
+                        "cause": "operator",
+                        "reason": campaign.paused_reason or "",
+                    },
+                )
         data = {
             "campaign": campaign.key,
             "status": after,

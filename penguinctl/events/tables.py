@@ -48,6 +48,8 @@ class Event(SQLModel, table=True):
     type: str  # a catalogue name, e.g. check.failed
     tenant: str  # "" for platform events
     subject: str  # what it is about: domain/acme-mail.example, campaign/q4, server/mx1 ...
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
+    payload: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JsonType, nullable=False)
+    )
     occurred_at: datetime = ts_field()
     dispatched_at: datetime | None = ts_field(nullable=True)

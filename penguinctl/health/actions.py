@@ -34,6 +34,7 @@ def pause_campaigns(
 ) -> list[dict[str, Any]]:
     """Pause the active campaigns sending through what failed critically (``tenant``'s only,
     when given: a tenant's scheduled check never touches another tenant's campaigns)."""
+    from penguinctl.events.outbox import emit
     from penguinctl.state.audit import record
 
     reasons: dict[str, str] = {}
@@ -63,6 +64,13 @@ def pause_campaigns(
             campaigns.update()
             .where(campaigns.c.id == row.id, campaigns.c.status == "active")
             .values(status="paused", paused_reason=hit, updated_at=clock.now())
+        )
+        emit(
+            session,
+            "campaign.paused",
+            tenant=row.tenant,
+            subject=f"campaign/{row.name}",
+            payload={"campaign": row.name, "cause": "check", "reason": hit},
         )
         record(
             session,

@@ -92,12 +92,26 @@ class RotationContext:
         resource: str,
         result: str = "ok",
         details: dict[str, Any] | None = None,
+        rotated: tuple[str, str, str] | None = None,
     ) -> None:
-        """Append one audit event in its own transaction (never a secret value in ``details``)."""
+        """Append one audit event in its own transaction (never a secret value in ``details``);
+        ``rotated`` = (kind, target, path) also emits ``secret.rotated`` in it (the step that
+        puts the new credential in use)."""
         from penguinctl.state import audit
         from penguinctl.state.db import session_scope
 
         with session_scope(self.engine) as session:
+            if rotated is not None:
+                from penguinctl.events.outbox import emit
+
+                kind, target, path = rotated
+                emit(
+                    session,
+                    "secret.rotated",
+                    tenant=tenant,
+                    subject=resource,
+                    payload={"kind": kind, "target": target, "path": path},
+                )
             audit.record(
                 session,
                 actor=self.actor,

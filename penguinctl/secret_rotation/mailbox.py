@@ -125,13 +125,14 @@ class MailboxPasswordRotation(Rotation):
         server = provider.split(":", 1)[1]
         resource = f"mailbox/{address}"
 
-        def audit(action: str, result: str = "ok", **details: Any) -> None:
+        def audit(action: str, result: str = "ok", rotated: bool = False, **details: Any) -> None:
             ctx.audit(
                 tenant=tenant,
                 action=action,
                 resource=resource,
                 result=result,
                 details={"path": path, "server": server, **details},
+                rotated=("mailbox", address, path) if rotated else None,
             )
 
         with TenantLock(ctx.engine, [tenant], operation="secrets-rotate", actor=ctx.actor):
@@ -160,7 +161,7 @@ class MailboxPasswordRotation(Rotation):
             fields[PASSWORD] = fields.pop(NEXT)
             fields[ROTATED_AT] = ctx.now().isoformat()
             ctx.secrets.put(path, fields)
-            audit("secret.rotate.promote", step=PASSWORD)
+            audit("secret.rotate.promote", step=PASSWORD, rotated=True)
         where = f"MailU on {server}"
         return f"new password set in {where} and stored" + (" (resumed)" if resumed else "")
 

@@ -116,7 +116,13 @@ class SshKeyRotation(Rotation):
             "rotated_at": now.isoformat(timespec="seconds"),
         }
         ctx.secrets.put(item.path, promoted)
-        self._audit(tenant, item, "promote", {"overlap_seconds": self.overlap.total_seconds()})
+        self._audit(
+            tenant,
+            item,
+            "promote",
+            {"overlap_seconds": self.overlap.total_seconds()},
+            rotated=("ssh", item.target, item.path),
+        )
         done += ["installed", "verified"]
         if self.overlap <= timedelta(0):
             self._retire(item, tenant, data, promoted)
@@ -184,11 +190,17 @@ class SshKeyRotation(Rotation):
         return conn
 
     def _audit(
-        self, tenant: str, item: DueItem, step: str, details: dict[str, Any] | None = None
+        self,
+        tenant: str,
+        item: DueItem,
+        step: str,
+        details: dict[str, Any] | None = None,
+        rotated: tuple[str, str, str] | None = None,
     ) -> None:
         self.ctx.audit(
             tenant=tenant,
             action=f"secret.rotate.ssh.{step}",
             resource=f"server/{item.target}",
             details={"path": item.path, **(details or {})},
+            rotated=rotated,
         )
