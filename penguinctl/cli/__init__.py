@@ -62,6 +62,7 @@ def build_command():
 
 def build_app() -> typer.Typer:
     from penguinctl.cli import (
+        commands_alerts,
         commands_apply,
         commands_backup,
         commands_billing,
@@ -71,6 +72,7 @@ def build_app() -> typer.Typer:
         commands_dkim,
         commands_dns,
         commands_domains,
+        commands_events,
         commands_get,
         commands_jobs,
         commands_leads,
@@ -79,6 +81,7 @@ def build_app() -> typer.Typer:
         commands_server,
         commands_state,
         commands_status,
+        commands_webhooks,
         commands_worker,
     )
     from penguinctl.cli.conventions import FORMATS, examples
@@ -166,6 +169,9 @@ def build_app() -> typer.Typer:
     commands_worker.register(app)
     commands_campaign.register(app)
     commands_leads.register(app)
+    commands_events.register(app)
+    commands_webhooks.register(app)
+    commands_alerts.register(app)
     commands_completion.register(app)
     commands_serve.register(app)
     commands_jobs.register(app)

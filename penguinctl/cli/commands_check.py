@@ -1,5 +1,6 @@
 """`check [--all] [DOMAIN|SERVER...]`: health and reputation checks, kept as history; exit 5 on
-failure; critical failures pause the campaigns sending through them; `--notify URL` posts them."""
+failure; critical failures pause the campaigns sending through them; `--notify URL` delivers
+the events they emit to a webhook. `check history` reads what was stored."""
 
 from __future__ import annotations
 
@@ -11,7 +12,23 @@ _STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "error": "magenta"}
 
 
 def register(app: typer.Typer) -> None:
-    app.command("check")(check)
+    from penguinctl.cli.commands_check_history import history
+    from penguinctl.cli.defaultgroup import DefaultGroup
+
+    check_app = typer.Typer(
+        cls=DefaultGroup,
+        help=(
+            "Health and reputation checks (`check run`, the default: `penguinctl check mx1` "
+            "is `penguinctl check run mx1`), and their stored history.\n\nExamples:\n\n\b\n"
+            "  penguinctl check --all --problems\n"
+            "  penguinctl check mx1 acme-mail.example -o json\n"
+            "  penguinctl check history mx1 --since 24h --problems"
+        ),
+        rich_markup_mode=None,
+    )
+    check_app.command("run")(check)
+    check_app.command("history")(history)
+    app.add_typer(check_app, name="check")
 
 
 def _ports(items: list[str] | None) -> dict[int, int]:
@@ -128,8 +145,18 @@ def check(
     ] = 8.0,
     notify: Annotated[
         str | None,
-        typer.Option("--notify", metavar="URL", help="POST failures to this webhook (signed)."),
+        typer.Option(
+            "--notify",
+            metavar="URL",
+            help="Deliver new failures and recoveries to this webhook (signed, retried).",
+        ),
     ] = None,
+    notify_allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--notify-allow-private", help="The --notify URL may be on a private network."
+        ),
+    ] = False,
     no_pause: Annotated[
         bool, typer.Option("--no-pause", help="Do not pause campaigns on critical failures.")
     ] = False,
@@ -178,9 +205,10 @@ def check(
         root=mailu_root,
         skip=frozenset(skip or []),
     )
-    secret = None
-    if notify:  # fail before checking anything when the webhook cannot be signed
+    hook = None
+    if notify:  # fail before checking anything when the webhook cannot be signed or reached
         secret = notifier.webhook_secret(app.env, app.secrets())
+        hook = notifier.endpoint_for(app, notify, secret, allow_private=notify_allow_private)
     started = app.now()
     targets = load_targets(app, None if all_targets else names)
     config.now = app.clock.now
@@ -210,11 +238,7 @@ def check(
         done.target_names,
     )
     failures = [r for r in results if r.failing]
-    notified = None
-    if notify and failures:
-        notified = notifier.post(
-            notify, secret or "", run_id=run_id, failures=failures, paused=paused
-        )
+    notified = notifier.deliver_now(app, hook.id) if hook is not None else None
     status = overall(results)
     data = {
         "ok": not failures,

@@ -86,3 +86,23 @@ def event_types(patterns: list[str] | None) -> list[str]:
         return catalogue.check_patterns(list(patterns or []))
     except ValueError as exc:
         raise UsageError(str(exc), hint="`penguinctl events types` lists them") from None
+
+
+def parse_since(text: str | None, now: datetime) -> datetime | None:
+    """``--since``: a duration back from now (``90m``, ``24h``, ``7d``) or an ISO 8601 instant."""
+    if text is None:
+        return None
+    from penguinctl import clock
+    from penguinctl.errors import UsageError
+    from penguinctl.spec.durations import Duration
+
+    try:
+        return now - Duration(text)
+    except ValueError:
+        pass
+    try:
+        return clock.parse_instant(text.strip(), where="--since")
+    except ValueError:
+        raise UsageError(
+            f"--since {text[:40]!r}: use a duration (30m, 24h, 7d) or an ISO 8601 time"
+        ) from None

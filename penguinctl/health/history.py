@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from penguinctl import clock
 from penguinctl.health.results import FAILING, Result, overall
 from penguinctl.health.tables import check_results, check_runs
+from penguinctl.state.columns import aware
 
 
 def save(
@@ -137,9 +138,35 @@ def _row(type_: str, r: Result, subject: str, payload: dict[str, Any]) -> dict[s
     return row(type_, tenant=r.tenant, subject=subject[:400], payload=payload)
 
 
-def recent(engine, *, target: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    stmt = sa.select(check_results).order_by(check_results.c.id.desc()).limit(limit)
+def recent(
+    engine,
+    *,
+    target: str | None = None,
+    tenant: str | None = None,
+    check: str | None = None,
+    since: datetime | None = None,
+    problems: bool = False,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Stored results, newest first; ``check`` may end with ``*`` (a prefix)."""
+    c = check_results.c
+    stmt = sa.select(check_results).order_by(c.id.desc()).limit(limit)
     if target is not None:
-        stmt = stmt.where(check_results.c.target == target)
+        stmt = stmt.where(c.target == target.lower().rstrip(".") if "." in target else target)
+    if tenant is not None:
+        stmt = stmt.where(c.tenant == tenant)
+    if check is not None:
+        stmt = stmt.where(
+            c.check.startswith(check[:-1]) if check.endswith("*") else c.check == check
+        )
+    if since is not None:
+        stmt = stmt.where(c.checked_at >= since)
+    if problems:
+        stmt = stmt.where(c.status != "ok")
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(stmt).mappings()]
+        out = []
+        for r in conn.execute(stmt).mappings():
+            row = dict(r)
+            row["checked_at"] = aware(row["checked_at"]).isoformat(timespec="seconds")
+            out.append(row)
+        return out

@@ -1,36 +1,30 @@
-"""Posting failures to a webhook, signed.
+"""``check --notify URL``: a thin alias over the webhook system.
 
-The body is JSON (``{"event": "penguinctl.check.failed", "run_id", "failures": [...]}``). Headers:
-
-- ``X-Penguinctl-Timestamp``: Unix seconds when it was sent;
-- ``X-Penguinctl-Signature``: ``sha256=`` + hex HMAC-SHA256, keyed with the webhook secret, of
-  ``<timestamp>.<body>`` (the timestamp, a dot, then the raw body bytes).
-
-A receiver recomputes the HMAC, compares in constant time and rejects timestamps more than a
-few minutes old (replay). The secret comes from ``PENGUINCTL_WEBHOOK_SECRET`` or the secrets
-backend at ``notify/webhook`` (field ``secret``).
+The URL becomes a platform webhook endpoint (created on first use, ``source = notify``) for
+``check.*``, ``blocklist.*`` and ``campaign.paused``, signed with the secret from
+``PENGUINCTL_WEBHOOK_SECRET`` or the secrets backend at ``notify/webhook`` (field ``secret``):
+its ``whsec_`` form is ``whsec_`` + base64(secret), so one secret verifies both schemes. After the
+checks, the events they emitted (transitions only: a check that starts failing, or recovers)
+are delivered to it at once, one POST per event with the Standard Webhooks headers and, for one
+release, the old ``X-Penguinctl-Timestamp`` / ``X-Penguinctl-Signature: sha256=<hex>`` over the
+same body (``<timestamp>.<body>``, HMAC-SHA256 keyed with the secret). A POST that fails is
+retried on the webhook schedule by ``serve`` (or ``events deliver``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
 from typing import Any
 
-from penguinctl import clock
 from penguinctl.errors import ProviderError
-from penguinctl.health.results import Result
 
-SIGNATURE_HEADER = "X-Penguinctl-Signature"
-TIMESTAMP_HEADER = "X-Penguinctl-Timestamp"
 SECRET_PATH = "notify/webhook"
+EVENTS = ["check.*", "blocklist.*", "campaign.paused"]
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The legacy ``X-Penguinctl-Signature`` value."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
@@ -47,42 +41,73 @@ def webhook_secret(env: dict[str, str], secrets: Any) -> str:
     return fields["secret"].reveal()
 
 
-def post(
-    url: str,
-    secret: str,
-    *,
-    run_id: int,
-    failures: Sequence[Result],
-    paused: list[dict],
-    timeout: float = 10.0,
-    now: float | None = None,
-) -> int:
-    body = json.dumps(
-        {
-            "event": "penguinctl.check.failed",
-            "run_id": run_id,
-            "failures": [f.to_json() for f in failures],
-            "paused_campaigns": paused,
-        },
-        sort_keys=True,
-    ).encode()
-    ts = str(int(now if now is not None else clock.timestamp()))
-    req = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "penguinctl-check",
-            TIMESTAMP_HEADER: ts,
-            SIGNATURE_HEADER: sign(secret, ts, body),
-        },
-    )
+def endpoint_for(app: Any, url: str, secret: str, *, allow_private: bool) -> Any:
+    """The ``notify`` endpoint of ``url``, created (or its secret brought in line) now."""
+    import sqlalchemy as sa
+
+    from penguinctl.webhooks import endpoints, signing
+
+    whsec = signing.from_legacy(secret)
+    ep = endpoints.find_by_url(app.db, url, tenant="", source="notify")
+    if ep is None:
+        ep, _ = endpoints.add(
+            app.db,
+            app.secrets(),
+            url,
+            event_types=EVENTS,
+            description="check --notify",
+            allow_private=allow_private,
+            actor=app.actor(),
+            source="notify",
+            secret=whsec,
+            legacy_headers=True,
+        )
+        return ep
+    path = endpoints.secret_path("", ep.id)
+    stored = (app.secrets().get(path) or {}).get("secret")
+    if stored is None or stored.reveal() != whsec:  # the operator changed the secret
+        app.secrets().put(path, {"secret": whsec})
+        with app.db.begin() as conn:
+            conn.execute(
+                sa.update(endpoints.E)
+                .where(endpoints.E.c.id == ep.id)
+                .values(secret_rotated_at=app.now())
+            )
+    if ep.allow_private != allow_private or ep.status != "active":
+        with app.db.begin() as conn:
+            conn.execute(
+                sa.update(endpoints.E)
+                .where(endpoints.E.c.id == ep.id)
+                .values(allow_private=allow_private, status="active", disabled_reason=None)
+            )
+    return endpoints.get(app.db, ep.id)
+
+
+def deliver_now(app: Any, endpoint_id: str) -> dict[str, Any]:
+    """Relay what was emitted and deliver this endpoint's due deliveries (one attempt each)."""
+    import sqlalchemy as sa
+
+    from penguinctl.events.relay import relay
+    from penguinctl.webhooks.delivery import DL, Deliverer
+
+    now = app.now()
+    relay(app.db, now=now)
+    with app.db.connect() as conn:
+        ids = list(
+            conn.execute(
+                sa.select(DL.c.id).where(
+                    DL.c.endpoint_id == endpoint_id,
+                    DL.c.status == "pending",
+                    DL.c.next_attempt_at <= now,
+                )
+            ).scalars()
+        )
+    deliverer = Deliverer(app.db, app.secrets(), clock=app.clock, owner=f"cli:{app.actor()}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        raise ProviderError(f"webhook {url} answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ProviderError(f"webhook {url} unreachable: {reason}") from None
+        report = deliverer.deliver_due(delivery_ids=ids) if ids else None
+    finally:
+        deliverer.close()
+    out = {"endpoint": endpoint_id, "events": len(ids), "delivered": 0, "retrying": 0}
+    if report is not None:
+        out.update(delivered=report.succeeded, retrying=report.retrying + report.deferred)
+    return out
