@@ -64,8 +64,7 @@ def check_address(address: str, *, allow_private: bool) -> None:
         raise Refused(f"{address} is not a unicast address")
     if not allow_private and not ip.is_global:
         raise Refused(
-            f"{address} is a loopback, private, link-local or reserved address "
-            "(add the endpoint with --allow-private to allow it)"
+            f"{address} is a loopback, private, link-local or reserved address"
         )
 
 
