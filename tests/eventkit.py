@@ -65,8 +65,12 @@ class Receiver:
         self.config = workdir / "receiver.json"
         self.config.write_text(
             json.dumps(
-                {"port": self.port, "clock_file": str(clock_file), "log": str(self.log),
-                 "paths": paths}  # fmt: skip
+                {
+                    "port": self.port,
+                    "clock_file": str(clock_file),
+                    "log": str(self.log),
+                    "paths": paths,
+                }
             )
         )
         self.proc: subprocess.Popen | None = None

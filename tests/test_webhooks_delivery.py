@@ -5,6 +5,7 @@ tenant walls, secret rotation with both signatures, disabling a dead endpoint.""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -159,15 +160,13 @@ def test_at_least_once_through_500s_and_an_hour_down(world) -> None:
     assert {r["id"] for r in got} <= set(acme_ids + beta_ids + late)
 
     with world.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(DL.c.id, DL.c.endpoint_id, DL.c.event_id, DL.c.status)
-        ).all()
+        rows = conn.execute(sa.select(DL.c.id, DL.c.endpoint_id, DL.c.event_id, DL.c.status)).all()
     assert {r.status for r in rows} == {"succeeded"}
     # the first late delivery took the schedule while the receiver was down: attempts after
     # 5 s, 5 min, 30 min, then 2 h (the receiver came back at 1 h), each within the jitter
     (leader,) = [r.id for r in rows if r.endpoint_id == acme and r.event_id == late[0]]
     times = world.attempts(leader)
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     assert len(gaps) == 4, gaps
     for gap, want in zip(gaps, schedule.DELAYS, strict=False):
         assert want.total_seconds() * 0.9 <= gap <= want.total_seconds() * 1.1, (gaps, want)

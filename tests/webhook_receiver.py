@@ -28,7 +28,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from penguinctl.clock import FileClock
 
-CONFIG = json.loads(open(sys.argv[1]).read())
+with open(sys.argv[1]) as _cfg:
+    CONFIG = json.load(_cfg)
 CLOCK = FileClock(CONFIG["clock_file"])
 LOCK = threading.Lock()
 SEEN: Counter = Counter()  # requests per path, across restarts (counted from the log)
