@@ -132,7 +132,10 @@ def compose(
 
 def _claim(engine: Any, now: datetime) -> list[Any]:
     waiting = sa.exists().where(ITEM.c.subscription_id == SUB.c.id, ITEM.c.digest_id.is_(None))
+    from penguinctl.events.relay import write_lock
+
     with engine.begin() as conn:
+        write_lock(conn)
         stmt = sa.select(SUB).where(waiting).order_by(SUB.c.id)
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(of=SUB, skip_locked=True)

@@ -32,6 +32,14 @@ ITEM = AlertItem.__table__
 BATCH = 500
 
 
+def write_lock(conn: Any) -> None:
+    """On SQLite, take the database's write lock before reading what this transaction will
+    change (a no-op UPDATE begins the write transaction), so a second process waits instead of
+    reading the same rows: SQLite's stand-in for ``FOR UPDATE SKIP LOCKED``."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(sa.text("UPDATE events SET seq = seq WHERE 0"))
+
+
 def _wants(owner_tenant: str, types: list[str], event_tenant: str, event_type: str) -> bool:
     return (owner_tenant in ("", event_tenant)) and catalogue.matches(types, event_type)
 
@@ -39,6 +47,7 @@ def _wants(owner_tenant: str, types: list[str], event_tenant: str, event_type: s
 def relay(engine: Any, *, now: datetime, limit: int = BATCH) -> int:
     """Dispatch up to ``limit`` events; returns how many."""
     with engine.begin() as conn:
+        write_lock(conn)
         stmt = (
             sa.select(EV.c.seq, EV.c.id, EV.c.type, EV.c.tenant)
             .where(EV.c.dispatched_at.is_(None))

@@ -63,9 +63,7 @@ def check_address(address: str, *, allow_private: bool) -> None:
     if ip.is_unspecified or ip.is_multicast:
         raise Refused(f"{address} is not a unicast address")
     if not allow_private and not ip.is_global:
-        raise Refused(
-            f"{address} is a loopback, private, link-local or reserved address"
-        )
+        raise Refused(f"{address} is a loopback, private, link-local or reserved address")
 
 
 def check_url(url: str, *, allow_private: bool, resolver: Resolver = resolve) -> list[str]:

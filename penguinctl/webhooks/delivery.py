@@ -155,7 +155,10 @@ class Deliverer:
             sa.and_(DL.c.status == "pending", DL.c.next_attempt_at <= now),
             sa.and_(DL.c.status == "delivering", DL.c.lease_until < now),
         )
+        from penguinctl.events.relay import write_lock
+
         with self.engine.begin() as conn:
+            write_lock(conn)
             stmt = (
                 sa.select(DL.c.id)
                 .join(EP, EP.c.id == DL.c.endpoint_id)
