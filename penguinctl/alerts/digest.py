@@ -81,10 +81,11 @@ class Group:
     def recovered(self) -> bool:
         return self.latest["type"] in RECOVERY_OF
 
-    def line(self) -> str:
+    def line(self, *, tenant: bool = False) -> str:
         latest = self.latest
         when = datetime.fromisoformat(latest["timestamp"]).strftime("%H:%M")
-        text = f"- {describe(latest)}  [{latest['type']}, {when} UTC"
+        who = f"{latest['tenant'] or 'platform'}: " if tenant else ""
+        text = f"- {who}{describe(latest)}  [{latest['type']}, {when} UTC"
         if len(self.events) > 1:
             text += f"; changed {len(self.events)} times since the last mail"
         return text + "]"
@@ -115,7 +116,7 @@ def compose(
     ]
     for title, part in (("Problems", problems), ("Recovered", recovered)):
         if part:
-            body += [f"{title} ({len(part)})", *(g.line() for g in part), ""]
+            body += [f"{title} ({len(part)})", *(g.line(tenant=not tenant) for g in part), ""]
     first = min(ev["timestamp"] for ev in events)
     who = f"--tenant {tenant} " if tenant else ""
     body.append(f"Details: penguinctl events list {who}--since {first[:19]}")
