@@ -6,11 +6,12 @@ webhook and the exit code are checked from the CLI's JSON."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import shutil
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 
 import dns.query
@@ -22,6 +23,7 @@ from clitools import run_inprocess
 from fakes.loopback import LoopbackHttpDouble
 from fakes.state_rows import record_resources, static_server
 from sshd import SshServer, keygen
+from standardwebhooks import Webhook as StandardWebhook
 from tls import ImapsGreeter, make_ca, make_cert, smtp_server
 
 from penguinctl import clock
@@ -201,6 +203,7 @@ def world(tmp_path, monkeypatch, capsys):
             run.url = url
             run.shim = shim
             run.root = str(tmp_path)
+            run.capsys = capsys
             yield run
             imap.stop()
         finally:
@@ -217,7 +220,7 @@ def _by(results, target, check, subject=None):
 
 
 def test_check_all(world):
-    res = world("--all", "--notify", world.hook.url, "-o", "json")
+    res = world("--all", "--notify", world.hook.url, "--notify-allow-private", "-o", "json")
     assert res.code == 5, res.err
     data = res.json()
     results = data["results"]
@@ -284,14 +287,36 @@ def test_check_all(world):
     assert stored == len(results)
     assert "campaign.paused" in actions and "check.run" in actions
 
-    # the webhook got the failures, signed over timestamp + body
-    assert data["notified"] == 204
-    (headers, body), = world.hook.requests  # fmt: skip
-    ts = headers["X-Penguinctl-Timestamp"]
-    want = hmac.new(b"hook-secret-for-tests", ts.encode() + b"." + body, hashlib.sha256)
-    assert headers["X-Penguinctl-Signature"] == "sha256=" + want.hexdigest()
-    sent = json.loads(body)
-    assert {(f["target"], f["check"]) for f in sent["failures"]} >= {("mx1", "dnsbl:zen.test")}
+    # --notify: each event this run emitted was POSTed at once, signed both ways
+    assert data["notified"]["delivered"] == data["notified"]["events"] == len(world.hook.requests)
+    sent = []
+    for headers, body in world.hook.requests:
+        ts = headers["X-Penguinctl-Timestamp"]
+        want = hmac.new(b"hook-secret-for-tests", ts.encode() + b"." + body, hashlib.sha256)
+        assert headers["X-Penguinctl-Signature"] == "sha256=" + want.hexdigest()
+        # the Standard Webhooks signature, with the same secret as whsec_ + base64(secret)
+        whsec = "whsec_" + base64.b64encode(b"hook-secret-for-tests").decode()
+        when = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
+        assert StandardWebhook(whsec).sign(headers["webhook-id"], when, body) in (
+            headers["webhook-signature"].split()
+        )
+        event = json.loads(body)
+        assert event["id"] == headers["webhook-id"]
+        sent.append(event)
+    assert {"check.failed", "blocklist.listed", "campaign.paused"} <= {e["type"] for e in sent}
+    listed = [e["data"] for e in sent if e["type"] == "blocklist.listed"]
+    assert {(d["target"], d["list"], d["listed"]) for d in listed} >= {
+        ("mx1", "zen.test", "127.0.0.1")
+    }
+    # a second run with nothing changed notifies nothing: events are transitions
+    again = world("--all", "--notify", world.hook.url, "--notify-allow-private", "-o", "json")
+    assert again.json()["notified"]["events"] == 0
+    assert len(world.hook.requests) == len(sent)
+    history = run_inprocess(
+        world.capsys, "check", "history", "mx1", "--problems", "--check", "dnsbl:*", "-o", "json"
+    )
+    assert history.code == 0, history.err
+    assert {(r["check"], r["status"]) for r in history.json()} == {("dnsbl:zen.test", "fail")}
 
 
 def test_check_one_clean_target_exits_zero(world):

@@ -152,7 +152,7 @@ def recent(
     c = check_results.c
     stmt = sa.select(check_results).order_by(c.id.desc()).limit(limit)
     if target is not None:
-        stmt = stmt.where(c.target == target.lower().rstrip(".") if "." in target else target)
+        stmt = stmt.where(c.target == (target.lower().rstrip(".") if "." in target else target))
     if tenant is not None:
         stmt = stmt.where(c.tenant == tenant)
     if check is not None:
