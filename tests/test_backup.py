@@ -187,6 +187,17 @@ def test_backup_restore_prune_verify(cli, host, tmp_path):
     assert bad.code == 5, bad.out + bad.err
     assert bad.json()["servers"][0]["status"] == "failed"
 
+    # the restore drills as events: verified (with the snapshot), then failed
+    from eventkit import validate
+
+    drills = [validate(e) for e in reversed(cli("events", "list", "-o", "json").json())]
+    assert [e["type"] for e in drills if e["subject"] == "server/mx1"] == [
+        "backup.verified",
+        "restore.drill.failed",
+    ]
+    assert drills[0]["data"]["snapshot"] == snap2 and drills[0]["data"]["samples"] > 0
+    assert "mx1" in drills[1]["data"]["error"]
+
     # runs recorded and audited, the password nowhere in state or output
     audit = cli("state", "audit", "-o", "json")
     actions = [e["action"] for e in audit.json() if e["action"].startswith("backup.")]

@@ -67,6 +67,13 @@ def test_settle_ambiguous_sends_as_sent_and_as_unsent(setup) -> None:
     del sink.rules["kept@dest.example"], sink.rules["lost@dest.example"]
     ids = ambiguous_ids(cli)
     assert set(ids) == {"kept@dest.example", "lost@dest.example"}
+    # each was reported as a send.ambiguous event (the lead by id, never its address)
+    from eventkit import events as events_of
+
+    reported = events_of(engine, "send.ambiguous")
+    assert sorted(e["data"]["send_id"] for e in reported) == sorted(ids.values())
+    assert all(e["tenant"] == "acme" and e["data"]["campaign"] == "amb" for e in reported)
+    assert "dest.example" not in json.dumps(reported)
     text = cli("campaign", "ambiguous", "amb").out
     assert "2 ambiguous send(s)" in text and "campaign resolve acme/amb" in text
     # never resent on its own

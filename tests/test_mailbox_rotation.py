@@ -140,6 +140,10 @@ def test_rotation_changes_the_password_in_mailu_then_the_secret(ctx, fake, keyst
         ("secret.rotate.promote", "ok"),
     ]
     assert all(new not in str(d) and "old-john" not in str(d) for _, _, d in events)
+    from eventkit import emitted
+
+    (rotated,) = emitted(ctx.engine, "secret.rotated", kind="mailbox", target=f"john@{DOMAIN}")
+    assert rotated["tenant"] == "acme" and new not in str(rotated)
 
 
 @pytest.mark.parametrize("crash_at", ["after_prepare", "after_mailu"])
