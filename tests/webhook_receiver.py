@@ -4,7 +4,7 @@
 Run as ``python webhook_receiver.py CONFIG.json``. Per URL path the config gives the secrets
 that may have signed (``whsec_...``), how many of the first requests to answer 500
 (``fail_first``, counted across restarts), and the status to answer after that (``status``,
-default 200). A delivery
+default 200), and ``delay`` seconds to wait before answering. A delivery
 whose signature does not verify gets 401 (and ``"verified": false`` in the log).
 
 The library checks ``webhook-timestamp`` against its wall clock (5 minutes of tolerance). The
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,6 +68,8 @@ class Handler(BaseHTTPRequestHandler):
             except WebhookVerificationError:
                 continue
         msg_id = headers.get("webhook-id", "")
+        if cfg and cfg.get("delay"):
+            time.sleep(cfg["delay"])  # a slow receiver: deliveries stay in flight
         with LOCK:
             SEEN[self.path] += 1
             nth = SEEN[self.path]

@@ -1,0 +1,119 @@
+"""A delivering process SIGKILLed while requests are in flight (`penguinctl events deliver`, the
+loop `serve` embeds): after a restart every event still arrives, and the only duplicates are
+redeliveries with the same webhook-id. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from eventkit import Receiver
+from fakes.state_rows import record_resources
+
+from penguinctl import clock
+from penguinctl.events.outbox import emit
+from penguinctl.providers.secrets.keystore import KeystoreBackend
+
+T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+N = 40
+
+
+def _deliver(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "penguinctl", "events", "deliver", "--interval", "0.1",
+         "--concurrency", "4"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigkill_mid_delivery_loses_nothing(tmp_path, state_url) -> None:
+    from penguinctl.state.db import make_engine, migrate
+    from penguinctl.webhooks import endpoints
+
+    home = tmp_path / "home"
+    record_resources(state_url, [("tenant", "acme", "acme", {})])
+    engine = make_engine(state_url)
+    migrate(engine)
+    clock_file = tmp_path / "clock"
+    clock.FileClock.write(clock_file, T0)
+    previous = clock.install(clock.FileClock(clock_file))
+    secrets = KeystoreBackend(home / "keystore", key_file=home / "master.key")
+    env = {
+        "PENGUINCTL_HOME": str(home),
+        "PENGUINCTL_STATE": state_url,
+        "PENGUINCTL_CLOCK_FILE": str(clock_file),
+    }
+    rx = Receiver(tmp_path, clock_file, {})
+    try:
+        _, secret = endpoints.add(
+            engine, secrets, rx.url("/h"), tenant="acme", allow_private=True, actor="t"
+        )
+        rx.config.write_text(
+            rx.config.read_text().replace(
+                '"paths": {}', f'"paths": {{"/h": {{"secrets": ["{secret}"], "delay": 0.2}}}}'
+            )
+        )
+        with engine.begin() as conn:
+            ids = [
+                emit(
+                    conn,
+                    "campaign.completed",
+                    tenant="acme",
+                    subject=f"campaign/c{i}",
+                    payload={"campaign": f"c{i}"},
+                )  # fmt: skip
+                for i in range(N)
+            ]
+        with rx:
+            first = _deliver(env)
+            _wait(lambda: len(rx.requests()) >= 8, 60, "deliveries to start")
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+            with engine.connect() as conn:
+                in_flight = conn.execute(
+                    sa.text("SELECT count(*) FROM webhook_deliveries WHERE status='delivering'")
+                ).scalar()
+            assert in_flight > 0  # killed with requests in flight
+            # the leases (2 minutes) run out; a new process takes over
+            clock.FileClock.write(clock_file, T0 + timedelta(minutes=3))
+            second = _deliver(env)
+
+            def done() -> bool:
+                with engine.connect() as conn:
+                    return not conn.execute(
+                        sa.text(
+                            "SELECT count(*) FROM webhook_deliveries WHERE status != 'succeeded'"
+                        )
+                    ).scalar()
+
+            _wait(done, 120, "every delivery to succeed")
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(30) == 0, second.stderr.read().decode()
+            got = rx.requests()
+    finally:
+        clock.install(previous)
+        engine.dispose()
+    received = Counter(r["id"] for r in got)
+    assert set(received) == set(ids)  # nothing lost, nothing made up
+    assert all(r["verified"] for r in got)
+    assert {r["id"] for r in got if r["status"] == 200} == set(ids)
+    # duplicates: only the requests in flight at the kill, each with its own id again
+    dupes = sum(n - 1 for n in received.values())
+    assert dupes <= in_flight + 4, received
