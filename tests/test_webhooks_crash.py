@@ -78,7 +78,7 @@ def test_sigkill_mid_delivery_loses_nothing(tmp_path, state_url) -> None:
                     tenant="acme",
                     subject=f"campaign/c{i}",
                     payload={"campaign": f"c{i}"},
-                )  # fmt: skip
+                )
                 for i in range(N)
             ]
         with rx:
