@@ -129,7 +129,7 @@ def deliver(
     interval: Annotated[
         float,
         typer.Option("--interval", metavar="SECONDS", help="Idle wait between passes."),
-    ] = 1.0,
+    ] = 0.5,
     concurrency: Annotated[
         int, typer.Option("--concurrency", metavar="N", help="Requests in flight at once.")
     ] = 8,

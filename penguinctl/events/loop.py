@@ -2,7 +2,7 @@
 
 ``EventLoop.run_once()`` is one pass, everything driven by the product clock; ``run(stop)``
 repeats it until ``stop`` is set, at once while there is work and every ``interval`` seconds
-of real time when idle. ``serve`` runs it in a thread of every replica (on PostgreSQL the
+of real time (0.5 s by default) when idle. ``serve`` runs it in a thread of every replica (on PostgreSQL the
 replicas share the work through ``SKIP LOCKED`` claims; on SQLite there is one serve);
 ``penguinctl events deliver`` runs it from the command line (``--once`` for one pass).
 """
@@ -59,7 +59,7 @@ class EventLoop:
         digests = send_due(self.engine, self.secrets, self.relay_config, now=self.clock.now())
         return {"relayed": relayed, "webhooks": report.to_json(), "digests": digests}
 
-    def run(self, stop: threading.Event, *, interval: float = 1.0) -> None:
+    def run(self, stop: threading.Event, *, interval: float = 0.5) -> None:
         while not stop.is_set():
             try:
                 done = self.run_once()
