@@ -136,7 +136,7 @@ def _setup(url: str, workdir: Path, receiver_url: str, n: int):
                         tenant="acme",
                         subject=f"campaign/c{j}",
                         payload={"campaign": f"c{j}"},
-                    )  # fmt: skip
+                    )
                     for j in range(i, min(n, i + 1000))
                 ],
             )

@@ -2,8 +2,9 @@
 
 ``EventLoop.run_once()`` is one pass, everything driven by the product clock; ``run(stop)``
 repeats it until ``stop`` is set, at once while there is work and every ``interval`` seconds
-of real time (0.5 s by default) when idle. ``serve`` runs it in a thread of every replica (on PostgreSQL the
-replicas share the work through ``SKIP LOCKED`` claims; on SQLite there is one serve);
+of real time (0.5 s by default) when idle. ``serve`` runs it in a thread of every replica (on
+PostgreSQL the replicas share the work through ``SKIP LOCKED`` claims; on SQLite there is one
+serve);
 ``penguinctl events deliver`` runs it from the command line (``--once`` for one pass).
 """
 
