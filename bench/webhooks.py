@@ -2,7 +2,7 @@
 httpx client posting the same bodies in one loop (the floor; goal >= 0.5x its rate), and the
 event-to-delivery latency (p50, p99) while events are emitted at 100 per second.
 
-    python bench/webhooks.py                         # 2,000 events, 3 rounds, SQLite
+    python bench/webhooks.py                         # 2,000 events, 5 rounds, SQLite
     python bench/webhooks.py -n 5000 --rounds 5 --backends sqlite,postgres
     python bench/webhooks.py --latency-seconds 30    # the 100 events/s run, longer
 
@@ -252,7 +252,7 @@ def latency(workdir: Path, seconds: float, rate: int, backend: str, pg: str) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=2000, help="events per round")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--backends", default="sqlite", help="sqlite,postgres")
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--latency-seconds", type=float, default=20.0)

@@ -152,3 +152,36 @@ def test_catalogue_schemas_and_readme_agree() -> None:
         assert catalogue.payload_schema(name)["description"]
         assert set(catalogue.ALERT_TYPES) <= names
     assert catalogue.markdown_table() in README.read_text(), "README catalogue table is stale"
+
+
+def test_prune_keeps_what_is_still_being_delivered(migrated_engine, state_url, tmp_path) -> None:
+    from datetime import timedelta
+
+    from campaignkit import keystore
+    from fakes.state_rows import record_resources
+
+    from penguinctl.events.retention import prune
+    from penguinctl.webhooks import endpoints
+
+    engine = migrated_engine
+    record_resources(state_url, [("tenant", "acme", "acme", {})])
+    endpoints.add(engine, keystore(tmp_path), "http://127.0.0.1:9/h", tenant="acme",
+                  allow_private=True, actor="t")  # fmt: skip
+    old = clock.now() - timedelta(days=100)
+    with engine.begin() as conn:
+        for name in ("done", "waiting"):
+            emit(conn, "campaign.completed", tenant="acme", subject=f"campaign/{name}",
+                 payload={"campaign": name}, at=old)  # fmt: skip
+        emit(conn, "campaign.completed", tenant="acme", subject="campaign/new",
+             payload={"campaign": "new"})  # fmt: skip
+    relay(engine, now=clock.now())
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE webhook_deliveries SET status = 'succeeded' WHERE event_seq = "
+                "(SELECT seq FROM events WHERE subject = 'campaign/done')"
+            )
+        )
+    counts = prune(engine, before=clock.now() - timedelta(days=90), actor="t")
+    assert counts["events"] == 1 and counts["deliveries"] == 1
+    assert sorted(e["data"]["campaign"] for e in events(engine)) == ["new", "waiting"]

@@ -1,4 +1,4 @@
-"""`events list | show | types | deliver`: the event log and the delivery loop."""
+"""`events list | show | types | deliver | prune`: the event log and the delivery loop."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ events_app = typer.Typer(
         "  penguinctl events list --tenant acme --since 24h\n"
         "  penguinctl events list --type 'check.*' -o json\n"
         "  penguinctl events types\n"
-        "  penguinctl events deliver --once"
+        "  penguinctl events deliver --once\n"
+        "  penguinctl events prune --older-than 90d --yes"
     ),
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -172,3 +173,35 @@ def deliver(
             stop.set()
     finally:
         loop.close()
+
+
+@events_app.command("prune")
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str,
+        typer.Option("--older-than", metavar="DURATION", help="Age of the events to remove."),
+    ] = "90d",
+) -> None:
+    """Remove events older than DURATION with their finished deliveries, attempts and mailed
+    alert items (events still being delivered stay)."""
+    from penguinctl.errors import UsageError
+    from penguinctl.events.retention import prune as run
+    from penguinctl.spec.durations import Duration
+
+    app = ctx.obj
+    try:
+        age = Duration(older_than)
+    except ValueError as exc:
+        raise UsageError(f"--older-than {older_than!r}: {exc}") from None
+    before = app.now() - age
+    if not app.yes and not app.machine:
+        typer.confirm(f"Remove events from before {before:%Y-%m-%d %H:%M} UTC?", abort=True)
+    counts = run(app.db, before=before, actor=app.actor())
+    app.emit(
+        {"before": before.isoformat(), **counts},
+        lambda c: c.print(
+            f"Removed {counts['events']} event(s), {counts['deliveries']} delivery(ies), "
+            f"{counts['attempts']} attempt(s), {counts['alert_items']} alert item(s)."
+        ),
+    )

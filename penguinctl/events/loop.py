@@ -32,7 +32,7 @@ class EventLoop:
         owner: str = "",
         client: Any = None,
         concurrency: int = 8,
-        batch: int = 100,
+        batch: int = 200,
     ) -> None:
         from penguinctl.alerts.mailer import Relay
         from penguinctl.webhooks.delivery import Deliverer
@@ -53,9 +53,15 @@ class EventLoop:
 
     def run_once(self) -> dict[str, Any]:
         from penguinctl.alerts.digest import send_due
+        from penguinctl.events.relay import BATCH as RELAY_BATCH
         from penguinctl.events.relay import relay
 
-        relayed = relay(self.engine, now=self.clock.now())
+        relayed = 0
+        for _ in range(10):  # a backlog: up to 10 relay batches per pass
+            done = relay(self.engine, now=self.clock.now())
+            relayed += done
+            if done < RELAY_BATCH:
+                break
         report = self.deliverer.deliver_due()
         digests = send_due(self.engine, self.secrets, self.relay_config, now=self.clock.now())
         return {"relayed": relayed, "webhooks": report.to_json(), "digests": digests}

@@ -120,7 +120,7 @@ class Deliverer:
         clock: Any = None,
         owner: str = "",
         client: WebhookClient | None = None,
-        batch: int = 100,
+        batch: int = 200,
         concurrency: int = 8,
         lease: timedelta = timedelta(minutes=2),
         rng: random.Random | None = None,
@@ -135,19 +135,37 @@ class Deliverer:
         self.lease = lease
         self.rng = rng or random.Random()
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="webhook")
+        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-record")
         self._secrets: dict[str, tuple[float, Any, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self._recorder.shutdown(wait=True)
         self.client.close()
 
     # -- one pass ------------------------------------------------------------------------------
-    def deliver_due(self, *, delivery_ids: list[int] | None = None) -> Report:
+    def deliver_due(
+        self, *, delivery_ids: list[int] | None = None, max_batches: int = 10
+    ) -> Report:
+        """Deliver what is due now, in batches (up to ``max_batches``); a batch's results are
+        recorded on another thread while the next batch is claimed and posted."""
         report = Report()
-        claimed = self.claim(self.clock.now(), delivery_ids)
-        if claimed:
-            self.record(self.post_all(claimed), report)
+        recording = None
+        try:
+            for _ in range(max_batches):
+                claimed = self.claim(self.clock.now(), delivery_ids)
+                if not claimed:
+                    break
+                results = self.post_all(claimed)
+                if recording is not None:
+                    recording.result()  # one recording at a time, in order
+                recording = self._recorder.submit(self.record, results, report)
+                if delivery_ids is not None or len(claimed) < self.batch:
+                    break
+        finally:
+            if recording is not None:
+                recording.result()
         return report
 
     def claim(self, now: datetime, delivery_ids: list[int] | None = None) -> list[Claimed]:
