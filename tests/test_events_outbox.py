@@ -185,3 +185,39 @@ def test_prune_keeps_what_is_still_being_delivered(migrated_engine, state_url, t
     counts = prune(engine, before=clock.now() - timedelta(days=90), actor="t")
     assert counts["events"] == 1 and counts["deliveries"] == 1
     assert sorted(e["data"]["campaign"] for e in events(engine)) == ["new", "waiting"]
+
+
+def test_migration_0007_matches_the_models(tmp_path) -> None:
+    """The tables of this feature as the migration creates them and as the SQLModel classes
+    declare them: same columns (type, nullability), indexes, unique constraints, foreign keys."""
+    from sqlmodel import SQLModel
+
+    import penguinctl.alerts.tables
+    import penguinctl.events.tables
+    import penguinctl.webhooks.tables  # noqa: F401
+    from penguinctl.state.db import make_engine, migrate
+
+    names = ["events", "webhook_endpoints", "webhook_deliveries", "webhook_attempts",
+             "alert_subscriptions", "alert_items", "alert_digests"]  # fmt: skip
+    migrated = make_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    migrate(migrated)
+    declared = sa.create_engine(f"sqlite:///{tmp_path / 'declared.db'}")
+    SQLModel.metadata.create_all(declared, tables=[SQLModel.metadata.tables[n] for n in names])
+
+    def shape(engine) -> dict:
+        insp = sa.inspect(engine)
+        return {
+            t: (
+                [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(t)],
+                sorted((i["name"], tuple(i["column_names"])) for i in insp.get_indexes(t)),
+                sorted((u["name"], tuple(u["column_names"]))
+                       for u in insp.get_unique_constraints(t)),
+                sorted((tuple(f["constrained_columns"]), f["referred_table"],
+                        f["options"].get("ondelete")) for f in insp.get_foreign_keys(t)),
+            )
+            for t in names
+        }  # fmt: skip
+
+    assert shape(migrated) == shape(declared)
+    migrated.dispose()
+    declared.dispose()

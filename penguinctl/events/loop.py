@@ -41,6 +41,8 @@ class EventLoop:
         self.secrets = secrets
         self.clock = clock or product_clock.current()
         self.relay_config = Relay.from_env(env)
+        self._warned = False
+        self._next_relay_check = 0.0
         self.deliverer = Deliverer(
             engine,
             secrets,
@@ -63,8 +65,27 @@ class EventLoop:
             if done < RELAY_BATCH:
                 break
         report = self.deliverer.deliver_due()
+        if self.relay_config is None:
+            self._warn_no_relay()
         digests = send_due(self.engine, self.secrets, self.relay_config, now=self.clock.now())
         return {"relayed": relayed, "webhooks": report.to_json(), "digests": digests}
+
+    def _warn_no_relay(self) -> None:
+        """Alert recipients but no relay: say so once (their items wait, nothing is lost)."""
+        if self._warned or time.monotonic() < self._next_relay_check:
+            return
+        self._next_relay_check = time.monotonic() + 60.0
+        import sqlalchemy as sa
+
+        from penguinctl.alerts.tables import AlertSubscription
+
+        with self.engine.connect() as conn:
+            if conn.execute(sa.select(AlertSubscription.__table__.c.id).limit(1)).first():
+                log.warning(
+                    "alert recipients are configured but PENGUINCTL_ALERT_SMTP is not set: "
+                    "alert mails wait until it is"
+                )
+                self._warned = True
 
     def run(self, stop: threading.Event, *, interval: float = 0.5) -> None:
         while not stop.is_set():
