@@ -12,7 +12,6 @@ events_app = typer.Typer(
         "mails.\n\nExamples:\n\n\b\n"
         "  penguinctl events list --tenant acme --since 24h\n"
         "  penguinctl events list --type 'check.*' -o json\n"
-        "  penguinctl events types\n"
         "  penguinctl events deliver --once\n"
         "  penguinctl events prune --older-than 90d --yes"
     ),
