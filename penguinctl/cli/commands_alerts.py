@@ -7,19 +7,20 @@ from typing import Annotated
 import typer
 
 from penguinctl.cli.commands_events import TenantOpt, scope
+from penguinctl.cli.conventions import examples
 
 alerts_app = typer.Typer(
-    help=(
-        "Alert mails: a digest at most every N minutes (failed checks, listings, paused "
-        "campaigns, failed backups and payments and jobs; recoveries), through the relay "
-        "in PENGUINCTL_ALERT_SMTP.\n\nExamples:\n\n\b\n"
-        "  penguinctl alerts add ops@acme.example --tenant acme --every 15m\n"
-        "  penguinctl alerts add oncall@example.net --events 'check.*' --events backup.failed\n"
-        "  penguinctl alerts list\n"
-        "  penguinctl alerts remove ops@acme.example --tenant acme"
-    ),
+    help="Alert mails: a digest at most every N minutes (failed checks, listings, paused "
+    "campaigns, failed backups and payments and jobs; recoveries), through the relay in "
+    "PENGUINCTL_ALERT_SMTP.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl alerts add ops@acme.example --tenant acme --every 15m",
+        "penguinctl alerts add oncall@example.net --events 'check.*' --events backup.failed",
+        "penguinctl alerts list",
+        "penguinctl alerts remove ops@acme.example --tenant acme",
+    ),
 )
 EmailArg = Annotated[str, typer.Argument(metavar="EMAIL", help="Who gets the mails.")]
 

@@ -13,18 +13,19 @@ _STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "error": "magenta"}
 
 def register(app: typer.Typer) -> None:
     from penguinctl.cli.commands_check_history import history
+    from penguinctl.cli.conventions import examples
     from penguinctl.cli.defaultgroup import DefaultGroup
 
     check_app = typer.Typer(
         cls=DefaultGroup,
-        help=(
-            "Health and reputation checks (`check run`, the default: `penguinctl check mx1` "
-            "is `penguinctl check run mx1`), and their stored history.\n\nExamples:\n\n\b\n"
-            "  penguinctl check --all --problems\n"
-            "  penguinctl check mx1 acme-mail.example -o json\n"
-            "  penguinctl check history mx1 --since 24h --problems"
-        ),
+        help="Health and reputation checks (`check run`, the default: `penguinctl check mx1` "
+        "is `penguinctl check run mx1`), and their stored history.",
         rich_markup_mode=None,
+        epilog=examples(
+            "penguinctl check run --all --problems",
+            "penguinctl check run mx1 acme-mail.example -o json",
+            "penguinctl check history mx1 --since 24h --problems",
+        ),
     )
     check_app.command("run")(check)
     check_app.command("history")(history)

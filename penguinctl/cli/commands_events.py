@@ -6,17 +6,19 @@ from typing import Annotated
 
 import typer
 
+from penguinctl.cli.conventions import examples
+
 events_app = typer.Typer(
-    help=(
-        "Events: what happened, kept in the state store and delivered to webhooks and alert "
-        "mails.\n\nExamples:\n\n\b\n"
-        "  penguinctl events list --tenant acme --since 24h\n"
-        "  penguinctl events list --type 'check.*' -o json\n"
-        "  penguinctl events deliver --once\n"
-        "  penguinctl events prune --older-than 90d --yes"
-    ),
+    help="Events: what happened, kept in the state store and delivered to webhooks and alert "
+    "mails.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl events list --tenant acme --since 24h",
+        "penguinctl events list --type 'check.*' -o json",
+        "penguinctl events deliver --once",
+        "penguinctl events prune --older-than 90d --yes",
+    ),
 )
 
 TenantOpt = Annotated[
@@ -83,7 +85,7 @@ def list_events(
 @events_app.command("show")
 def show(
     ctx: typer.Context,
-    event_id: Annotated[str, typer.Argument(metavar="EVENT_ID", help="evt_...")],
+    event_id: Annotated[str, typer.Argument(metavar="EVENT_ID", help="The event's id (evt_...).")],
 ) -> None:
     """One event, as its webhook body."""
     from penguinctl.cli.render import dump

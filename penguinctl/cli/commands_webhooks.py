@@ -8,18 +8,18 @@ from typing import Annotated
 import typer
 
 from penguinctl.cli.commands_events import TenantOpt, scope
+from penguinctl.cli.conventions import examples
 
 webhooks_app = typer.Typer(
-    help=(
-        "Webhook endpoints: events POSTed as Standard Webhooks (signed, retried for 27 h).\n\n"
-        "Examples:\n\n\b\n"
-        "  penguinctl webhooks add https://hooks.example/pg --tenant acme --events 'check.*'\n"
-        "  penguinctl webhooks test ep_0123456789abcdef\n"
-        "  penguinctl webhooks deliveries ep_0123456789abcdef --attempts\n"
-        "  penguinctl webhooks redeliver evt_0123456789abcdef01234567"
-    ),
+    help="Webhook endpoints: events POSTed as Standard Webhooks (signed, retried for 27 h).",
     no_args_is_help=True,
     rich_markup_mode=None,
+    epilog=examples(
+        "penguinctl webhooks add https://hooks.example/pg --tenant acme --events 'check.*'",
+        "penguinctl webhooks test ep_0123456789abcdef",
+        "penguinctl webhooks deliveries ep_0123456789abcdef --attempts",
+        "penguinctl webhooks redeliver evt_0123456789abcdef01234567",
+    ),
 )
 EndpointArg = Annotated[str, typer.Argument(metavar="ENDPOINT", help="Endpoint id (ep_...).")]
 
@@ -41,7 +41,9 @@ def _show(console, ep, secret: str | None = None) -> None:
 @webhooks_app.command("add")
 def add(
     ctx: typer.Context,
-    url: Annotated[str, typer.Argument(metavar="URL", help="https://... receiving the POSTs.")],
+    url: Annotated[
+        str, typer.Argument(metavar="URL", help="The https:// URL receiving the POSTs.")
+    ],
     tenant: Annotated[
         str | None,
         typer.Option("--tenant", "-t", metavar="TENANT", help="Only this tenant's events."),
@@ -167,7 +169,7 @@ def deliveries(
     status: Annotated[
         str | None,
         typer.Option(
-            "--status", metavar="STATUS", help="pending, delivering, succeeded or failed."
+            "--status", metavar="STATUS", help="Only these: pending, delivering, succeeded, failed."
         ),
     ] = None,
     attempts: Annotated[
