@@ -187,7 +187,7 @@ def test_prune_keeps_what_is_still_being_delivered(migrated_engine, state_url, t
     assert sorted(e["data"]["campaign"] for e in events(engine)) == ["new", "waiting"]
 
 
-def test_migration_0008_matches_the_models(tmp_path) -> None:
+def test_migration_0009_matches_the_models(tmp_path) -> None:
     """The tables of this feature as the migration creates them and as the SQLModel classes
     declare them: same columns (type, nullability), indexes, unique constraints, foreign keys."""
     from sqlmodel import SQLModel

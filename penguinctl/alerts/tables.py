@@ -1,4 +1,4 @@
-"""Alert recipients and their digests (migration 0008), declared once as SQLModel classes.
+"""Alert recipients and their digests (migration 0009), declared once as SQLModel classes.
 
 - ``alert_subscriptions``: an email address that gets a digest at most every
   ``every_minutes``, for one tenant's events (or, ``tenant = ""``, the whole platform's).

@@ -45,6 +45,8 @@ class ControlPlane:
         self.with_worker = with_worker
         self.worker_poll = worker_poll
         self.worker: Any = None
+        self.events: Any = None
+        self._events_stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def role(self) -> str:
@@ -59,6 +61,7 @@ class ControlPlane:
         thread = threading.Thread(target=self.scheduler.run, name="scheduler", daemon=True)
         thread.start()
         self._threads.append(thread)
+        self._start_events()
         if self.with_worker:
             self._start_worker()
 
@@ -86,15 +89,33 @@ class ControlPlane:
         thread.start()
         self._threads.append(thread)
 
+    def _start_events(self) -> None:
+        """Event delivery (webhooks, alert mails) in every replica: on PostgreSQL the
+        replicas share it through SKIP LOCKED claims; a replica killed mid-request leaves its
+        deliveries to be sent again, with the same id, after their lease."""
+        from penguinctl.events.loop import EventLoop
+
+        self.events = EventLoop(
+            self.app.db, self.app.secrets(), env=self.app.env, clock=self.clock, owner=self.owner
+        )
+        thread = threading.Thread(
+            target=self.events.run, args=(self._events_stop,), name="events", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+
     def stop(self, grace: float = 30.0) -> None:
         """Stop scheduling, let running jobs finish (up to ``grace`` seconds), mark those that
         did not as interrupted, resign leadership so a standby takes over at once."""
         self.scheduler.stop()
+        self._events_stop.set()
         if self.worker is not None:
             self.worker.stop()
         for thread in self._threads:
             thread.join(timeout=grace)
         self.heartbeats.stop()
+        if self.events is not None:
+            self.events.close()
         try:
             left = runs.interrupt_own(self.app.db, self.owner, finished=self.clock.now())
             if left:

@@ -235,6 +235,21 @@ def finish_run(
                 }
             ],
         )
+        if status == "failed":
+            from penguinctl.events.hooks import job_failed
+
+            target, trigger = conn.execute(
+                sa.select(_R.c.target, _R.c.trigger).where(_R.c.id == run_id)
+            ).one()
+            job_failed(
+                conn,
+                job=job,
+                tenant=tenant,
+                run_id=run_id,
+                target=target,
+                trigger=trigger,
+                error=error or "",
+            )
 
 
 @dataclass

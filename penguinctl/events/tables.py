@@ -1,4 +1,4 @@
-"""The event outbox (migration 0008), declared once as a SQLModel class.
+"""The event outbox (migration 0009), declared once as a SQLModel class.
 
 ``events``: one row per thing that happened, written by ``outbox.emit`` in the same transaction
 as the state change it reports. ``seq`` orders them; ``id`` (``evt_...``) is the stable public

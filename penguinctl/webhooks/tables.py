@@ -1,4 +1,4 @@
-"""Webhook endpoints, deliveries and attempts (migration 0008), declared once as SQLModel classes.
+"""Webhook endpoints, deliveries and attempts (migration 0009), declared once as SQLModel classes.
 
 - ``webhook_endpoints``: where events go. ``tenant`` is ``""`` for a platform endpoint (every
   event) or a tenant name (that tenant's events only). ``event_types`` filters (empty: all);

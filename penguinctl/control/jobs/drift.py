@@ -37,7 +37,18 @@ def run(ctx: Any) -> dict[str, Any]:
         "warnings": plan.warnings[:50],
     }
     if changes:
+        from collections import Counter
+
+        from penguinctl.events.hooks import drift_detected
+
         with app.db.begin() as conn:
+            drift_detected(
+                conn,
+                tenant=tenant,
+                changes=dict(Counter(c.action.value for c in changes)),
+                resources=[c.key.address for c in changes[:50]],
+                run_id=ctx.run_id,
+            )
             audit.record_many(
                 conn,
                 [

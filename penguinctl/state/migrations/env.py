@@ -7,12 +7,7 @@ from sqlmodel import SQLModel
 
 # importing the table modules registers their tables
 import penguinctl.alerts.tables
-# importing the table modules registers their tables
-import penguinctl.alerts.tables
 import penguinctl.control.tables
-import penguinctl.events.tables
-import penguinctl.state.models
-import penguinctl.webhooks.tables  # noqa: F401
 import penguinctl.events.tables
 import penguinctl.state.models
 import penguinctl.webhooks.tables  # noqa: F401
