@@ -243,23 +243,29 @@ def test_payments_suspension_and_reactivation(migrated_engine, fake, client) -> 
     assert suspended
 
 
-# -- serve's hooks ----------------------------------------------------------------------------
-def test_drift_and_job_hooks(engine) -> None:
-    from penguinctl.events import hooks
+# -- serve's jobs -----------------------------------------------------------------------------
+def test_the_drift_job_emits_drift_detected(cli, engine, tmp_path) -> None:
+    assert cli("apply", "-f", QUICKSTART, "--yes").code == 0
+    zone = tmp_path / "home" / "zones" / f"{DOMAIN}.zone"
+    zone.write_text("\n".join(ln for ln in zone.read_text().splitlines() if "_dmarc" not in ln))
+    res = cli("jobs", "run", "drift", "--tenant", "acme", "-o", "json")
+    assert res.code == 0, res.err + res.out
+    (drift,) = emitted(engine, "drift.detected", tenant="acme")
+    assert drift["data"]["changes"]["create"] + drift["data"]["changes"]["update"] >= 1
+    assert any("_dmarc" in r for r in drift["data"]["resources"])
 
-    with engine.begin() as conn:
-        hooks.drift_detected(
-            conn,
-            tenant="acme",
-            changes={"update": 2},
-            resources=["dnsrecord/acme-mail.example/@/MX"],
-            run_id=3,
-        )
-        hooks.job_failed(conn, job="backup", tenant="", run_id=4, target="nightly",
-                         trigger="schedule", error="restic: repository is locked")  # fmt: skip
-    emitted(engine, "drift.detected", tenant="acme", run_id=3)
-    (job,) = emitted(engine, "job.failed", job="backup")
-    assert job["tenant"] is None and job["subject"] == "job/backup/nightly"
+
+def test_a_failed_job_run_emits_job_failed(cli, engine, tmp_path, monkeypatch) -> None:
+    schedules = tmp_path / "schedules.json"
+    schedules.write_text(json.dumps({"apiVersion": "penguinctl/v1", "kind": "Schedules",
+                                     "jobs": {"boom": {"scope": "platform", "schedule":
+                                              "0 3 * * *", "timeout": "5m",
+                                              "run": "failjob:boom"}}}))  # fmt: skip
+    monkeypatch.setenv("PENGUINCTL_SCHEDULES", str(schedules))
+    res = cli("jobs", "run", "boom")
+    assert res.code != 0
+    (job,) = emitted(engine, "job.failed", job="boom", trigger="manual")
+    assert job["tenant"] is None and "locked" in job["data"]["error"]
 
 
 # -- webhooks ---------------------------------------------------------------------------------

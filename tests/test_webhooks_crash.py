@@ -1,6 +1,7 @@
-"""A delivering process SIGKILLed while requests are in flight (`penguinctl events deliver`, the
-loop `serve` embeds): after a restart every event still arrives, and the only duplicates are
-redeliveries with the same webhook-id. SQLite and PostgreSQL."""
+"""A delivering process SIGKILLed while requests are in flight (`penguinctl serve`, and
+`penguinctl events deliver`, which runs the same loop): after a restart every event still
+arrives, and the only duplicates are redeliveries with the same webhook-id. SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from eventkit import Receiver
 from fakes.state_rows import record_resources
@@ -24,14 +27,19 @@ T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 N = 40
 
 
-def _deliver(env: dict[str, str]) -> subprocess.Popen:
+def _deliver(env: dict[str, str], how: str) -> subprocess.Popen:
+    from sshd import free_port
+
+    if how == "serve":
+        args = ["serve", "--listen", f"127.0.0.1:{free_port('127.0.0.1')}", "--wake", "0.1"]
+    else:
+        args = ["events", "deliver", "--interval", "0.1", "--concurrency", "4"]
     return subprocess.Popen(
-        [sys.executable, "-m", "penguinctl", "events", "deliver", "--interval", "0.1",
-         "--concurrency", "4"],
+        [sys.executable, "-m", "penguinctl", *args],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-    )  # fmt: skip
+    )
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -43,7 +51,8 @@ def _wait(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_sigkill_mid_delivery_loses_nothing(tmp_path, state_url) -> None:
+@pytest.mark.parametrize("how", ["serve", "events-deliver"])
+def test_sigkill_mid_delivery_loses_nothing(tmp_path, state_url, how) -> None:
     from penguinctl.state.db import make_engine, migrate
     from penguinctl.webhooks import endpoints
 
@@ -55,10 +64,17 @@ def test_sigkill_mid_delivery_loses_nothing(tmp_path, state_url) -> None:
     clock.FileClock.write(clock_file, T0)
     previous = clock.install(clock.FileClock(clock_file))
     secrets = KeystoreBackend(home / "keystore", key_file=home / "master.key")
+    schedules = tmp_path / "schedules.json"  # one job, not due for months: serve only delivers
+    schedules.write_text(
+        '{"apiVersion": "penguinctl/v1", "kind": "Schedules", "jobs": {"yearly": {"scope": '
+        '"platform", "schedule": "0 0 1 6 *", "timeout": "5m", "run": "failjob:boom"}}}'
+    )
     env = {
         "PENGUINCTL_HOME": str(home),
         "PENGUINCTL_STATE": state_url,
         "PENGUINCTL_CLOCK_FILE": str(clock_file),
+        "PENGUINCTL_SCHEDULES": str(schedules),
+        "PYTHONPATH": str(Path(__file__).resolve().parent),
     }
     rx = Receiver(tmp_path, clock_file, {})
     try:
@@ -82,7 +98,7 @@ def test_sigkill_mid_delivery_loses_nothing(tmp_path, state_url) -> None:
                 for i in range(N)
             ]
         with rx:
-            first = _deliver(env)
+            first = _deliver(env, how)
             _wait(lambda: len(rx.requests()) >= 8, 60, "deliveries to start")
             first.send_signal(signal.SIGKILL)
             first.wait(10)
@@ -93,7 +109,7 @@ def test_sigkill_mid_delivery_loses_nothing(tmp_path, state_url) -> None:
             assert in_flight > 0  # killed with requests in flight
             # the leases (2 minutes) run out; a new process takes over
             clock.FileClock.write(clock_file, T0 + timedelta(minutes=3))
-            second = _deliver(env)
+            second = _deliver(env, how)
 
             def done() -> bool:
                 with engine.connect() as conn:

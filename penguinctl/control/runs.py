@@ -235,7 +235,7 @@ def finish_run(
                 }
             ],
         )
-        if status == "failed":
+        if status in ("failed", "timeout"):
             from penguinctl.events.hooks import job_failed
 
             target, trigger = conn.execute(
