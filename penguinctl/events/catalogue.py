@@ -35,7 +35,7 @@ class EventType:
 
 TYPES: tuple[EventType, ...] = (
     EventType("domain.applied", "tenant", "`apply` / `destroy` (engine), once per domain per run"),
-    EventType("drift.detected", "tenant", "serve's `drift` job (`events.hooks.drift_detected`)"),
+    EventType("drift.detected", "tenant", "the `drift` job (serve, `jobs run drift`)"),
     EventType("dkim.rotation.advanced", "tenant", "`dkim rotate`, serve's `dkim-rotate` job"),
     EventType("dkim.rotation.failed", "tenant", "`dkim rotate`, serve's `dkim-rotate` job"),
     EventType("secret.rotated", "either", "`secrets rotate`, serve's `secrets-rotate` job"),
@@ -59,7 +59,7 @@ TYPES: tuple[EventType, ...] = (
     EventType("tenant.suspended", "tenant", "`billing sync` (dunning, after the last retry)"),
     EventType("tenant.reactivated", "tenant", "`billing sync` (invoice paid)"),
     EventType("budget.threshold", "tenant", "`billing run` / `billing alerts` (80 %, 100 %)"),
-    EventType("job.failed", "either", "serve's job runner (`events.hooks.job_failed`)"),
+    EventType("job.failed", "either", "the job runner (serve, `jobs run`): failed or timed out"),
     EventType("webhook.endpoint.disabled", "either", "webhook delivery (failing for days, 410)"),
     EventType("webhook.test", "either", "`webhooks test` (to that endpoint only)"),
 )
