@@ -58,18 +58,19 @@ def decode(cursor: str) -> list[Any]:
     return values
 
 
-def keyset(stmt: Any, columns: Sequence[Any], params: PageParams) -> Any:
-    """``stmt`` limited to the page after the cursor (one more row than asked for)."""
+def keyset(stmt: Any, columns: Sequence[Any], params: PageParams, *, desc: bool = False) -> Any:
+    """``stmt`` limited to the page after the cursor (one more row than asked for); ``desc``:
+    newest (largest) first."""
     after = params.after()
     if after is not None:
         if len(after) != len(columns):
             raise UsageError("invalid cursor", hint="pass next_cursor from the previous page")
         values = [_typed(c, v) for c, v in zip(columns, after, strict=True)]
-        if len(columns) == 1:
-            stmt = stmt.where(columns[0] > values[0])
-        else:
-            stmt = stmt.where(sa.tuple_(*columns) > sa.tuple_(*values))
-    return stmt.order_by(*columns).limit(params.limit + 1)
+        left = columns[0] if len(columns) == 1 else sa.tuple_(*columns)
+        right = values[0] if len(columns) == 1 else sa.tuple_(*values)
+        stmt = stmt.where(left < right if desc else left > right)
+    order = [c.desc() for c in columns] if desc else list(columns)
+    return stmt.order_by(*order).limit(params.limit + 1)
 
 
 def _bad_cursor() -> UsageError:
