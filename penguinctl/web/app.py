@@ -52,4 +52,7 @@ def create_app(state: Any) -> Any:
     app.mount(PREFIX, create_api(state))
     # the /dashboard router is included here, before the fallback
     app.include_router(unsubscribe.fallback)
-    return AccessLog(BodyLimit(app))
+    import re
+
+    uploads = (re.compile(PREFIX + r"/campaigns/[^/]+/leads"),)
+    return AccessLog(BodyLimit(app, streamed=uploads))

@@ -3,7 +3,9 @@
 - ``BodyLimit`` (ASGI middleware): a request body is read by the middleware, never by a route,
   up to ``max_body`` bytes (a declared ``Content-Length`` over it is answered 413 before
   reading; a chunked or undeclared body is counted as it arrives and cut at the limit), with a
-  timeout per chunk and for the whole body (408). Routes get the body from memory.
+  timeout per chunk and for the whole body (408). Routes get the body from memory; a route
+  matching one of ``streamed`` (the API's CSV uploads) reads its body itself, with its own size
+  limit and the same timeouts (``read_stream``).
 - ``AccessLog`` (ASGI middleware): one line per request without query strings and without
   path tokens (``/u/<token>``): an unsubscribe token unsubscribes whoever holds it.
 - ``GuardedH11Protocol`` (uvicorn's h11 protocol, extended): a connection must deliver a
@@ -61,8 +63,10 @@ class BodyLimit:
         max_body: int | None = None,
         chunk_timeout: float | None = None,
         total_timeout: float | None = None,
+        streamed: tuple[Any, ...] = (),
     ) -> None:
         self.app = app
+        self.streamed = streamed  # compiled path patterns whose routes read (and bound) bodies
         self.max_body = MAX_BODY if max_body is None else max_body
         self.chunk_timeout = BODY_CHUNK_TIMEOUT if chunk_timeout is None else chunk_timeout
         self.total_timeout = BODY_TOTAL_TIMEOUT if total_timeout is None else total_timeout
@@ -78,6 +82,9 @@ class BodyLimit:
             return
         if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > MAX_HEAD:
             await _plain(send, 431, "request headers too large")
+            return
+        if any(p.fullmatch(scope.get("path", "")) for p in self.streamed):
+            await self.app(scope, receive, send)  # the route streams and limits the body
             return
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -115,6 +122,27 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+async def read_stream(receive_chunks: Any, sink: Any, *, limit: int) -> int:
+    """Copy a streamed request body (``request.stream()``) into ``sink`` (a binary file) with
+    the per-chunk and total timeouts of ``BodyLimit``; ``ValueError`` past ``limit`` bytes,
+    ``TimeoutError`` when the client is too slow. Returns the size."""
+    size = 0
+    end = time.monotonic() + BODY_TOTAL_TIMEOUT * 20  # uploads may be big: 10 minutes in all
+    chunks = receive_chunks.__aiter__()
+    while True:
+        left = min(BODY_CHUNK_TIMEOUT, end - time.monotonic())
+        if left <= 0:
+            raise TimeoutError("request body not received in time")
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), timeout=left)
+        except StopAsyncIteration:
+            return size
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"request body over {limit} bytes")
+        sink.write(chunk)
 
 
 def redact(path: str) -> str:
