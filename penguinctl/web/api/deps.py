@@ -38,6 +38,7 @@ def allow(action: str) -> Callable[[Request], Principal]:
         return who
 
     dependency.__name__ = f"allow_{action.replace('.', '_')}"
+    dependency.action = action  # type: ignore[attr-defined] # the OpenAPI document names it
     return dependency
 
 
