@@ -39,14 +39,21 @@ PLAIN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/hooks/stripe"})
 access_log = logging.getLogger("penguinctl.web.access")
 
 
-async def _plain(send: Any, status: int, text: str) -> None:
-    body = text.encode()
+async def _plain(send: Any, status: int, text: str, path: str = "") -> None:
+    """A short refusal: plain text, or a problem document under the API (``/api/``)."""
+    body, kind = text.encode(), b"text/plain; charset=utf-8"
+    if path.startswith("/api/"):
+        import json
+
+        problem = {"type": f"urn:penguinctl:problem:{'too-large' if status != 408 else 'usage'}",
+                   "title": text[:1].upper() + text[1:], "status": status}  # fmt: skip
+        body, kind = json.dumps(problem).encode(), b"application/problem+json"
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-type", kind),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
             ],
@@ -78,10 +85,10 @@ class BodyLimit:
         # A head that arrived in one read is not bounded by h11's incomplete-event limit
         # (one read is at most 256 KiB): the request line and headers are measured here.
         if len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") > MAX_TARGET:
-            await _plain(send, 414, "request line too long")
+            await _plain(send, 414, "request line too long", scope.get("path", ""))
             return
         if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > MAX_HEAD:
-            await _plain(send, 431, "request headers too large")
+            await _plain(send, 431, "request headers too large", scope.get("path", ""))
             return
         if any(p.fullmatch(scope.get("path", "")) for p in self.streamed):
             await self.app(scope, receive, send)  # the route streams and limits the body
@@ -93,7 +100,7 @@ class BodyLimit:
                 except ValueError:
                     declared = -1
                 if declared < 0 or declared > self.max_body:
-                    await _plain(send, 413, "request body too large")
+                    await _plain(send, 413, "request body too large", scope.get("path", ""))
                     return
         body = bytearray()
         end = time.monotonic() + self.total_timeout
@@ -103,13 +110,13 @@ class BodyLimit:
             try:
                 message = await asyncio.wait_for(receive(), timeout=max(left, 0.001))
             except TimeoutError:
-                await _plain(send, 408, "request body not received in time")
+                await _plain(send, 408, "request body not received in time", scope.get("path", ""))
                 return
             if message["type"] == "http.disconnect":
                 return
             body += message.get("body", b"")
             if len(body) > self.max_body:
-                await _plain(send, 413, "request body too large")
+                await _plain(send, 413, "request body too large", scope.get("path", ""))
                 return
             more = message.get("more_body", False)
         delivered = False

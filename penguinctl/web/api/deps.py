@@ -61,7 +61,7 @@ PROBLEM = {
     },
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
-    s: PROBLEM for s in (400, 401, 403, 404, 409, 413, 422, 429, 502, 503)
+    s: PROBLEM for s in (400, 401, 403, 404, 408, 409, 413, 422, 429, 502, 503)
 }
 
 
