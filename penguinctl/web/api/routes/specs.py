@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from penguinctl.identity.principal import Principal
 from penguinctl.web.api.deps import ERRORS, allow, service_context
-from penguinctl.web.api.pages import Page, PageParams, keyset, page
+from penguinctl.web.api.pages import Page, PageParams, keyset, page, page_params
 
 router = APIRouter(tags=["specs"], responses=ERRORS)
 
@@ -67,7 +67,7 @@ def create_plan(
 @router.get("/plans", summary="Plans made through the API", response_model=Page)
 def list_plans(
     request: Request,
-    params: PageParams = Depends(),
+    params: PageParams = Depends(page_params),
     status: str | None = None,
     who: Principal = Depends(allow("read")),
 ) -> dict[str, Any]:
