@@ -30,9 +30,11 @@ class RenderError(PenguinError):
 
 
 def search_path(templates_dir: Path | None = None) -> tuple[str, ...]:
-    """Where templates are looked up, first match wins."""
+    """Where templates are looked up, first match wins. Only existing directories: an
+    environment caches what it loaded, so a new override directory makes a new environment."""
     extra = (str(templates_dir),) if templates_dir is not None else ()
-    return extra + tuple(str(d) for d in shipped.search_dirs("templates"))
+    dirs = shipped.search_dirs("templates")
+    return extra + tuple(str(d) for d in dirs if d == dirs[-1] or d.is_dir())
 
 
 def environment(templates_dir: Path | None = None) -> Any:
