@@ -238,7 +238,7 @@ def suppress_add(
 ) -> None:
     """Suppress addresses: globally, for --tenant, or for --tenant's --campaign."""
     from penguinctl.campaigns import suppression
-    from penguinctl.campaigns.leads import check_address
+    from penguinctl.campaigns.csvrows import check_address
     from penguinctl.errors import UsageError
     from penguinctl.state.audit import record
     from penguinctl.state.db import session_scope
