@@ -56,15 +56,15 @@ from penguinctl import clock as product_clock
 from penguinctl.errors import ProviderError
 from penguinctl.plan.changes import Action, Change, ChangeResult
 from penguinctl.providers.base import Provider
-from penguinctl.providers.hostwinds_client import (
+from penguinctl.providers.hostwinds_client import HostwindsClient
+from penguinctl.providers.hostwinds_errors import (
     HostwindsApiError,
     HostwindsAuthError,
-    HostwindsClient,
     HostwindsError,
     HostwindsInvalidService,
     HostwindsLocked,
-    ip_addresses,
 )
+from penguinctl.providers.hostwinds_shapes import ip_addresses
 from penguinctl.resources import ResourceKey
 
 PROVIDER_NAME = "server:hostwinds"
