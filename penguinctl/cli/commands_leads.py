@@ -80,7 +80,7 @@ def import_leads(
     nothing could be imported). Large files are streamed in batches.
     """
     from penguinctl.campaigns.leads import import_leads as run_import
-    from penguinctl.cli.commands_campaign import find_campaign
+    from penguinctl.cli.campaign_common import find_campaign
     from penguinctl.errors import PartialApply, SpecError
     from penguinctl.state.audit import record
     from penguinctl.state.db import session_scope
