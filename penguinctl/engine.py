@@ -101,6 +101,7 @@ class Engine:
         self.warnings: list[str] = []
         self.pending: list[Any] = []
         self._run_id: int | None = None
+        self._foreign: set[ResourceKey] = set()
         self._journals: list[Any] = []
 
     # -- planning -----------------------------------------------------------------------------
@@ -126,6 +127,7 @@ class Engine:
             {k.name: r.data for k, r in self.desired.items() if k.kind == "dnsprovider"}
         )
         servers = {k.name: d for k, d in self.recorded.items() if k.kind == "server"}
+        tenants = {k.name: k.tenant for k in (*self.recorded, *self.desired) if k.kind == "server"}
         for key, res in self.desired.items():
             if key.kind == "server":  # desired config, with outputs (IPs) from the record
                 servers[key.name] = {**servers.get(key.name, {}), **res.data}
@@ -137,6 +139,7 @@ class Engine:
             server_configs=servers,
             db=self.db,
             actor=self.actor,
+            server_tenants=tenants,
         )
 
     def _journal(self, provider: str):
@@ -170,6 +173,8 @@ class Engine:
         # change the plan (it is created, overwriting whatever is there), so a first apply of
         # new zones reads nothing.
         for key in self.recorded:
+            if key in self._foreign:
+                continue
             name = (
                 self.desired[key].provider if key in self.desired else self.recorded_providers[key]
             )
@@ -258,6 +263,13 @@ class Engine:
             "is pending; apply looks it up before ordering again"
             for r in self.pending
         ]
+        from penguinctl.plan import confine
+
+        owners = confine.recorded_owners(self.db)
+        if not destroy:  # before anything is read or built: refuse what others own
+            confine.check_ownership(self.specs, owners, self.zones_dir)
+        # rows of this spec's tenants for things another tenant owns: never read live
+        self._foreign = {k for k in self.recorded if owners.of_key(k) not in (None, k.tenant)}
         self.desired = {} if destroy else self._build_desired()
         self._check_graph()
         self.providers = self._providers()
@@ -271,6 +283,10 @@ class Engine:
         targets = list(targets)
         if targets:
             changes = self._select_targets(changes, targets)
+        changes, confined = confine.confine(
+            changes, owners, tenants=self.tenants, db=self.db, destroy=destroy
+        )
+        self.warnings += confined
         self._refuse_dropping_signing_keys(changes)
         existing = defaultdict(int)
         for key in self.recorded:
@@ -394,6 +410,9 @@ class Engine:
         parallel: int = 4,
         progress: Callable[[int], None] | None = None,
     ) -> ApplyReport:
+        from penguinctl.plan.confine import guard
+
+        guard(plan.changes, self.db)  # the state store now, before the first side effect
         with session_scope(self.db) as session:
             run = repo.start_run(
                 session,

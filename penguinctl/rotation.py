@@ -365,7 +365,8 @@ class Rotator:
             env=self.providers.env,
             actor=self.actor,
         )
-        note = signer.switch(dk.domain, key.selector, secret_path(dk.domain, key.selector))
+        path = secret_path(dk.tenant, dk.domain, key.selector)
+        note = signer.switch(dk.domain, key.selector, path)
         phases = {k.selector: RETIRING for k in dk.with_phase(ACTIVE)}
         phases[key.selector] = ACTIVE
         old = sorted(s for s, p in phases.items() if p == RETIRING)

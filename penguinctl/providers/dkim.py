@@ -50,9 +50,12 @@ def _new_key_data(change: Change) -> dict[str, Any]:
     return after
 
 
-def secret_path(domain: str, selector: str) -> str:
-    """Where the key pair of ``selector`` of ``domain`` lives in the secrets backend."""
-    return f"domains/{domain}/dkim/{selector}"
+def secret_path(tenant: str, domain: str, selector: str) -> str:
+    """Where the key pair of ``selector`` of ``domain`` of ``tenant`` lives in the secrets
+    backend (``penguinctl.secret_paths``)."""
+    from penguinctl import secret_paths
+
+    return secret_paths.dkim_key(tenant, domain, selector)
 
 
 class DkimProvider(Provider):
@@ -135,7 +138,7 @@ class DkimProvider(Provider):
         to_generate: dict[int, list[tuple[int, str]]] = {}  # bits -> [(index, path)]
         for i, change in enumerate(changes):
             domain, selector = self._ids(change)
-            path = secret_path(domain, selector)
+            path = secret_path(change.key.tenant, domain, selector)
             if change.action is Action.DELETE:
                 continue
             _, bits = self._wanted(change)
@@ -162,7 +165,7 @@ class DkimProvider(Provider):
         for i, change in enumerate(changes):
             if change.action is Action.DELETE:
                 domain, selector = self._ids(change)
-                self.secrets.delete(secret_path(domain, selector))
+                self.secrets.delete(secret_path(change.key.tenant, domain, selector))
                 data[i] = None
         return [ChangeResult(change=c, data=d) for c, d in zip(changes, data, strict=True)]
 

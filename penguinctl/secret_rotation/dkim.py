@@ -55,7 +55,7 @@ class DkimRotation(Rotation):
             kind=self.kind,
             target=dk.domain,
             tenant=dk.tenant,
-            path=secret_path(dk.domain, active.selector),
+            path=secret_path(dk.tenant, dk.domain, active.selector),
             last_rotated=active.created,
             period=dk.timings.rotate_every,
             step=pending[0].action if pending else None,
