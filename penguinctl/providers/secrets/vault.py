@@ -169,6 +169,10 @@ class VaultBackend(VaultSession, SecretsBackend):
 
         return self._call(ls, api_path=f"{self.mount}/metadata/{folder}", capability="list")
 
+    def children(self, folder: str = "") -> set[str]:
+        """Keys directly under ``folder`` (one LIST; a folder ends in "/")."""
+        return set(self._list_dir(self.prefix + folder.lstrip("/")))
+
     def list(self, prefix: str = "") -> list[str]:
         """Every secret path under ``prefix`` (a string prefix, as in the keystore), sorted."""
         prefix = prefix.lstrip("/")
