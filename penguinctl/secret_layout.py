@@ -43,9 +43,7 @@ def legacy_signs(backend: Any) -> list[str]:
     folders = {p.split("/", 1)[0] + "/" for p in secret_paths.LEGACY_PLATFORM}
     for folder in sorted(folders & top):
         names = backend.children(folder)
-        signs += sorted(
-            folder + n for n in names if folder + n in secret_paths.LEGACY_PLATFORM
-        )
+        signs += sorted(folder + n for n in names if folder + n in secret_paths.LEGACY_PLATFORM)
     if not signs:
         return []
     marker = backend.get(MARKER) or {}

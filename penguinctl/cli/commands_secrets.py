@@ -165,7 +165,7 @@ def list_(
 @secrets_app.command("get")
 def get(
     ctx: typer.Context,
-    path: Annotated[str, typer.Argument(help="Secret path, e.g. tenants/acme/providers/cloudflare.")],
+    path: Annotated[str, typer.Argument(help="Secret path, e.g. tenants/acme/providers/cf.")],
     reveal: Annotated[
         bool, typer.Option("--reveal", help="Print the values (audited as secret.reveal).")
     ] = False,
@@ -215,7 +215,7 @@ def get(
 @secrets_app.command("put")
 def put(
     ctx: typer.Context,
-    path: Annotated[str, typer.Argument(help="Secret path, e.g. tenants/acme/providers/cloudflare.")],
+    path: Annotated[str, typer.Argument(help="Secret path, e.g. tenants/acme/providers/cf.")],
     file: Annotated[
         Path | None,
         typer.Option(
