@@ -165,6 +165,7 @@ class Engine:
         actual = dict(self.recorded)
         if not refresh:
             return actual
+        self._check_keys(actual)
         for name in {r.provider for r in self.desired.values()}:
             if name.startswith("dns:") or name == "server:hostwinds":
                 self.providers.get(name)  # credentials resolve at plan time, not mid-apply
@@ -191,6 +192,20 @@ class Engine:
                     else:
                         actual.pop(key, None)
         return actual
+
+    def _check_keys(self, actual: dict[ResourceKey, dict[str, Any]]) -> None:
+        """Drift of secrets: a DKIM key whose private key is gone (or another key) shows as a
+        change of its ``dkim`` resource (``plan.key_drift``)."""
+        from penguinctl.plan import key_drift
+
+        mine = {
+            k: d for k, d in self.recorded.items() if k.kind == "dkim" and k not in self._foreign
+        }
+        if not mine:
+            return
+        for key, status in key_drift.dkim_drift(mine, self.providers.secrets).items():
+            actual[key] = {**actual[key], key_drift.FIELD: status}
+            self.warnings.append(key_drift.describe(key, status))
 
     def _read(self, name: str, keys: list[ResourceKey]) -> dict[ResourceKey, Any] | None:
         """Live data of ``keys``. When the provider fails, zone by zone: a zone that cannot be

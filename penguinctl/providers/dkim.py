@@ -171,6 +171,17 @@ class DkimProvider(Provider):
 
     def _update(self, change: Change, path: str) -> dict[str, Any]:
         before, after = change.before or {}, change.after or {}
+        if before.get("key"):  # drift of secrets (plan.key_drift): never papered over
+            from penguinctl.plan import key_drift
+
+            status = key_drift.key_status(
+                self.secrets, change.key.tenant, *self._ids(change), before.get("public_key")
+            )
+            if status is not None:
+                raise ProviderError(
+                    key_drift.describe(change.key, status), hint=key_drift.repair_hint(change.key)
+                )
+            before = {k: v for k, v in before.items() if k != "key"}  # restored meanwhile
         fixed_before = {k: v for k, v in before.items() if k not in OUTPUTS}
         fixed_after = {k: v for k, v in after.items() if k not in OUTPUTS}
         if fixed_before != fixed_after:
