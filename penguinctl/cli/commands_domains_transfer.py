@@ -30,10 +30,9 @@ def transfer(
     Asks unless --yes.
     """
     from penguinctl import transfer as moving
+    from penguinctl.billing.catalog import load_catalog
     from penguinctl.errors import UsageError
     from penguinctl.state.lock import TenantLock
-
-    from penguinctl.billing.catalog import load_catalog
 
     app = ctx.obj
     catalog = load_catalog(app.env)
