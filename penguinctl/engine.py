@@ -425,9 +425,36 @@ class Engine:
         parallel: int = 4,
         progress: Callable[[int], None] | None = None,
     ) -> ApplyReport:
-        from penguinctl.plan.confine import guard
+        """Apply ``plan``. Ownership is checked again against the state store as it is now,
+        before the first side effect; an apply that creates names (a domain, server, mailbox,
+        alias) holds the claims lock throughout, so two tenants' applies cannot both claim a
+        name neither had recorded yet (the second one's check sees the first one's rows)."""
+        from contextlib import ExitStack
 
-        guard(plan.changes, self.db)  # the state store now, before the first side effect
+        from penguinctl.plan import confine
+        from penguinctl.state.lock import TenantLock
+
+        with ExitStack() as stack:
+            if confine.claims_names(plan.changes):
+                stack.enter_context(
+                    TenantLock(
+                        self.db,
+                        [confine.CLAIMS_LOCK],
+                        operation="claim names",
+                        actor=self.actor,
+                        timeout=confine.CLAIMS_WAIT,
+                    )
+                )
+            confine.guard(plan.changes, self.db)
+            return self._apply(plan, parallel=parallel, progress=progress)
+
+    def _apply(
+        self,
+        plan: Plan,
+        *,
+        parallel: int,
+        progress: Callable[[int], None] | None,
+    ) -> ApplyReport:
         with session_scope(self.db) as session:
             run = repo.start_run(
                 session,

@@ -323,3 +323,40 @@ def test_confine_turns_a_foreign_delete_into_forgetting_and_refuses_other_change
     with pytest.raises(OwnershipConflict):
         confine([update], owners, tenants=["evil"], db=None, destroy=False)
     assert find_conflicts([], owners) == []
+
+
+def test_two_tenants_racing_for_a_new_name_only_one_wins(tmp_path, monkeypatch, capsys, state_url):
+    """Both plan before either applied; the second apply's check, under the claims lock and
+    before any side effect, sees the first one's rows and stops."""
+    from penguinctl.cli.context import AppContext
+    from penguinctl.engine import Engine
+    from penguinctl.settings import load_settings
+    from penguinctl.spec import load_specs
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("PENGUINCTL_HOME", str(home))
+    monkeypatch.setenv("PENGUINCTL_STATE", state_url)
+    monkeypatch.delenv("PENGUINCTL_MASTER_KEY", raising=False)
+    monkeypatch.delenv("PENGUINCTL_SECRETS", raising=False)
+    monkeypatch.setenv("PENGUINCTL_TODAY", "2026-11-23")
+    assert run_inprocess(capsys, "init").code == 0
+    (tmp_path / "acme.yaml").write_text(ACME)
+    (tmp_path / "evil.yaml").write_text(EVIL_BASE + EVIL_MX + domain("acme-mail.example"))
+
+    import os
+    from datetime import date
+
+    env = dict(os.environ)
+    app = AppContext(settings=load_settings(env), env=env)
+    evil = Engine(
+        specs=load_specs([tmp_path / "evil.yaml"]), db_engine=app.db, secrets_factory=app.secrets,
+        zones_dir=app.settings.zones_dir, today=date(2026, 11, 23), actor="evil", env=env,
+    )  # fmt: skip
+    evil_plan = evil.plan()
+    assert any(c.key.name == "acme-mail.example" for c in evil_plan.changes)
+    assert run_inprocess(capsys, "apply", "-f", tmp_path / "acme.yaml", "--yes").code == 0
+    zone = (home / "zones" / "acme-mail.example.zone").read_bytes()
+    with pytest.raises(OwnershipConflict, match="belongs to tenant acme"):
+        evil.apply(evil_plan)
+    assert (home / "zones" / "acme-mail.example.zone").read_bytes() == zone
+    app.close()

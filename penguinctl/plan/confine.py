@@ -381,6 +381,16 @@ def confine(
     return out, warnings
 
 
+CLAIMS_LOCK = "(claims)"  # held by an apply that records new names (a lock row's "tenant")
+CLAIMS_WAIT = 900.0  # seconds an apply waits for another one's claims
+CLAIMING_KINDS = frozenset({"domain", "server", "mailbox", "mailalias"})
+
+
+def claims_names(changes: Iterable[Change]) -> bool:
+    """Whether applying ``changes`` records a name not recorded before."""
+    return any(c.action is Action.CREATE and c.key.kind in CLAIMING_KINDS for c in changes)
+
+
 def guard(changes: Iterable[Change], db: Any) -> None:
     """Right before side effects: every change touches only what its tenant owns (the state
     store as it is now). Raises ``OwnershipConflict``."""
