@@ -180,7 +180,7 @@ def test_a_tenant_cannot_claim_what_another_owns(cli, tmp_path, kind):
     evil = tmp_path / "evil.yaml"
     evil.write_text(spec)
     before = snapshot(cli)
-    for command in (("plan",), ("apply", "--yes"), ("apply", "--yes", "--force")):
+    for command in (("validate",), ("plan",), ("apply", "--yes"), ("apply", "--yes", "--force")):
         res = cli(*command, "-f", evil)
         assert res.code == 3, (command, res.out, res.err)
         assert owner_named in res.err, res.err
