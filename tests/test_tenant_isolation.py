@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from clitools import run_inprocess
 
 from penguinctl.plan.changes import Action, Change
-from penguinctl.plan.confine import Conflict, Owners, OwnershipConflict, confine, find_conflicts
+from penguinctl.plan.confine import (
+    Claim,
+    Conflict,
+    Owners,
+    OwnershipConflict,
+    confine,
+    find_conflicts,
+)
 from penguinctl.resources import ResourceKey
 
 ACME = """\
@@ -360,3 +367,21 @@ def test_two_tenants_racing_for_a_new_name_only_one_wins(tmp_path, monkeypatch, 
         evil.apply(evil_plan)
     assert (home / "zones" / "acme-mail.example.zone").read_bytes() == zone
     app.close()
+
+
+def test_the_anonymous_wording_never_names_the_owner():
+    owners = Owners()
+    owners.claim("domain", "acme-mail.example", "acme")
+    owners.claim("server", "mx1", "acme")
+    claims = [
+        Claim("domain", "acme-mail.example", "evil", None),
+        Claim("domain", "eu.acme-mail.example", "evil", None),
+        Claim("server", "mx1", "evil", None),
+        Claim("hostname", "mail.acme-mail.example", "evil", None),
+    ]
+    conflicts = find_conflicts(claims, owners)
+    assert len(conflicts) == 4
+    error = OwnershipConflict(conflicts)
+    assert all("tenant acme" in m for m in error.messages(reveal_owner=True))
+    for line in error.messages(reveal_owner=False):
+        assert "tenant acme" not in line and "another tenant" in line, line

@@ -55,6 +55,15 @@ class OwnershipConflict(SpecError):
             "`penguinctl domains transfer DOMAIN --to TENANT`"
         )
 
+    def messages(self, *, reveal_owner: bool) -> list[str]:
+        """One line per conflict; without ``reveal_owner`` none names the owner (the wording
+        for a caller that may not know who owns it: a tenant's API key)."""
+        out = []
+        for c in self.conflicts:
+            text = c.message(reveal_owner=reveal_owner)
+            out.append(f"{c.location}: {text}" if c.location else text)
+        return out
+
 
 @dataclass(frozen=True)
 class Conflict:
@@ -153,16 +162,34 @@ def things_of(kind: str, name: str, data: Mapping[str, Any]) -> list[tuple[str, 
     return []
 
 
+WITH_DATA = ("domain", "server", "dnsprovider")  # whose data names more things
+
+
 def _rows(conn: Any) -> list[Any]:
+    """(tenant, kind, name, data) of every row that claims a name, oldest first; ``data`` only
+    where it names something (a record's or key's data is never loaded)."""
     from penguinctl.state.models import ResourceRow
 
     t = ResourceRow.__table__
-    stmt = (
-        sa.select(t.c.tenant, t.c.kind, t.c.name, t.c.data, t.c.status)
-        .where(t.c.kind.in_([*DOMAIN_KINDS, "mailbox", "mailalias", "server", "dnsprovider"]))
-        .order_by(t.c.created_at, t.c.id)
-    )
-    return list(conn.execute(stmt))
+    order = (t.c.created_at, t.c.id)
+    with_data = conn.execute(
+        sa.select(t.c.tenant, t.c.kind, t.c.name, t.c.data, *order).where(t.c.kind.in_(WITH_DATA))
+    ).all()
+    names = conn.execute(
+        sa.select(t.c.tenant, t.c.kind, t.c.name, sa.null(), *order).where(
+            t.c.kind.in_(["maildomain", "dkim", "dnsrecord", "mailbox", "mailalias"])
+        )
+    ).all()
+    rows = sorted([*with_data, *names], key=lambda r: (_aware(r[4]), r[5]))
+    return [r[:4] for r in rows]
+
+
+def _aware(ts: Any) -> Any:
+    from datetime import UTC, datetime
+
+    if ts is None:
+        return datetime.min.replace(tzinfo=UTC)
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def recorded_owners(db: Any) -> Owners:
@@ -174,7 +201,7 @@ def recorded_owners(db: Any) -> Owners:
         rows = _rows(db)
     owners = Owners()
     zone_dirs: dict[tuple[str, str], str] = {}
-    for tenant, kind, name, data, _status in rows:
+    for tenant, kind, name, data in rows:
         data = data or {}
         if kind == "dnsprovider":
             if data.get("type") == "zonefile" and data.get("directory"):
@@ -182,7 +209,7 @@ def recorded_owners(db: Any) -> Owners:
             continue
         for thing, value in things_of(kind, name, data):
             owners.claim(thing, value, tenant)
-    for tenant, kind, name, data, _status in rows:  # zone files, once directories are known
+    for tenant, kind, name, data in rows:  # zone files, once directories are known
         if kind == "domain":
             dns = (data or {}).get("dns")
             directory = zone_dirs.get((tenant, dns)) or zone_dirs.get(("", dns))
@@ -198,9 +225,12 @@ def domain_owners(db: Any) -> dict[str, str]:
 
 
 def zone_file(directory: str | Path, domain: str) -> str:
+    """The zone file's path, symlinks resolved (two directories may be one)."""
+    import os
+
     from penguinctl.providers.dns.zonefile import ZONE_SUFFIX
 
-    return str(Path(directory) / f"{domain.lower().rstrip('.')}{ZONE_SUFFIX}")
+    return os.path.join(os.path.realpath(directory), f"{domain.lower().rstrip('.')}{ZONE_SUFFIX}")
 
 
 # -- what a spec claims ------------------------------------------------------------------------
