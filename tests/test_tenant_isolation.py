@@ -281,6 +281,9 @@ def test_issue_16_reproduction(cli, tmp_path):
 
     _squat(cli)
     before = snapshot(cli)
+    status = cli("dkim", "status", "-o", "json").json()["domains"]
+    assert [(d["domain"], d["tenant"]) for d in status] == [("acme-mail.example", "acme")]
+    assert cli("dkim", "rotate", "--all-due").code == 0  # evil's copies are never rotated
     destroy = cli("destroy", "-f", evil, "--yes", "--force")
     assert destroy.code == 0, destroy.err
     assert "only the record of tenant evil is removed" in destroy.out + destroy.err
