@@ -217,7 +217,7 @@ def test_cli_secrets_rotate_due(ctx, fake, keystore, tmp_path, monkeypatch, caps
     """`penguinctl secrets rotate --kind mailbox --due` through the CLI, with its clock moved."""
     from clitools import run_inprocess
 
-    from penguinctl.cli import commands_secrets
+    from penguinctl.cli import secrets_common
 
     home = tmp_path / "home"
     monkeypatch.setenv("PENGUINCTL_HOME", str(home))
@@ -225,7 +225,7 @@ def test_cli_secrets_rotate_due(ctx, fake, keystore, tmp_path, monkeypatch, caps
     # the CLI's keystore is the one the fixture filled
     monkeypatch.setenv("PENGUINCTL_MASTER_KEY", _master_key(keystore))
     _copy_keystore(keystore, home / "keystore", tmp_path)
-    monkeypatch.setattr(commands_secrets, "_now", lambda: START + timedelta(days=200))
+    monkeypatch.setattr(secrets_common, "_now", lambda: START + timedelta(days=200))
     res = run_inprocess(capsys, "secrets", "rotate", "--kind", "mailbox", "--due", "-o", "json")
     assert res.code == 0, res.err + res.out
     rotated = {r["target"] for r in res.json()["results"] if r["result"] == "rotated"}

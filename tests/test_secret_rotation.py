@@ -153,7 +153,7 @@ def cli(tmp_path, monkeypatch, capsys, secrets_backend):  # noqa: F811
     monkeypatch.delenv("PENGUINCTL_MASTER_KEY", raising=False)
     monkeypatch.setenv("PENGUINCTL_TODAY", "2026-11-23")
     clock = {"now": NOW}
-    monkeypatch.setattr("penguinctl.cli.commands_secrets._now", lambda: clock["now"])
+    monkeypatch.setattr("penguinctl.cli.secrets_common._now", lambda: clock["now"])
 
     def run(*args):
         return run_inprocess(capsys, *args)

@@ -37,8 +37,9 @@ FILE_MODE = 0o644
 
 
 def register(app: typer.Typer) -> None:
-    from penguinctl.cli import commands_domains_transfer  # noqa: F401  (domains transfer)
+    from penguinctl.cli.commands_domains_transfer import transfer
 
+    domains_app.command("transfer")(transfer)
     app.add_typer(domains_app, name="domains")
 
 

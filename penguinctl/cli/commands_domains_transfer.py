@@ -8,10 +8,8 @@ from typing import Annotated
 import typer
 
 from penguinctl.cli.commands_apply import LockTimeout
-from penguinctl.cli.commands_domains import domains_app
 
 
-@domains_app.command("transfer")
 def transfer(
     ctx: typer.Context,
     domain: Annotated[str, typer.Argument(metavar="DOMAIN", help="The domain to move.")],

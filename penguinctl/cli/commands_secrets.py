@@ -3,7 +3,7 @@ commands share (the group, auditing, progress).
 
 The group's other commands live in their own modules: `migrate --to vault [--verify]` and
 `migrate-layout [--dry-run]` in ``commands_secrets_migrate``, `rotate [TARGET...] [--kind K]
-[--due] [--dry-run]` in ``commands_secrets_rotate``.
+[--due] [--dry-run]` in ``commands_secrets_rotate``; what they share in ``secrets_common``.
 
 Works on the configured secrets backend (``PENGUINCTL_SECRETS``). Every read and write through
 these commands is recorded in the audit log (action, path, actor, result, field names); values
@@ -19,8 +19,8 @@ from typing import Annotated, Any
 
 import typer
 
-from penguinctl import clock
 from penguinctl.cli.conventions import ROWS, examples, output_formats
+from penguinctl.cli.secrets_common import _audit, _audited
 
 MASK = "******"
 
@@ -38,54 +38,13 @@ secrets_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
-    from penguinctl.cli import commands_secrets_migrate, commands_secrets_rotate  # noqa: F401
+    from penguinctl.cli import commands_secrets_migrate as migrating
+    from penguinctl.cli import commands_secrets_rotate as rotating
 
+    secrets_app.command("migrate")(migrating.migrate)
+    secrets_app.command("migrate-layout")(migrating.migrate_layout)
+    secrets_app.command("rotate")(rotating.rotate)
     app.add_typer(secrets_app, name="secrets")
-
-
-def _audit(app: Any, events: list[dict[str, Any]]) -> None:
-    """Append audit events ``{action, path, result, details?}`` (never values)."""
-    from penguinctl.state import audit
-    from penguinctl.state.db import session_scope
-
-    actor = app.actor()
-    backend = app.settings.secrets_backend
-    rows = [
-        {
-            "actor": actor,
-            "tenant": e.get("tenant") or "",
-            "action": e["action"],
-            "resource": f"secret/{e['path']}" if e["path"] else "secret",
-            "result": e["result"],
-            "details": {"backend": e.get("backend", backend), **(e.get("details") or {})},
-        }
-        for e in events
-    ]
-    with session_scope(app.db) as session:
-        audit.record_many(session, rows)
-
-
-def _audited(app: Any, action: str, path: str, fn, details: dict[str, Any] | None = None):
-    """Run ``fn()`` and audit it; a failure is audited with result ``error`` and re-raised."""
-    try:
-        result = fn()
-    except Exception as exc:
-        from penguinctl.errors import PenguinError
-
-        reason = exc.message if isinstance(exc, PenguinError) else type(exc).__name__
-        _audit(
-            app,
-            [
-                {
-                    "action": action,
-                    "path": path,
-                    "result": "error",
-                    "details": {**(details or {}), "error": reason},
-                }
-            ],
-        )
-        raise
-    return result
 
 
 def parse_fields(text: str, *, source: str) -> dict[str, str]:
@@ -270,27 +229,3 @@ def put(
             f"Wrote {len(fields)} field(s) to {path} ({backend.name}, version {meta.version})."
         ),
     )
-
-
-def _now():
-    """The rotation clock (aware UTC); tests replace it."""
-
-    return clock.now()
-
-
-def _progress(app: Any, total: int, label: str = "Migrating secrets", minimum: int = 20):
-    """A context manager yielding ``advance()``; a bar on a terminal in text mode only."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def bar():
-        if app.machine or total < minimum or not app.err.is_terminal:
-            yield lambda: None
-            return
-        from rich.progress import Progress
-
-        with Progress(console=app.err, transient=True) as progress:
-            task = progress.add_task(label, total=total)
-            yield lambda: progress.advance(task)
-
-    return bar()

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from penguinctl.cli.commands_secrets import _audit, _progress, secrets_app
+from penguinctl.cli.secrets_common import _audit, _progress
 
 
 def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
@@ -16,7 +16,6 @@ def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     return {k: v.reveal() for k, v in a.items()} == {k: v.reveal() for k, v in b.items()}
 
 
-@secrets_app.command("migrate")
 def migrate(
     ctx: typer.Context,
     to: Annotated[str, typer.Option("--to", metavar="BACKEND", help="Target backend: vault.")],
@@ -117,7 +116,6 @@ def migrate(
     return 0
 
 
-@secrets_app.command("migrate-layout")
 def migrate_layout(
     ctx: typer.Context,
     dry_run: Annotated[

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from penguinctl.cli import commands_secrets as base
-from penguinctl.cli.commands_secrets import _audit, _progress, secrets_app
+from penguinctl.cli import secrets_common as base
+from penguinctl.cli.secrets_common import _audit, _progress
 
 
 def _when(ts: Any, now: Any) -> str:
@@ -33,7 +33,6 @@ def _reason(exc: BaseException, app: Any) -> str:
     return f"unexpected {type(exc).__name__} (run with --debug for the traceback)"
 
 
-@secrets_app.command("rotate")
 def rotate(
     ctx: typer.Context,
     targets: Annotated[

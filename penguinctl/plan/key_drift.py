@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from penguinctl import secret_paths
 from penguinctl.dkim_phases import ACTIVE, PUBLISHED_PHASES
 from penguinctl.resources import ResourceKey
 
@@ -28,9 +29,7 @@ def key_status(
     secrets: Any, tenant: str, domain: str, selector: str, public: str | None
 ) -> str | None:
     """``missing``, ``unusable``, ``mismatch`` or None (the key pair is there and matches)."""
-    from penguinctl.providers.dkim import secret_path
-
-    fields = secrets.get(secret_path(tenant, domain, selector))
+    fields = secrets.get(secret_paths.dkim_key(tenant, domain, selector))
     private = (fields or {}).get("private_key")
     if private is None or not private.reveal():
         return "missing"
@@ -69,12 +68,11 @@ def dkim_drift(
 
 
 def describe(key: ResourceKey, status: str) -> str:
-    from penguinctl.providers.dkim import secret_path
-
     domain, _, selector = key.name.partition("/")
     what = {"missing": "is missing", "unusable": "is not a usable key",
             "mismatch": "does not match the published public key"}[status]  # fmt: skip
-    return f"dkim/{key.name}: the private key at {secret_path(key.tenant, domain, selector)} {what}"
+    path = secret_paths.dkim_key(key.tenant, domain, selector)
+    return f"dkim/{key.name}: the private key at {path} {what}"
 
 
 def repair_hint(key: ResourceKey) -> str:
