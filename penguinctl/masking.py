@@ -23,24 +23,32 @@ class SecretRegistry:
         self._values: set[str] = set()
         self._lock = threading.Lock()
         self._ordered: list[str] = []
+        self._dirty = False  # sorted on the next mask(), not at every add (thousands of keys)
 
     def add(self, value: str) -> None:
         if not isinstance(value, str) or len(value) < MIN_LENGTH or value in self._values:
             return
         with self._lock:
             self._values.add(value)
-            # longest first, so a value containing another is masked whole
-            self._ordered = sorted(self._values, key=len, reverse=True)
             # a multi-line value (a PEM key) also leaks line by line
             for line in value.splitlines():
-                if len(line) >= 16 and line not in self._values:
+                if len(line) >= 16:
                     self._values.add(line)
-                    self._ordered.append(line)
+            self._dirty = True
+
+    def _sorted(self) -> list[str]:
+        if self._dirty:
+            with self._lock:
+                if self._dirty:
+                    # longest first, so a value containing another is masked whole
+                    self._ordered = sorted(self._values, key=len, reverse=True)
+                    self._dirty = False
+        return self._ordered
 
     def mask(self, text: str) -> str:
-        if not self._ordered or not text:
+        if not text:
             return text
-        for value in self._ordered:
+        for value in self._sorted():
             if value in text:
                 text = text.replace(value, MASK)
         return text
