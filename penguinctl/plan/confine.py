@@ -43,6 +43,7 @@ NOUN = {
     "hostname": "server hostname",
     "label": "Hostwinds label",
     "zonefile": "zone file",
+    "secret": "secret reference",
 }
 
 
@@ -288,6 +289,51 @@ def spec_claims(specs: Any, zones_dir: Path) -> list[Claim]:
     return out
 
 
+def _secret_refs(model: Any, path: tuple[str | int, ...] = ()):
+    """``(field path, SecretRef)`` of every secret reference in a spec model."""
+    from pydantic import BaseModel
+
+    from penguinctl.spec.refs import SecretRef
+
+    if isinstance(model, SecretRef):
+        yield path, model
+    elif isinstance(model, BaseModel):
+        for name in type(model).model_fields:
+            yield from _secret_refs(getattr(model, name), (*path, name))
+    elif isinstance(model, list | tuple):
+        for i, item in enumerate(model):
+            yield from _secret_refs(item, (*path, i))
+    elif isinstance(model, dict):
+        for key, item in model.items():
+            yield from _secret_refs(item, (*path, str(key)))
+
+
+def ref_conflicts(specs: Any) -> list[Conflict]:
+    """``keystore:`` and ``vault:`` references of a tenant's documents that name another
+    tenant's secrets (``tenants/<other>/...``) or the platform's (``platform/...``): a spec
+    may read only its own tenant's secrets from penguinctl's layout."""
+    out: list[Conflict] = []
+    for doc in (*specs.servers.values(), *specs.dns_providers.values(), *specs.domains.values()):
+        tenant = doc.metadata.tenant or ""
+        if not tenant:
+            continue  # the platform's documents may name any secret
+        for path, ref in _secret_refs(doc.spec, ("spec",)):
+            if ref.scheme not in ("keystore", "vault"):
+                continue
+            parts = ref.path.strip("/").split("/")
+            owner = None
+            for i, part in enumerate(parts):
+                if part == "tenants" and i + 1 < len(parts) and parts[i + 1] != tenant:
+                    owner = parts[i + 1]
+                    break
+                if part == "platform" and i <= 1:
+                    owner = ""
+                    break
+            if owner is not None:
+                out.append(Conflict("secret", str(ref), tenant, owner, doc.location_of(*path)))
+    return out
+
+
 def _norm(name: str) -> str:
     return name.lower().rstrip(".")
 
@@ -342,7 +388,7 @@ def find_conflicts(claims: Iterable[Claim], owners: Owners) -> list[Conflict]:
 
 def check_ownership(specs: Any, owners: Owners, zones_dir: Path) -> None:
     """Raise ``OwnershipConflict`` when the spec names what another tenant owns."""
-    conflicts = find_conflicts(spec_claims(specs, zones_dir), owners)
+    conflicts = find_conflicts(spec_claims(specs, zones_dir), owners) + ref_conflicts(specs)
     if conflicts:
         raise OwnershipConflict(conflicts)
 
