@@ -329,6 +329,16 @@ class Engine:
             )
 
     def _check_graph(self) -> None:
+        """No dependency cycle. When every dependency is of an earlier kind (``KIND_ORDER``)
+        there cannot be one, and that check is linear and cheap; otherwise the full sort."""
+        rank = {kind: i for i, kind in enumerate(KIND_ORDER)}
+        last = len(KIND_ORDER)
+        if all(
+            rank.get(dep.kind, last) < rank.get(key.kind, last)
+            for key, res in self.desired.items()
+            for dep in res.depends_on
+        ):
+            return
         sorter = TopologicalSorter({k: r.depends_on for k, r in self.desired.items()})
         try:
             sorter.prepare()
