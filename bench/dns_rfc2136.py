@@ -27,7 +27,7 @@ The bench starts its own `named` on 127.0.0.1 (only; a free high port) with N dy
 zones (tests/bind.py's BindServer), empties the zones between runs, checks by AXFR after every run
 that BIND holds exactly the expected records (and nothing else), interleaves the tools (the order
 rotates each round) and reports medians. Prints a Markdown table and writes
-bench/results/<date>-dns-rfc2136.json. Uses bench/run.py's process helpers (wall time by
+bench/results/<date>-dns-rfc2136.json. Uses bench/harness.py's process helpers (wall time by
 perf_counter, CPU and peak RSS of the child by wait4).
 """
 
@@ -50,7 +50,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 import gen  # noqa: E402  (bench/gen.py: zone file -> octoDNS YAML)
-import run as runner  # noqa: E402  (bench/run.py: run(), log(), note_load(), bench_env(), ...)
+import harness as runner  # noqa: E402  (bench/harness.py: run(), log(), bench_env(), ...)
 
 OCTODNS_BIN = BENCH / ".venv-octodns" / "bin"
 RESULTS = BENCH / "results"

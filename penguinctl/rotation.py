@@ -12,7 +12,7 @@ any point resumes where it stopped:
    authoritative servers answer it; then published. Not visible yet: stays generated, re-checked
    on the next call.
 3. activate (``propagation`` after published): check the record again, switch the server's
-   signer (``providers.signing``), mark the new key active and the old one retiring, together.
+   signer (``providers.signers``), mark the new key active and the old one retiring, together.
 4. revoke (``retire_after`` after the switch): publish the old key with an empty ``p=``.
 5. remove (``remove_after`` after revoking): delete the record and destroy the private key.
 
@@ -38,7 +38,7 @@ from penguinctl.dns.records import Record, make_record, record_name
 from penguinctl.errors import PenguinError, ProviderError, UsageError
 from penguinctl.plan.changes import Action, Change
 from penguinctl.providers.dkim import secret_path
-from penguinctl.providers.signing import signer_for
+from penguinctl.providers.signers import signer_for
 from penguinctl.resources import ResourceKey
 from penguinctl.spec.durations import Duration
 from penguinctl.state import audit, repo

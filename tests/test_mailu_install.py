@@ -200,7 +200,7 @@ def test_apply_check_reports_drift_without_changing_the_host(installed):
 
 def test_signer_switch_points_rspamd_at_the_new_selector(installed):
     from penguinctl.dkim import generate_rsa
-    from penguinctl.providers.signing import signer_for
+    from penguinctl.providers.signers import signer_for
     from penguinctl.settings import load_settings
     from penguinctl.state.db import make_engine
 

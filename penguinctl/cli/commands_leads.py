@@ -80,7 +80,7 @@ def import_leads(
     nothing could be imported). Large files are streamed in batches.
     """
     from penguinctl.campaigns.leads import import_leads as run_import
-    from penguinctl.cli.commands_campaign import find_campaign
+    from penguinctl.cli.campaign_common import find_campaign
     from penguinctl.errors import PartialApply, SpecError
     from penguinctl.state.audit import record
     from penguinctl.state.db import session_scope
@@ -238,7 +238,7 @@ def suppress_add(
 ) -> None:
     """Suppress addresses: globally, for --tenant, or for --tenant's --campaign."""
     from penguinctl.campaigns import suppression
-    from penguinctl.campaigns.leads import check_address
+    from penguinctl.campaigns.csvrows import check_address
     from penguinctl.errors import UsageError
     from penguinctl.state.audit import record
     from penguinctl.state.db import session_scope

@@ -217,7 +217,9 @@ def prices(ctx: typer.Context) -> None:
     app.emit(rows, text)
 
 
-# `server exec` and `server trust-hostkey` live in their own module and hang off `server_app`.
-from penguinctl.cli import commands_remote as _remote  # noqa: E402
+# `server exec|playbook|ssh|trust-hostkey` live in their own module and hang off `server_app`.
+from penguinctl.cli.commands_remote import attach as _attach_remote  # noqa: E402
 
-__all__ = ["_remote", "hostwinds_app", "register", "server_app"]
+_attach_remote(server_app)
+
+__all__ = ["hostwinds_app", "register", "server_app"]

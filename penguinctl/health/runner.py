@@ -38,8 +38,8 @@ class Config:
     resolver: Any  # penguinctl.dns.query.Resolver: NS discovery, SPF includes, PTR
     dnsbl_resolver: Any
     nameservers: list[Any] = field(default_factory=list)  # authoritative override
-    ip_lists: Sequence[str] = dnsbl.IP_LISTS
-    domain_lists: Sequence[str] = dnsbl.DOMAIN_LISTS
+    ip_lists: Sequence[str] = field(default_factory=dnsbl.ip_lists)
+    domain_lists: Sequence[str] = field(default_factory=dnsbl.domain_lists)
     connect: str | None = None  # address the TLS/SMTP probes connect to
     ports: dict[int, int] = field(default_factory=dict)  # 25 -> 2525 ...
     cafile: str | None = None

@@ -1,6 +1,6 @@
 """Converging MailU on a connected server: facts, variables, the playbook, then DKIM signing.
 
-``converge(conn, server, data, secrets, check=...)`` runs ``penguinctl/playbooks/mailu.yaml`` with
+``converge(conn, server, data, secrets, check=...)`` runs ``playbooks/mailu.yaml`` with
 the variables of a ``mailstack`` resource's ``data`` (see ``penguinctl.mailu.stack``) and the
 stack's secrets (``servers/<server>/mailu``: secret key, API token, admin password; generated on
 first use), then makes the host sign each domain with its selector (``MailuSigning``). With

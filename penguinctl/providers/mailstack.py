@@ -113,7 +113,7 @@ class MailstackProvider(Provider):
     def _root_password(self, server: str, server_data: dict[str, Any]):
         """The Hostwinds instance's root password (a ``SecretValue``, registered for masking),
         asked of the API only when the bootstrap needs initial access."""
-        from penguinctl.providers.registry import hostwinds_client
+        from penguinctl.providers.hostwinds_client import client_for
 
         sid = server_data.get("service_id")
         if not sid:
@@ -121,7 +121,7 @@ class MailstackProvider(Provider):
                 f"server {server}: no Hostwinds service id recorded",
                 hint="run `penguinctl server sync` or apply the server first",
             )
-        with hostwinds_client(self.env, self.secrets) as client:
+        with client_for(self.env, self.secrets) as client:
             value = client.root_password(int(sid))
         if value is None:
             raise ProviderError(

@@ -230,20 +230,7 @@ def mailu_api_token(secrets: SecretsBackend, server: str) -> str:
 
 
 def hostwinds_client(env: Mapping[str, str], secrets: SecretsBackend):
-    """A Hostwinds client: the key from ``HOSTWINDS_API_KEY``, else the secrets backend at
-    ``providers/hostwinds`` (field ``api_key``); the endpoint from ``HOSTWINDS_API_URL``."""
-    from penguinctl.providers.hostwinds_client import HostwindsClient
+    """``penguinctl.providers.hostwinds_client.client_for`` (kept under its old name)."""
+    from penguinctl.providers.hostwinds_client import client_for
 
-    key = env.get("HOSTWINDS_API_KEY")
-    if not key:
-        stored = secrets.get("providers/hostwinds")
-        value = (stored or {}).get("api_key")
-        key = value.reveal() if value is not None else None
-    if not key:
-        raise ProviderError(
-            "no Hostwinds API key: HOSTWINDS_API_KEY is not set and the secrets backend has no "
-            "providers/hostwinds api_key",
-            hint="export HOSTWINDS_API_KEY, or `penguinctl secrets put providers/hostwinds "
-            "api_key=...`",
-        )
-    return HostwindsClient(key, base_url=env.get("HOSTWINDS_API_URL") or None)
+    return client_for(env, secrets)

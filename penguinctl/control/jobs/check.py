@@ -30,8 +30,10 @@ def run(ctx: Any) -> dict[str, Any]:
     bl = options.servers(env, "PENGUINCTL_DNSBL_RESOLVER")
     from penguinctl.dns.query import Resolver
 
-    ip_lists = options.words(env, "PENGUINCTL_DNSBL_IP_LISTS") or list(dnsbl.IP_LISTS)
-    domain_lists = options.words(env, "PENGUINCTL_DNSBL_DOMAIN_LISTS") or list(dnsbl.DOMAIN_LISTS)
+    ip_lists = options.words(env, "PENGUINCTL_DNSBL_IP_LISTS") or list(dnsbl.ip_lists(env))
+    domain_lists = options.words(env, "PENGUINCTL_DNSBL_DOMAIN_LISTS") or list(
+        dnsbl.domain_lists(env)
+    )
     config = Config(
         resolver=res,
         dnsbl_resolver=Resolver(bl) if bl else res,
