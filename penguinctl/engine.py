@@ -36,12 +36,12 @@ from penguinctl.state.journal import PENDING
 from penguinctl.state.recording import audit_change, record_results
 
 MAX_BATCH = 500
-# Finished batches are recorded together, one transaction at most every RECORD_SECONDS (or
+# Finished batches are recorded together, one transaction every RECORD_SECONDS at most (or
 # RECORD_CHANGES changes, or when the stage is done): a transaction and its commit cost more
 # than the few rows they write, and the recording thread competes with the provider threads
 # for the interpreter. A crash loses at most that window's records; providers are idempotent,
 # so the re-run converges (what was published but not recorded is planned and applied again).
-RECORD_SECONDS = 0.1
+RECORD_SECONDS = 0.25
 RECORD_CHANGES = 2000
 
 
