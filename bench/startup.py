@@ -61,17 +61,19 @@ def install(rebuild: bool) -> Path:
     py = VENV / "bin" / "python"
     if py.exists() and not rebuild:
         return py
-    if VENV.exists():
-        shutil.rmtree(VENV)
-    harness.log(f"creating {VENV} (penguinctl from a wheel of {REPO})")
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    fresh = not py.exists()
+    if fresh:
+        harness.log(f"creating {VENV} (penguinctl from a wheel of {REPO})")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     with tempfile.TemporaryDirectory() as wheels:
         subprocess.run(
             [str(py), "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", wheels, str(REPO)],
             check=True,
         )
         wheel = next(Path(wheels).glob("penguinctl-*.whl"))
-        subprocess.run([str(py), "-m", "pip", "install", "--quiet", str(wheel)], check=True)
+        # --rebuild: this checkout's penguinctl again, the dependencies as they are
+        extra = [] if fresh else ["--force-reinstall", "--no-deps"]
+        subprocess.run([str(py), "-m", "pip", "install", "--quiet", *extra, str(wheel)], check=True)
     return py
 
 
@@ -100,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--domains", type=int, default=50, help="domains in the read-only state")
     ap.add_argument("--warm-calls", type=int, default=10)
-    ap.add_argument("--rebuild", action="store_true", help="rebuild bench/.venv-penguinctl")
+    ap.add_argument(
+        "--rebuild", action="store_true", help="reinstall this checkout into bench/.venv-penguinctl"
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     _ = gen  # imported for its path check: bench/gen.py must be there
