@@ -109,6 +109,7 @@ class Engine:
         self.warnings: list[str] = []
         self.pending: list[Any] = []
         self._run_id: int | None = None
+        self._foreign: set[ResourceKey] = set()
         self._journals: list[Any] = []
 
     # -- planning -----------------------------------------------------------------------------
@@ -134,6 +135,7 @@ class Engine:
             {k.name: r.data for k, r in self.desired.items() if k.kind == "dnsprovider"}
         )
         servers = {k.name: d for k, d in self.recorded.items() if k.kind == "server"}
+        tenants = {k.name: k.tenant for k in (*self.recorded, *self.desired) if k.kind == "server"}
         for key, res in self.desired.items():
             if key.kind == "server":  # desired config, with outputs (IPs) from the record
                 servers[key.name] = {**servers.get(key.name, {}), **res.data}
@@ -145,6 +147,7 @@ class Engine:
             server_configs=servers,
             db=self.db,
             actor=self.actor,
+            server_tenants=tenants,
         )
 
     def _journal(self, provider: str):
@@ -170,6 +173,7 @@ class Engine:
         actual = dict(self.recorded)
         if not refresh:
             return actual
+        self._check_keys(actual)
         for name in {r.provider for r in self.desired.values()}:
             if name.startswith("dns:") or name == "server:hostwinds":
                 self.providers.get(name)  # credentials resolve at plan time, not mid-apply
@@ -178,6 +182,8 @@ class Engine:
         # change the plan (it is created, overwriting whatever is there), so a first apply of
         # new zones reads nothing.
         for key in self.recorded:
+            if key in self._foreign:
+                continue
             name = (
                 self.desired[key].provider if key in self.desired else self.recorded_providers[key]
             )
@@ -194,6 +200,20 @@ class Engine:
                     else:
                         actual.pop(key, None)
         return actual
+
+    def _check_keys(self, actual: dict[ResourceKey, dict[str, Any]]) -> None:
+        """Drift of secrets: a DKIM key whose private key is gone (or another key) shows as a
+        change of its ``dkim`` resource (``plan.key_drift``)."""
+        from penguinctl.plan import key_drift
+
+        mine = {
+            k: d for k, d in self.recorded.items() if k.kind == "dkim" and k not in self._foreign
+        }
+        if not mine:
+            return
+        for key, status in key_drift.dkim_drift(mine, self.providers.secrets).items():
+            actual[key] = {**actual[key], key_drift.FIELD: status}
+            self.warnings.append(key_drift.describe(key, status))
 
     def _read(self, name: str, keys: list[ResourceKey]) -> dict[ResourceKey, Any] | None:
         """Live data of ``keys``. When the provider fails, zone by zone: a zone that cannot be
@@ -266,6 +286,13 @@ class Engine:
             "is pending; apply looks it up before ordering again"
             for r in self.pending
         ]
+        from penguinctl.plan import confine
+
+        owners = confine.recorded_owners(self.db)
+        if not destroy:  # before anything is read or built: refuse what others own
+            confine.check_ownership(self.specs, owners, self.zones_dir)
+        # rows of this spec's tenants for things another tenant owns: never read live
+        self._foreign = {k for k in self.recorded if owners.of_key(k) not in (None, k.tenant)}
         self.desired = {} if destroy else self._build_desired()
         self._check_graph()
         self.providers = self._providers()
@@ -279,6 +306,10 @@ class Engine:
         targets = list(targets)
         if targets:
             changes = self._select_targets(changes, targets)
+        changes, confined = confine.confine(
+            changes, owners, tenants=self.tenants, db=self.db, destroy=destroy
+        )
+        self.warnings += confined
         self._refuse_dropping_signing_keys(changes)
         existing = defaultdict(int)
         for key in self.recorded:
@@ -411,6 +442,36 @@ class Engine:
         *,
         parallel: int = 4,
         progress: Callable[[int], None] | None = None,
+    ) -> ApplyReport:
+        """Apply ``plan``. Ownership is checked again against the state store as it is now,
+        before the first side effect; an apply that creates names (a domain, server, mailbox,
+        alias) holds the claims lock throughout, so two tenants' applies cannot both claim a
+        name neither had recorded yet (the second one's check sees the first one's rows)."""
+        from contextlib import ExitStack
+
+        from penguinctl.plan import confine
+        from penguinctl.state.lock import TenantLock
+
+        with ExitStack() as stack:
+            if confine.claims_names(plan.changes):
+                stack.enter_context(
+                    TenantLock(
+                        self.db,
+                        [confine.CLAIMS_LOCK],
+                        operation="claim names",
+                        actor=self.actor,
+                        timeout=confine.CLAIMS_WAIT,
+                    )
+                )
+            confine.guard(plan.changes, self.db)
+            return self._apply(plan, parallel=parallel, progress=progress)
+
+    def _apply(
+        self,
+        plan: Plan,
+        *,
+        parallel: int,
+        progress: Callable[[int], None] | None,
     ) -> ApplyReport:
         with session_scope(self.db) as session:
             run = repo.start_run(

@@ -185,7 +185,7 @@ def world(tmp_path, monkeypatch, capsys):
             ks = KeystoreBackend(
                 s.keystore_dir, key_file=s.master_key_file, master_key=s.master_key
             )
-            ks.put("servers/mx1/ssh", {"private_key": priv})
+            ks.put("tenants/acme/servers/mx1/ssh", {"private_key": priv})
             monkeypatch.setenv("PENGUINCTL_WEBHOOK_SECRET", "hook-secret-for-tests")
             ns = f"127.0.0.1:{bind.port}"
             args = [

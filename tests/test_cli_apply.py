@@ -59,7 +59,9 @@ def test_quickstart_applies_then_converges(cli, secrets_backend):  # noqa: F811
     plan = cli("plan", "-f", QUICKSTART, "--detailed-exitcode")
     assert plan.code == 0 and "No changes" in plan.out
     # the DKIM private keys are in the configured backend (keystore or Vault), only there
-    assert secrets_backend.stored() == [f"domains/{d}/dkim/pm202611" for d in QUICKSTART_DOMAINS]
+    assert secrets_backend.stored() == [
+        f"tenants/acme/domains/{d}/dkim/pm202611" for d in QUICKSTART_DOMAINS
+    ]
     if secrets_backend.vault is not None:
         assert not (cli.home / "keystore").exists()
 

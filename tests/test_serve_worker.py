@@ -20,6 +20,7 @@ SENDERS = {"acme": ["rep@acme-mail.example"], "globex": ["rep@globex-mail.exampl
 
 @pytest.mark.parametrize("state_url", ["sqlite", "postgres"], indirect=True)
 def test_serve_with_worker_sends_and_stops_cleanly(tmp_path, state_url) -> None:
+    from penguinctl import secret_paths
     from penguinctl.state.db import make_engine, migrate
 
     home = tmp_path / "home"
@@ -34,7 +35,7 @@ def test_serve_with_worker_sends_and_stops_cleanly(tmp_path, state_url) -> None:
     for tenant, senders in SENDERS.items():
         for address in senders:
             passwords[address] = f"pw-{tenant}"
-            store.put(f"mailboxes/{address}", {"password": passwords[address]})
+            store.put(secret_paths.mailbox(tenant, address), {"password": passwords[address]})
     (tmp_path / "smtp").mkdir()
     try:
         with SmtpSink(tmp_path / "smtp", users=passwords, keep_bodies=False) as sink:

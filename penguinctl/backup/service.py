@@ -85,7 +85,11 @@ class Job:
 
     def _remote(self, conn, *, create: bool) -> ResticRemote:
         env, _created = credentials(
-            self.app.secrets(), self.target.name, self.repository, create=create
+            self.app.secrets(),
+            self.target.name,
+            self.repository,
+            tenant=self.target.tenant,
+            create=create,
         )
         return ResticRemote(
             conn,

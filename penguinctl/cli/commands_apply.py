@@ -157,7 +157,8 @@ def validate(
     files: Files = [],  # noqa: B006 - typer needs a literal default
     schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema.")] = False,
 ) -> None:
-    """Load and check specs; every error with file:line:col (exit 3 when invalid)."""
+    """Load and check specs; every error with file:line:col (exit 3 when invalid). With a
+    state store, also that no tenant names what another tenant owns."""
     app = ctx.obj
     if schema:
         from penguinctl.cli.render import dump
@@ -166,6 +167,7 @@ def validate(
         print(dump(json_schema(), "yaml" if app.output == "yaml" else "json"))
         return
     specs = _load(files)
+    _check_ownership(app, specs)
     counts = {
         "tenants": len(specs.tenants),
         "servers": len(specs.servers),
@@ -179,6 +181,19 @@ def validate(
             "[green]valid[/]: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
         ),
     )
+
+
+def _check_ownership(app, specs) -> None:
+    """Refuse names another tenant owns (``OwnershipConflict``, exit 3), when there is a state
+    store to know owners from (validate never creates one)."""
+    from penguinctl.errors import NoState
+    from penguinctl.plan.confine import check_ownership, recorded_owners
+
+    try:
+        db = app.read_db
+    except NoState:
+        return
+    check_ownership(specs, recorded_owners(db), app.settings.zones_dir)
 
 
 def _engine(app, specs):

@@ -35,7 +35,26 @@ def _age(seconds: float) -> str:
     return f"{seconds}s"
 
 
-def _status_json(dk, now) -> dict:
+def _key_state(secrets, dk, k) -> str:
+    """``ok``, ``missing``, ``unusable``, ``mismatch`` (``plan.key_drift``), ``-`` for a key that
+    needs no private key any more, ``unknown`` when the secrets backend cannot be read."""
+    from penguinctl.errors import PenguinError
+    from penguinctl.plan import key_drift
+
+    if not key_drift.needs_key(k.data) or not k.data.get("public_key"):
+        return "-"
+    if secrets is None:
+        return "unknown"
+    try:
+        found = key_drift.key_status(
+            secrets, dk.tenant, dk.domain, k.selector, k.data.get("public_key")
+        )
+    except PenguinError:
+        return "unknown"
+    return found or "ok"
+
+
+def _status_json(dk, now, secrets=None) -> dict:
     from penguinctl.rotation import steps
 
     upcoming = steps(dk)
@@ -50,6 +69,7 @@ def _status_json(dk, now) -> dict:
                 "age_seconds": int((now - k.created).total_seconds()),
                 "phase_since": k.since.isoformat(timespec="seconds"),
                 "bits": k.data.get("bits"),
+                "key": _key_state(secrets, dk, k),
             }
             for k in dk.keys
         ],
@@ -70,12 +90,18 @@ def status(
     from rich.markup import escape
 
     from penguinctl.cli.render import table
+    from penguinctl.errors import PenguinError
     from penguinctl.rotation import load
 
     app = ctx.obj
     names = [d.lower().rstrip(".") for d in domains] if domains else None
     now = clock.now()
-    data = [_status_json(dk, now) for dk in load(app.read_db, names)]
+    try:
+        secrets = app.secrets()
+    except PenguinError as exc:  # the phases still show; each key says "unknown"
+        app.err.print(f"warning: secrets backend not read: {exc.message}", markup=False)
+        secrets = None
+    data = [_status_json(dk, now, secrets) for dk in load(app.read_db, names)]
 
     def text(console) -> None:
         rows = []
@@ -92,7 +118,7 @@ def status(
                         # piped output repeats the domain: every row stands alone
                         escape(d["domain"]) if i == 0 or not console.is_terminal else "",
                         k["selector"],
-                        k["phase"],
+                        k["phase"] if k["key"] in ("ok", "-") else f"{k['phase']}, key {k['key']}",
                         _age(k["age_seconds"]),
                         _age((now - datetime.fromisoformat(k["phase_since"])).total_seconds()),
                         when,

@@ -339,7 +339,7 @@ def ssh_(
     store = StateHostKeyStore(app.db, actor=app.actor())
     conn = connection(
         ep,
-        lambda e: private_key(secrets, e.server),
+        lambda e: private_key(secrets, e.server, e.tenant),
         store,
         SshOptions(retries=0),
         ssh_config=sshconfig.load(),
@@ -365,7 +365,7 @@ def ssh_(
         return found
 
     def key_of(hop: Any) -> str | None:
-        return None if hop.server is None else private_key(secrets, hop.server).reveal()
+        return None if hop.server is None else private_key(secrets, hop.server, hop.tenant).reveal()
 
     with session_scope(app.db) as session:
         audit.record(

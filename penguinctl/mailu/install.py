@@ -117,6 +117,8 @@ def converge(
     data: dict[str, Any],
     secrets,
     *,
+    tenant: str = "",
+    owner=None,
     check: bool = False,
     sudo: bool = False,
     on_step=None,
@@ -128,7 +130,7 @@ def converge(
     from penguinctl.playbook.loader import load_playbook
     from penguinctl.playbook.runner import run_playbook
 
-    creds = mailu_credentials(secrets, server, create=not check)
+    creds = mailu_credentials(secrets, server, tenant=tenant, create=not check)
     if check:  # before the first apply there are none yet: placeholders stand in
         creds = {**_placeholders(), **creds}
     facts = host_facts(conn)
@@ -144,7 +146,13 @@ def converge(
     failed = result.failed
     if failed is not None:
         raise ProviderError(f"server {server}: MailU step '{failed.name}' failed: {failed.detail}")
-    signing = MailuSigning(conn, secrets=secrets, root=data["root"], sudo=sudo)
+    signing = MailuSigning(
+        conn,
+        secrets=secrets,
+        root=data["root"],
+        sudo=sudo,
+        owner=owner or (lambda domain: tenant),
+    )
     wanted = dict(data.get("signing") or {})
     if check:
         if signing.signing() != wanted:

@@ -446,17 +446,21 @@ def _reason(exc: httpx.HTTPError) -> str:
 # -- the client of this installation ------------------------------------------------------------
 def client_for(env: Mapping[str, str], secrets: SecretsBackend) -> HostwindsClient:
     """A Hostwinds client: the key from ``HOSTWINDS_API_KEY``, else the secrets backend at
-    ``providers/hostwinds`` (field ``api_key``); the endpoint from ``HOSTWINDS_API_URL``."""
+    ``platform/providers/hostwinds`` (field ``api_key``; the platform's account); the endpoint
+    from ``HOSTWINDS_API_URL``."""
+    from penguinctl import secret_paths
+
+    path = secret_paths.provider("", "hostwinds")
     key = env.get("HOSTWINDS_API_KEY")
     if not key:
-        stored = secrets.get("providers/hostwinds")
+        stored = secrets.get(path)
         value = (stored or {}).get("api_key")
         key = value.reveal() if value is not None else None
     if not key:
         raise ProviderError(
             "no Hostwinds API key: HOSTWINDS_API_KEY is not set and the secrets backend has no "
-            "providers/hostwinds api_key",
-            hint="export HOSTWINDS_API_KEY, or `penguinctl secrets put providers/hostwinds "
-            "api_key=...`",
+            f"{path} api_key",
+            hint=f"export HOSTWINDS_API_KEY, or `penguinctl secrets put {path}` with "
+            "api_key=... on stdin",
         )
     return HostwindsClient(key, base_url=env.get("HOSTWINDS_API_URL") or None)

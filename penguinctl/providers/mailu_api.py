@@ -195,7 +195,7 @@ class MailuClient:
                 message = _api_message(_json(resp))
                 hint = (
                     "MailU rate-limits an IP after failed API logins (AUTH_RATELIMIT_IP): "
-                    "check the token in servers/<server>/mailu, then wait and re-run"
+                    "check the token in <owner>/servers/<server>/mailu, then wait and re-run"
                     if status == 429
                     else f"MailU's admin container failed: see `docker compose logs admin` on "
                     f"{self.server}, then re-run"
@@ -236,7 +236,7 @@ class MailuClient:
                 text,
                 status=status,
                 api_message=message,
-                hint=f"the api_token in the secret servers/{self.server}/mailu must equal "
+                hint=f"the api_token in the secret <owner>/servers/{self.server}/mailu must equal "
                 f"API_TOKEN in {self.server}'s mailu.env (re-apply the mail stack to render it)",
             )
         if status == 404:

@@ -28,6 +28,7 @@ def signer_for(
         return RecordOnlySigner(server_name, f"server {server_name} has no managed mail stack")
     if stack == "mailu" and secrets is not None and db is not None:
         from penguinctl.mailu.signing import MailuSigner, MailuSigning
+        from penguinctl.plan.confine import domain_owners
         from penguinctl.providers.mailstack import MailstackProvider
         from penguinctl.remote.hostkeys import StateHostKeyStore
         from penguinctl.remote.servers import recorded_servers
@@ -40,10 +41,17 @@ def signer_for(
             host_keys=StateHostKeyStore(db, actor=actor),
             env=dict(env or {}),
             servers=lambda: recorded_servers(db),
+            tenant=recorded_servers(db).get(server_name, ("", {}))[0],
         )
         root = ((server or {}).get("mail") or {}).get("root") or "/mailu"
         return MailuSigner(
-            server_name, lambda: MailuSigning(reach.connect(), secrets=secrets, root=root)
+            server_name,
+            lambda: MailuSigning(
+                reach.connect(),
+                secrets=secrets,
+                root=root,
+                owner=lambda d: domain_owners(db).get(d, ""),
+            ),
         )
     return RecordOnlySigner(
         server_name, f"the {stack} signer of server {server_name} is not available in this version"
