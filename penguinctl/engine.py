@@ -10,8 +10,10 @@ re-run converges (providers are idempotent).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -34,7 +36,13 @@ from penguinctl.state.journal import PENDING
 from penguinctl.state.recording import audit_change, record_results
 
 MAX_BATCH = 500
-GATHER_SECONDS = 0.005  # wait this long for more finished batches before recording
+# Finished batches are recorded together, one transaction every RECORD_SECONDS at most (or
+# RECORD_CHANGES changes, or when the stage is done): a transaction and its commit cost more
+# than the few rows they write, and the recording thread competes with the provider threads
+# for the interpreter. A crash loses at most that window's records; providers are idempotent,
+# so the re-run converges (what was published but not recorded is planned and applied again).
+RECORD_SECONDS = 0.25
+RECORD_CHANGES = 2000
 
 
 @dataclass
@@ -352,6 +360,16 @@ class Engine:
             )
 
     def _check_graph(self) -> None:
+        """No dependency cycle. When every dependency is of an earlier kind (``KIND_ORDER``)
+        there cannot be one, and that check is linear and cheap; otherwise the full sort."""
+        rank = {kind: i for i, kind in enumerate(KIND_ORDER)}
+        last = len(KIND_ORDER)
+        if all(
+            rank.get(dep.kind, last) < rank.get(key.kind, last)
+            for key, res in self.desired.items()
+            for dep in res.depends_on
+        ):
+            return
         sorter = TopologicalSorter({k: r.depends_on for k, r in self.desired.items()})
         try:
             sorter.prepare()
@@ -547,18 +565,16 @@ class Engine:
 
         fill()
         pending = set(futures)
+        succeeded: list[ChangeResult] = []  # finished, not recorded yet
+        due = 0.0  # when `succeeded` must be recorded (monotonic clock)
         try:
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                if pending and len(done) < len(pending):
-                    # gather what finishes within a few ms: one transaction records it all
-                    more, pending = wait(pending, timeout=GATHER_SECONDS)
-                    done |= more
+                timeout = max(0.0, due - time.monotonic()) if succeeded else None
+                done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
                 finished = [(fut, *futures.pop(fut)) for fut in done]
                 for _, pname, _ in finished:
                     running[pname] -= 1
                 fill()  # keep providers busy while this thread records what finished
-                succeeded: list[ChangeResult] = []
                 for fut, pname, chunk in finished:
                     try:
                         results = fut.result()
@@ -579,17 +595,27 @@ class Engine:
                         if progress:
                             progress(len(chunk))
                     else:
+                        if not succeeded:
+                            due = time.monotonic() + RECORD_SECONDS
                         succeeded.extend(results)
+                fill()  # chunks re-queued one change at a time
+                pending = set(futures)
                 # one transaction for everything that finished meanwhile
-                if succeeded:
+                if succeeded and (
+                    not pending or len(succeeded) >= RECORD_CHANGES or time.monotonic() >= due
+                ):
                     self._record_success(succeeded, run_id, report)
                     if progress:
                         progress(len(succeeded))
-                fill()
-                pending = set(futures)
+                    succeeded = []
+                    fill()
+                    pending = set(futures)
         except BaseException:
             for fut in futures:
                 fut.cancel()
+            if succeeded:  # what is done is recorded if the state store lets us
+                with contextlib.suppress(Exception):
+                    self._record_success(succeeded, run_id, report)
             raise
 
     def _record_success(self, results: list[ChangeResult], run_id, report) -> None:

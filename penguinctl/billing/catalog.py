@@ -124,7 +124,9 @@ def load_catalog(env: Mapping[str, str] | None = None, path: Path | None = None)
 
     path = path or catalog_path(env)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's loader when PyYAML has it (10x faster; same safe subset)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     except OSError as exc:
         raise ConfigError(
             f"plan catalog {path}: cannot read ({exc.strerror or exc})",

@@ -195,7 +195,21 @@ def main(argv: list[str] | None = None) -> None:
     ``python -m penguinctl``) also skips the interpreter's collections at exit: after a command
     that loaded the state store and SSH (~90,000 tracked objects) they cost 0.1-0.3 s on a
     quiet machine and several times that on a busy one, for memory the process is returning
-    anyway. ``gc.freeze`` leaves atexit handlers and reference-counted cleanup as they are."""
+    anyway. ``gc.freeze`` leaves atexit handlers and reference-counted cleanup as they are.
+
+    The program also runs the cyclic collector less often (every 100,000 net allocations of
+    container objects instead of 700): a command allocates hundreds of thousands of objects that
+    live until it ends (imports, the spec, recorded and desired state), and with the default
+    threshold the collector re-scanned them over and over: 0.1 s of a 200-domain `apply`, 1.8 s
+    of a 1,000-domain one. Reference counting frees everything else as before.
+
+    Pydantic's plugin discovery (an entry-point scan of every installed distribution on the
+    first model) is skipped unless ``PYDANTIC_DISABLE_PLUGINS`` is set otherwise."""
+    if argv is None:
+        import gc
+
+        gc.set_threshold(100_000, 50, 100)
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         _main(argv)
     finally:
