@@ -377,21 +377,43 @@ def state(
         Path | None,
         typer.Option("--to", metavar="DIR", help="File to write (default: DATA_DIR/backups/...)."),
     ] = None,
+    secrets_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--secrets-to",
+            metavar="FILE",
+            help="Secrets escrow to write (default: next to the state backup, .escrow).",
+        ),
+    ] = None,
+    no_secrets: Annotated[
+        bool, typer.Option("--no-secrets", help="Back up the state store only.")
+    ] = False,
 ) -> int:
-    """Back up the state store: SQLite through its online backup API, PostgreSQL with pg_dump
-    (custom format)."""
+    """Back up the state store (SQLite through its online backup API, PostgreSQL with pg_dump)
+    and the secrets backend, sealed to the recovery key (`penguinctl recovery-key create`).
+    Copy both files off this machine: `penguinctl recover` needs them and the recovery key."""
     from penguinctl.backup.statestore import backup_state
 
     app = ctx.obj
-    result = backup_state(app, to)
-    app.emit(
-        result,
-        lambda c: c.print(
+    result = backup_state(app, to, escrow=not no_secrets, secrets_to=secrets_to)
+
+    def text(c) -> None:
+        c.print(
             f"State store backed up to {result['file']} ({_size(result['bytes'])}, "
             f"sha256 {result['sha256'][:12]})."
-            + (f"\n[yellow]{result['warning']}[/]" if result.get("warning") else "")
-        ),
-    )
+        )
+        if result.get("warning"):
+            c.print(f"[yellow]{result['warning']}[/]")
+        sec = result.get("secrets") or {}
+        if sec.get("file"):
+            c.print(
+                f"Secrets escrowed to {sec['file']} ({sec['count']} secrets, {sec['backend']}, "
+                f"sealed to the recovery key)."
+            )
+        elif sec.get("warning"):
+            c.print(f"[yellow]Secrets not escrowed: {sec['warning']}[/]")
+
+    app.emit(result, text)
     return 0
 
 
