@@ -41,8 +41,36 @@ MAILU_PATHS = (
 )
 SAMPLES_MARKER = "--penguinctl-samples--"
 
-# Exports NAME=value lines from stdin until an empty line, then runs "$@".
-_ENV_PRELUDE = 'while IFS= read -r _l; do [ -z "$_l" ] && break; export "$_l"; done; unset _l; '
+# Exports NAME=value lines from stdin until an empty line. For an SFTP repository with a key of
+# penguinctl's (``sftp.ENV_KEY``), it starts an ssh-agent holding that key (never written to a
+# file), writes the pinned host key and a restic wrapper that passes ``-o sftp.command=...`` into
+# the private directory ``sftp.ENV_DIR`` names; ``_pc_clean`` (the EXIT trap, also called by
+# the scripts' own traps) stops the agent and removes the directory.
+_ENV_PRELUDE = (
+    'while IFS= read -r _l; do [ -z "$_l" ] && break; export "$_l"; done; unset _l; '
+    + r"""
+_pc_clean() {
+  [ -n "${SSH_AGENT_PID:-}" ] && kill "$SSH_AGENT_PID" 2>/dev/null
+  [ -n "${PENGUINCTL_SFTP_DIR:-}" ] && rm -rf -- "$PENGUINCTL_SFTP_DIR"
+  return 0
+}
+trap _pc_clean EXIT
+if [ -n "${PENGUINCTL_SFTP_DIR:-}" ]; then
+  rm -rf -- "$PENGUINCTL_SFTP_DIR"; mkdir -m 700 -- "$PENGUINCTL_SFTP_DIR" || exit 94
+  if [ -n "${PENGUINCTL_SFTP_KEY:-}" ]; then
+    eval "$(ssh-agent -s)" >/dev/null || { echo "ssh-agent did not start" >&2; exit 94; }
+    printf '%s' "$PENGUINCTL_SFTP_KEY" | base64 -d | ssh-add -q - 2>/dev/null \
+      || { echo "ssh-add refused the SFTP key of backups/<server>" >&2; exit 94; }
+  fi
+  unset PENGUINCTL_SFTP_KEY
+  [ -n "${PENGUINCTL_SFTP_KNOWN:-}" ] \
+    && printf '%s' "$PENGUINCTL_SFTP_KNOWN" | base64 -d > "$PENGUINCTL_SFTP_DIR/known_hosts"
+  printf '#!/bin/sh\nexec "%s" -o "sftp.command=%s" "$@"\n' \
+    "$PENGUINCTL_RESTIC" "$PENGUINCTL_SFTP_SSH" > "$PENGUINCTL_SFTP_DIR/restic"
+  chmod 700 "$PENGUINCTL_SFTP_DIR/restic"
+fi
+"""
+)
 
 # $1 root, $2 compose project, $3 quiesce (pause|none), $4 sample count, $5 restic binary,
 # $6 repository, $7 host tag; then the entries (relative to the root) to back up.
@@ -60,7 +88,7 @@ if [ "$quiesce" = pause ] && [ -f "$root/docker-compose.yml" ]; then
   dc exec -T redis redis-cli save >/dev/null 2>&1 \
     || echo "redis SAVE failed: the redis dump may be older than the snapshot" >&2
   dc pause >&2 || { echo "docker compose pause failed" >&2; exit 92; }
-  trap 'dc unpause >&2 || echo "docker compose unpause FAILED: start the stack by hand" >&2' EXIT
+  trap 'dc unpause >&2 || echo "docker compose unpause FAILED" >&2; _pc_clean' EXIT
 fi
 rc=0
 "$restic" -r "$repo" backup --json --host "$host" --tag penguinctl --tag mailu "$@" || rc=$?
@@ -79,7 +107,7 @@ _SAMPLE_RESTORE_SCRIPT = (
     + r"""
 restic=$1; repo=$2; snap=$3; shift 3
 tmp=$(mktemp -d) || exit 93
-trap 'rm -rf -- "$tmp"' EXIT
+trap 'rm -rf -- "$tmp"; _pc_clean' EXIT
 n=$#
 for p in "$@"; do set -- "$@" --include "$p"; done
 shift "$n"
@@ -88,7 +116,7 @@ cd "$tmp" && find . -type f -exec sha256sum -- {} +
 """
 )
 
-_RESTIC = _ENV_PRELUDE + 'exec "$@"'
+_RESTIC = _ENV_PRELUDE + '"$@"'
 
 
 class ResticFailed(ProviderError):
@@ -176,6 +204,11 @@ class ResticRemote:
         self._env = dict(env)
         self.binary = binary
         self.timeout = timeout
+        from penguinctl.backup import sftp
+
+        wrapped = sftp.wrap(self._env, repository, binary)
+        if wrapped is not None:  # restic through the SFTP wrapper the prelude writes
+            self.binary = wrapped
 
     def _stdin(self) -> str:
         for name, value in self._env.items():

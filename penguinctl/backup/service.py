@@ -18,7 +18,7 @@ from penguinctl import clock
 from penguinctl.backup import records
 from penguinctl.backup.policy import Policy
 from penguinctl.backup.repository import credentials, resolve
-from penguinctl.backup.restic import ResticFailed, ResticRemote
+from penguinctl.backup.restic import _ENV_PRELUDE, ResticFailed, ResticRemote
 from penguinctl.backup.targets import Target, connect
 from penguinctl.errors import CheckFailed, PenguinError, ProviderError
 
@@ -37,13 +37,13 @@ done
 # $1 root, $2 project, $3 restic, $4 repository, $5 snapshot: stop the stack, restore in
 # place, start it again (from a trap, so also after a failed restore).
 _RESTORE_IN_PLACE = (
-    'while IFS= read -r _l; do [ -z "$_l" ] && break; export "$_l"; done; unset _l; '
+    _ENV_PRELUDE
     + r"""
 root=$1; project=$2; restic=$3; repo=$4; snap=$5
 dc() { docker compose --project-directory "$root" -p "$project" "$@"; }
 if [ -f "$root/docker-compose.yml" ]; then
   dc stop >&2 || { echo "docker compose stop failed" >&2; exit 92; }
-  trap 'dc start >&2 || echo "docker compose start FAILED: start the stack by hand" >&2' EXIT
+  trap 'dc start >&2 || echo "docker compose start FAILED: start it by hand" >&2; _pc_clean' EXIT
 fi
 "$restic" -r "$repo" restore "$snap" --target / --verify
 """

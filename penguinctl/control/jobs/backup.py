@@ -1,6 +1,7 @@
 """``backup`` (one BackupPolicy's servers, on its schedule), ``backup-verify`` (the restore
 drill: restic check plus a test restore of sample files compared by sha256) and
-``backup-state`` (the state store itself and the secrets escrow): the same calls as ``backup run / verify / state``."""
+``backup-state`` (the state store itself and the secrets escrow): the same calls as ``backup
+run / verify / state``."""
 
 from __future__ import annotations
 
