@@ -22,7 +22,8 @@ def _policy_spec(path, srv, repository: str) -> None:
         f"  static: {{address: {srv.address}, ssh_user: root, ssh_port: {srv.port}}}\n"
         "  hostname: mx1.acme-mail.example\n  mail: {stack: none}\n  backup: nightly\n---\n"
         "apiVersion: penguinctl/v1\nkind: BackupPolicy\nmetadata: {name: nightly, tenant: acme}\n"
-        f"spec:\n  schedule: '30 2 * * *'\n  retention: {{daily: 3}}\n  repository: '{repository}'\n"
+        f"spec:\n  schedule: '30 2 * * *'\n  retention: {{daily: 3}}\n"
+        f"  repository: '{repository}'\n"
     )
 
 
@@ -96,7 +97,7 @@ def test_sftp_repository_on_a_backup_host(tmp_path, monkeypatch, capsys, hosts):
     backup.new_host_key()
     backup.start()
     bad = cli("backup", "run", "mx1", "-f", spec, "--mailu-root", root)
-    assert bad.code != 0 and "Host key verification failed" in bad.err, bad.err
+    assert bad.code != 0 and "does not match the pinned one" in bad.err, bad.err
 
     # a repository on the server itself: plan warns, check fails
     _policy_spec(spec, server, str(tmp_path / "repos" / "{server}"))

@@ -244,6 +244,16 @@ class ResticRemote:
         if res.ok:
             return False
         err = res.stderr
+        if "Host key verification failed" in err or "sftp session" in err:
+            why = (
+                "the backup host's key does not match the pinned one (sftp_known_hosts)"
+                if "Host key verification failed" in err
+                else f"no SFTP session to the backup host: {_last_error(err)}"
+            )
+            raise ResticFailed(
+                f"server {self.server}: {why}",
+                hint=f"check the SFTP fields of backups/{self.server} and the backup host",
+            )
         if "wrong password" in err or "no key found" in err:
             raise ResticFailed(
                 f"server {self.server}: the repository {self.repository} does not open with the "
