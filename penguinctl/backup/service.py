@@ -126,7 +126,12 @@ class Job:
             from penguinctl.masking import mask
 
             records.finish_run(
-                engine, run_id, status="failed", error=mask(message)[:1000], **common
+                engine,
+                run_id,
+                status="failed",
+                error=mask(message)[:1000],
+                snapshot_id=getattr(exc, "snapshot_id", None),  # the drilled one, when known
+                **common,
             )
             raise
         stats = {k: v for k, v in result.items() if k in _STAT_KEYS}
@@ -228,7 +233,11 @@ class Job:
                 remote = self._remote(conn, create=False)
                 check_ok, check_out = remote.check(subset)
                 snap = self._pick_snapshot(remote, snapshot)
-                compared, problems = self._compare_samples(conn, remote, snap)
+                try:
+                    compared, problems = self._compare_samples(conn, remote, snap)
+                except PenguinError as exc:  # a restore that fails is a failed drill of snap
+                    exc.snapshot_id = snap["snapshot_id"]  # type: ignore[attr-defined]
+                    raise
             failed = [p for p, s in compared.items() if s != "ok"]
             result = {
                 "server": self.target.name,
@@ -248,10 +257,12 @@ class Job:
                 if failed:
                     why.append(f"{len(failed)} restored file(s) differ or are missing")
                 why += problems
-                raise CheckFailed(
+                err = CheckFailed(
                     f"server {self.target.name}: backup verification failed: " + "; ".join(why),
                     hint="the repository may be damaged: run a new backup and investigate",
                 )
+                err.snapshot_id = snap["snapshot_id"]  # type: ignore[attr-defined]
+                raise err
             return result, None, snap["snapshot_id"]
 
         return self.recorded("verify", work)
