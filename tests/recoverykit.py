@@ -1,0 +1,157 @@
+"""The disaster-recovery world shared by the drill, crash and benchmark runs: two "hosts"
+(real sshd on 127.0.0.41 and .42, each with its own recording docker/apt shims and its own
+login home), a backup host (sshd on .43, its internal SFTP server), the MailU REST API double
+and a tenant spec (static server mx1 on .41, zone files, a BackupPolicy to the backup host).
+
+Both sshd run on this machine, so both "hosts" see one file system: the MailU root is one
+path; the disaster moves it away (``lose_server``) before the replacement writes it again."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fakes.mailu import FakeMailu
+from hostshims import install_shims
+from sshd import SshServer, keygen
+
+TOKEN = "drill-api-token-0123456789abcdef"
+DOMAIN = "acme-mail.example"
+OLD, NEW, BACKUP = "127.0.0.41", "127.0.0.42", "127.0.0.43"
+
+
+def spec_text(tmp: Path, srv: SshServer, api_url: str, root: Path, backup: SshServer) -> str:
+    repo = f"sftp://root@{backup.address}:{backup.port}/{tmp / 'backup-host'}/{{server}}"
+    return f"""\
+apiVersion: penguinctl/v1
+kind: Tenant
+metadata: {{name: acme}}
+---
+apiVersion: penguinctl/v1
+kind: Server
+metadata: {{name: mx1, tenant: acme}}
+spec:
+  provider: static
+  static: {{address: {srv.address}, ssh_port: {srv.port}, initial_key: "file:{tmp / "initial"}"}}
+  hostname: mail.{DOMAIN}
+  mail: {{stack: mailu, version: "2024.06", tls: letsencrypt, api_url: "{api_url}", root: {root}}}
+  backup: nightly
+---
+apiVersion: penguinctl/v1
+kind: BackupPolicy
+metadata: {{name: nightly, tenant: acme}}
+spec:
+  schedule: "30 2 * * *"
+  retention: {{daily: 7}}
+  repository: "{repo}"
+---
+apiVersion: penguinctl/v1
+kind: DnsProvider
+metadata: {{name: zones, tenant: acme}}
+spec: {{type: zonefile, directory: {tmp / "zones"}}}
+---
+apiVersion: penguinctl/v1
+kind: Domain
+metadata: {{name: {DOMAIN}, tenant: acme}}
+spec:
+  server: mx1
+  dns: zones
+  mailboxes:
+    - {{local: john, display_name: John Smith, daily_limit: 40}}
+"""
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath) / name
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def deliver(root: Path, n: int = 20, size: int = 4096) -> None:
+    """Mail "sent into" the server: maildir files as dovecot would leave them."""
+    import random
+
+    rnd = random.Random(23)
+    box = root / "mail" / f"john@{DOMAIN}"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        body = rnd.randbytes(size).hex().encode()
+        msg = (
+            (
+                f"From: lead{i}@example.net\r\nTo: john@{DOMAIN}\r\nSubject: re: hi {i}\r\n"
+                f"Message-ID: <{i}@example.net>\r\n\r\n"
+            ).encode()
+            + body
+            + b"\r\n"
+        )
+        sub = "cur" if i % 2 else "new"
+        (box / sub / f"17000000{i:02d}.M{i}P1.mx1{':2,S' if sub == 'cur' else ''}").write_bytes(msg)
+
+
+@dataclass
+class World:
+    tmp: Path
+    old: SshServer
+    new: SshServer
+    backup: SshServer
+    mailu: FakeMailu
+    root: Path
+    spec: Path
+    sftp_key: str
+
+    def sftp_fields(self) -> str:
+        known = f"[{self.backup.address}]:{self.backup.port} {self.backup.host_key_public}"
+        import json
+
+        return json.dumps({"sftp_private_key": self.sftp_key, "sftp_known_hosts": known})
+
+    def lose_server(self) -> None:
+        """The old server is gone: its sshd stops, its disk (the MailU root) is lost."""
+        self.old.stop()
+        shutil.move(str(self.root), str(self.tmp / "lost-disk"))
+
+    def point_spec_at_new(self) -> None:
+        text = self.spec.read_text().replace(
+            f"address: {self.old.address}, ssh_port: {self.old.port}",
+            f"address: {self.new.address}, ssh_port: {self.new.port}",
+        )
+        self.spec.write_text(text)
+
+
+def start_world(tmp: Path, stack: Any) -> World:
+    _, initial_pub = keygen(tmp / "initial")
+    sftp_priv, sftp_pub = keygen(tmp / "id_sftp")
+    shims_a = install_shims(tmp / "bin-a")
+    shims_b = install_shims(tmp / "bin-b")
+    old = stack.enter_context(
+        SshServer(
+            tmp / "sshd-a",
+            OLD,
+            authorized_keys=[initial_pub],
+            path_prefix=shims_a.directory,
+            home=tmp / "home-a",
+        )
+    )
+    new = stack.enter_context(
+        SshServer(
+            tmp / "sshd-b",
+            NEW,
+            authorized_keys=[initial_pub],
+            path_prefix=shims_b.directory,
+            home=tmp / "home-b",
+        )
+    )
+    backup = stack.enter_context(SshServer(tmp / "sshd-c", BACKUP, authorized_keys=[sftp_pub]))
+    mailu = stack.enter_context(FakeMailu(api_token=TOKEN, hostname=f"mail.{DOMAIN}"))
+    root = tmp / "srv" / "mailu"
+    spec = tmp / "tenant.yaml"
+    spec.write_text(spec_text(tmp, old, mailu.url, root, backup))
+    return World(tmp, old, new, backup, mailu, root, spec, sftp_priv)
