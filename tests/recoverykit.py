@@ -155,3 +155,96 @@ def start_world(tmp: Path, stack: Any) -> World:
     spec = tmp / "tenant.yaml"
     spec.write_text(spec_text(tmp, old, mailu.url, root, backup))
     return World(tmp, old, new, backup, mailu, root, spec, sftp_priv)
+
+
+@dataclass
+class Prepared:
+    before: dict[str, str]  # the mail tree's digest when the server was lost
+    key: Path  # the recovery key file
+    offsite: Path  # where the state backup and escrow were copied
+    snapshots: list[str]
+
+
+def prepare(cli: Any, w: World, monkeypatch: Any, *, corrupt_second: bool = False) -> Prepared:
+    """Day 0 to the disaster: init, apply, mail, recovery key, server backup + drill, state and
+    secrets backup; then server and home are lost and ``recover`` runs on a fresh home. With
+    ``corrupt_second`` a second snapshot is taken after more mail, its new pack files corrupted,
+    and its drill fails (the first one stays verified)."""
+    tmp = w.tmp
+    assert cli("init").code == 0
+    token = tmp / "token.json"
+    token.write_text(f'{{"api_token": "{TOKEN}"}}')
+    assert cli("secrets", "put", "servers/mx1/mailu", "-f", token).code == 0
+    sftp = tmp / "sftp.json"
+    sftp.write_text(w.sftp_fields())
+    assert cli("secrets", "put", "backups/mx1", "-f", sftp).code == 0
+    applied = cli("apply", "-f", w.spec, "--yes")
+    assert applied.code == 0, applied.out + applied.err
+    deliver(w.root)
+    before = {k: v for k, v in tree_digest(w.root).items()
+              if k.startswith(("mail/", "dkim-sign/", "data/"))}  # fmt: skip
+    key = tmp / "offline" / "recovery-key.txt"
+    key.parent.mkdir()
+    assert cli("recovery-key", "create", "--out", key).code == 0
+    run = cli("backup", "run", "mx1", "--mailu-root", w.root, "-o", "json")
+    assert run.code == 0, run.err + run.out
+    snaps = [run.json()["servers"][0]["snapshot"]]
+    drill = cli("backup", "verify", "mx1", "--read-data-subset", "100%")
+    assert drill.code == 0, drill.err + drill.out
+    if corrupt_second:
+        import time
+
+        repo = tmp / "backup-host" / "mx1"
+        packs = {p: p.stat().st_mtime for p in (repo / "data").rglob("*") if p.is_file()}
+        time.sleep(0.05)
+        deliver(w.root, n=5, size=200_000)  # new data: new pack files
+        run2 = cli("backup", "run", "mx1", "--mailu-root", w.root, "-o", "json")
+        assert run2.code == 0, run2.err
+        snaps.append(run2.json()["servers"][0]["snapshot"])
+        fresh = [p for p in (repo / "data").rglob("*") if p.is_file() and p not in packs]
+        assert fresh
+        for p in fresh:
+            p.chmod(0o644)
+            data = bytearray(p.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            p.write_bytes(bytes(data))
+        bad = cli("backup", "verify", "mx1", "--read-data-subset", "100%")
+        assert bad.code == 5, bad.out + bad.err
+    offsite = tmp / "offsite"
+    st = cli("backup", "state", "--to", offsite / "state.db", "-o", "json")
+    assert st.code == 0 and st.json()["secrets"]["file"], st.err
+    w.lose_server()
+    shutil.rmtree(tmp / "home")
+    monkeypatch.setenv("PENGUINCTL_HOME", str(tmp / "new-home"))
+    monkeypatch.setenv("PENGUINCTL_STATE", f"sqlite:///{tmp / 'new-home' / 'state.db'}")
+    rec = cli("recover", "--state", offsite / "state.db", "--secrets", offsite / "state.escrow",
+              "--recovery-key", key)  # fmt: skip
+    assert rec.code == 0, rec.err + rec.out
+    return Prepared(before, key, offsite, snaps)
+
+
+def mail_services(tmp: Path, stack: Any) -> tuple[int, int]:
+    """An SMTP banner on the new host and a Dovecot on 127.0.0.1 where john logs in with the
+    restored password: (smtp port, imap port)."""
+    from aiosmtpd.controller import Controller
+    from imapd import ImapServer
+    from sshd import free_port
+
+    from penguinctl.cli.context import AppContext
+    from penguinctl.settings import load_settings
+
+    secrets = AppContext(settings=load_settings()).secrets()
+    password = secrets.get(f"mailboxes/john@{DOMAIN}")["password"].reveal()
+    smtp_port = free_port(NEW)
+    smtp = Controller(object(), hostname=NEW, port=smtp_port)
+    smtp.start()
+    stack.callback(smtp.stop)
+    (tmp / "imap").mkdir(exist_ok=True)
+    imap = stack.enter_context(ImapServer(tmp / "imap", users={f"john@{DOMAIN}": password}))
+    return smtp_port, imap.port
+
+
+def rebuild_args(w: World, smtp_port: int, imap_port: int) -> list[str]:
+    return ["server", "rebuild", "mx1", "--onto", f"{NEW}:{w.new.port}", "--yes",
+            "--probe", f"smtp={NEW}:{smtp_port}", "--probe", f"imap=127.0.0.1:{imap_port}",
+            "--imap-plain"]  # fmt: skip

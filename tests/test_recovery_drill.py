@@ -8,20 +8,20 @@ verifies (dkimpy) against the published record, `plan` is empty."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 
 import dkim
 import dns.zone
 import pytest
 from clitools import run_inprocess
 from daemons import need_binary
-from recoverykit import DOMAIN, NEW, TOKEN, deliver, start_world, tree_digest
+from recoverykit import DOMAIN, NEW, mail_services, prepare, rebuild_args, start_world, tree_digest
 
 pytestmark = pytest.mark.clock
 
 
-def _txt_from_zone(zones_dir):
-    zone = dns.zone.from_file(str(zones_dir / f"{DOMAIN}.zone"), origin=DOMAIN, relativize=False)
+def _zone(zones_dir):
+    zone = dns.zone.from_file(str(zones_dir / f"{DOMAIN}.zone"), origin=DOMAIN,
+                              relativize=False)  # fmt: skip
 
     def txt(name, timeout=5):
         name = name.decode() if isinstance(name, bytes) else name
@@ -31,136 +31,77 @@ def _txt_from_zone(zones_dir):
     return zone, txt
 
 
-def test_disaster_recovery_drill(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def world(tmp_path, monkeypatch):
     need_binary("restic", "restic")
-    from aiosmtpd.controller import Controller
-    from imapd import ImapServer
-    from sshd import free_port
-
-    def cli(*args):
-        return run_inprocess(capsys, *args)
-
     monkeypatch.setenv("PENGUINCTL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PENGUINCTL_STATE", f"sqlite:///{tmp_path / 'home' / 'state.db'}")
     monkeypatch.setenv("PENGUINCTL_TODAY", "2026-11-23")
     with contextlib.ExitStack() as stack:
-        w = start_world(tmp_path, stack)
-        # day 0: the tenant is applied, MailU installed on the old server
-        assert cli("init").code == 0
-        token = tmp_path / "token.json"
-        token.write_text(f'{{"api_token": "{TOKEN}"}}')
-        assert cli("secrets", "put", "servers/mx1/mailu", "-f", token).code == 0
-        sftp = tmp_path / "sftp.json"
-        sftp.write_text(w.sftp_fields())
-        assert cli("secrets", "put", "backups/mx1", "-f", sftp).code == 0
-        applied = cli("apply", "-f", w.spec, "--yes")
-        assert applied.code == 0, applied.out + applied.err
-        deliver(w.root)
-        before = {
-            k: v
-            for k, v in tree_digest(w.root).items()
-            if k.startswith(("mail/", "dkim-sign/", "data/"))
-        }
-        assert any(k.startswith("mail/") for k in before)
+        yield start_world(tmp_path, stack), stack
 
-        # the runbook's preparation: recovery key, server backup + drill, state + secrets
-        key = tmp_path / "offline" / "recovery-key.txt"
-        key.parent.mkdir()
-        assert cli("recovery-key", "create", "--out", key).code == 0
-        run = cli("backup", "run", "mx1", "--mailu-root", w.root, "-o", "json")
-        assert run.code == 0, run.err + run.out
-        drill = cli("backup", "verify", "mx1", "--read-data-subset", "100%")
-        assert drill.code == 0, drill.err + drill.out
-        offsite = tmp_path / "offsite"
-        st = cli("backup", "state", "--to", offsite / "state.db", "-o", "json")
-        assert st.code == 0 and st.json()["secrets"]["file"], st.err
 
-        # the disaster: the server and the operator's machine are lost
-        w.lose_server()
-        shutil.rmtree(tmp_path / "home")
-        monkeypatch.setenv("PENGUINCTL_HOME", str(tmp_path / "new-home"))
-        monkeypatch.setenv("PENGUINCTL_STATE", f"sqlite:///{tmp_path / 'new-home' / 'state.db'}")
+def test_disaster_recovery_drill(tmp_path, monkeypatch, capsys, world):
+    w, stack = world
 
-        # runbook step 1: recover state and secrets
-        rec = cli(
-            "recover",
-            "--state",
-            offsite / "state.db",
-            "--secrets",
-            offsite / "state.escrow",
-            "--recovery-key",
-            key,
-        )
-        assert rec.code == 0, rec.err + rec.out
+    def cli(*args):
+        return run_inprocess(capsys, *args)
 
-        # the new host answers SMTP; IMAP logs in with the restored mailbox password
-        from penguinctl.cli.context import AppContext
-        from penguinctl.settings import load_settings
+    prep = prepare(cli, w, monkeypatch)  # runbook step 1 (`recover`) included
+    smtp_port, imap_port = mail_services(tmp_path, stack)
 
-        secrets = AppContext(settings=load_settings()).secrets()
-        password = secrets.get(f"mailboxes/john@{DOMAIN}")["password"].reveal()
-        smtp_port = free_port(NEW)
-        smtp = Controller(object(), hostname=NEW, port=smtp_port)
-        smtp.start()
-        stack.callback(smtp.stop)
-        (tmp_path / "imap").mkdir()
-        imap = stack.enter_context(
-            ImapServer(tmp_path / "imap", users={f"john@{DOMAIN}": password})
-        )
+    # runbook step 2: rebuild the server onto the new host
+    rb = cli(*rebuild_args(w, smtp_port, imap_port), "-o", "json")
+    assert rb.code == 0, rb.err + rb.out
+    result = rb.json()
+    assert result["recovery_seconds"] > 0 and result["snapshot"] == prep.snapshots[0]
+    checks = [c["check"] for c in result["steps"]["verify"]["checks"]]
+    assert checks == ["smtp", "imap", f"dkim:{DOMAIN}"]
 
-        # runbook step 2: rebuild the server onto the new host
-        rb = cli(
-            "server",
-            "rebuild",
-            "mx1",
-            "--onto",
-            f"{NEW}:{w.new.port}",
-            "--yes",
-            "--probe",
-            f"smtp={NEW}:{smtp_port}",
-            "--probe",
-            f"imap=127.0.0.1:{imap.port}",
-            "--imap-plain",
-            "-o",
-            "json",
-        )
-        assert rb.code == 0, rb.err + rb.out
-        result = rb.json()
-        assert result["recovery_seconds"] > 0
-        assert [c["check"] for c in result["steps"]["verify"]["checks"]] == [
-            "smtp",
-            "imap",
-            f"dkim:{DOMAIN}",
-        ]
+    # the mail tree is back, byte for byte
+    after = {k: v for k, v in tree_digest(w.root).items() if k in prep.before}
+    assert after == prep.before
+    # DNS: the A and SPF records name the new host
+    zone, txt = _zone(tmp_path / "zones")
+    assert [r.address for r in zone.get_rdataset(f"mail.{DOMAIN}.", "A")] == [NEW]
+    spf = b"".join(zone.get_rdataset(f"{DOMAIN}.", "TXT")[0].strings).decode()
+    assert f"ip4:{NEW}" in spf and "127.0.0.41" not in spf
+    # mail signed with the key the new host's signer loads verifies against DNS
+    (keyfile,) = (w.root / "dkim-sign").glob(f"{DOMAIN}.*.key")
+    selector = keyfile.name.removeprefix(f"{DOMAIN}.").removesuffix(".key")
+    msg = (f"From: john@{DOMAIN}\r\nTo: lead@example.net\r\nSubject: back\r\n"
+           f"Message-ID: <r1@{DOMAIN}>\r\n\r\nWe are back.\r\n").encode()  # fmt: skip
+    sig = dkim.sign(msg, selector.encode(), DOMAIN.encode(), keyfile.read_bytes(),
+                    include_headers=[b"from", b"to", b"subject"])  # fmt: skip
+    assert dkim.verify(sig + msg, dnsfunc=txt)
 
-        # the mail tree is back, byte for byte
-        after = {k: v for k, v in tree_digest(w.root).items() if k in before}
-        assert after == before
-        # DNS: the A and SPF records name the new host
-        zone, txt = _txt_from_zone(tmp_path / "zones")
-        a = zone.get_rdataset(f"mail.{DOMAIN}.", "A")
-        assert [r.address for r in a] == [NEW]
-        spf = b"".join(zone.get_rdataset(f"{DOMAIN}.", "TXT")[0].strings).decode()
-        assert f"ip4:{NEW}" in spf and "127.0.0.41" not in spf
-        # mail signed with the key the new host's signer loads verifies against DNS
-        (keyfile,) = (w.root / "dkim-sign").glob(f"{DOMAIN}.*.key")
-        selector = keyfile.name.removeprefix(f"{DOMAIN}.").removesuffix(".key")
-        msg = (
-            f"From: john@{DOMAIN}\r\nTo: lead@example.net\r\nSubject: back\r\n"
-            f"Message-ID: <r1@{DOMAIN}>\r\n\r\nWe are back.\r\n"
-        ).encode()
-        sig = dkim.sign(
-            msg,
-            selector.encode(),
-            DOMAIN.encode(),
-            keyfile.read_bytes(),
-            include_headers=[b"from", b"to", b"subject"],
-        )
-        assert dkim.verify(sig + msg, dnsfunc=txt)
+    # runbook step 3: the spec names the new host; plan has nothing to do
+    w.point_spec_at_new()
+    plan = cli("plan", "-f", w.spec, "--detailed-exitcode")
+    assert plan.code == 0, plan.out + plan.err
+    again = cli("server", "rebuild", "mx1", "--yes")  # finished: nothing running to resume
+    assert again.code == 2, again.err
+    audit = cli("state", "audit", "-o", "json").out
+    for step in ("start", "replacement", "bootstrap", "install", "restore", "cutover",
+                 "verify", "retire"):  # fmt: skip
+        assert f"server.rebuild.{step}" in audit
 
-        # runbook step 3: the spec names the new host; plan has nothing to do
-        w.point_spec_at_new()
-        plan = cli("plan", "-f", w.spec, "--detailed-exitcode")
-        assert plan.code == 0, plan.out + plan.err
-        again = cli("server", "rebuild", "mx1", "--yes")  # finished: nothing running to resume
-        assert again.code == 2, again.err
+
+def test_rebuild_never_restores_a_corrupted_snapshot(tmp_path, monkeypatch, capsys, world):
+    w, stack = world
+
+    def cli(*args):
+        return run_inprocess(capsys, *args)
+
+    prep = prepare(cli, w, monkeypatch, corrupt_second=True)
+    good, bad = prep.snapshots
+    smtp_port, imap_port = mail_services(tmp_path, stack)
+    asked = cli(*rebuild_args(w, smtp_port, imap_port), "--snapshot", bad[:8])
+    assert asked.code == 5, asked.err
+    assert "corrupted" in asked.err and f"--snapshot {good[:8]}" in asked.err
+    rb = cli(*rebuild_args(w, smtp_port, imap_port), "-o", "json")
+    assert rb.code == 0, rb.err + rb.out
+    assert rb.json()["snapshot"] == good
+    assert any(bad[:8] in s for s in rb.json()["steps"]["restore"]["skipped"])
+    after = {k: v for k, v in tree_digest(w.root).items() if k in prep.before}
+    assert after == prep.before  # the verified snapshot's mail, nothing of the corrupted one
