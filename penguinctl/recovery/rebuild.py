@@ -130,6 +130,8 @@ class Rebuild:
 
     def _open(self) -> dict[str, Any]:
         row = journal.running(self.app.db, self.server)
+        if row is not None:
+            self.old = dict(row["old"])  # the lost server, whatever cutover recorded since
         wanted = self._wanted_replacement()
         if row is not None:
             have = row["replacement"]
