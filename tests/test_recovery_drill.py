@@ -105,3 +105,18 @@ def test_rebuild_never_restores_a_corrupted_snapshot(tmp_path, monkeypatch, caps
     assert any(bad[:8] in s for s in rb.json()["steps"]["restore"]["skipped"])
     after = {k: v for k, v in tree_digest(w.root).items() if k in prep.before}
     assert after == prep.before  # the verified snapshot's mail, nothing of the corrupted one
+
+
+def test_readme_runbook_is_three_commands_that_parse():
+    from clitools import REPO, cli_tree, parse_command_line
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Disaster recovery") :]
+    section = section[: section.index("\n### ", 10)]
+    runbook = section[section.index("**The runbook**") :]
+    block = runbook[runbook.index("```sh\n") + 6 : runbook.index("```", runbook.index("```sh") + 5)]
+    lines = [ln for ln in block.splitlines() if ln.strip()]
+    assert [ln.split()[1] for ln in lines] == ["recover", "server", "plan"]
+    root = cli_tree()
+    for line in lines:
+        assert parse_command_line(root, line) is None, line
