@@ -72,10 +72,30 @@ fi
 """
 )
 
+# The mail store's manifest, from the MailU root $1: "MANIFEST <files> <bytes> <digest>", the
+# digest being the sha256 of the sorted `sha256sum` lines of every file under mail/ (paths
+# relative to the root), so a restore elsewhere compares equal.
+_MANIFEST_FN = r"""
+_pc_manifest() {
+  if [ -d "$1/mail" ]; then
+    ( cd "$1" || exit 1
+      files=$(find mail -type f | wc -l)
+      bytes=$(find mail -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+      digest=$(find mail -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum \
+        | sha256sum | cut -d' ' -f1)
+      echo "MANIFEST $files $bytes $digest" )
+  else
+    echo "MANIFEST 0 0 none"
+  fi
+}
+"""
+MANIFEST_MARKER = "--penguinctl-manifest--"
+
 # $1 root, $2 compose project, $3 quiesce (pause|none), $4 sample count, $5 restic binary,
 # $6 repository, $7 host tag; then the entries (relative to the root) to back up.
 _BACKUP_SCRIPT = (
     _ENV_PRELUDE
+    + _MANIFEST_FN
     + r"""
 root=$1; project=$2; quiesce=$3; nsamples=$4; restic=$5; repo=$6; host=$7; shift 7
 [ -d "$root" ] || { echo "MailU root $root does not exist" >&2; exit 90; }
@@ -96,6 +116,8 @@ echo "--penguinctl-samples--"
 if [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ]; then
   find "$@" -type f -size -20M 2>/dev/null | head -n 5000 | shuf -n "$nsamples" \
     | while IFS= read -r f; do sha256sum -- "$f"; done
+  echo "--penguinctl-manifest--"
+  _pc_manifest "$root"
 fi
 exit "$rc"
 """
@@ -129,6 +151,7 @@ class BackupOutcome:
     summary: dict[str, Any]
     samples: dict[str, str] = field(default_factory=dict)  # absolute path -> sha256
     warnings: list[str] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None  # the mail store: files, bytes, digest
 
 
 @dataclass
@@ -172,6 +195,30 @@ def json_document(text: str) -> Any:
             except ValueError:
                 continue
     raise ValueError("no JSON document in restic's output")
+
+
+def parse_manifest(text: str) -> dict[str, Any] | None:
+    """``MANIFEST files bytes digest`` as a dict, or None when absent."""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "MANIFEST" and parts[1].isdigit():
+            return {"files": int(parts[1]), "bytes": int(parts[2] or 0), "digest": parts[3]}
+    return None
+
+
+# $1 restic, $2 repository, $3 snapshot, $4 the MailU root: restore the mail store into a
+# scratch directory, print its manifest, remove it.
+_DRILL_SCRIPT = (
+    _ENV_PRELUDE
+    + _MANIFEST_FN
+    + r"""
+restic=$1; repo=$2; snap=$3; root=$4
+tmp=$(mktemp -d) || exit 93
+trap 'rm -rf -- "$tmp"; _pc_clean' EXIT
+"$restic" -r "$repo" restore "$snap" --target "$tmp" --include "$root/mail" >&2 || exit $?
+_pc_manifest "$tmp$root"
+"""
+)
 
 
 def parse_samples(text: str) -> dict[str, str]:
@@ -289,14 +336,21 @@ class ResticRemote:
             *paths,
         ]
         res = self._run(_BACKUP_SCRIPT, args, "backup", ok=(0, 3))
-        body, _, sample_text = res.stdout.partition(SAMPLES_MARKER)
+        body, _, tail = res.stdout.partition(SAMPLES_MARKER)
+        sample_text, _, manifest_text = tail.partition(MANIFEST_MARKER)
         summary = next((m for m in json_lines(body) if m.get("message_type") == "summary"), None)
         if summary is None or not summary.get("snapshot_id"):
             raise ResticFailed(f"server {self.server}: restic backup reported no snapshot")
         warnings = [ln for ln in res.stderr.splitlines() if ln.strip()][-5:] if res.rc else []
         if res.rc == 3:
             warnings.insert(0, "some files could not be read: the snapshot is incomplete")
-        return BackupOutcome(summary["snapshot_id"], summary, parse_samples(sample_text), warnings)
+        return BackupOutcome(
+            summary["snapshot_id"],
+            summary,
+            parse_samples(sample_text),
+            warnings,
+            parse_manifest(manifest_text),
+        )
 
     def snapshots(self) -> list[dict[str, Any]]:
         res = self.restic("snapshots", "--json", "--host", self.server)
@@ -356,6 +410,13 @@ class ResticRemote:
             "restore (sample files)",
         )
         return {p.removeprefix("."): h for p, h in parse_samples(res.stdout).items()}
+
+    def drill(self, snapshot: str, root: str) -> dict[str, Any] | None:
+        """Restore the mail store of ``snapshot`` into a scratch directory on the server and
+        return its manifest (None when restic printed none)."""
+        res = self._run(_DRILL_SCRIPT, [self.binary, self.repository, snapshot, root],
+                        "restore (drill)")  # fmt: skip
+        return parse_manifest(res.stdout)
 
     def list_files(self, snapshot: str, limit: int = 5000) -> list[dict[str, Any]]:
         res = self.restic("ls", "--json", snapshot)

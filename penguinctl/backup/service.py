@@ -183,6 +183,9 @@ class Job:
                 snap=live[0] if live else {"id": full_id},
             )
             snap["stats"] = {k: result[k] for k in ("files_new", "bytes_processed", "data_added")}
+            if out.manifest is not None:  # what a restore drill must find again
+                snap["stats"]["manifest"] = {**out.manifest, "root": self.options.root}
+                result["mail_files"] = out.manifest["files"]
             snap["samples"] = out.samples
             return result, snap, full_id
 
@@ -235,10 +238,19 @@ class Job:
                 snap = self._pick_snapshot(remote, snapshot)
                 try:
                     compared, problems = self._compare_samples(conn, remote, snap)
+                    drill = self._drill(remote, snap)
                 except PenguinError as exc:  # a restore that fails is a failed drill of snap
                     exc.snapshot_id = snap["snapshot_id"]  # type: ignore[attr-defined]
                     raise
             failed = [p for p, s in compared.items() if s != "ok"]
+            if drill is not None and not drill["match"]:
+                problems.append(
+                    f"restore drill: the mail store restored to a scratch path has "
+                    f"{drill['restored']['files']} files / {drill['restored']['bytes']} bytes "
+                    f"(digest {drill['restored']['digest'][:12]}), the manifest "
+                    f"{drill['manifest']['files']} / {drill['manifest']['bytes']} "
+                    f"({drill['manifest']['digest'][:12]})"
+                )
             result = {
                 "server": self.target.name,
                 "snapshot": snap["snapshot_id"],
@@ -248,6 +260,8 @@ class Job:
                 "samples_ok": len(compared) - len(failed),
                 "compared": compared,
                 "problems": problems,
+                "drill": drill,
+                "drill_files": (drill or {}).get("restored", {}).get("files"),
             }
             if not check_ok or failed or problems:
                 why = []
@@ -266,6 +280,17 @@ class Job:
             return result, None, snap["snapshot_id"]
 
         return self.recorded("verify", work)
+
+    def _drill(self, remote: ResticRemote, snap: dict[str, Any]) -> dict[str, Any] | None:
+        """Restore the snapshot's mail store to a scratch path and compare its file count,
+        bytes and digest with the manifest taken at backup time (None: no manifest)."""
+        manifest = (snap.get("stats") or {}).get("manifest")
+        if not manifest:
+            return None
+        restored = remote.drill(snap["snapshot_id"], manifest.get("root") or self.options.root)
+        want = {k: manifest[k] for k in ("files", "bytes", "digest")}
+        got = restored or {"files": 0, "bytes": 0, "digest": "none"}
+        return {"match": got == want, "manifest": want, "restored": got}
 
     def _pick_snapshot(self, remote: ResticRemote, ref: str | None) -> dict[str, Any]:
         engine = self.app.db
@@ -368,6 +393,8 @@ _STAT_KEYS = frozenset(
         "check",
         "target",
         "repository_created",
+        "drill_files",
+        "mail_files",
     }
 )
 

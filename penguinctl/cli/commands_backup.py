@@ -250,6 +250,42 @@ def list_(
     return 0
 
 
+@backup_app.command("drills")
+@output_formats(*ROWS)
+def drills(ctx: typer.Context) -> int:
+    """The newest restore drill per server and its last verified restore (no SSH)."""
+    from penguinctl.backup import records
+
+    app = ctx.obj
+    items = records.last_drills(app.read_db)
+    rows = []
+    for it in items:
+        last, ok = it["last"] or {}, it["verified"] or {}
+        rows.append({
+            "server": it["server"],
+            "tenant": it["tenant"] or None,
+            "last_drill": last.get("status"),
+            "last_drill_at": last["at"].isoformat(timespec="seconds") if last.get("at") else None,
+            "verified_at": ok["at"].isoformat(timespec="seconds") if ok.get("at") else None,
+            "verified_snapshot": ok.get("snapshot"),
+            "mail_files": ok.get("mail_files"),
+        })  # fmt: skip
+
+    def text(console) -> None:
+        from penguinctl.cli.render import table
+
+        if not rows:
+            console.print("No restore drills yet (`penguinctl backup verify`).")
+            return
+        table(console, ["server", "last drill", "at", "last verified restore", "snapshot",
+                        "mail files"],
+              [[r["server"], r["last_drill"], r["last_drill_at"], r["verified_at"] or "never",
+                (r["verified_snapshot"] or "")[:8], r["mail_files"]] for r in rows])  # fmt: skip
+
+    app.emit(rows, text)
+    return 0
+
+
 @backup_app.command("prune")
 def prune(
     ctx: typer.Context,
