@@ -24,7 +24,9 @@ DOMAIN = "acme-mail.example"
 OLD, NEW, BACKUP = "127.0.0.41", "127.0.0.42", "127.0.0.43"
 
 
-def spec_text(tmp: Path, srv: SshServer, api_url: str, root: Path, backup: SshServer) -> str:
+def spec_text(
+    tmp: Path, srv: SshServer, api_url: str, root: Path, backup: SshServer, dkim: str = ""
+) -> str:
     repo = f"sftp://root@{backup.address}:{backup.port}/{tmp / 'backup-host'}/{{server}}"
     return f"""\
 apiVersion: penguinctl/v1
@@ -60,7 +62,7 @@ metadata: {{name: {DOMAIN}, tenant: acme}}
 spec:
   server: mx1
   dns: zones
-  mailboxes:
+{dkim}  mailboxes:
     - {{local: john, display_name: John Smith, daily_limit: 40}}
 """
 
@@ -126,7 +128,7 @@ class World:
         self.spec.write_text(text)
 
 
-def start_world(tmp: Path, stack: Any) -> World:
+def start_world(tmp: Path, stack: Any, *, dkim: str = "") -> World:
     _, initial_pub = keygen(tmp / "initial")
     sftp_priv, sftp_pub = keygen(tmp / "id_sftp")
     shims_a = install_shims(tmp / "bin-a")
@@ -153,7 +155,7 @@ def start_world(tmp: Path, stack: Any) -> World:
     mailu = stack.enter_context(FakeMailu(api_token=TOKEN, hostname=f"mail.{DOMAIN}"))
     root = tmp / "srv" / "mailu"
     spec = tmp / "tenant.yaml"
-    spec.write_text(spec_text(tmp, old, mailu.url, root, backup))
+    spec.write_text(spec_text(tmp, old, mailu.url, root, backup, dkim))
     return World(tmp, old, new, backup, mailu, root, spec, sftp_priv)
 
 

@@ -74,6 +74,13 @@ def test_disaster_recovery_drill(tmp_path, monkeypatch, capsys, world):
     sig = dkim.sign(msg, selector.encode(), DOMAIN.encode(), keyfile.read_bytes(),
                     include_headers=[b"from", b"to", b"subject"])  # fmt: skip
     assert dkim.verify(sig + msg, dnsfunc=txt)
+    # and the real signer (rspamd, as MailU runs it) signs with the restored key and maps
+    from rspamdkit import Rspamd
+    from test_rspamd_signing import signed_by
+
+    (tmp_path / "rspamd").mkdir()
+    with Rspamd(tmp_path / "rspamd", w.root) as rspamd:
+        assert signed_by(rspamd, tmp_path / "zones", 1) == selector
 
     # runbook step 3: the spec names the new host; plan has nothing to do
     w.point_spec_at_new()
