@@ -128,7 +128,7 @@ class World:
         self.spec.write_text(text)
 
 
-def start_world(tmp: Path, stack: Any, *, dkim: str = "") -> World:
+def start_world(tmp: Path, stack: Any, *, dkim: str = "", mailu_cls: Any = FakeMailu) -> World:
     _, initial_pub = keygen(tmp / "initial")
     sftp_priv, sftp_pub = keygen(tmp / "id_sftp")
     shims_a = install_shims(tmp / "bin-a")
@@ -152,7 +152,7 @@ def start_world(tmp: Path, stack: Any, *, dkim: str = "") -> World:
         )
     )
     backup = stack.enter_context(SshServer(tmp / "sshd-c", BACKUP, authorized_keys=[sftp_pub]))
-    mailu = stack.enter_context(FakeMailu(api_token=TOKEN, hostname=f"mail.{DOMAIN}"))
+    mailu = stack.enter_context(mailu_cls(api_token=TOKEN, hostname=f"mail.{DOMAIN}"))
     root = tmp / "srv" / "mailu"
     spec = tmp / "tenant.yaml"
     spec.write_text(spec_text(tmp, old, mailu.url, root, backup, dkim))
