@@ -119,8 +119,11 @@ def restore_throughput(tmp: Path, megabytes: int, runs: int) -> dict[str, float]
         password = _cli("secrets", "get", "backups/mx1", "--reveal", "-o", "json")
         pw = json.loads(password.out)
         pw = pw.get("fields", pw).get("password")
-        ours, bare = [], []
+        ours, bare, cli_ssh = [], [], []
         for i in range(runs):
+            t = time.perf_counter()
+            assert _cli("server", "exec", "true", "mx1").code == 0
+            cli_ssh.append(time.perf_counter() - t)
             target = tmp / f"restore-pc-{i}"
             t = time.perf_counter()
             res = _cli("backup", "restore", snap, "--server", "mx1", "-f", spec, "--to", target)
@@ -141,6 +144,7 @@ def restore_throughput(tmp: Path, megabytes: int, runs: int) -> dict[str, float]
         "bare_s": statistics.median(bare),
         "penguinctl_mb_s": size / statistics.median(ours),
         "bare_mb_s": size / statistics.median(bare),
+        "cli_ssh_s": statistics.median(cli_ssh),
     }
 
 
@@ -175,6 +179,7 @@ def main() -> None:
             f"{r['penguinctl_mb_s']:.0f} MB/s |"
         )
         print(f"| bare restic restore (floor) | {r['bare_s']:.2f} s | {r['bare_mb_s']:.0f} MB/s |")
+        print(f"| (penguinctl server exec true: CLI + SSH session) | {r['cli_ssh_s']:.2f} s | |")
         print(f"\nratio (bare time / penguinctl time): {r['bare_s'] / r['penguinctl_s']:.2f}")
 
 
