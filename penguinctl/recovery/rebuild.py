@@ -91,8 +91,8 @@ class Rebuild:
             raise UsageError(
                 f"server {self.server} is a {provider} server: `server rebuild` replaces static "
                 "servers in this version",
-                hint="for Hostwinds, order the replacement with `penguinctl apply` after "
-                "`server forget`, then restore with `backup restore`",
+                hint="add a new Server to the spec and apply it, restore the lost server's "
+                "snapshot onto it with `backup restore`, then move the domains to it",
             )
         self.row = self._open()
         steps = {
