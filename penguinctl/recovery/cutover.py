@@ -67,3 +67,41 @@ def move_server(app: Any, tenant: str, server: str, rep: dict[str, Any]) -> dict
         "changed": moved[:50],
         "spec_change": f"server {server}: set {line} in your spec file",
     }
+
+
+def move_hostwinds(rb: Any) -> dict[str, Any]:
+    """Hostwinds: the replacement takes the server's label, its service id and IPs become the
+    recorded server's, and the recorded spec is applied (A and SPF follow the recorded IPs)."""
+    from penguinctl.cli.commands_apply import plan_and_apply
+    from penguinctl.control import specs as recorded
+    from penguinctl.desired import srvrname
+    from penguinctl.engine import raise_for_report
+    from penguinctl.recovery import hostwinds
+    from penguinctl.resources import ResourceKey
+    from penguinctl.state import repo
+    from penguinctl.state.db import session_scope
+
+    canonical = rb.old.get("srvrname") or srvrname(rb.tenant, rb.server)
+    labels = hostwinds.relabel(rb, canonical)
+    data = {**rb.new_data(), "srvrname": canonical}
+    with session_scope(rb.app.db) as session:
+        repo.upsert_resource(
+            session,
+            key=ResourceKey("server", rb.tenant, rb.server),
+            provider="server:hostwinds",
+            data=data,
+        )
+    specs = recorded.load(rb.app.db, [rb.tenant] if rb.tenant else None)
+    yes, rb.app.yes = rb.app.yes, True
+    try:
+        plan, report = plan_and_apply(rb.app, specs, targets=None)
+    finally:
+        rb.app.yes = yes
+    if report is not None:
+        raise_for_report(report)
+    moved = [c.key.address for c in plan.changes]
+    return {
+        "summary": f"{len(moved)} change(s) applied (DNS moved to {data.get('main_ip')}); "
+        + "; ".join(labels or ["labels already in place"]),
+        "changed": moved[:50],
+    }

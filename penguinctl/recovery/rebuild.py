@@ -87,12 +87,10 @@ class Rebuild:
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         provider = self.old.get("provider")
-        if provider != "static":
+        if provider not in ("static", "hostwinds"):
             raise UsageError(
-                f"server {self.server} is a {provider} server: `server rebuild` replaces static "
-                "servers in this version",
-                hint="add a new Server to the spec and apply it, restore the lost server's "
-                "snapshot onto it with `backup restore`, then move the domains to it",
+                f"server {self.server} is a {provider} server: penguinctl does not reach it, "
+                "so it cannot rebuild it"
             )
         self.row = self._open()
         steps = {
@@ -112,7 +110,7 @@ class Rebuild:
                 continue
             self.say(f"{step} ...")
             detail = steps[step]()
-            journal.done(self.app.db, self.row, step, detail)
+            journal.done(self.app.db, self.row, step, detail, replacement=self.row["replacement"])
             self.say(f"{step}: {detail.get('summary', 'done')}")
         verified = self.row["steps"]["verify"]["at"]
         from datetime import datetime
@@ -135,9 +133,14 @@ class Rebuild:
         wanted = self._wanted_replacement()
         if row is not None:
             have = row["replacement"]
-            if wanted is not None and (have.get("address"), have.get("ssh_port")) != (
-                wanted["address"],
-                wanted["ssh_port"],
+            if (
+                wanted is not None
+                and have.get("provider") == "static"
+                and (have.get("address"), have.get("ssh_port"))
+                != (
+                    wanted["address"],
+                    wanted["ssh_port"],
+                )
             ):
                 raise UnsafePlan(
                     f"server {self.server}: rebuild {row['id']} onto {have.get('address')} is "
@@ -171,6 +174,13 @@ class Rebuild:
             return row
 
     def _wanted_replacement(self) -> dict[str, Any] | None:
+        if self.old.get("provider") == "hostwinds":
+            if self.opts.onto:
+                raise UsageError("--onto is for static servers: a Hostwinds replacement is ordered")
+            from penguinctl.desired import srvrname
+
+            label = self.old.get("srvrname") or srvrname(self.tenant, self.server)
+            return {"provider": "hostwinds", "srvrname": f"{label}-r{clock.now():%Y%m%d%H%M%S}"}
         if not self.opts.onto:
             return None
         host, port = parse_onto(self.opts.onto)
@@ -188,6 +198,13 @@ class Rebuild:
     def new_data(self) -> dict[str, Any]:
         """The server's recorded data with the replacement's address."""
         rep = self.row["replacement"]
+        if rep.get("provider") == "hostwinds":
+            keep = ("service_id", "main_ip", "ips", "rdns", "monthly_cost", "ordered_at")
+            return {
+                **self.old,
+                **{k: rep[k] for k in keep if rep.get(k) is not None},
+                "status": "active",
+            }
         static = {**(self.old.get("static") or {}), "address": rep["address"]}
         for k in ("ssh_port", "ssh_user"):
             if rep.get(k) is not None:
@@ -238,6 +255,10 @@ class Rebuild:
     # -- steps --------------------------------------------------------------------------------
     def _replacement(self) -> dict[str, Any]:
         rep = self.row["replacement"]
+        if rep.get("provider") == "hostwinds":
+            from penguinctl.recovery import hostwinds
+
+            return hostwinds.order(self)
         where = f"{rep['address']}:{rep.get('ssh_port') or 22}"
         return {"summary": f"static host {where}", "address": rep["address"]}
 
@@ -321,8 +342,10 @@ class Rebuild:
         }
 
     def _cutover(self) -> dict[str, Any]:
-        from penguinctl.recovery.cutover import move_server
+        from penguinctl.recovery.cutover import move_hostwinds, move_server
 
+        if self.row["replacement"].get("provider") == "hostwinds":
+            return move_hostwinds(self)
         return move_server(self.app, self.tenant, self.server, self.row["replacement"])
 
     def _verify(self) -> dict[str, Any]:
@@ -339,6 +362,10 @@ class Rebuild:
         return {"summary": ", ".join(f"{r['check']} ok" for r in results), "checks": results}
 
     def _retire(self) -> dict[str, Any]:
+        if self.row["replacement"].get("provider") == "hostwinds":
+            from penguinctl.recovery import hostwinds
+
+            return hostwinds.retire(self, force=self.opts.force)
         static = self.old.get("static") or {}
         old = f"{static.get('address')}:{static.get('ssh_port') or 22}"
         return {
