@@ -102,7 +102,7 @@ def restore_throughput(tmp: Path, megabytes: int, runs: int) -> dict[str, float]
         import json
 
         key.write_text(json.dumps({"private_key": priv}))
-        assert _cli("secrets", "put", "servers/mx1/ssh", "-f", key).code == 0
+        assert _cli("secrets", "put", "platform/servers/mx1/ssh", "-f", key).code == 0
         spec = tmp / "spec.yaml"
         spec.write_text(
             "apiVersion: penguinctl/v1\nkind: Tenant\nmetadata: {name: acme}\n---\n"
@@ -116,7 +116,7 @@ def restore_throughput(tmp: Path, megabytes: int, runs: int) -> dict[str, float]
                    "-o", "json")  # fmt: skip
         assert run.code == 0, run.err
         snap = run.json()["servers"][0]["snapshot"]
-        password = _cli("secrets", "get", "backups/mx1", "--reveal", "-o", "json")
+        password = _cli("secrets", "get", "platform/backups/mx1", "--reveal", "-o", "json")
         pw = json.loads(password.out)
         pw = pw.get("fields", pw).get("password")
         ours, bare, cli_ssh = [], [], []

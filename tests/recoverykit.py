@@ -184,10 +184,10 @@ def prepare(
     assert cli("init").code == 0
     token = tmp / "token.json"
     token.write_text(f'{{"api_token": "{TOKEN}"}}')
-    assert cli("secrets", "put", "servers/mx1/mailu", "-f", token).code == 0
+    assert cli("secrets", "put", "tenants/acme/servers/mx1/mailu", "-f", token).code == 0
     sftp = tmp / "sftp.json"
     sftp.write_text(w.sftp_fields())
-    assert cli("secrets", "put", "backups/mx1", "-f", sftp).code == 0
+    assert cli("secrets", "put", "tenants/acme/backups/mx1", "-f", sftp).code == 0
     applied = cli("apply", "-f", w.spec, "--yes")
     assert applied.code == 0, applied.out + applied.err
     deliver(w.root, *mails)
@@ -245,7 +245,7 @@ def mail_services(tmp: Path, stack: Any) -> tuple[int, int]:
     from penguinctl.settings import load_settings
 
     secrets = AppContext(settings=load_settings()).secrets()
-    password = secrets.get(f"mailboxes/john@{DOMAIN}")["password"].reveal()
+    password = secrets.get(f"tenants/acme/mailboxes/john@{DOMAIN}")["password"].reveal()
     smtp_port = free_port(NEW)
     smtp = Controller(object(), hostname=NEW, port=smtp_port)
     smtp.start()

@@ -61,7 +61,7 @@ def test_mailu_credentials_rotate_without_api_downtime(tmp_path, monkeypatch, ca
         assert cli("init").code == 0
         token = tmp_path / "token.json"
         token.write_text(f'{{"api_token": "{TOKEN}"}}')
-        assert cli("secrets", "put", "servers/mx1/mailu", "-f", token).code == 0
+        assert cli("secrets", "put", "tenants/acme/servers/mx1/mailu", "-f", token).code == 0
         assert cli("apply", "-f", w.spec, "--yes").code == 0
         admin = f"admin@{DOMAIN}"
         created = httpx.post(
@@ -70,10 +70,10 @@ def test_mailu_credentials_rotate_without_api_downtime(tmp_path, monkeypatch, ca
             json={"email": admin, "raw_password": "initial-admin-pw-1"},
         )
         assert created.status_code == 200, created.text
-        before = _secret("servers/mx1/mailu")
+        before = _secret("tenants/acme/servers/mx1/mailu")
 
         listed = cli("secrets", "rotate", "-k", "mailu", "-o", "json")
-        assert listed.code == 0 and "servers/mx1/mailu" in listed.out
+        assert listed.code == 0 and "tenants/acme/servers/mx1/mailu" in listed.out
 
         # stopped after the stack took the new token, before the secret was promoted
         from penguinctl.errors import ProviderError
@@ -88,7 +88,7 @@ def test_mailu_credentials_rotate_without_api_downtime(tmp_path, monkeypatch, ca
         failed = cli("secrets", "rotate", "mx1", "-k", "mailu")
         assert failed.code != 0
         monkeypatch.setattr(MailuClient, "domains", real)
-        mid = _secret("servers/mx1/mailu")
+        mid = _secret("tenants/acme/servers/mx1/mailu")
         assert mid["api_token"] == before["api_token"] and mid["next_api_token"]
         assert w.mailu.api_token == mid["next_api_token"]  # MailU runs with the next token
         assert w.mailu.login(admin, mid["next_admin_password"])
@@ -100,7 +100,7 @@ def test_mailu_credentials_rotate_without_api_downtime(tmp_path, monkeypatch, ca
 
         done = cli("secrets", "rotate", "mx1", "-k", "mailu", "-o", "json")
         assert done.code == 0, done.err + done.out
-        after = _secret("servers/mx1/mailu")
+        after = _secret("tenants/acme/servers/mx1/mailu")
         assert not [k for k in after if k.startswith("next_")]
         for field in ("api_token", "secret_key", "admin_password"):
             assert after[field] != before[field] and after[field] == mid[f"next_{field}"]

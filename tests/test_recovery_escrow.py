@@ -52,7 +52,7 @@ def test_backup_state_escrows_secrets_and_recover_restores_them(
     assert cli("apply", "-f", spec, "--yes").code == 0
     fields = tmp_path / "fields.env"
     fields.write_text("password=restic-repo-password-1\n")
-    assert cli("secrets", "put", "backups/mx1", "-f", fields).code == 0
+    assert cli("secrets", "put", "tenants/acme/backups/mx1", "-f", fields).code == 0
 
     # without a recovery key: the state is backed up, the secrets are not (said so)
     bare = cli("backup", "state", "-o", "json")

@@ -100,7 +100,7 @@ def test_hostwinds_rebuild_orders_once_moves_everything_and_terminates_the_old(
         w = World(tmp_path, hosts[0], hosts[1], backup, mailu, root, spec, sftp_priv)
         admin = tmp_path / "admin.json"
         admin.write_text(json.dumps({"private_key": admin_priv, "public_key": admin_pub}))
-        assert cli("secrets", "put", "servers/mx1/ssh", "-f", admin).code == 0
+        assert cli("secrets", "put", "tenants/acme/servers/mx1/ssh", "-f", admin).code == 0
 
         prep = prepare(cli, w, monkeypatch)
         (old_sid,) = list(fake.instances)

@@ -57,7 +57,7 @@ def test_rspamd_signs_with_the_current_selector(tmp_path, monkeypatch, capsys):
         assert cli("init").code == 0
         token = tmp_path / "token.json"
         token.write_text(f'{{"api_token": "{TOKEN}"}}')
-        assert cli("secrets", "put", "servers/mx1/mailu", "-f", token).code == 0
+        assert cli("secrets", "put", "tenants/acme/servers/mx1/mailu", "-f", token).code == 0
         applied = cli("apply", "-f", w.spec, "--yes")
         assert applied.code == 0, applied.out + applied.err
         (tmp_path / "rspamd").mkdir()

@@ -60,7 +60,7 @@ if [ -n "${PENGUINCTL_SFTP_DIR:-}" ]; then
   if [ -n "${PENGUINCTL_SFTP_KEY:-}" ]; then
     eval "$(ssh-agent -s)" >/dev/null || { echo "ssh-agent did not start" >&2; exit 94; }
     printf '%s' "$PENGUINCTL_SFTP_KEY" | base64 -d | ssh-add -q - 2>/dev/null \
-      || { echo "ssh-add refused the SFTP key of backups/<server>" >&2; exit 94; }
+      || { echo "ssh-add refused the SFTP key (sftp_private_key)" >&2; exit 94; }
   fi
   unset PENGUINCTL_SFTP_KEY
   [ -n "${PENGUINCTL_SFTP_KNOWN:-}" ] \
@@ -299,7 +299,8 @@ class ResticRemote:
             )
             raise ResticFailed(
                 f"server {self.server}: {why}",
-                hint=f"check the SFTP fields of backups/{self.server} and the backup host",
+                hint="check the SFTP fields (sftp_private_key, sftp_known_hosts) of the server's "
+                "backups secret and the backup host",
             )
         if "wrong password" in err or "no key found" in err:
             raise ResticFailed(

@@ -10,4 +10,6 @@ from __future__ import annotations
 def recovery_path() -> str:
     """The recovery key's public half (``recipient``) and, for a passphrase key, its private half
     sealed with the passphrase (``sealed_identity``). Nothing here opens an escrow by itself."""
-    return "platform/recovery"
+    from penguinctl.secret_paths import recovery
+
+    return recovery("key")

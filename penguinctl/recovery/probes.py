@@ -79,13 +79,15 @@ def _mailbox(rb: Any) -> tuple[str, str] | None:
             if (r.data or {}).get("server") == rb.server
         }
         boxes = sorted(
-            r.name
+            (r.name, r.tenant or "")
             for r in repo.list_resources(session, kind="mailbox")
             if r.name.rsplit("@", 1)[-1] in domains
         )
+    from penguinctl.providers.mailu import mailbox_secret_path
+
     secrets = rb.app.secrets()
-    for address in boxes:
-        fields = secrets.get(f"mailboxes/{address}") or {}
+    for address, tenant in boxes:
+        fields = secrets.get(mailbox_secret_path(tenant, address)) or {}
         if "password" in fields:
             return address, fields["password"].reveal()
     return None

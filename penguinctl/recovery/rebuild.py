@@ -221,8 +221,11 @@ class Rebuild:
         return data
 
     def provider(self):
+        from penguinctl.plan.confine import domain_owners
         from penguinctl.providers.mailstack import MailstackProvider
         from penguinctl.remote.hostkeys import StateHostKeyStore
+
+        owners = domain_owners(self.app.db)
 
         def audit(action: str, resource: str, details: dict[str, Any]) -> None:
             from penguinctl.state.audit import record_many
@@ -250,6 +253,8 @@ class Rebuild:
             host_keys=StateHostKeyStore(self.app.db, actor=self.app.actor()),
             env=dict(self.app.env),
             audit=audit,
+            tenant=self.tenant,
+            domain_owner=lambda d: owners.get(d, ""),
         )
 
     # -- steps --------------------------------------------------------------------------------
@@ -304,7 +309,9 @@ class Rebuild:
         }
         try:
             with self.provider().connect() as conn:
-                env, _ = credentials(self.app.secrets(), self.server, repo, create=False)
+                env, _ = credentials(
+                    self.app.secrets(), self.server, repo, tenant=self.tenant, create=False
+                )
                 remote = ResticRemote(
                     conn, server=self.server, repository=repo, env=env, timeout=self.opts.timeout
                 )
@@ -316,8 +323,15 @@ class Rebuild:
                 signing = dict((self.stack or {}).get("signing") or {})
                 if signing:
                     from penguinctl.mailu.signing import MailuSigning
+                    from penguinctl.plan.confine import domain_owners
 
-                    MailuSigning(conn, secrets=self.app.secrets(), root=self.root).sync(signing)
+                    owners = domain_owners(self.app.db)
+                    MailuSigning(
+                        conn,
+                        secrets=self.app.secrets(),
+                        root=self.root,
+                        owner=lambda d: owners.get(d, ""),
+                    ).sync(signing)
         except Exception as exc:
             from penguinctl.masking import mask
 

@@ -57,8 +57,8 @@ class MailuCredentialRotation(Rotation):
                 kind=self.kind,
                 target=server,
                 tenant=tenant,
-                path=secret_path(server),
-                last_rotated=last_rotated(self.ctx.secrets, secret_path(server)),
+                path=secret_path(tenant, server),
+                last_rotated=last_rotated(self.ctx.secrets, secret_path(tenant, server)),
                 period=self.default_period,
             )
             for tenant, server, _ in self._stacks()
@@ -74,25 +74,37 @@ class MailuCredentialRotation(Rotation):
             raise ProviderError(f"server {server} is not recorded in the state store")
         return dict(rows[0].data or {})
 
-    def _client(self, server: str, data: dict[str, Any], tokens: Any = None):
+    def _client(self, server: str, data: dict[str, Any], tokens: Any = None, tenant: str = ""):
         from penguinctl.providers.registry import Providers
 
-        providers = Providers(secrets_factory=lambda: self.ctx.secrets, dns_configs={},
-                              env=self.ctx.env, server_configs={server: data})  # fmt: skip
+        providers = Providers(
+            secrets_factory=lambda: self.ctx.secrets,
+            dns_configs={},
+            env=self.ctx.env,
+            server_configs={server: data},
+            server_tenants={server: tenant},
+        )
         client = providers.get(f"mail:{server}").client
         if tokens is not None:
             client._token = list(tokens)
         return client
 
-    def _provider(self, server: str, data: dict[str, Any]):
+    def _provider(self, server: str, data: dict[str, Any], tenant: str):
+        from penguinctl.plan.confine import domain_owners
         from penguinctl.providers.mailstack import MailstackProvider
         from penguinctl.remote.hostkeys import StateHostKeyStore
 
+        owners = domain_owners(self.ctx.engine)
         return MailstackProvider(
-            f"mailstack:{server}", server=server, server_data=data, secrets=self.ctx.secrets,
+            f"mailstack:{server}",
+            server=server,
+            server_data=data,
+            secrets=self.ctx.secrets,
             host_keys=StateHostKeyStore(self.ctx.engine, actor=self.ctx.actor),
             env=dict(self.ctx.env),
-        )  # fmt: skip
+            tenant=tenant,
+            domain_owner=lambda d: owners.get(d, ""),
+        )
 
     def rotate(self, item: DueItem) -> str:
         from penguinctl.mailu.credentials import generate
@@ -125,7 +137,7 @@ class MailuCredentialRotation(Rotation):
                 ctx.secrets.put(path, fields)
                 audit("secret.rotate.prepare", step="next_*")
             data = self._server_data(server)
-            client = self._client(server, data)
+            client = self._client(server, data, tenant=tenant)
             admin = f"admin@{stack.get('domain')}"
             try:
                 client.set_password(admin, fields["next_admin_password"])
@@ -138,9 +150,9 @@ class MailuCredentialRotation(Rotation):
                 raise
             finally:
                 client.close()
-            out = self._provider(server, data).converge(stack)
+            out = self._provider(server, data, tenant).converge(stack)
             audit("mailu.env.rendered", changes=len(out.changes()))
-            live = self._client(server, data, tokens=[fields["next_api_token"]])
+            live = self._client(server, data, tokens=[fields["next_api_token"]], tenant=tenant)
             try:
                 live.domains()  # retried through the admin container's restart
             finally:
