@@ -86,6 +86,7 @@ def init(
         "keystore_key": "PENGUINCTL_MASTER_KEY" if s.master_key else str(s.master_key_file),
         "keystore_key_created": created_key,
         "modes_tightened": tightened,
+        "recovery_key": _recovery_key(app),
     }
 
     def text(console) -> None:
@@ -96,8 +97,29 @@ def init(
         console.print(f"keystore key {result['keystore_key']}{note}")
         if tightened:
             console.print(f"made {tightened} file(s) and folder(s) private (0600/0700)")
+        if result["recovery_key"]:
+            console.print(f"recovery key {result['recovery_key']}")
+        else:
+            console.print(
+                "recovery key none yet: without it a lost machine loses every secret. Create it\n"
+                "             with `penguinctl recovery-key create --out recovery-key.txt` and "
+                "keep that file\n             offline (or --passphrase); `backup state` then "
+                "also seals the secrets\n             to it, and `penguinctl recover` restores "
+                "both on a new machine."
+            )
 
     app.emit(result, text)
+
+
+def _recovery_key(app) -> str | None:
+    """The recovery key's public half, or None (none created, or the backend unreachable)."""
+    from penguinctl.recovery.keys import load
+
+    try:
+        key = load(app.secrets())
+    except Exception:  # init must work before Vault is reachable
+        return None
+    return f"{key.recipient} ({key.mode})" if key else None
 
 
 def _tighten_private_files(s) -> int:
