@@ -1,10 +1,10 @@
--- penguinctl SQLite schema at revision 0009
+-- penguinctl SQLite schema at revision 0010
 BEGIN TRANSACTION;
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0009');
+INSERT INTO "alembic_version" VALUES('0010');
 CREATE TABLE alert_digests (
 	id INTEGER NOT NULL, 
 	subscription_id INTEGER NOT NULL, 
@@ -405,6 +405,21 @@ CREATE TABLE send_retries (
 	updated_at DATETIME NOT NULL, 
 	PRIMARY KEY (lead_id, step)
 );
+CREATE TABLE server_rebuilds (
+	id INTEGER NOT NULL, 
+	tenant VARCHAR NOT NULL, 
+	server VARCHAR NOT NULL, 
+	status VARCHAR NOT NULL, 
+	old JSON NOT NULL, 
+	replacement JSON NOT NULL, 
+	steps JSON NOT NULL, 
+	snapshot_id VARCHAR, 
+	actor VARCHAR NOT NULL, 
+	error VARCHAR, 
+	started_at DATETIME NOT NULL, 
+	finished_at DATETIME, 
+	PRIMARY KEY (id)
+);
 CREATE TABLE spec_documents (
 	id INTEGER NOT NULL, 
 	tenant VARCHAR NOT NULL, 
@@ -524,4 +539,6 @@ CREATE INDEX ix_webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, 
 CREATE INDEX ix_webhook_attempts_delivery ON webhook_attempts (delivery_id);
 CREATE INDEX ix_alert_items_pending ON alert_items (subscription_id, digest_id);
 CREATE INDEX ix_alert_digests_subscription ON alert_digests (subscription_id, id);
+CREATE INDEX ix_server_rebuilds_server ON server_rebuilds (server);
+CREATE UNIQUE INDEX uq_server_rebuilds_running ON server_rebuilds (server) WHERE status = 'running';
 COMMIT;
