@@ -42,9 +42,12 @@ class ApplyRequest(BaseModel):
 def validate(
     request: Request, body: Documents, who: Principal = Depends(allow("specs.validate"))
 ) -> dict[str, Any]:
+    from penguinctl.plan.confine import check_ownership, recorded_owners
     from penguinctl.services import specs
 
+    ctx = service_context(request, who)
     loaded = specs.load_documents(body.files, tenant=who.tenant)
+    check_ownership(loaded, recorded_owners(ctx.db), ctx.settings.zones_dir)
     return {"valid": True, "files": sorted(body.files), "counts": specs.counts(loaded)}
 
 
