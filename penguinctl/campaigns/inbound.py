@@ -50,43 +50,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from penguinctl.campaigns.autoreply import auto_reply_reason, is_unsubscribe_request
 from penguinctl.campaigns.dsn import SOFT_LIMIT, parse_dsn, suppress_hard
-from penguinctl.campaigns.ledger import LEADS, MAILBOXES, SENDS, _md
+from penguinctl.campaigns.ledger import LEADS, MAILBOXES, SENDS
 from penguinctl.campaigns.mailtext import MAX_MESSAGE_BYTES, clean, header
 from penguinctl.campaigns.senders import Sender, password_for
+from penguinctl.campaigns.tables import InboundCursor, InboundEvent
 
 if TYPE_CHECKING:
     from penguinctl.campaigns.plans import CampaignPlan
 
 FETCH_CHUNK = 100
-_ts = sa.DateTime(timezone=True)
-CURSORS = sa.Table(
-    "inbound_cursors",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String),
-    sa.Column("mailbox", sa.String),
-    sa.Column("folder", sa.String),
-    sa.Column("uidvalidity", sa.BigInteger),
-    sa.Column("last_uid", sa.BigInteger),
-    sa.Column("updated_at", _ts),
-)
-EVENTS = sa.Table(
-    "inbound_events",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String),
-    sa.Column("mailbox", sa.String),
-    sa.Column("folder", sa.String),
-    sa.Column("uidvalidity", sa.BigInteger),
-    sa.Column("uid", sa.BigInteger),
-    sa.Column("kind", sa.String),
-    sa.Column("campaign_id", sa.Integer),
-    sa.Column("lead_id", sa.Integer),
-    sa.Column("send_id", sa.Integer),
-    sa.Column("status_code", sa.String),
-    sa.Column("detail", sa.String),
-    sa.Column("received_at", _ts),
-)
+CURSORS = InboundCursor.__table__
+EVENTS = InboundEvent.__table__
 _MSGID = re.compile(r"<[^<>\s]+>")
 MAX_REFERENCES = 50  # Message-IDs of References looked up (the newest: ours are the last)
 DEFAULT_STOP = frozenset({"reply", "bounce", "unsubscribe"})

@@ -2,8 +2,9 @@
 
 ``campaigns`` (one row per (tenant, name), the validated spec as JSON), ``leads`` (one row per
 (campaign, address)), ``suppressions`` (hashed addresses per scope) and ``campaign_sends`` (the
-send ledger, at most one row per (lead, step)). The schema itself lives in the migration; these
-classes only map it, so a column added here must be added there too.
+send ledger, at most one row per (lead, step)). These classes are the schema's one declaration:
+a change here needs a migration generated from them (README, Development), and
+tests/test_schema.py fails while the two differ.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from penguinctl.state.models import JsonType, utcnow
@@ -60,7 +61,11 @@ class Campaign(SQLModel, table=True):
 
 class Lead(SQLModel, table=True):
     __tablename__ = "leads"
-    __table_args__ = (UniqueConstraint("campaign_id", "email", name="uq_leads_campaign_email"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "email", name="uq_leads_campaign_email"),
+        Index("ix_leads_due", "campaign_id", "status", "next_send_at"),
+        Index("ix_leads_email", "email"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(
@@ -77,7 +82,8 @@ class Lead(SQLModel, table=True):
     timezone: str | None = None  # IANA name
     fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
     status: str = "active"
-    next_step: int = 0  # 0-based index of the next step to send
+    # 0-based index of the next step to send
+    next_step: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     next_send_at: datetime | None = _ts(nullable=True)  # UTC; None = due now
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
@@ -131,6 +137,7 @@ class Suppression(SQLModel, table=True):
     __tablename__ = "suppressions"
     __table_args__ = (
         UniqueConstraint("scope", "scope_ref", "email_hash", name="uq_suppressions_key"),
+        Index("ix_suppressions_hash", "email_hash"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -144,7 +151,12 @@ class Suppression(SQLModel, table=True):
 
 class CampaignSend(SQLModel, table=True):
     __tablename__ = "campaign_sends"
-    __table_args__ = (UniqueConstraint("lead_id", "step", name="uq_sends_lead_step"),)
+    __table_args__ = (
+        UniqueConstraint("lead_id", "step", name="uq_sends_lead_step"),
+        Index("ix_sends_tenant_sent", "tenant", "sent_at"),
+        Index("ix_sends_mailbox_sent", "mailbox", "sent_at"),
+        Index("ix_sends_message_id", "message_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     tenant: str
