@@ -89,6 +89,12 @@ def test_config_overrides_win_file_by_file(home):
     ours.write_text("apiVersion: penguinctl/v1\nkind: BlockLists\nip: ['bad zone!']\ndomain: []\n")
     with pytest.raises(ConfigError, match=r"dnsbl.yaml: ip.0"):
         dnsbl.default_lists()
+    ours.write_text("- zen.spamhaus.org\n")
+    with pytest.raises(ConfigError, match=r"dnsbl.yaml: the block lists must be a mapping"):
+        dnsbl.default_lists()
+    ours.write_text("ip: [\n")
+    with pytest.raises(ConfigError, match=r"dnsbl.yaml: not valid YAML"):
+        dnsbl.default_lists()
 
 
 def test_playbook_overrides_win_and_add_names(home):
