@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from penguinctl.state.models import JsonType, utcnow
+from penguinctl.state.columns import JsonType, ts_field
 
 CAMPAIGN_STATUSES = ("active", "paused", "completed")
 LEAD_STATUSES = (
@@ -33,12 +33,6 @@ SUPPRESSION_SCOPES = ("global", "tenant", "campaign")
 SEND_STATUSES = ("claimed", "sent", "failed", "ambiguous", "unsent")
 
 
-def _ts(nullable: bool = False, **kw: Any) -> Any:
-    if nullable:
-        return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True, **kw))
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
 class Campaign(SQLModel, table=True):
     __tablename__ = "campaigns"
     __table_args__ = (UniqueConstraint("tenant", "name", name="uq_campaigns_tenant_name"),)
@@ -50,8 +44,8 @@ class Campaign(SQLModel, table=True):
     paused_reason: str | None = None
     spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
     spec_hash: str
-    created_at: datetime = _ts()
-    updated_at: datetime = _ts()
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
 
     @property
     def key(self) -> str:
@@ -84,9 +78,9 @@ class Lead(SQLModel, table=True):
     status: str = "active"
     # 0-based index of the next step to send
     next_step: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    next_send_at: datetime | None = _ts(nullable=True)  # UTC; None = due now
-    created_at: datetime = _ts()
-    updated_at: datetime = _ts()
+    next_send_at: datetime | None = ts_field(nullable=True)  # UTC; None = due now
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
 
     def context(self) -> dict[str, Any]:
         """Template variables: custom fields first, then the known columns (which win)."""
@@ -146,7 +140,7 @@ class Suppression(SQLModel, table=True):
     email_hash: str  # sha256 hex of the normalised address
     email: str | None = None  # None once the person is forgotten
     reason: str
-    created_at: datetime = _ts()
+    created_at: datetime = ts_field()
 
 
 class CampaignSend(SQLModel, table=True):
@@ -176,5 +170,5 @@ class CampaignSend(SQLModel, table=True):
     status: str  # claimed | sent | failed | ambiguous | unsent
     worker: str | None = None
     error: str | None = None
-    claimed_at: datetime = _ts()
-    sent_at: datetime | None = _ts(nullable=True)
+    claimed_at: datetime = ts_field()
+    sent_at: datetime | None = ts_field(nullable=True)

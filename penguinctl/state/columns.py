@@ -32,11 +32,15 @@ def ts_field(nullable: bool = False) -> Any:
 
     if nullable:
         return Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True))
+    return Field(
+        default_factory=_now, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )
+
+
+def _now() -> datetime:
     from penguinctl import clock
 
-    return Field(
-        default_factory=clock.now, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
-    )
+    return clock.now()
 
 
 def json_field(default_factory: Any = dict) -> Any:
