@@ -76,6 +76,7 @@ def build_command():
 def build_app() -> typer.Typer:
     from penguinctl.cli import (
         commands_alerts,
+        commands_apikeys,
         commands_apply,
         commands_backup,
         commands_billing,
@@ -190,6 +191,7 @@ def build_app() -> typer.Typer:
     commands_serve.register(app)
     commands_jobs.register(app)
     commands_recovery.register(app)
+    commands_apikeys.register(app)
     return app
 
 
