@@ -1,0 +1,218 @@
+"""The Campaigns pages: the list, and a campaign's funnel, A/B tests, daily charts, recipient
+providers, mailbox health and ambiguous sends. Counts come from ``campaigns.stats`` (the CLI's
+own numbers); nothing here recounts them differently."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from penguinctl.campaigns.models import Campaign, CampaignSend, Lead
+from penguinctl.state.columns import aware
+
+_CAMP = Campaign.__table__
+_SENDS = CampaignSend.__table__
+_LEADS = Lead.__table__
+DAYS = 30
+
+
+def listing(engine: sa.Engine, scope: str | None) -> list[dict[str, Any]]:
+    stmt = sa.select(_CAMP.c.id, _CAMP.c.tenant, _CAMP.c.name, _CAMP.c.status,
+                     _CAMP.c.paused_reason, _CAMP.c.updated_at)  # fmt: skip
+    if scope is not None:
+        stmt = stmt.where(_CAMP.c.tenant == scope)
+    sent = (
+        sa.select(_SENDS.c.campaign_id, sa.func.count().label("n"))
+        .where(_SENDS.c.status == "sent")
+        .group_by(_SENDS.c.campaign_id)
+    )
+    leads = sa.select(_LEADS.c.campaign_id, _LEADS.c.status, sa.func.count().label("n")).group_by(
+        _LEADS.c.campaign_id, _LEADS.c.status
+    )
+    if scope is not None:
+        sent = sent.where(_SENDS.c.tenant == scope)
+        leads = leads.where(
+            _LEADS.c.campaign_id.in_(sa.select(_CAMP.c.id).where(_CAMP.c.tenant == scope))
+        )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(_CAMP.c.tenant, _CAMP.c.name)).all()
+        sent_by = dict(conn.execute(sent).all())
+        lead_by: dict[int, dict[str, int]] = {}
+        for cid, status, n in conn.execute(leads):
+            lead_by.setdefault(cid, {})[status] = n
+    out = []
+    for r in rows:
+        counts = lead_by.get(r.id, {})
+        out.append(
+            {
+                "id": r.id, "tenant": r.tenant, "name": r.name, "status": r.status,
+                "paused_reason": r.paused_reason, "updated_at": aware(r.updated_at),
+                "sent": sent_by.get(r.id, 0), "leads": sum(counts.values()),
+                "replied": counts.get("replied", 0), "bounced": counts.get("bounced", 0),
+            }
+        )  # fmt: skip
+    return out
+
+
+def find(engine: sa.Engine, scope: str | None, tenant: str, name: str) -> Campaign | None:
+    from sqlmodel import Session, select
+
+    if scope is not None and tenant != scope:
+        return None
+    with Session(engine) as s:
+        found = s.exec(select(Campaign).where(Campaign.tenant == tenant, Campaign.name == name))
+        campaign = found.first()
+        if campaign is not None:
+            s.expunge(campaign)
+        return campaign
+
+
+def _day(column: Any, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
+    return sa.func.substr(sa.cast(column, sa.String), 1, 10)
+
+
+def _domain_of(column: Any, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return sa.func.lower(sa.func.split_part(column, "@", 2))
+    return sa.func.lower(sa.func.substr(column, sa.func.instr(column, "@") + 1))
+
+
+def detail(engine: sa.Engine, campaign: Campaign, now: datetime) -> dict[str, Any]:
+    from sqlmodel import Session
+
+    from penguinctl.campaigns import ambiguous
+    from penguinctl.campaigns.inbound import EVENTS
+    from penguinctl.campaigns.stats import campaign_stats
+    from penguinctl.web.dashboard import providers
+
+    dialect = engine.dialect.name
+    since = (now - timedelta(days=DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    with Session(engine) as s:
+        stats = campaign_stats(s, campaign)
+    with engine.connect() as conn:
+        day = _day(_SENDS.c.sent_at, dialect)
+        sends_per_day = dict(
+            conn.execute(
+                sa.select(day, sa.func.count())
+                .where(_SENDS.c.campaign_id == campaign.id, _SENDS.c.status == "sent",
+                       _SENDS.c.sent_at >= since)
+                .group_by(day)
+            ).all()
+        )  # fmt: skip
+        rday = _day(EVENTS.c.received_at, dialect)
+        replies_per_day = dict(
+            conn.execute(
+                sa.select(rday, sa.func.count())
+                .where(EVENTS.c.campaign_id == campaign.id, EVENTS.c.kind == "reply",
+                       EVENTS.c.received_at >= since)
+                .group_by(rday)
+            ).all()
+        )  # fmt: skip
+        dom = _domain_of(_SENDS.c.recipient, dialect)
+        domains = dict(
+            conn.execute(
+                sa.select(dom, sa.func.count())
+                .where(_SENDS.c.campaign_id == campaign.id, _SENDS.c.status == "sent",
+                       _SENDS.c.recipient.is_not(None))
+                .group_by(dom)
+            ).all()
+        )  # fmt: skip
+        pending = ambiguous.list_ambiguous(conn, campaign.id)
+        boxes = mailbox_health(conn, campaign, now)
+    days = [(since + timedelta(days=i)).date().isoformat() for i in range(DAYS)]
+    return {
+        "campaign": campaign,
+        "stats": stats,
+        "totals": stats.totals,
+        "days": days,
+        "sends_per_day": [(d, int(sends_per_day.get(d, 0))) for d in days],
+        "replies_per_day": [(d, int(replies_per_day.get(d, 0))) for d in days],
+        "providers": providers.breakdown({k or "": int(v) for k, v in domains.items()}),
+        "ambiguous": pending[:200],
+        "ambiguous_total": len(pending),
+        "mailboxes": boxes,
+    }
+
+
+def mailbox_health(conn: Any, campaign: Campaign, now: datetime) -> list[dict[str, Any]]:
+    from penguinctl.campaigns.ledger import MAILBOXES
+    from penguinctl.campaigns.spec import spec_of
+    from penguinctl.campaigns.warmup import ramp_cap, ramp_day, ramp_from_spec
+
+    spec = spec_of(campaign)
+    ramp = ramp_from_spec(spec.warmup)
+    senders = list(spec.senders)
+    rows = {
+        r.address: r
+        for r in conn.execute(
+            sa.select(MAILBOXES).where(
+                MAILBOXES.c.tenant == campaign.tenant, MAILBOXES.c.address.in_(senders)
+            )
+        )
+    }
+    per_day = getattr(spec.limits, "per_mailbox_daily", None)
+    today = now.date().isoformat()
+    out = []
+    for address in senders:
+        r = rows.get(address)
+        started = aware(r.warmup_started_at) if r is not None else None
+        cap = ramp_cap(ramp, started, now)
+        caps = [c for c in (per_day, cap) if c]
+        out.append(
+            {
+                "address": address,
+                "status": r.status if r is not None else "not used yet",
+                "paused_reason": r.paused_reason if r is not None else None,
+                "today": (r.day_count if r is not None and r.day == today else 0),
+                "cap": min(caps) if caps else None,
+                "warmup": (f"day {ramp_day(started, now) + 1} of {ramp.days}"
+                           if ramp is not None and cap is not None else "done" if ramp else "off"),
+                "last_claim_at": aware(r.last_claim_at) if r is not None else None,
+            }
+        )  # fmt: skip
+    return out
+
+
+def set_status(engine: sa.Engine, campaign: Campaign, *, pause: bool, actor: str) -> str:
+    """Pause or resume, as `campaign pause/resume` does (audited; campaign.paused emitted)."""
+    from sqlmodel import Session
+
+    from penguinctl.events.outbox import emit
+    from penguinctl.state.audit import record
+    from penguinctl.state.models import utcnow
+
+    with Session(engine) as s, s.begin():
+        current = s.get(Campaign, campaign.id)
+        if current is None:
+            return "gone"
+        if not pause and current.status == "paused":
+            from penguinctl.billing.dunning import refuse_if_suspended
+
+            refuse_if_suspended(s.connection(), current.tenant, f"resume campaign {current.name}")
+        before = current.status
+        if before == "completed":
+            return before
+        after = "paused" if pause else "active"
+        if after == before:
+            return after
+        current.status = after
+        current.paused_reason = f"paused by {actor}" if pause else None
+        current.updated_at = utcnow()
+        s.add(current)
+        record(
+            s, actor=actor, tenant=current.tenant,
+            action="campaign.pause" if pause else "campaign.resume",
+            resource=f"campaign/{current.name}", result="ok",
+            details={"from": before, "to": after, "reason": current.paused_reason},
+        )  # fmt: skip
+        if pause:
+            emit(
+                s, "campaign.paused", tenant=current.tenant, subject=f"campaign/{current.name}",
+                payload={"campaign": current.name, "cause": "operator",
+                         "reason": current.paused_reason or ""},
+            )  # fmt: skip
+        return after
