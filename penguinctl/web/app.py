@@ -48,5 +48,12 @@ def create_app(state: Any) -> Any:
     app.include_router(hooks.router)
     app.include_router(unsubscribe.router)
     # /api/v1 and /dashboard routers are included here, before the fallback
+    from starlette.staticfiles import StaticFiles
+
+    from penguinctl.web.dashboard import router as dashboard
+    from penguinctl.web.dashboard.render import STATIC
+
+    app.include_router(dashboard.router)
+    app.mount("/dashboard/static", StaticFiles(directory=str(STATIC)), name="dashboard-static")
     app.include_router(unsubscribe.fallback)
     return AccessLog(BodyLimit(app))

@@ -19,8 +19,14 @@ DAYS = 30
 
 
 def listing(engine: sa.Engine, scope: str | None) -> list[dict[str, Any]]:
-    stmt = sa.select(_CAMP.c.id, _CAMP.c.tenant, _CAMP.c.name, _CAMP.c.status,
-                     _CAMP.c.paused_reason, _CAMP.c.updated_at)  # fmt: skip
+    stmt = sa.select(
+        _CAMP.c.id,
+        _CAMP.c.tenant,
+        _CAMP.c.name,
+        _CAMP.c.status,
+        _CAMP.c.paused_reason,
+        _CAMP.c.updated_at,
+    )
     if scope is not None:
         stmt = stmt.where(_CAMP.c.tenant == scope)
     sent = (
@@ -47,12 +53,18 @@ def listing(engine: sa.Engine, scope: str | None) -> list[dict[str, Any]]:
         counts = lead_by.get(r.id, {})
         out.append(
             {
-                "id": r.id, "tenant": r.tenant, "name": r.name, "status": r.status,
-                "paused_reason": r.paused_reason, "updated_at": aware(r.updated_at),
-                "sent": sent_by.get(r.id, 0), "leads": sum(counts.values()),
-                "replied": counts.get("replied", 0), "bounced": counts.get("bounced", 0),
+                "id": r.id,
+                "tenant": r.tenant,
+                "name": r.name,
+                "status": r.status,
+                "paused_reason": r.paused_reason,
+                "updated_at": aware(r.updated_at),
+                "sent": sent_by.get(r.id, 0),
+                "leads": sum(counts.values()),
+                "replied": counts.get("replied", 0),
+                "bounced": counts.get("bounced", 0),
             }
-        )  # fmt: skip
+        )
     return out
 
 
@@ -98,29 +110,38 @@ def detail(engine: sa.Engine, campaign: Campaign, now: datetime) -> dict[str, An
         sends_per_day = dict(
             conn.execute(
                 sa.select(day, sa.func.count())
-                .where(_SENDS.c.campaign_id == campaign.id, _SENDS.c.status == "sent",
-                       _SENDS.c.sent_at >= since)
+                .where(
+                    _SENDS.c.campaign_id == campaign.id,
+                    _SENDS.c.status == "sent",
+                    _SENDS.c.sent_at >= since,
+                )
                 .group_by(day)
             ).all()
-        )  # fmt: skip
+        )
         rday = _day(EVENTS.c.received_at, dialect)
         replies_per_day = dict(
             conn.execute(
                 sa.select(rday, sa.func.count())
-                .where(EVENTS.c.campaign_id == campaign.id, EVENTS.c.kind == "reply",
-                       EVENTS.c.received_at >= since)
+                .where(
+                    EVENTS.c.campaign_id == campaign.id,
+                    EVENTS.c.kind == "reply",
+                    EVENTS.c.received_at >= since,
+                )
                 .group_by(rday)
             ).all()
-        )  # fmt: skip
+        )
         dom = _domain_of(_SENDS.c.recipient, dialect)
         domains = dict(
             conn.execute(
                 sa.select(dom, sa.func.count())
-                .where(_SENDS.c.campaign_id == campaign.id, _SENDS.c.status == "sent",
-                       _SENDS.c.recipient.is_not(None))
+                .where(
+                    _SENDS.c.campaign_id == campaign.id,
+                    _SENDS.c.status == "sent",
+                    _SENDS.c.recipient.is_not(None),
+                )
                 .group_by(dom)
             ).all()
-        )  # fmt: skip
+        )
         pending = ambiguous.list_ambiguous(conn, campaign.id)
         boxes = mailbox_health(conn, campaign, now)
     days = [(since + timedelta(days=i)).date().isoformat() for i in range(DAYS)]
@@ -169,11 +190,16 @@ def mailbox_health(conn: Any, campaign: Campaign, now: datetime) -> list[dict[st
                 "paused_reason": r.paused_reason if r is not None else None,
                 "today": (r.day_count if r is not None and r.day == today else 0),
                 "cap": min(caps) if caps else None,
-                "warmup": (f"day {ramp_day(started, now) + 1} of {ramp.days}"
-                           if ramp is not None and cap is not None else "done" if ramp else "off"),
+                "warmup": (
+                    f"day {ramp_day(started, now) + 1} of {ramp.days}"
+                    if ramp is not None and cap is not None
+                    else "done"
+                    if ramp
+                    else "off"
+                ),
                 "last_claim_at": aware(r.last_claim_at) if r is not None else None,
             }
-        )  # fmt: skip
+        )
     return out
 
 
@@ -204,15 +230,24 @@ def set_status(engine: sa.Engine, campaign: Campaign, *, pause: bool, actor: str
         current.updated_at = utcnow()
         s.add(current)
         record(
-            s, actor=actor, tenant=current.tenant,
+            s,
+            actor=actor,
+            tenant=current.tenant,
             action="campaign.pause" if pause else "campaign.resume",
-            resource=f"campaign/{current.name}", result="ok",
+            resource=f"campaign/{current.name}",
+            result="ok",
             details={"from": before, "to": after, "reason": current.paused_reason},
-        )  # fmt: skip
+        )
         if pause:
             emit(
-                s, "campaign.paused", tenant=current.tenant, subject=f"campaign/{current.name}",
-                payload={"campaign": current.name, "cause": "operator",
-                         "reason": current.paused_reason or ""},
-            )  # fmt: skip
+                s,
+                "campaign.paused",
+                tenant=current.tenant,
+                subject=f"campaign/{current.name}",
+                payload={
+                    "campaign": current.name,
+                    "cause": "operator",
+                    "reason": current.paused_reason or "",
+                },
+            )
         return after

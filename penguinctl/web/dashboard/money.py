@@ -25,10 +25,18 @@ def tenants(engine: sa.Engine, scope: str | None) -> list[str]:
 def _bar(label: str, used: int, allowed: int | None) -> dict[str, Any]:
     share = None if not allowed else used / allowed
     return {
-        "label": label, "used": used, "allowed": allowed,
-        "share": share, "status": "unknown" if share is None
-        else "fail" if share >= 1 else "warn" if share >= 0.8 else "ok",
-    }  # fmt: skip
+        "label": label,
+        "used": used,
+        "allowed": allowed,
+        "share": share,
+        "status": "unknown"
+        if share is None
+        else "fail"
+        if share >= 1
+        else "warn"
+        if share >= 0.8
+        else "ok",
+    }
 
 
 def overview(
@@ -71,8 +79,9 @@ def overview(
             _bar("Mailboxes", int(u.get("mailboxes", 0)), limits.mailboxes if limits else None),
         ]
         item["total"] = money(draft.total_cents, draft.currency)
-        item["lines"] = [(line.description, money(line.amount_cents, draft.currency))
-                         for line in draft.lines]  # fmt: skip
+        item["lines"] = [
+            (line.description, money(line.amount_cents, draft.currency)) for line in draft.lines
+        ]
         budget = account.budget_cents if account is not None else None
         item["budget"] = money(budget, draft.currency) if budget is not None else None
         item["budget_bar"] = (

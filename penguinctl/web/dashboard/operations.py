@@ -63,11 +63,19 @@ def fleet(engine: sa.Engine, scope: str | None) -> list[dict[str, Any]]:
         cost = data.get("monthly_cost")
         out.append(
             {
-                "tenant": s.tenant, "name": s.name,
+                "tenant": s.tenant,
+                "name": s.name,
                 "provider": data.get("provider") or s.provider.split(":")[-1],
-                "status": s.status, "hostname": data.get("hostname", ""), "ips": ips,
-                "rdns": ("ok" if fcrdns and all(c["status"] == "ok" for c in fcrdns)
-                         else "fail" if fcrdns else "unknown"),
+                "status": s.status,
+                "hostname": data.get("hostname", ""),
+                "ips": ips,
+                "rdns": (
+                    "ok"
+                    if fcrdns and all(c["status"] == "ok" for c in fcrdns)
+                    else "fail"
+                    if fcrdns
+                    else "unknown"
+                ),
                 "rdns_detail": "; ".join(f"{c['subject']}: {c['detail']}" for c in fcrdns)[:300],
                 "cost": f"${cost}" if cost not in (None, "") else "-",
                 "mailu": (data.get("mail") or {}).get("version") or "-",
@@ -76,7 +84,7 @@ def fleet(engine: sa.Engine, scope: str | None) -> list[dict[str, Any]]:
                 "last_backup": last.get((s.tenant, s.name, "backup")),
                 "last_drill": last.get((s.tenant, s.name, "verify")),
             }
-        )  # fmt: skip
+        )
     return out
 
 
@@ -101,14 +109,20 @@ def jobs(engine: sa.Engine, scope: str | None) -> list[dict[str, Any]]:
         run = runs.get((s.job, s.tenant, s.target))
         out.append(
             {
-                "id": s.id, "job": s.job, "tenant": s.tenant, "target": s.target,
-                "schedule": s.schedule, "source": s.source, "paused": s.paused,
-                "failures": s.failures, "next_run": aware(s.next_run_at),
+                "id": s.id,
+                "job": s.job,
+                "tenant": s.tenant,
+                "target": s.target,
+                "schedule": s.schedule,
+                "source": s.source,
+                "paused": s.paused,
+                "failures": s.failures,
+                "next_run": aware(s.next_run_at),
                 "last_run": aware(run.started_at) if run else None,
                 "last_status": run.status if run else "never",
                 "last_error": (run.error or "")[:300] if run else "",
             }
-        )  # fmt: skip
+        )
     return out
 
 
@@ -124,11 +138,17 @@ def failures(engine: sa.Engine, scope: str | None, limit: int = 50) -> list[dict
     )
     with engine.connect() as conn:
         return [
-            {"id": r.id, "job": r.job, "tenant": r.tenant, "target": r.target,
-             "status": r.status, "started_at": aware(r.started_at),
-             "error": (r.error or "")[:300]}
+            {
+                "id": r.id,
+                "job": r.job,
+                "tenant": r.tenant,
+                "target": r.target,
+                "status": r.status,
+                "started_at": aware(r.started_at),
+                "error": (r.error or "")[:300],
+            }
             for r in conn.execute(stmt)
-        ]  # fmt: skip
+        ]
 
 
 def series(engine: sa.Engine, scope: str | None, series_id: int) -> Any:
@@ -146,12 +166,21 @@ def deliveries(engine: sa.Engine, scope: str | None, limit: int = 50) -> list[di
     )
     with engine.connect() as conn:
         return [
-            {"id": r.id, "event_id": r.event_id, "event_type": r.event_type, "tenant": r.tenant,
-             "url": r.url, "status": r.status, "attempts": r.attempts,
-             "last_status": r.last_status, "last_error": (r.last_error or "")[:200],
-             "created_at": aware(r.created_at), "delivered_at": aware(r.delivered_at)}
+            {
+                "id": r.id,
+                "event_id": r.event_id,
+                "event_type": r.event_type,
+                "tenant": r.tenant,
+                "url": r.url,
+                "status": r.status,
+                "attempts": r.attempts,
+                "last_status": r.last_status,
+                "last_error": (r.last_error or "")[:200],
+                "created_at": aware(r.created_at),
+                "delivered_at": aware(r.delivered_at),
+            }
             for r in conn.execute(stmt)
-        ]  # fmt: skip
+        ]
 
 
 def audit(
@@ -182,10 +211,17 @@ def audit(
     rows = rows[:AUDIT_PAGE]
     return {
         "rows": [
-            {"id": r.id, "ts": aware(r.ts), "actor": r.actor, "tenant": r.tenant,
-             "action": r.action, "resource": r.resource, "result": r.result,
-             "details": r.details or {}}
+            {
+                "id": r.id,
+                "ts": aware(r.ts),
+                "actor": r.actor,
+                "tenant": r.tenant,
+                "action": r.action,
+                "resource": r.resource,
+                "result": r.result,
+                "details": r.details or {},
+            }
             for r in rows
         ],
         "next": rows[-1].id if more and rows else None,
-    }  # fmt: skip
+    }

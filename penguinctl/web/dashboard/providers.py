@@ -103,9 +103,7 @@ class Classifier:
                     domain, _ = self._queue.popitem(last=False)
                 provider, ok = self._lookup(domain)
                 with self._lock:
-                    self._cache[domain] = (
-                        provider, time.monotonic() + (TTL if ok else FAIL_TTL)
-                    )
+                    self._cache[domain] = (provider, time.monotonic() + (TTL if ok else FAIL_TTL))
                     while len(self._cache) > CACHE_MAX:
                         self._cache.popitem(last=False)
 
