@@ -63,6 +63,7 @@ def build_command():
 def build_app() -> typer.Typer:
     from penguinctl.cli import (
         commands_alerts,
+        commands_apikeys,
         commands_apply,
         commands_backup,
         commands_billing,
@@ -175,6 +176,7 @@ def build_app() -> typer.Typer:
     commands_completion.register(app)
     commands_serve.register(app)
     commands_jobs.register(app)
+    commands_apikeys.register(app)
     return app
 
 

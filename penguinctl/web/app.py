@@ -47,7 +47,10 @@ def create_app(state: Any) -> Any:
     app.include_router(metrics.router)
     app.include_router(hooks.router)
     app.include_router(unsubscribe.router)
-    # /api/v1 and /dashboard routers are included here, before the fallback
+    from penguinctl.web.api.app import PREFIX, create_api
+
+    app.mount(PREFIX, create_api(state))
+    # the /dashboard router and its static files, before the fallback
     from starlette.staticfiles import StaticFiles
 
     from penguinctl.web.dashboard import router as dashboard

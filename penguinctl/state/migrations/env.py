@@ -9,6 +9,7 @@ from sqlmodel import SQLModel
 import penguinctl.alerts.tables
 import penguinctl.control.tables
 import penguinctl.events.tables
+import penguinctl.identity.tables
 import penguinctl.state.models
 import penguinctl.webhooks.tables  # noqa: F401
 

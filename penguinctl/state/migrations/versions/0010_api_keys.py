@@ -1,0 +1,46 @@
+"""API keys (issue 21): ``api_keys``, one row per key (public prefix, hashed secret, role,
+tenant, expiry, last use, rotation overlap, revocation).
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def _ts(name: str, nullable: bool = True) -> sa.Column:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "api_keys",
+        sa.Column("prefix", sa.String, primary_key=True),
+        sa.Column("tenant", sa.String, nullable=False),
+        sa.Column("role", sa.String, nullable=False),
+        sa.Column("name", sa.String, nullable=False),
+        sa.Column("secret_hash", sa.String, nullable=False),
+        sa.Column("previous_hash", sa.String, nullable=True),
+        _ts("previous_valid_until"),
+        sa.Column("created_by", sa.String, nullable=False),
+        _ts("created_at", nullable=False),
+        _ts("expires_at"),
+        _ts("last_used_at"),
+        _ts("rotated_at"),
+        _ts("revoked_at"),
+    )
+    op.create_index("ix_api_keys_tenant", "api_keys", ["tenant"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_api_keys_tenant", table_name="api_keys")
+    op.drop_table("api_keys")

@@ -1,0 +1,98 @@
+"""Cursor pagination for every list: ``?limit=N&cursor=C``; the answer is ``{"items": [...],
+"next_cursor": C | null}``. A cursor is opaque to clients (base64url JSON of the last row's sort
+key); lists are keyset-paginated (``WHERE (sort key) > (cursor) ORDER BY sort key LIMIT n+1``),
+so a page costs the same wherever it is."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Query
+from pydantic import BaseModel
+
+from penguinctl.errors import UsageError
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class Page(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None = None
+
+
+class PageParams:
+    def __init__(
+        self,
+        limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page"),
+        cursor: str | None = Query(None, max_length=512, description="next_cursor of a page"),
+    ) -> None:
+        self.limit = limit
+        self.cursor = cursor
+
+    def after(self) -> list[Any] | None:
+        return decode(self.cursor) if self.cursor else None
+
+
+def encode(values: Sequence[Any]) -> str:
+    raw = json.dumps(list(values), separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (ValueError, TypeError):
+        raise UsageError("invalid cursor", hint="pass next_cursor from the previous page") from None
+    if (
+        not isinstance(values, list)
+        or not values
+        or not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values)
+    ):
+        raise UsageError("invalid cursor", hint="pass next_cursor from the previous page")
+    return values
+
+
+def keyset(stmt: Any, columns: Sequence[Any], params: PageParams) -> Any:
+    """``stmt`` limited to the page after the cursor (one more row than asked for)."""
+    after = params.after()
+    if after is not None:
+        if len(after) != len(columns):
+            raise UsageError("invalid cursor", hint="pass next_cursor from the previous page")
+        if len(columns) == 1:
+            stmt = stmt.where(columns[0] > after[0])
+        else:
+            stmt = stmt.where(sa.tuple_(*columns) > sa.tuple_(*[sa.literal(v) for v in after]))
+    return stmt.order_by(*columns).limit(params.limit + 1)
+
+
+def page(
+    rows: Sequence[Any],
+    params: PageParams,
+    key: Callable[[Any], Sequence[Any]],
+    render: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """The page of ``rows`` (fetched by ``keyset``): ``key(row)`` is the row's sort key."""
+    more = len(rows) > params.limit
+    rows = rows[: params.limit]
+    cursor = encode(key(rows[-1])) if more and rows else None
+    return {"items": [render(r) for r in rows], "next_cursor": cursor}
+
+
+def page_list(
+    items: Sequence[Any],
+    params: PageParams,
+    key: Callable[[Any], Sequence[Any]],
+    render: Callable[[Any], dict[str, Any]] = lambda x: x,
+) -> dict[str, Any]:
+    """Pagination of a list already in memory, sorted by ``key`` (small lists only)."""
+    after = params.after()
+    ordered = sorted(items, key=lambda i: list(key(i)))
+    if after is not None:
+        ordered = [i for i in ordered if list(key(i)) > after]
+    return page(ordered[: params.limit + 1], params, key, render)

@@ -1,0 +1,11 @@
+"""The ``/api/v1`` routers, one module per resource."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def routers() -> list[Any]:
+    from penguinctl.web.api.routes import apikeys, me
+
+    return [me.router, apikeys.router]
