@@ -2,72 +2,87 @@
 
 ``Viewer`` is what pages need: the key id (the session refers to it), the role, the tenant it is
 walled into (None: a platform key, which sees every tenant) and ``may(action)``, answered by the
-identity permission matrix. Every query a page runs takes ``viewer.scope``.
-"""
+identity permission matrix (``identity.permissions.MATRIX``). Every query a page runs takes
+``viewer.scope``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-# what each dashboard POST needs (names in identity's permission matrix)
+from penguinctl.identity.principal import Principal
+
+# what each page or POST needs (actions of identity's permission matrix)
+READ = "read"
 PAUSE_CAMPAIGN = "campaigns.pause"
 RUN_JOB = "jobs.run"
-VERIFY_DOMAIN = "checks.run"
+VERIFY_DOMAIN = "domains.verify"
+READ_AUDIT = "audit.read"
+READ_BILLING = "invoices.read"
 
 
 @dataclass(frozen=True)
 class Viewer:
-    key_id: str
-    name: str
-    role: str
-    tenant: str | None  # None: a platform key
-    principal: Any = None
+    principal: Principal
+
+    @property
+    def key_id(self) -> str:
+        return self.principal.key_id
+
+    @property
+    def name(self) -> str:
+        return f"key {self.principal.key_id}"
+
+    @property
+    def role(self) -> str:
+        return self.principal.role
+
+    @property
+    def tenant(self) -> str | None:
+        return self.principal.tenant
 
     @property
     def scope(self) -> str | None:
-        return self.tenant
+        return self.principal.tenant
 
-    def sees(self, tenant: str) -> bool:
-        return self.tenant is None or tenant == self.tenant
+    @property
+    def actor(self) -> str:
+        return self.principal.actor
+
+    def sees(self, tenant: str | None) -> bool:
+        return self.principal.sees(tenant)
 
     def may(self, action: str) -> bool:
-        from penguinctl import identity
-
-        return bool(identity.allowed(self.principal, action))
+        return self.principal.can(action)
 
 
-def _viewer(principal: Any) -> Viewer:
-    tenant = getattr(principal, "tenant", None) or None
-    return Viewer(
-        key_id=str(principal.key_id),
-        name=str(getattr(principal, "name", "") or principal.key_id),
-        role=str(principal.role),
-        tenant=tenant,
-        principal=principal,
-    )
+def authenticate(engine: Any, token: str) -> Viewer | None:
+    """The viewer an API key stands for, or None (malformed, unknown, revoked, expired)."""
+    from penguinctl import clock
+    from penguinctl.errors import Unauthenticated
+    from penguinctl.identity.keys import authenticate as check
+    from penguinctl.state.db import session_scope
 
-
-def authenticate(engine: Any, secret: str) -> Viewer | None:
-    """The viewer an API key stands for, or None (unknown, revoked, expired)."""
-    from penguinctl import identity
-
-    secret = secret.strip()
-    if not secret or len(secret) > 512:
+    token = token.strip()
+    if not token or len(token) > 512:
         return None
     try:
-        principal = identity.authenticate(engine, secret)
-    except Exception:  # identity says no in its own way: the login form says "not accepted"
+        with session_scope(engine) as session:
+            return Viewer(check(session, token, now=clock.now()))
+    except Unauthenticated:
         return None
-    return _viewer(principal) if principal is not None else None
 
 
 def by_key_id(engine: Any, key_id: str) -> Viewer | None:
-    """The viewer of a live session's key (None once the key is revoked)."""
-    from penguinctl import identity
+    """The viewer of a live session's key; None once the key is revoked or expired."""
+    from sqlmodel import Session
 
-    try:
-        principal = identity.principal_for(engine, key_id)
-    except Exception:
-        return None
-    return _viewer(principal) if principal is not None else None
+    from penguinctl import clock
+    from penguinctl.identity.keys import status
+    from penguinctl.identity.tables import ApiKey
+
+    with Session(engine) as session:
+        key = session.get(ApiKey, key_id)
+        if key is None or status(key, clock.now()) != "active":
+            return None
+        return Viewer(Principal(key_id=key.prefix, role=key.role, tenant=key.tenant or None))

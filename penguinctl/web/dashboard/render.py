@@ -62,6 +62,9 @@ def env() -> Any:
                 lstrip_blocks=True,
             )
             _env.filters["ts"] = ts
+            _env.globals["labels"] = {
+                "ok": "ok", "warn": "warning", "fail": "failing", "unknown": "not checked",
+            }
             _env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else n
             _env.filters["pct"] = lambda r: "-" if r is None else f"{r * 100:.1f}%"
         return _env

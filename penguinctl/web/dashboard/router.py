@@ -27,13 +27,17 @@ log = logging.getLogger("penguinctl.web.dashboard")
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
 _key_lock = threading.Lock()
 NAV = (
-    ("Domains", "/dashboard/domains"),
-    ("Fleet", "/dashboard/fleet"),
-    ("Campaigns", "/dashboard/campaigns"),
-    ("Jobs and events", "/dashboard/jobs"),
-    ("Billing", "/dashboard/billing"),
-    ("Audit", "/dashboard/audit"),
+    ("Domains", "/dashboard/domains", access.READ),
+    ("Fleet", "/dashboard/fleet", access.READ),
+    ("Campaigns", "/dashboard/campaigns", access.READ),
+    ("Jobs and events", "/dashboard/jobs", access.READ),
+    ("Billing", "/dashboard/billing", access.READ_BILLING),
+    ("Audit", "/dashboard/audit", access.READ_AUDIT),
 )
+
+
+def _nav(viewer: Viewer | None) -> list[tuple[str, str]]:
+    return [(label, href) for label, href, need in NAV if viewer is not None and viewer.may(need)]
 
 
 def _web(request: Request) -> Any:
@@ -71,6 +75,16 @@ def _viewer(request: Request) -> Viewer | None:
     return found[0] if found else None
 
 
+def _reader(request: Request, need: str = access.READ) -> tuple[Viewer | None, Response | None]:
+    """The signed-in viewer allowed ``need``, or the response that sends it away."""
+    viewer = _viewer(request)
+    if viewer is None:
+        return None, _to_login(request)
+    if not viewer.may(need):
+        return viewer, _forbidden(request, viewer, "Your role may not see this page.")
+    return viewer, None
+
+
 def _to_login(request: Request) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return redirect("/dashboard/login?" + urlencode({"next": target}))
@@ -78,18 +92,30 @@ def _to_login(request: Request) -> Response:
 
 def _forbidden(request: Request, viewer: Viewer | None, what: str) -> HTMLResponse:
     return page(
-        request, "error.html", viewer=viewer, status=403, nav=NAV, title="Not allowed", message=what
+        request,
+        "error.html",
+        viewer=viewer,
+        status=403,
+        nav=_nav(viewer),
+        title="Not allowed",
+        message=what,
     )
 
 
 def _not_found(request: Request, viewer: Viewer, what: str) -> HTMLResponse:
     return page(
-        request, "error.html", viewer=viewer, status=404, nav=NAV, title="Not found", message=what
+        request,
+        "error.html",
+        viewer=viewer,
+        status=404,
+        nav=_nav(viewer),
+        title="Not found",
+        message=what,
     )
 
 
 def _view(request: Request, template: str, viewer: Viewer, **context: Any) -> HTMLResponse:
-    return page(request, template, viewer=viewer, nav=NAV, **context)
+    return page(request, template, viewer=viewer, nav=_nav(viewer), **context)
 
 
 def _tenant(segment: str) -> str:
@@ -113,7 +139,15 @@ def _safe_next(value: str | None) -> str:
 def login_form(request: Request, next: str = "") -> Response:
     token = request.cookies.get(sess.LOGIN_COOKIE) or sess.login_token()
     request.state.csrf = token
-    response = page(request, "login.html", viewer=None, nav=(), next=_safe_next(next), error=None)
+    response = page(
+        request,
+        "login.html",
+        viewer=None,
+        nav=(),
+        title="Sign in",
+        next=_safe_next(next),
+        error=None,
+    )
     response.set_cookie(sess.LOGIN_COOKIE, token, max_age=3600, **sess.cookie_args(secure(request)))
     return response
 
@@ -133,6 +167,7 @@ async def login(request: Request) -> Response:
             "login.html",
             viewer=None,
             nav=(),
+            title="Sign in",
             status=401,
             next=_safe_next(data.get("next")),
             error="That API key was not accepted.",
@@ -177,9 +212,10 @@ async def logout(request: Request) -> Response:
 def domains_page(request: Request, q: str = "", status: str = "all", page_no: int = 1) -> Response:
     from penguinctl.web.dashboard import domains
 
-    viewer = _viewer(request)
-    if viewer is None:
-        return _to_login(request)
+    viewer, away = _reader(request)
+    if away is not None:
+        return away
+    assert viewer is not None
     found = domains.page(
         _web(request).db, viewer.scope, q=q, status=status, page_no=page_no, now=clock.now()
     )
@@ -194,7 +230,7 @@ def domains_page(request: Request, q: str = "", status: str = "all", page_no: in
         title="Domains",
         data=found,
         q=q,
-        status=status,
+        show=status,
         filters=domains.FILTERS,
         columns=domains.COLUMNS,
         link=link,
@@ -205,9 +241,10 @@ def domains_page(request: Request, q: str = "", status: str = "all", page_no: in
 def domain_page(request: Request, tenant: str, name: str) -> Response:
     from penguinctl.web.dashboard import domains
 
-    viewer = _viewer(request)
-    if viewer is None:
-        return _to_login(request)
+    viewer, away = _reader(request)
+    if away is not None:
+        return away
+    assert viewer is not None
     t = _tenant(tenant)
     if not viewer.sees(t):
         return _not_found(request, viewer, f"No domain {name}.")
@@ -253,9 +290,10 @@ async def domain_verify(request: Request, tenant: str, name: str) -> Response:
 def campaigns_page(request: Request) -> Response:
     from penguinctl.web.dashboard import campaigns
 
-    viewer = _viewer(request)
-    if viewer is None:
-        return _to_login(request)
+    viewer, away = _reader(request)
+    if away is not None:
+        return away
+    assert viewer is not None
     rows = campaigns.listing(_web(request).db, viewer.scope)
     return _view(request, "campaigns.html", viewer, title="Campaigns", rows=rows)
 
@@ -264,9 +302,10 @@ def campaigns_page(request: Request) -> Response:
 def campaign_page(request: Request, tenant: str, name: str) -> Response:
     from penguinctl.web.dashboard import campaigns, svg
 
-    viewer = _viewer(request)
-    if viewer is None:
-        return _to_login(request)
+    viewer, away = _reader(request)
+    if away is not None:
+        return away
+    assert viewer is not None
     found = campaigns.find(_web(request).db, viewer.scope, _tenant(tenant), name)
     if found is None:
         return _not_found(request, viewer, f"No campaign {name}.")
@@ -314,7 +353,7 @@ async def campaign_action(request: Request, tenant: str, name: str, action: str)
 
 
 def _actor(viewer: Viewer) -> str:
-    return f"apikey:{viewer.key_id}"
+    return viewer.actor
 
 
 # -- Fleet, Jobs and events, Audit ----------------------------------------------------------
@@ -322,9 +361,10 @@ def _actor(viewer: Viewer) -> str:
 def fleet_page(request: Request) -> Response:
     from penguinctl.web.dashboard import operations
 
-    viewer = _viewer(request)
-    if viewer is None:
-        return _to_login(request)
+    viewer, away = _reader(request)
+    if away is not None:
+        return away
+    assert viewer is not None
     rows = operations.fleet(_web(request).db, viewer.scope)
     return _view(request, "fleet.html", viewer, title="Fleet", rows=rows)
 
@@ -333,9 +373,10 @@ def fleet_page(request: Request) -> Response:
 def jobs_page(request: Request) -> Response:
     from penguinctl.web.dashboard import operations
 
-    viewer = _viewer(request)
-    if viewer is None:
-        return _to_login(request)
+    viewer, away = _reader(request)
+    if away is not None:
+        return away
+    assert viewer is not None
     db = _web(request).db
     return _view(
         request,
@@ -386,9 +427,10 @@ def audit_page(
 ) -> Response:
     from penguinctl.web.dashboard import operations
 
-    viewer = _viewer(request)
-    if viewer is None:
-        return _to_login(request)
+    viewer, away = _reader(request, access.READ_AUDIT)
+    if away is not None:
+        return away
+    assert viewer is not None
     found = operations.audit(
         _web(request).db,
         viewer.scope,
@@ -425,9 +467,10 @@ def audit_page(
 def billing_page(request: Request) -> Response:
     from penguinctl.web.dashboard import money, svg
 
-    viewer = _viewer(request)
-    if viewer is None:
-        return _to_login(request)
+    viewer, away = _reader(request, access.READ_BILLING)
+    if away is not None:
+        return away
+    assert viewer is not None
     items = money.overview(_web(request).db, viewer.scope, _web(request).env, clock.now())
     return _view(request, "billing.html", viewer, title="Billing", items=items, hbar=svg.hbar)
 
@@ -436,9 +479,10 @@ def billing_page(request: Request) -> Response:
 def invoice_page(request: Request, number: str) -> Response:
     from penguinctl.web.dashboard import money
 
-    viewer = _viewer(request)
-    if viewer is None:
-        return _to_login(request)
+    viewer, away = _reader(request, access.READ_BILLING)
+    if away is not None:
+        return away
+    assert viewer is not None
     body = money.invoice_html(_web(request).db, viewer.scope, number[:100])
     if body is None:
         return _not_found(request, viewer, f"No invoice {number}.")
