@@ -63,15 +63,27 @@ def env() -> Any:
             )
             _env.filters["ts"] = ts
             _env.globals["labels"] = {
-                "ok": "ok", "warn": "warning", "fail": "failing", "unknown": "not checked",
+                "ok": "ok",
+                "warn": "warning",
+                "fail": "failing",
+                "unknown": "not checked",
             }
             _env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else n
             _env.filters["pct"] = lambda r: "-" if r is None else f"{r * 100:.1f}%"
         return _env
 
 
+def loopback(request: Request) -> bool:
+    """Was the request addressed to this machine's loopback name (not via a proxy's name)?"""
+    host = (request.url.hostname or "").strip("[]").lower()
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
 def secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Session cookies are ``Secure`` except on plain http to a loopback address (a local
+    ``serve`` opened as http://127.0.0.1:8080): behind a TLS proxy the Host is the public name,
+    so the cookie is Secure and a browser never sends it over plain http."""
+    return request.url.scheme == "https" or not loopback(request)
 
 
 def page(

@@ -21,7 +21,15 @@ from penguinctl import clock
 from penguinctl.web.dashboard import access
 from penguinctl.web.dashboard import session as sess
 from penguinctl.web.dashboard.access import Viewer
-from penguinctl.web.dashboard.render import HEADERS, form, now_epoch, page, redirect, secure
+from penguinctl.web.dashboard.render import (
+    HEADERS,
+    form,
+    loopback,
+    now_epoch,
+    page,
+    redirect,
+    secure,
+)
 
 log = logging.getLogger("penguinctl.web.dashboard")
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
@@ -145,6 +153,7 @@ def login_form(request: Request, next: str = "") -> Response:
         viewer=None,
         nav=(),
         title="Sign in",
+        insecure=request.url.scheme != "https" and not loopback(request),
         next=_safe_next(next),
         error=None,
     )
@@ -168,6 +177,7 @@ async def login(request: Request) -> Response:
             viewer=None,
             nav=(),
             title="Sign in",
+            insecure=request.url.scheme != "https" and not loopback(request),
             status=401,
             next=_safe_next(data.get("next")),
             error="That API key was not accepted.",
