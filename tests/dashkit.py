@@ -1,0 +1,202 @@
+"""Building blocks of the dashboard tests: a recorded world with two tenants (the quickstart's
+acme, applied for real, and globex written straight into state), campaigns with sends, API keys
+of each role, and an HTTP client that signs in the way a browser does (form + cookies)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+ACME_DOMAINS = ("acme-growth.example", "acme-mail.example", "acme-outreach.example")
+GLOBEX_DOMAIN = "globex-secret.example"
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def seed_globex(engine: sa.Engine) -> None:
+    """A second tenant: server, domain (with a failing check), campaign, audit, job series."""
+    from penguinctl.health.tables import check_results, check_runs
+    from penguinctl.resources import ResourceKey
+    from penguinctl.state.audit import record
+    from penguinctl.state.db import session_scope
+    from penguinctl.state.repo import upsert_resource
+
+    now = datetime.now(UTC)
+    with session_scope(engine) as s:
+        upsert_resource(
+            s,
+            key=ResourceKey("tenant", "", "globex"),
+            provider="state",
+            data={"plan": "starter", "contact": "ops@globex.example"},
+        )
+        upsert_resource(
+            s,
+            key=ResourceKey("server", "globex", "gx-hidden"),
+            provider="server:external",
+            data={
+                "provider": "external",
+                "hostname": "gx-hidden.globex.example",
+                "ips": ["198.51.100.9"],
+            },
+        )
+        upsert_resource(
+            s,
+            key=ResourceKey("domain", "globex", GLOBEX_DOMAIN),
+            provider="state",
+            data={"server": "gx-hidden", "dns": "z", "dmarc": {"policy": "reject"}},
+        )
+        upsert_resource(
+            s,
+            key=ResourceKey("dnsrecord", "globex", f"{GLOBEX_DOMAIN}/@/MX"),
+            provider="dns:z",
+            data={
+                "zone": GLOBEX_DOMAIN,
+                "name": "@",
+                "type": "MX",
+                "ttl": 300,
+                "values": ["10 mx.globex-secret.example."],
+            },
+        )
+        record(
+            s,
+            actor="globex-op",
+            tenant="globex",
+            action="globex.secret-action",
+            resource="domain/globex-secret.example",
+            result="ok",
+        )
+        run = s.execute(
+            check_runs.insert().values(
+                actor="t",
+                targets=[GLOBEX_DOMAIN],
+                status="fail",
+                counts={"fail": 1},
+                started_at=now,
+                finished_at=now,
+            )
+        ).inserted_primary_key[0]
+        s.execute(
+            check_results.insert().values(
+                run_id=run,
+                tenant="globex",
+                target_kind="domain",
+                target=GLOBEX_DOMAIN,
+                check="dns:MX",
+                subject=GLOBEX_DOMAIN,
+                status="fail",
+                critical=True,
+                detail="globex MX missing",
+                data={},
+                checked_at=now,
+            )
+        )
+
+
+def seed_series(engine: sa.Engine) -> None:
+    from penguinctl.control.tables import JobSeries
+
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(JobSeries.__table__),
+            [
+                {
+                    "job": job,
+                    "tenant": tenant,
+                    "target": "",
+                    "schedule": "*/15 * * * *",
+                    "source": "config",
+                    "next_run_at": now + timedelta(minutes=15),
+                    "paused": False,
+                    "failures": 0,
+                    "active": True,
+                    "updated_at": now,
+                }
+                for job, tenant in (("check", "acme"), ("check", "globex"), ("billing-run", ""))
+            ],
+        )
+
+
+def seed_sends(engine: sa.Engine, campaign_id: int, tenant: str, mailbox: str, n: int) -> None:
+    """``n`` sent first steps (one per lead, oldest leads first) over the last days; the first
+    lead replied."""
+    from penguinctl.campaigns.models import CampaignSend, Lead
+
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        leads = conn.execute(
+            sa.select(Lead.__table__.c.id, Lead.__table__.c.email)
+            .where(Lead.__table__.c.campaign_id == campaign_id)
+            .order_by(Lead.__table__.c.id)
+            .limit(n)
+        ).all()
+        conn.execute(
+            sa.insert(CampaignSend.__table__),
+            [
+                {
+                    "tenant": tenant,
+                    "campaign_id": campaign_id,
+                    "lead_id": lid,
+                    "step": 0,
+                    "variant": "A",
+                    "mailbox": mailbox,
+                    "recipient": email,
+                    "message_id": f"<{campaign_id}.{lid}@t>",
+                    "status": "sent",
+                    "claimed_at": now - timedelta(days=i % 5),
+                    "sent_at": now - timedelta(days=i % 5),
+                }
+                for i, (lid, email) in enumerate(leads)
+            ],
+        )
+        if leads:
+            conn.execute(
+                sa.update(Lead.__table__)
+                .where(Lead.__table__.c.id == leads[0][0])
+                .values(status="replied", next_step=1)
+            )
+
+
+def make_key(engine: sa.Engine, tenant: str, role: str) -> str:
+    from penguinctl.identity import keys
+    from penguinctl.state.db import session_scope
+
+    with session_scope(engine) as s:
+        _, token = keys.create(s, tenant=tenant, role=role, actor="test")
+    return token
+
+
+class Dash:
+    """A signed-in dashboard client (cookies, CSRF from the forms), without redirects followed."""
+
+    def __init__(self, base: str) -> None:
+        self.client = httpx.Client(base_url=base, follow_redirects=False, timeout=30)
+
+    def login(self, token: str) -> httpx.Response:
+        form = self.client.get("/dashboard/login")
+        assert form.status_code == 200, form.text
+        return self.client.post(
+            "/dashboard/login",
+            data={"csrf": csrf_of(form.text), "key": token, "next": "/dashboard/domains"},
+        )
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.get(path, **kw)
+
+    def post(self, path: str, data: dict[str, str]) -> httpx.Response:
+        return self.client.post(path, data=data)
+
+    def csrf(self, page: str = "/dashboard/domains") -> str:
+        return csrf_of(self.get(page).text)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
