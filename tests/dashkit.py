@@ -5,11 +5,13 @@ of each role, and an HTTP client that signs in the way a browser does (form + co
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
+
+from penguinctl import clock
 
 ACME_DOMAINS = ("acme-growth.example", "acme-mail.example", "acme-outreach.example")
 GLOBEX_DOMAIN = "globex-secret.example"
@@ -24,7 +26,7 @@ def seed_globex(engine: sa.Engine) -> None:
     from penguinctl.state.db import session_scope
     from penguinctl.state.repo import upsert_resource
 
-    now = datetime.now(UTC)
+    now = clock.now()
     with session_scope(engine) as s:
         upsert_resource(
             s,
@@ -98,7 +100,7 @@ def seed_globex(engine: sa.Engine) -> None:
 def seed_series(engine: sa.Engine) -> None:
     from penguinctl.control.tables import JobSeries
 
-    now = datetime.now(UTC)
+    now = clock.now()
     with engine.begin() as conn:
         conn.execute(
             sa.insert(JobSeries.__table__),
@@ -125,7 +127,7 @@ def seed_sends(engine: sa.Engine, campaign_id: int, tenant: str, mailbox: str, n
     lead replied."""
     from penguinctl.campaigns.models import CampaignSend, Lead
 
-    now = datetime.now(UTC)
+    now = clock.now()
     with engine.begin() as conn:
         leads = conn.execute(
             sa.select(Lead.__table__.c.id, Lead.__table__.c.email)
