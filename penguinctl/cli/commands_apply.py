@@ -144,12 +144,9 @@ def _mask_url(url: str) -> str:
 
 
 def _load(files: list[Path]):
-    from penguinctl.errors import UsageError
-    from penguinctl.spec import load_specs
+    from penguinctl.services.specs import load_files
 
-    if not files:
-        raise UsageError("no spec given", hint="pass -f FILE or -f DIRECTORY")
-    return load_specs(files)
+    return load_files(files)
 
 
 def validate(
@@ -165,14 +162,10 @@ def validate(
 
         print(dump(json_schema(), "yaml" if app.output == "yaml" else "json"))
         return
+    from penguinctl.services.specs import counts as count
+
     specs = _load(files)
-    counts = {
-        "tenants": len(specs.tenants),
-        "servers": len(specs.servers),
-        "dns_providers": len(specs.dns_providers),
-        "domains": len(specs.domains),
-        "mailboxes": sum(len(d.spec.mailboxes) for d in specs.domains.values()),
-    }
+    counts = count(specs)
     app.emit(
         {"valid": True, "files": [str(f) for f in specs.files], "counts": counts},
         lambda c: c.print(
@@ -182,17 +175,10 @@ def validate(
 
 
 def _engine(app, specs):
-    from penguinctl.engine import Engine
+    from penguinctl.services import context
+    from penguinctl.services import specs as service
 
-    return Engine(
-        specs=specs,
-        db_engine=app.db,
-        secrets_factory=app.secrets,
-        zones_dir=app.settings.zones_dir,
-        today=app.today(),
-        actor=app.actor(),
-        env=app.env,
-    )
+    return service.engine(context.from_cli(app), specs)
 
 
 def plan(
@@ -306,66 +292,38 @@ def plan_and_apply(
     matches), ``LockHeld`` and ``UsageError`` (not confirmed) exactly as ``apply`` does.
     """
     from penguinctl.cli.render import render_plan
-    from penguinctl.errors import ChecksumMismatch, UnsafePlan, UsageError
-    from penguinctl.state.lock import TenantLock
+    from penguinctl.services import context
+    from penguinctl.services import specs as service
 
-    engine = _engine(app, specs)
-    lock_names = engine.tenants or [""]
-    with TenantLock(
-        app.db,
-        lock_names,
-        operation="destroy" if destroy else "apply",
-        actor=engine.actor,
-        timeout=lock_timeout,
+    verb = "destroy" if destroy else "apply"
+
+    def on_plan(the_plan) -> None:
+        if not app.machine:
+            render_plan(app.out, the_plan, detail=detail)
+
+    def confirm(the_plan) -> bool:
+        # A reviewed, saved plan is its own confirmation (as with Terraform).
+        return app.yes or saved is not None or _confirm(app, verb)
+
+    return service.apply(
+        context.from_cli(app),
+        specs,
+        destroy=destroy,
+        targets=targets or [],
+        force=force,
+        lock_timeout=lock_timeout,
+        parallel=parallel,
+        refresh=refresh,
+        checksum=saved.checksum if saved is not None else None,
+        checksum_source=f"plan file {plan_file}",
+        checksum_hint="run `penguinctl plan --out FILE` again and review it",
         on_wait=lambda held: app.err.print(
             f"waiting up to {lock_timeout:g}s: {held.message}", markup=False, highlight=False
         ),
-    ):
-        engine.close_interrupted_runs()
-        the_plan = engine.plan(destroy=destroy, targets=targets or [], refresh=refresh)
-        if saved is not None and saved.checksum != the_plan.checksum():
-            raise ChecksumMismatch(
-                f"plan file {plan_file} no longer matches the spec and state "
-                f"(saved {saved.checksum[:16]}, now {the_plan.checksum()[:16]})",
-                hint="run `penguinctl plan --out FILE` again and review it",
-            )
-        if the_plan.empty:
-            _record_specs(app, engine, specs, run_id=None, destroy=destroy)
-            return the_plan, None
-        if not app.machine:
-            render_plan(app.out, the_plan, detail=detail)
-        reasons = the_plan.unsafe_reasons()
-        if not destroy:
-            reasons += _suspended_reasons(app, the_plan)
-        if reasons and not force:
-            raise UnsafePlan(reasons)
-        # A reviewed, saved plan is its own confirmation (as with Terraform).
-        if not app.yes and saved is None and not _confirm(app, "destroy" if destroy else "apply"):
-            raise UsageError("not confirmed; nothing was changed", hint="use --yes in scripts")
-        report = _apply_with_progress(app, engine, the_plan, parallel)
-        if not destroy or report.ok:
-            _record_specs(app, engine, specs, run_id=report.run_id, destroy=destroy)
-        return the_plan, report
-
-
-def _record_specs(app, engine, specs, *, run_id: int | None, destroy: bool) -> None:
-    """Record the applied documents per tenant (what `serve`'s jobs run from), or forget them
-    after a destroy."""
-    from penguinctl.control import specs as recorded
-
-    tenants = set(engine.tenants) | {recorded.owner(doc) for doc in specs.documents}
-    recorded.record(
-        app.db, specs, tenants=tenants, run_id=run_id, actor=engine.actor, destroy=destroy
+        on_plan=on_plan,
+        confirm=confirm,
+        progress=lambda eng, the_plan, n: _apply_with_progress(app, eng, the_plan, n),
     )
-
-
-def _suspended_reasons(app, the_plan) -> list[str]:
-    """A tenant suspended for an unpaid invoice is read-only: changing it needs --force."""
-    from penguinctl.billing.dunning import suspended_tenants
-
-    with app.db.connect() as conn:
-        names = suspended_tenants(conn, {c.key.tenant for c in the_plan.changes if c.key.tenant})
-    return [f"changes tenant {name}, suspended for an unpaid invoice (read-only)" for name in names]
 
 
 def _confirm(app, verb: str) -> bool:

@@ -36,25 +36,9 @@ def _age(seconds: float) -> str:
 
 
 def _status_json(dk, now) -> dict:
-    from penguinctl.rotation import steps
+    from penguinctl.services.dkim import status_json
 
-    upcoming = steps(dk)
-    return {
-        "domain": dk.domain,
-        "tenant": dk.tenant,
-        "keys": [
-            {
-                "selector": k.selector,
-                "phase": k.phase,
-                "created": k.created.isoformat(timespec="seconds"),
-                "age_seconds": int((now - k.created).total_seconds()),
-                "phase_since": k.since.isoformat(timespec="seconds"),
-                "bits": k.data.get("bits"),
-            }
-            for k in dk.keys
-        ],
-        "next": [s.to_json(now) for s in upcoming],
-    }
+    return status_json(dk, now)
 
 
 @dkim_app.command("status")

@@ -62,3 +62,11 @@ PROBLEM = {
 ERRORS: dict[int | str, dict[str, Any]] = {
     s: PROBLEM for s in (400, 401, 403, 404, 409, 413, 422, 429, 502, 503)
 }
+
+
+def service_context(request: Request, who: Principal) -> Any:
+    """The service layer's context for this request: the key is the audit actor, a tenant
+    key's tenant the only one it touches."""
+    from penguinctl.services.context import from_web
+
+    return from_web(request.app.state.web, who)

@@ -58,17 +58,42 @@ def decode(cursor: str) -> list[Any]:
     return values
 
 
-def keyset(stmt: Any, columns: Sequence[Any], params: PageParams) -> Any:
-    """``stmt`` limited to the page after the cursor (one more row than asked for)."""
+def keyset(stmt: Any, columns: Sequence[Any], params: PageParams, *, desc: bool = False) -> Any:
+    """``stmt`` limited to the page after the cursor (one more row than asked for); ``desc``:
+    newest (largest) first."""
     after = params.after()
     if after is not None:
         if len(after) != len(columns):
             raise UsageError("invalid cursor", hint="pass next_cursor from the previous page")
-        if len(columns) == 1:
-            stmt = stmt.where(columns[0] > after[0])
-        else:
-            stmt = stmt.where(sa.tuple_(*columns) > sa.tuple_(*[sa.literal(v) for v in after]))
-    return stmt.order_by(*columns).limit(params.limit + 1)
+        values = [_typed(c, v) for c, v in zip(columns, after, strict=True)]
+        left = columns[0] if len(columns) == 1 else sa.tuple_(*columns)
+        right = values[0] if len(columns) == 1 else sa.tuple_(*values)
+        stmt = stmt.where(left < right if desc else left > right)
+    order = [c.desc() for c in columns] if desc else list(columns)
+    return stmt.order_by(*order).limit(params.limit + 1)
+
+
+def _bad_cursor() -> UsageError:
+    return UsageError("invalid cursor", hint="pass next_cursor from the previous page")
+
+
+def _typed(column: Any, value: Any) -> Any:
+    """The cursor's value bound with the column's type (a timestamp travels as ISO text)."""
+    from datetime import datetime
+
+    kind = column.type
+    if isinstance(kind, sa.DateTime):
+        try:
+            value = datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise _bad_cursor() from None
+    else:
+        wanted = (
+            int if isinstance(kind, sa.Integer) else str if isinstance(kind, sa.String) else object
+        )
+        if not isinstance(value, wanted):
+            raise _bad_cursor()
+    return sa.literal(value, type_=kind)
 
 
 def page(

@@ -1,5 +1,6 @@
 """API keys (issue 21): ``api_keys``, one row per key (public prefix, hashed secret, role,
-tenant, expiry, last use, rotation overlap, revocation).
+tenant, expiry, last use, rotation overlap, revocation); ``api_plans``, plans made through the
+API with their documents, checksum and apply status.
 
 Revision ID: 0010
 Revises: 0009
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0010"
 down_revision = "0009"
@@ -39,8 +41,32 @@ def upgrade() -> None:
         _ts("revoked_at"),
     )
     op.create_index("ix_api_keys_tenant", "api_keys", ["tenant"])
+    json = sa.JSON().with_variant(JSONB(), "postgresql")
+    op.create_table(
+        "api_plans",
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("tenant", sa.String, nullable=False),
+        sa.Column("tenants", json, nullable=False),
+        sa.Column("created_by", sa.String, nullable=False),
+        sa.Column("operation", sa.String, nullable=False),
+        sa.Column("targets", json, nullable=False),
+        sa.Column("documents", json, nullable=False),
+        sa.Column("checksum", sa.String, nullable=False),
+        sa.Column("changes", sa.Integer, nullable=False),
+        sa.Column("plan", json, nullable=False),
+        sa.Column("status", sa.String, nullable=False),
+        _ts("created_at", nullable=False),
+        sa.Column("applied_by", sa.String, nullable=True),
+        _ts("started_at"),
+        _ts("finished_at"),
+        sa.Column("exit_code", sa.Integer, nullable=True),
+        sa.Column("result", json, nullable=False),
+    )
+    op.create_index("ix_api_plans_tenant", "api_plans", ["tenant"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_api_plans_tenant", table_name="api_plans")
+    op.drop_table("api_plans")
     op.drop_index("ix_api_keys_tenant", table_name="api_keys")
     op.drop_table("api_keys")

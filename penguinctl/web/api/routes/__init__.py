@@ -6,6 +6,6 @@ from typing import Any
 
 
 def routers() -> list[Any]:
-    from penguinctl.web.api.routes import apikeys, me
+    from penguinctl.web.api.routes import activity, apikeys, me, resources, specs
 
-    return [me.router, apikeys.router]
+    return [me.router, apikeys.router, specs.router, resources.router, activity.router]
