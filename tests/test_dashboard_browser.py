@@ -21,7 +21,7 @@ from campaignkit import make_campaign
 from clitools import QUICKSTART, run_inprocess
 from daemons import need_binary
 from dashkit import ACME_DOMAINS, make_key
-from servekit import Serve, schedules
+from servekit import Serve, schedules, wait_for
 from smtpsink import SmtpSink
 
 from penguinctl.campaigns.models import Campaign, Lead
@@ -235,6 +235,16 @@ def console_errors(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
+def manual_runs(engine) -> list:
+    from penguinctl.control.tables import JobRun
+
+    t = JobRun.__table__
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(t.c.id).where(t.c.job == "probe", t.c.trigger == "manual", t.c.status == "ok")
+        ).all()
+
+
 def status_of(engine) -> str:
     t = Campaign.__table__
     with engine.connect() as conn:
@@ -281,6 +291,13 @@ def test_the_dashboard_in_chromium(served, artifacts) -> None:
         assert status_of(engine) == "paused"
         driver.save_screenshot(str(artifacts / "campaign-paused.png"))
         assert not console_errors(driver)
+
+        # run a job now from its page: a manual run, recorded like `jobs run`
+        driver.get(serve.base + PAGES["jobs"])
+        driver.find_element(By.CSS_SELECTOR, "button[aria-label^='Run now: probe']").click()
+        wait_for_url(driver, "queued=1")
+        assert "The run was started" in driver.page_source
+        wait_for(lambda: manual_runs(engine), what="the manual probe run")
 
         # a viewer: no pause button; the same POST crafted in its own browser session is refused
         driver.delete_all_cookies()

@@ -353,9 +353,15 @@ async def campaign_action(request: Request, tenant: str, name: str, action: str)
     found = await run_in_threadpool(campaigns.find, db, viewer.scope, _tenant(tenant), name)
     if found is None:
         return _not_found(request, viewer, f"No campaign {name}.")
+    from penguinctl.services import campaigns as service
+    from penguinctl.services.context import from_web
+
+    ctx = from_web(_web(request), viewer.principal)
     try:
         await run_in_threadpool(
-            lambda: campaigns.set_status(db, found, pause=action == "pause", actor=_actor(viewer))
+            lambda: service.set_status(
+                ctx, found.name, found.tenant, pause=action == "pause", reason=None
+            )
         )
     except PenguinError as exc:
         return _forbidden(request, viewer, str(exc))
