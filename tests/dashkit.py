@@ -202,3 +202,162 @@ def csrf_of(html: str) -> str:
     found = _CSRF.search(html)
     assert found, "no CSRF field on the page"
     return found.group(1)
+
+
+def seed_scale(engine: sa.Engine, *, domains: int, sends: int = 0, tenant: str = "bulk") -> int:
+    """``domains`` recorded domains of ``tenant`` (MX, SPF, DMARC and DKIM records, a DKIM key,
+    a check run with every 10th domain failing its MX check) and, when ``sends``, one campaign
+    with that many leads each sent step 1 over the last 30 days (every 20th replied). Written
+    in bulk, as apply and the worker would have recorded them. Returns the campaign id (0: none).
+    """
+    from penguinctl.campaigns.models import Campaign, CampaignSend, Lead
+    from penguinctl.health.tables import check_results, check_runs
+    from penguinctl.state.models import ResourceRow
+
+    now = clock.now()
+    r = ResourceRow.__table__
+    rows: list[dict[str, Any]] = [
+        {
+            "tenant": "",
+            "kind": "tenant",
+            "name": tenant,
+            "provider": "state",
+            "data": {"plan": "business"},
+            "status": "applied",
+            "created_at": now,
+            "updated_at": now,
+        }
+    ]
+    for i in range(domains):
+        d = f"dom{i:05d}.example"
+        base = {"tenant": tenant, "status": "applied", "created_at": now, "updated_at": now}
+        rows.append(
+            {
+                **base,
+                "kind": "domain",
+                "name": d,
+                "provider": "state",
+                "data": {"server": "mx", "dns": "z", "dmarc": {"policy": "quarantine"}},
+            }
+        )
+        for name, rtype, value in (
+            ("@", "MX", "10 mx.bulk.example."),
+            ("@", "TXT", "v=spf1 ip4:192.0.2.1 include:spf.bulk.example ~all"),
+            ("_dmarc", "TXT", "v=DMARC1; p=quarantine"),
+            ("s1._domainkey", "TXT", "v=DKIM1; k=rsa; p=MIIB"),
+        ):
+            rows.append(
+                {
+                    **base,
+                    "kind": "dnsrecord",
+                    "name": f"{d}/{name}/{rtype}",
+                    "provider": "dns:z",
+                    "data": {"zone": d, "name": name, "type": rtype, "ttl": 300, "values": [value]},
+                }
+            )
+        rows.append(
+            {
+                **base,
+                "kind": "dkim",
+                "name": f"{d}/s1",
+                "provider": "dkim",
+                "data": {
+                    "domain": d,
+                    "selector": "s1",
+                    "phase": "active",
+                    "algorithm": "rsa",
+                    "bits": 2048,
+                },
+            }
+        )
+    with engine.begin() as conn:
+        for i in range(0, len(rows), 5000):
+            conn.execute(sa.insert(r), rows[i : i + 5000])
+        run = conn.execute(
+            check_runs.insert().values(
+                actor="bench", targets=[], status="fail", counts={}, started_at=now, finished_at=now
+            )
+        ).inserted_primary_key[0]
+        results = [
+            {
+                "run_id": run,
+                "tenant": tenant,
+                "target_kind": "domain",
+                "target": f"dom{i:05d}.example",
+                "check": "dns:MX",
+                "subject": f"dom{i:05d}.example",
+                "status": "fail" if i % 10 == 0 else "ok",
+                "critical": True,
+                "detail": "checked",
+                "data": {},
+                "checked_at": now,
+            }
+            for i in range(domains)
+        ]
+        for i in range(0, len(results), 5000):
+            conn.execute(check_results.insert(), results[i : i + 5000])
+        if not sends:
+            return 0
+        spec = {
+            "senders": ["rep@dom00000.example"],
+            "steps": [{"subject": "Hi", "body": "x"}],
+            "unsubscribe": {"url": "https://t.example/u/{token}"},
+        }
+        cid = conn.execute(
+            sa.insert(Campaign.__table__)
+            .values(
+                tenant=tenant,
+                name="big",
+                status="active",
+                spec=_full_spec(spec),
+                spec_hash="bench",
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(Campaign.__table__.c.id)
+        ).scalar_one()
+        providers = ("gmail.com", "outlook.com", "yahoo.com", "example.org")
+        leads = [
+            {
+                "campaign_id": cid,
+                "email": f"p{i}@{providers[i % 4]}",
+                "fields": {},
+                "status": "replied" if i % 20 == 0 else "active",
+                "next_step": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(sends)
+        ]
+        for i in range(0, sends, 10000):
+            conn.execute(sa.insert(Lead.__table__), leads[i : i + 10000])
+        ids = conn.execute(
+            sa.select(Lead.__table__.c.id, Lead.__table__.c.email)
+            .where(Lead.__table__.c.campaign_id == cid)
+            .order_by(Lead.__table__.c.id)
+        ).all()
+        batch = [
+            {
+                "tenant": tenant,
+                "campaign_id": cid,
+                "lead_id": lid,
+                "step": 0,
+                "variant": "A",
+                "mailbox": "rep@dom00000.example",
+                "recipient": email,
+                "message_id": f"<b{lid}@bench>",
+                "status": "sent",
+                "claimed_at": now - timedelta(days=i % 30),
+                "sent_at": now - timedelta(days=i % 30),
+            }
+            for i, (lid, email) in enumerate(ids)
+        ]
+        for i in range(0, len(batch), 10000):
+            conn.execute(sa.insert(CampaignSend.__table__), batch[i : i + 10000])
+    return int(cid)
+
+
+def _full_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    from penguinctl.campaigns.spec import CampaignSpec
+
+    return CampaignSpec.model_validate(doc).model_dump(mode="json")
