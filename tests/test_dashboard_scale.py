@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import sqlalchemy as sa
 from campaignkit import keystore
 from dashkit import Dash, make_key, seed_scale
 from webkit import LiveApp
@@ -66,3 +67,28 @@ def test_ten_thousand_domains_paged_on_the_server(big) -> None:
     assert other.login(tokens["other"]).status_code == 303
     assert "0 domains" in other.get("/dashboard/domains").text
     assert other.get("/dashboard/campaigns/bulk/big").status_code == 404
+
+
+def test_migration_0011_matches_the_models(tmp_path) -> None:
+    """The Domains page's index, as migration 0011 creates it and as ResourceRow declares it."""
+    from sqlmodel import SQLModel
+
+    from penguinctl.state.db import make_engine, migrate
+
+    migrated = make_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    migrate(migrated)
+    declared = sa.create_engine(f"sqlite:///{tmp_path / 'declared.db'}")
+    SQLModel.metadata.create_all(declared, tables=[SQLModel.metadata.tables["resources"]])
+
+    def indexes(engine) -> list:
+        return sorted(
+            (i["name"], tuple(i["column_names"]))
+            for i in sa.inspect(engine).get_indexes("resources")
+        )
+
+    assert ("ix_resources_kind_name", ("kind", "name", "tenant")) in indexes(migrated)
+    assert indexes(migrated) == indexes(declared)
+    sends = {i["name"] for i in sa.inspect(migrated).get_indexes("campaign_sends")}
+    assert "ix_sends_campaign" in sends
+    migrated.dispose()
+    declared.dispose()

@@ -33,11 +33,6 @@ def _scoped(stmt: Any, scope: str | None, column: Any = None) -> Any:
     )
 
 
-def _prefix_range(column: Any, prefix: str) -> Any:
-    """``column`` starts with ``prefix``, as a range the (tenant, kind, name) index serves."""
-    return sa.and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1))
-
-
 @dataclass
 class Cell:
     """One coloured cell: a short text, a status (ok|warn|fail|unknown) and a longer title."""
@@ -123,17 +118,47 @@ def page(
     return {"rows": rows, "total": total, "page": page_no, "pages": pages, "size": size}
 
 
+_SLOTS = PAGE_SIZE
+
+
+def _related_statement() -> Any:
+    """Record and key rows of up to ``_SLOTS`` domains: built once with bound parameters (a
+    statement rebuilt per page costs more than the query), one name range per domain, which
+    the (tenant, kind, name) index serves."""
+    slots = [
+        sa.and_(
+            _R.c.tenant == sa.bindparam(f"t{i}"),
+            _R.c.kind == kind,
+            _R.c.name >= sa.bindparam(f"lo{i}"),
+            _R.c.name < sa.bindparam(f"hi{i}"),
+        )
+        for i in range(_SLOTS)
+        for kind in ("dnsrecord", "dkim")
+    ]
+    return sa.select(_R.c.kind, _R.c.tenant, _R.c.name, _R.c.data, _R.c.created_at).where(
+        sa.or_(*slots)
+    )
+
+
+_RELATED = _related_statement()
+
+
 def _related(conn: Any, kind: str, domains: list[tuple[str, str]]) -> list[Any]:
-    if not domains:
-        return []
-    conds = [sa.and_(_R.c.tenant == t, _prefix_range(_R.c.name, f"{d}/")) for d, t in domains]
+    return [r for r in _related_all(conn, domains) if r.kind == kind]
+
+
+def _related_all(conn: Any, domains: list[tuple[str, str]]) -> list[Any]:
     out: list[Any] = []
-    for i in range(0, len(conds), 100):
-        out += conn.execute(
-            sa.select(_R.c.tenant, _R.c.name, _R.c.data, _R.c.created_at).where(
-                _R.c.kind == kind, sa.or_(*conds[i : i + 100])
-            )
-        ).all()
+    for start in range(0, len(domains), _SLOTS):
+        chunk = domains[start : start + _SLOTS]
+        params: dict[str, str] = {}
+        for i in range(_SLOTS):
+            if i < len(chunk):
+                domain, tenant = chunk[i]
+                params.update({f"t{i}": tenant, f"lo{i}": f"{domain}/", f"hi{i}": f"{domain}0"})
+            else:  # an empty range
+                params.update({f"t{i}": "", f"lo{i}": "", f"hi{i}": ""})
+        out += conn.execute(_RELATED, params).all()
     return out
 
 
@@ -168,11 +193,12 @@ def build_rows(conn: Any, domains: list[tuple[str, str, dict]], now: datetime) -
 
     pairs = [(d, t) for d, t, _ in domains]
     records: dict[tuple[str, str], dict[str, dict]] = {}
-    for r in _related(conn, "dnsrecord", pairs):
-        records.setdefault((r.tenant, r.name.split("/", 1)[0]), {})[r.name] = r.data or {}
     keys: dict[tuple[str, str], list[Any]] = {}
-    for r in _related(conn, "dkim", pairs):
-        keys.setdefault((r.tenant, r.name.split("/", 1)[0]), []).append(r)
+    for r in _related_all(conn, pairs):
+        if r.kind == "dnsrecord":
+            records.setdefault((r.tenant, r.name.split("/", 1)[0]), {})[r.name] = r.data or {}
+        else:
+            keys.setdefault((r.tenant, r.name.split("/", 1)[0]), []).append(r)
     checks = latest_checks(conn, [d for d, _ in pairs])
     out = []
     for name, tenant, data in domains:
