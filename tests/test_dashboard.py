@@ -5,6 +5,7 @@ key never sees another tenant's domain, server, campaign, job, invoice or audit 
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -46,6 +47,19 @@ def world(tmp_path, monkeypatch, capsys, state_url):
     assert run_inprocess(capsys, "init").code == 0
     applied = run_inprocess(capsys, "apply", "-f", QUICKSTART, "--yes")
     assert applied.code == 0, applied.err
+    # a month later (on the product clock), bill this month: acme gets an invoice
+    from penguinctl import clock as clocks
+
+    now = clocks.now()
+    later = (now.replace(day=28) + timedelta(days=5)).replace(day=2)
+    base = float(os.environ.get("PENGUINCTL_TIME_OFFSET") or 0)
+    monkeypatch.setenv("PENGUINCTL_TIME_OFFSET", str(base + (later - now).total_seconds()))
+    billed = run_inprocess(capsys, "billing", "run", "--period", f"{now:%Y-%m}")
+    assert billed.code == 0, billed.err
+    if base:
+        monkeypatch.setenv("PENGUINCTL_TIME_OFFSET", str(base))
+    else:
+        monkeypatch.delenv("PENGUINCTL_TIME_OFFSET")
     from penguinctl.state.db import make_engine
 
     engine = make_engine(state_url)
@@ -64,7 +78,7 @@ def world(tmp_path, monkeypatch, capsys, state_url):
                              ("acme", "owner"), ("acme", "admin"), ("globex", "owner"))
     }  # fmt: skip
     with LiveApp(engine, keystore(tmp_path)) as live:
-        yield live, engine, keys
+        yield live, engine, keys, f"INV-{now:%Y-%m}-acme"
     engine.dispose()
 
 
@@ -82,7 +96,7 @@ def signed_in(live, token: str) -> Dash:
 
 
 def test_login_cookie_csrf_roles_and_tenant_walls(world) -> None:
-    live, engine, keys = world
+    live, engine, keys, invoice = world
     anon = Dash(live.base)
     res = anon.get("/dashboard/domains")
     assert res.status_code == 303 and res.headers["location"].startswith("/dashboard/login")
@@ -154,6 +168,10 @@ def test_login_cookie_csrf_roles_and_tenant_walls(world) -> None:
     bill = owner.get("/dashboard/billing")
     assert bill.status_code == 200 and "acme" in bill.text and "globex" not in bill.text
     assert "Emails sent" in bill.text and 'role="img"' in bill.text
+    assert f'href="/dashboard/billing/invoices/{invoice}"' in bill.text
+    html = owner.get(f"/dashboard/billing/invoices/{invoice}")
+    assert html.status_code == 200 and invoice in html.text
+    assert viewer.get(f"/dashboard/billing/invoices/{invoice}").status_code == 403
     acme_admin = signed_in(live, keys[("acme", "admin")])
     trail = acme_admin.get("/dashboard/audit").text
     assert "campaign.pause" in trail and "globex.secret-action" not in trail
@@ -166,6 +184,7 @@ def test_login_cookie_csrf_roles_and_tenant_walls(world) -> None:
     assert not any(d in gx.get("/dashboard/domains").text for d in ACME_DOMAINS)
     assert gx.get("/dashboard/campaigns/acme/launch").status_code == 404
     assert "acme" not in gx.get("/dashboard/billing").text.replace("globex", "")
+    assert gx.get(f"/dashboard/billing/invoices/{invoice}").status_code == 404
     gx_page = gx.get("/dashboard/campaigns/globex/secret-plan").text
     assert "Pause campaign" in gx_page  # owner may pause its own
 
@@ -180,7 +199,7 @@ def test_idle_expiry_revocation_and_campaign_numbers(world) -> None:
     from penguinctl.identity import keys as keyring
     from penguinctl.state.db import session_scope
 
-    live, engine, keys = world
+    live, engine, keys, _ = world
     manual = ManualClock(clocks.now())
     previous = clocks.install(manual)
     try:

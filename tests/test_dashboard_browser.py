@@ -274,6 +274,14 @@ def test_the_dashboard_in_chromium(served, artifacts) -> None:
             assert not problems, (name, problems)
             errors = console_errors(driver)
             assert not errors, (name, errors)
+        docs = os.environ.get("DASHBOARD_DOCS")  # README screenshots: page content only
+        if docs:
+            driver.set_window_size(1100, 1500)
+            for name in ("domains", "campaign"):
+                driver.get(serve.base + PAGES[name])
+                body = driver.find_element(By.TAG_NAME, "body")
+                body.screenshot(str(Path(docs) / f"dashboard-{name}.png"))
+            driver.set_window_size(1280, 900)
         # times: rewritten into the browser's zone (Asia/Tokyo), the UTC text kept as a title
         driver.get(serve.base + PAGES["campaigns"])
         stamp = driver.find_element(By.CSS_SELECTOR, "time[datetime]")

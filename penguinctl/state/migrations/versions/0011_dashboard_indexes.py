@@ -1,7 +1,7 @@
 """Dashboard indexes (issue 22): ``resources (kind, name, tenant)`` so the Domains page reads a
 page of 10,000 domains in name order, and counts them, from an index instead of sorting the
-table; ``campaign_sends (campaign_id, status)`` for a campaign's counts when many campaigns
-share the ledger.
+table; ``campaign_sends (campaign_id, status, sent_at)`` for a campaign's counts and sends per day
+when many campaigns share the ledger.
 
 Revision ID: 0011
 Revises: 0010
@@ -20,7 +20,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index("ix_resources_kind_name", "resources", ["kind", "name", "tenant"])
-    op.create_index("ix_sends_campaign", "campaign_sends", ["campaign_id", "status"])
+    op.create_index("ix_sends_campaign", "campaign_sends", ["campaign_id", "status", "sent_at"])
 
 
 def downgrade() -> None:
