@@ -282,7 +282,7 @@ def build_rows(conn: Any, domains: list[tuple[str, str, dict]], now: datetime) -
             if dk.in_progress and c.status == "ok":
                 c.status = "warn"
             if nxt:
-                c.text += f" · next {nxt[0].action}"
+                c.text += f" · {nxt[0].action} {nxt[0].due.date().isoformat()}"
             row.cells["DKIM"] = c
         else:
             row.cells["DKIM"] = Cell("no active key", "fail" if dk.keys else "unknown", "DKIM")
