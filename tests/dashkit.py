@@ -207,7 +207,8 @@ def csrf_of(html: str) -> str:
 def seed_scale(engine: sa.Engine, *, domains: int, sends: int = 0, tenant: str = "bulk") -> int:
     """``domains`` recorded domains of ``tenant`` (MX, SPF, DMARC and DKIM records, a DKIM key,
     a check run with every 10th domain failing its MX check) and, when ``sends``, one campaign
-    with that many leads each sent step 1 over the last 30 days (every 20th replied). Written
+    with that many leads each sent step 1 over the last 30 days, variants A and B in turn (every
+    20th lead replied: all of them A's, so the A/B test names A the winner). Written
     in bulk, as apply and the worker would have recorded them. Returns the campaign id (0: none).
     """
     from penguinctl.campaigns.models import Campaign, CampaignSend, Lead
@@ -300,7 +301,13 @@ def seed_scale(engine: sa.Engine, *, domains: int, sends: int = 0, tenant: str =
             return 0
         spec = {
             "senders": ["rep@dom00000.example"],
-            "steps": [{"subject": "Hi", "body": "x"}],
+            "steps": [
+                {
+                    "subject": "Hi",
+                    "body": "x",
+                    "variants": [{"name": "B", "weight": 50, "subject": "Hey"}],
+                }
+            ],
             "unsubscribe": {"url": "https://t.example/u/{token}"},
         }
         cid = conn.execute(
@@ -342,7 +349,7 @@ def seed_scale(engine: sa.Engine, *, domains: int, sends: int = 0, tenant: str =
                 "campaign_id": cid,
                 "lead_id": lid,
                 "step": 0,
-                "variant": "A",
+                "variant": "A" if i % 2 == 0 else "B",
                 "mailbox": "rep@dom00000.example",
                 "recipient": email,
                 "message_id": f"<b{lid}@bench>",

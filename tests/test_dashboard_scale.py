@@ -26,12 +26,14 @@ def big(tmp_path, state_url):
     seed_scale(engine, domains=10_000, sends=20_000)
     tokens = {"admin": make_key(engine, "", "readonly"), "other": make_key(engine, "acme", "owner")}
     with LiveApp(engine, keystore(tmp_path)) as live:
-        yield live, tokens
+        yield live, tokens, engine
     engine.dispose()
 
 
 def test_ten_thousand_domains_paged_on_the_server(big) -> None:
-    live, tokens = big
+    from sqlmodel import Session, select
+
+    live, tokens, engine = big
     dash = Dash(live.base)
     assert dash.login(tokens["admin"]).status_code == 303
     first = dash.get("/dashboard/domains")
@@ -62,6 +64,18 @@ def test_ten_thousand_domains_paged_on_the_server(big) -> None:
     assert "<dd>20,000</dd>" in page.text and "<dd>1,000</dd>" in page.text  # sent, replied
     assert "<td>Gmail</td><td>5,000</td>" in page.text
     assert 'aria-label="Sends per day: 20000 in total' in page.text
+    # the A/B test as the CLI computes it (campaigns.stats), rendered
+    from penguinctl.campaigns.models import Campaign
+    from penguinctl.campaigns.stats import campaign_stats
+
+    with Session(engine) as s:
+        ab = campaign_stats(s, s.exec(select(Campaign)).one()).ab_tests[0]
+    assert ab.winner == "A" and ab.confidence > 0.99
+    row = f"<td>1</td><td>A</td><td>B</td><td>{ab.best_rate * 100:.1f}% vs 0.0%</td>"
+    assert row in page.text
+    assert (
+        f"<td>{ab.confidence * 100:.1f}% (z {ab.z:.2f}, p {ab.p_value:.4f})</td><td>A" in page.text
+    )
 
     other = Dash(live.base)
     assert other.login(tokens["other"]).status_code == 303
