@@ -111,7 +111,7 @@ def test_permission_matrix() -> None:
     assert not allowed("keys.manage", "admin", tenant=True)
     assert allowed("keys.manage", "owner", tenant=True)
     assert allowed("invoices.read", "owner", tenant=True)
-    assert not allowed("tenants.manage", "owner", tenant=True)
+    assert not allowed("leads.forget", "owner", tenant=True)
     assert allowed("read", "readonly", tenant=False)
     assert not allowed("plans.apply", "readonly", tenant=False)
     assert allowed("plans.apply", "operator", tenant=False)

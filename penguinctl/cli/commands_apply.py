@@ -196,11 +196,18 @@ def plan(
     detail: Detail = False,
 ) -> int:
     """Diff desired against recorded and live state and print the plan."""
+    from penguinctl.cli import client_mode
     from penguinctl.cli.render import render_plan
     from penguinctl.errors import PLAN_CHANGES_PENDING
     from penguinctl.plan import planfile
 
     app = ctx.obj
+    api = client_mode.client(app)
+    if api is not None:
+        return client_mode.plan(
+            app, api, files, targets=target or [], destroy=destroy, refresh=not no_refresh,
+            out=out, detailed_exitcode=detailed_exitcode,
+        )  # fmt: skip
     specs = _load(files)
     engine = _engine(app, specs)
     the_plan = engine.plan(destroy=destroy, targets=target or (), refresh=not no_refresh)
@@ -376,6 +383,16 @@ def apply(
     detail: Detail = False,
 ) -> int:
     """Apply the spec: create, update and delete what differs. Asks unless --yes."""
+    from penguinctl.cli import client_mode
+
+    api = client_mode.client(ctx.obj)
+    if api is not None:
+        if check or plan_file is not None:
+            raise client_mode._local_only("apply --check / --plan")
+        return client_mode.apply(
+            ctx.obj, api, files, targets=target or [], destroy=False, force=force,
+            parallel=parallel, refresh=not no_refresh,
+        )  # fmt: skip
     if check:
         from penguinctl.cli.check_mode import run_check
 

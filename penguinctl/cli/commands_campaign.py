@@ -140,7 +140,16 @@ def status(
     from penguinctl.services import campaigns, context
 
     app = ctx.obj
-    items = campaigns.status(context.from_cli(app, read_only=True), name, tenant)
+    from penguinctl.cli import client_mode
+
+    api = client_mode.client(app)
+    if api is not None:
+        if name is not None:
+            items = [api.get(f"/campaigns/{name}", tenant=tenant)]
+        else:
+            items = list(api.items("/campaigns", tenant=tenant))
+    else:
+        items = campaigns.status(context.from_cli(app, read_only=True), name, tenant)
 
     def text(console) -> None:
         if not items:
@@ -172,7 +181,13 @@ def stats(ctx: typer.Context, name: NameArg, tenant: TenantOpt = None) -> None:
     from penguinctl.services import campaigns, context
 
     app = ctx.obj
-    result = campaigns.stats(context.from_cli(app, read_only=True), name, tenant)
+    from penguinctl.cli import client_mode
+
+    api = client_mode.client(app)
+    if api is not None:
+        result = client_mode.RemoteStats(api.get(f"/campaigns/{name}/stats", tenant=tenant))
+    else:
+        result = campaigns.stats(context.from_cli(app, read_only=True), name, tenant)
     if app.output == "csv":
         import csv
         import sys

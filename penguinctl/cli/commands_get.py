@@ -100,6 +100,21 @@ def _get_invoices(app, name: str | None, tenant: str | None) -> None:
     app.emit(items, text)
 
 
+def _emit_items(app, kind: str, items: list[dict[str, Any]]) -> None:
+    from penguinctl.cli.render import cell_text, table
+
+    def text(console) -> None:
+        from rich.markup import escape
+
+        if not items:
+            console.print(f"No {kind} recorded.")
+            return
+        cols = list(items[0])
+        table(console, cols, [[escape(cell_text(i.get(c))) for c in cols] for i in items])
+
+    app.emit(items, text)
+
+
 @output_formats(*ROWS)
 def get(
     ctx: typer.Context,
@@ -124,6 +139,11 @@ def get(
 
     app = ctx.obj
     k = _kind(kind)
+    from penguinctl.cli import client_mode
+
+    api = client_mode.client(app)
+    if api is not None:
+        return _emit_items(app, kind, client_mode.get_items(api, k, name, tenant))
     if k == "backup":
         return _get_backups(app, name, tenant)
     if k == "campaign":
@@ -194,6 +214,12 @@ def describe(
 
     app = ctx.obj
     k = _kind(kind)
+    from penguinctl.cli import client_mode
+
+    api = client_mode.client(app)
+    if api is not None:
+        found = client_mode.describe(api, k, name)
+        return app.emit(found, lambda c: c.print(dump(found, "yaml")))
     if k in ("backup", "campaign", "invoice"):
         found = _describe_other(app, k, name)
         if found is None:

@@ -42,15 +42,12 @@ MATRIX: dict[str, Rule] = {
     "campaigns.resolve": Rule("admin", "operator", "settle ambiguous sends"),
     "leads.import": Rule("member", "operator", "import leads (CSV)"),
     "leads.export": Rule("member", "operator", "export leads"),
-    "leads.forget": Rule("admin", "operator", "forget a person (erasure)"),
+    "leads.forget": Rule(None, "operator", "forget a person (platform-wide erasure)"),
     "suppressions.write": Rule("member", "operator", "add suppressions"),
-    "backups.run": Rule("admin", "operator", "run a backup"),
-    "jobs.run": Rule("admin", "operator", "run a job now"),
     "webhooks.manage": Rule("admin", "operator", "add, test and remove webhook endpoints"),
     "audit.read": Rule("admin", "readonly", "read the audit log"),
     "invoices.read": Rule("owner", "readonly", "read invoices"),
     "keys.manage": Rule("owner", "admin", "create, rotate and revoke the tenant's API keys"),
-    "tenants.manage": Rule(None, "admin", "platform-wide changes"),
 }
 
 

@@ -77,7 +77,52 @@ def create_api(state: Any) -> FastAPI:
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(RequestValidationError, _invalid)
     api.add_exception_handler(Exception, _unexpected)
-    for router in routes.routers():
+    routers = routes.routers()
+    for router in routers:
         api.include_router(router)
     api.include_router(docs.router)
+    api.openapi = lambda: _openapi(api, routers)  # type: ignore[method-assign]
     return api
+
+
+def _actions(dependant: Any) -> list[str]:
+    found = []
+    for dep in dependant.dependencies:
+        action = getattr(dep.call, "action", None)
+        if action:
+            found.append(action)
+        found += _actions(dep)
+    return found
+
+
+def _openapi(api: FastAPI, routers: list[Any]) -> dict[str, Any]:
+    """FastAPI's document, plus the bearer scheme and, per operation, the permission-matrix
+    action it needs (``x-penguinctl-action``: tests generate the isolation matrix from it)."""
+    if api.openapi_schema:
+        return api.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.routing import APIRoute
+
+    doc = get_openapi(
+        title=api.title,
+        version=api.version,
+        openapi_version=api.openapi_version,
+        description=api.description,
+        routes=api.routes,
+        servers=api.servers,
+        separate_input_output_schemas=False,
+    )
+    doc.setdefault("components", {})["securitySchemes"] = {
+        "apiKey": {"type": "http", "scheme": "bearer", "description": "pgk_<id>_<secret>"}
+    }
+    doc["security"] = [{"apiKey": []}]
+    for route in [r for router in routers for r in router.routes]:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        actions = _actions(route.dependant)
+        for method in route.methods:
+            op = doc["paths"].get(route.path_format, {}).get(method.lower())
+            if op is not None and actions:
+                op["x-penguinctl-action"] = actions[0]
+    api.openapi_schema = doc
+    return doc

@@ -38,6 +38,7 @@ def allow(action: str) -> Callable[[Request], Principal]:
         return who
 
     dependency.__name__ = f"allow_{action.replace('.', '_')}"
+    dependency.action = action  # type: ignore[attr-defined] # the OpenAPI document names it
     return dependency
 
 
@@ -60,7 +61,7 @@ PROBLEM = {
     },
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
-    s: PROBLEM for s in (400, 401, 403, 404, 409, 413, 422, 429, 502, 503)
+    s: PROBLEM for s in (400, 401, 403, 404, 408, 409, 413, 422, 429, 502, 503)
 }
 
 

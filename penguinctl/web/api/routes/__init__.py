@@ -6,6 +6,22 @@ from typing import Any
 
 
 def routers() -> list[Any]:
-    from penguinctl.web.api.routes import activity, apikeys, me, resources, specs
+    from penguinctl.web.api.routes import (
+        activity,
+        apikeys,
+        campaigns,
+        me,
+        records,
+        resources,
+        specs,
+    )
 
-    return [me.router, apikeys.router, specs.router, resources.router, activity.router]
+    return [
+        me.router,
+        apikeys.router,
+        specs.router,
+        resources.router,
+        campaigns.router,
+        records.router,
+        activity.router,
+    ]
