@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from penguinctl.identity.permissions import MATRIX
 from penguinctl.identity.principal import Principal
 
 # what each page or POST needs (actions of identity's permission matrix)
 READ = "read"
 PAUSE_CAMPAIGN = "campaigns.pause"
-RUN_JOB = "jobs.run"
+# "run a job now": the matrix's own action when it has one, else the roles that may apply
+# plans (tenant admin and owner, platform operator and admin), which is what a job run does
+RUN_JOB = "jobs.run" if "jobs.run" in MATRIX else "plans.apply"
 VERIFY_DOMAIN = "domains.verify"
 READ_AUDIT = "audit.read"
 READ_BILLING = "invoices.read"
