@@ -103,6 +103,13 @@ def test_login_cookie_csrf_roles_and_tenant_walls(world) -> None:
     assert anon.get("/dashboard/campaigns/acme/launch").status_code == 303
     # a wrong key is refused; a login POST without the form's token is refused
     assert anon.login("pgk_000000000000_nope").status_code == 401
+    # addressed by a public name (behind a proxy) the cookies are Secure: over plain http the
+    # browser (here httpx) does not send them back, and the page says why
+    proxied = Dash(live.base)
+    proxied.client.headers["Host"] = "dash.example.com"
+    form = proxied.get("/dashboard/login")
+    assert "; secure" in form.headers["set-cookie"].lower() and "only sent over https" in form.text
+    assert proxied.login(keys[("acme", "viewer")]).status_code == 403
     assert anon.post("/dashboard/login", {"key": keys[("", "admin")]}).status_code == 403
 
     # the platform admin: every page, every tenant
@@ -179,6 +186,14 @@ def test_login_cookie_csrf_roles_and_tenant_walls(world) -> None:
     assert "globex.secret-action" in admin.get("/dashboard/audit").text
     jobs = acme_admin.get("/dashboard/jobs").text
     assert "Run now" in jobs and "globex" not in jobs and "billing-run" not in jobs
+    from penguinctl.control.tables import JobSeries
+
+    t = JobSeries.__table__
+    with engine.connect() as conn:
+        theirs = conn.execute(sa.select(t.c.id).where(t.c.tenant == "globex")).scalar_one()
+    admin_csrf = acme_admin.csrf("/dashboard/jobs")
+    refused = acme_admin.post(f"/dashboard/jobs/{theirs}/run", {"csrf": admin_csrf})
+    assert refused.status_code == 404
     gx = signed_in(live, keys[("globex", "owner")])
     assert GLOBEX_DOMAIN in gx.get("/dashboard/domains").text
     assert not any(d in gx.get("/dashboard/domains").text for d in ACME_DOMAINS)
@@ -187,6 +202,16 @@ def test_login_cookie_csrf_roles_and_tenant_walls(world) -> None:
     assert gx.get(f"/dashboard/billing/invoices/{invoice}").status_code == 404
     gx_page = gx.get("/dashboard/campaigns/globex/secret-plan").text
     assert "Pause campaign" in gx_page  # owner may pause its own
+
+    # guessing keys: after 10 refusals a minute, 429
+    from penguinctl.web.dashboard import router
+
+    router._failed.clear()  # the earlier refusals of this test count too
+    guesser = Dash(live.base)
+    codes = [guesser.login(f"pgk_00000000000{i % 10}_x").status_code for i in range(11)]
+    assert codes[:10] == [401] * 10 and codes[10] == 429
+    assert guesser.login(keys[("acme", "viewer")]).status_code == 429  # even the right key
+    router._failed.clear()
 
     # signing out ends the session in this browser
     out = member.post("/dashboard/logout", {"csrf": mine})

@@ -34,6 +34,31 @@ from penguinctl.web.dashboard.render import (
 log = logging.getLogger("penguinctl.web.dashboard")
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
 _key_lock = threading.Lock()
+LOGIN_FAILURES = 10  # refused sign-ins per client address and LOGIN_WINDOW before a 429
+LOGIN_WINDOW = 60.0
+_failed: dict[str, list[float]] = {}
+_failed_lock = threading.Lock()
+
+
+def _too_many(client: str, *, failed: bool = False) -> bool:
+    """Count a refused sign-in of ``client`` (when ``failed``); True when it is over the limit
+    (monotonic time, per process; a few hundred addresses are remembered)."""
+    import time
+
+    now = time.monotonic()
+    with _failed_lock:
+        recent = [t for t in _failed.get(client, []) if now - t < LOGIN_WINDOW]
+        if failed:
+            recent.append(now)
+        if recent:
+            _failed[client] = recent[-LOGIN_FAILURES:]
+        else:
+            _failed.pop(client, None)
+        if len(_failed) > 500:
+            _failed.pop(next(iter(_failed)))
+        return len(recent) >= LOGIN_FAILURES
+
+
 NAV = (
     ("Domains", "/dashboard/domains", access.READ),
     ("Fleet", "/dashboard/fleet", access.READ),
@@ -167,8 +192,22 @@ async def login(request: Request) -> Response:
     token = request.cookies.get(sess.LOGIN_COOKIE)
     if not sess.same(token, data.get("csrf")):
         return _forbidden(request, None, "The login form expired: reload the page and try again.")
+    client = request.client.host if request.client else "?"
+    if _too_many(client):
+        response = page(
+            request,
+            "error.html",
+            viewer=None,
+            nav=(),
+            status=429,
+            title="Too many attempts",
+            message="Too many refused sign-ins: wait a minute.",
+        )
+        response.headers["Retry-After"] = str(int(LOGIN_WINDOW))
+        return response
     viewer = await run_in_threadpool(access.authenticate, _web(request).db, data.get("key", ""))
     if viewer is None:
+        _too_many(client, failed=True)
         request.state.csrf = token
         log.info("dashboard login refused")
         return page(
