@@ -204,14 +204,14 @@ def test_login_cookie_csrf_roles_and_tenant_walls(world) -> None:
     assert "Pause campaign" in gx_page  # owner may pause its own
 
     # guessing keys: after 10 refusals a minute, 429
-    from penguinctl.web.dashboard import router
+    from penguinctl.web.dashboard import gate
 
-    router._failed.clear()  # the earlier refusals of this test count too
+    gate._failed.clear()  # the earlier refusals of this test count too
     guesser = Dash(live.base)
     codes = [guesser.login(f"pgk_00000000000{i % 10}_x").status_code for i in range(11)]
     assert codes[:10] == [401] * 10 and codes[10] == 429
     assert guesser.login(keys[("acme", "viewer")]).status_code == 429  # even the right key
-    router._failed.clear()
+    gate._failed.clear()
 
     # signing out ends the session in this browser
     out = member.post("/dashboard/logout", {"csrf": mine})
