@@ -212,9 +212,11 @@ def wait_for_text(driver, element_id: str, text: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 30).until(
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: [e.text for e in d.find_elements(By.ID, element_id)] == [text]
-    )
+    )  # the page is replaced by the POST's answer while we look
 
 
 def axe_problems(driver) -> list[str]:
