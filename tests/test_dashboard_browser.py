@@ -209,10 +209,9 @@ def wait_for_url(driver, part: str) -> None:
 
 
 def wait_for_text(driver, element_id: str, text: str) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-
-    from selenium.common.exceptions import StaleElementReferenceException
 
     WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: [e.text for e in d.find_elements(By.ID, element_id)] == [text]
