@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dns_rfc2136 as base
-import run as runner
+import harness as runner
 
 REPO = Path(__file__).resolve().parent.parent
 MAIL_ZONE = "agency-mail.example"  # the shared mail host mx.agency-mail.example lives here

@@ -4,7 +4,7 @@ The same five steps on every host (directory, templated ~2 KB file, command, che
 command), first run (fresh target trees) and no-change run (right after), with:
 
 - penguinctl: the whole CLI process, ``penguinctl server playbook example --all --parallel N``
-  (the packaged ``penguinctl/playbooks/example.yaml``; servers recorded as ``static`` in a
+  (the shipped ``playbooks/example.yaml``; servers recorded as ``static`` in a
   fresh state store, keys in the keystore, host keys pinned by a warm-up ``server exec``);
 - pyinfra (``pyinfra -y --parallel N inventory.py deploy.py``: files.directory,
   files.template, server.shell x3);
@@ -48,7 +48,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 ANCHORS = BENCH / ".venv-anchors" / "bin"
-TEMPLATE = REPO / "penguinctl" / "templates" / "example" / "app.conf.j2"
+TEMPLATE = REPO / "templates" / "example" / "app.conf.j2"
 sys.path.insert(0, str(REPO / "tests"))
 
 VARS = {"app_name": "example", "version": "1.0", "listen_port": 8080, "workers": 4}

@@ -10,8 +10,10 @@ re-run converges (providers are idempotent).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -34,7 +36,13 @@ from penguinctl.state.journal import PENDING
 from penguinctl.state.recording import audit_change, record_results
 
 MAX_BATCH = 500
-GATHER_SECONDS = 0.005  # wait this long for more finished batches before recording
+# Finished batches are recorded together, one transaction every RECORD_SECONDS at most (or
+# RECORD_CHANGES changes, or when the stage is done): a transaction and its commit cost more
+# than the few rows they write, and the recording thread competes with the provider threads
+# for the interpreter. A crash loses at most that window's records; providers are idempotent,
+# so the re-run converges (what was published but not recorded is planned and applied again).
+RECORD_SECONDS = 0.25
+RECORD_CHANGES = 2000
 
 
 @dataclass
@@ -101,6 +109,7 @@ class Engine:
         self.warnings: list[str] = []
         self.pending: list[Any] = []
         self._run_id: int | None = None
+        self._foreign: set[ResourceKey] = set()
         self._journals: list[Any] = []
 
     # -- planning -----------------------------------------------------------------------------
@@ -126,6 +135,7 @@ class Engine:
             {k.name: r.data for k, r in self.desired.items() if k.kind == "dnsprovider"}
         )
         servers = {k.name: d for k, d in self.recorded.items() if k.kind == "server"}
+        tenants = {k.name: k.tenant for k in (*self.recorded, *self.desired) if k.kind == "server"}
         for key, res in self.desired.items():
             if key.kind == "server":  # desired config, with outputs (IPs) from the record
                 servers[key.name] = {**servers.get(key.name, {}), **res.data}
@@ -137,6 +147,7 @@ class Engine:
             server_configs=servers,
             db=self.db,
             actor=self.actor,
+            server_tenants=tenants,
         )
 
     def _journal(self, provider: str):
@@ -162,6 +173,7 @@ class Engine:
         actual = dict(self.recorded)
         if not refresh:
             return actual
+        self._check_keys(actual)
         for name in {r.provider for r in self.desired.values()}:
             if name.startswith("dns:") or name == "server:hostwinds":
                 self.providers.get(name)  # credentials resolve at plan time, not mid-apply
@@ -170,6 +182,8 @@ class Engine:
         # change the plan (it is created, overwriting whatever is there), so a first apply of
         # new zones reads nothing.
         for key in self.recorded:
+            if key in self._foreign:
+                continue
             name = (
                 self.desired[key].provider if key in self.desired else self.recorded_providers[key]
             )
@@ -186,6 +200,20 @@ class Engine:
                     else:
                         actual.pop(key, None)
         return actual
+
+    def _check_keys(self, actual: dict[ResourceKey, dict[str, Any]]) -> None:
+        """Drift of secrets: a DKIM key whose private key is gone (or another key) shows as a
+        change of its ``dkim`` resource (``plan.key_drift``)."""
+        from penguinctl.plan import key_drift
+
+        mine = {
+            k: d for k, d in self.recorded.items() if k.kind == "dkim" and k not in self._foreign
+        }
+        if not mine:
+            return
+        for key, status in key_drift.dkim_drift(mine, self.providers.secrets).items():
+            actual[key] = {**actual[key], key_drift.FIELD: status}
+            self.warnings.append(key_drift.describe(key, status))
 
     def _read(self, name: str, keys: list[ResourceKey]) -> dict[ResourceKey, Any] | None:
         """Live data of ``keys``. When the provider fails, zone by zone: a zone that cannot be
@@ -258,7 +286,18 @@ class Engine:
             "is pending; apply looks it up before ordering again"
             for r in self.pending
         ]
+        from penguinctl.plan import confine
+
+        owners = confine.recorded_owners(self.db)
+        if not destroy:  # before anything is read or built: refuse what others own
+            confine.check_ownership(self.specs, owners, self.zones_dir)
+        # rows of this spec's tenants for things another tenant owns: never read live
+        self._foreign = {k for k in self.recorded if owners.of_key(k) not in (None, k.tenant)}
         self.desired = {} if destroy else self._build_desired()
+        if not destroy:
+            from penguinctl.backup.offsite import spec_warnings
+
+            self.warnings += spec_warnings(self.specs)
         self._check_graph()
         self.providers = self._providers()
         actual = self._actual(refresh)
@@ -271,6 +310,10 @@ class Engine:
         targets = list(targets)
         if targets:
             changes = self._select_targets(changes, targets)
+        changes, confined = confine.confine(
+            changes, owners, tenants=self.tenants, db=self.db, destroy=destroy
+        )
+        self.warnings += confined
         self._refuse_dropping_signing_keys(changes)
         existing = defaultdict(int)
         for key in self.recorded:
@@ -321,6 +364,16 @@ class Engine:
             )
 
     def _check_graph(self) -> None:
+        """No dependency cycle. When every dependency is of an earlier kind (``KIND_ORDER``)
+        there cannot be one, and that check is linear and cheap; otherwise the full sort."""
+        rank = {kind: i for i, kind in enumerate(KIND_ORDER)}
+        last = len(KIND_ORDER)
+        if all(
+            rank.get(dep.kind, last) < rank.get(key.kind, last)
+            for key, res in self.desired.items()
+            for dep in res.depends_on
+        ):
+            return
         sorter = TopologicalSorter({k: r.depends_on for k, r in self.desired.items()})
         try:
             sorter.prepare()
@@ -393,6 +446,36 @@ class Engine:
         *,
         parallel: int = 4,
         progress: Callable[[int], None] | None = None,
+    ) -> ApplyReport:
+        """Apply ``plan``. Ownership is checked again against the state store as it is now,
+        before the first side effect; an apply that creates names (a domain, server, mailbox,
+        alias) holds the claims lock throughout, so two tenants' applies cannot both claim a
+        name neither had recorded yet (the second one's check sees the first one's rows)."""
+        from contextlib import ExitStack
+
+        from penguinctl.plan import confine
+        from penguinctl.state.lock import TenantLock
+
+        with ExitStack() as stack:
+            if confine.claims_names(plan.changes):
+                stack.enter_context(
+                    TenantLock(
+                        self.db,
+                        [confine.CLAIMS_LOCK],
+                        operation="claim names",
+                        actor=self.actor,
+                        timeout=confine.CLAIMS_WAIT,
+                    )
+                )
+            confine.guard(plan.changes, self.db)
+            return self._apply(plan, parallel=parallel, progress=progress)
+
+    def _apply(
+        self,
+        plan: Plan,
+        *,
+        parallel: int,
+        progress: Callable[[int], None] | None,
     ) -> ApplyReport:
         with session_scope(self.db) as session:
             run = repo.start_run(
@@ -486,18 +569,16 @@ class Engine:
 
         fill()
         pending = set(futures)
+        succeeded: list[ChangeResult] = []  # finished, not recorded yet
+        due = 0.0  # when `succeeded` must be recorded (monotonic clock)
         try:
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                if pending and len(done) < len(pending):
-                    # gather what finishes within a few ms: one transaction records it all
-                    more, pending = wait(pending, timeout=GATHER_SECONDS)
-                    done |= more
+                timeout = max(0.0, due - time.monotonic()) if succeeded else None
+                done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
                 finished = [(fut, *futures.pop(fut)) for fut in done]
                 for _, pname, _ in finished:
                     running[pname] -= 1
                 fill()  # keep providers busy while this thread records what finished
-                succeeded: list[ChangeResult] = []
                 for fut, pname, chunk in finished:
                     try:
                         results = fut.result()
@@ -518,17 +599,27 @@ class Engine:
                         if progress:
                             progress(len(chunk))
                     else:
+                        if not succeeded:
+                            due = time.monotonic() + RECORD_SECONDS
                         succeeded.extend(results)
+                fill()  # chunks re-queued one change at a time
+                pending = set(futures)
                 # one transaction for everything that finished meanwhile
-                if succeeded:
+                if succeeded and (
+                    not pending or len(succeeded) >= RECORD_CHANGES or time.monotonic() >= due
+                ):
                     self._record_success(succeeded, run_id, report)
                     if progress:
                         progress(len(succeeded))
-                fill()
-                pending = set(futures)
+                    succeeded = []
+                    fill()
+                    pending = set(futures)
         except BaseException:
             for fut in futures:
                 fut.cancel()
+            if succeeded:  # what is done is recorded if the state store lets us
+                with contextlib.suppress(Exception):
+                    self._record_success(succeeded, run_id, report)
             raise
 
     def _record_success(self, results: list[ChangeResult], run_id, report) -> None:

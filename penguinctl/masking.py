@@ -19,28 +19,41 @@ MIN_LENGTH = 6
 
 
 class SecretRegistry:
+    """The values to mask, indexed by their first ``MIN_LENGTH`` characters: ``mask`` looks only
+    at the values whose prefix occurs in the text (an apply of 1,000 domains registers ~27,000
+    PEM lines; trying each of them on every log line and event payload was quadratic)."""
+
     def __init__(self) -> None:
         self._values: set[str] = set()
         self._lock = threading.Lock()
-        self._ordered: list[str] = []
+        self._by_prefix: dict[str, list[str]] = {}
+
+    def _index(self, value: str) -> None:
+        self._values.add(value)
+        self._by_prefix.setdefault(value[:MIN_LENGTH], []).append(value)
 
     def add(self, value: str) -> None:
         if not isinstance(value, str) or len(value) < MIN_LENGTH or value in self._values:
             return
         with self._lock:
-            self._values.add(value)
-            # longest first, so a value containing another is masked whole
-            self._ordered = sorted(self._values, key=len, reverse=True)
+            self._index(value)
             # a multi-line value (a PEM key) also leaks line by line
             for line in value.splitlines():
                 if len(line) >= 16 and line not in self._values:
-                    self._values.add(line)
-                    self._ordered.append(line)
+                    self._index(line)
 
     def mask(self, text: str) -> str:
-        if not self._ordered or not text:
+        if not self._values or not text or len(text) < MIN_LENGTH:
             return text
-        for value in self._ordered:
+        by_prefix = self._by_prefix
+        if len(by_prefix) < 64:  # few values: a substring search each is cheaper
+            hits = [g for g in by_prefix if g in text]
+        else:
+            grams = {text[i : i + MIN_LENGTH] for i in range(len(text) - MIN_LENGTH + 1)}
+            hits = grams & by_prefix.keys()
+        found = [v for g in hits for v in by_prefix[g]]
+        # longest first, so a value containing another is masked whole
+        for value in sorted(found, key=len, reverse=True):
             if value in text:
                 text = text.replace(value, MASK)
         return text

@@ -12,7 +12,7 @@ any point resumes where it stopped:
    authoritative servers answer it; then published. Not visible yet: stays generated, re-checked
    on the next call.
 3. activate (``propagation`` after published): check the record again, switch the server's
-   signer (``providers.signing``), mark the new key active and the old one retiring, together.
+   signer (``providers.signers``), mark the new key active and the old one retiring, together.
 4. revoke (``retire_after`` after the switch): publish the old key with an empty ``p=``.
 5. remove (``remove_after`` after revoking): delete the record and destroy the private key.
 
@@ -38,7 +38,7 @@ from penguinctl.dns.records import Record, make_record, record_name
 from penguinctl.errors import PenguinError, ProviderError, UsageError
 from penguinctl.plan.changes import Action, Change
 from penguinctl.providers.dkim import secret_path
-from penguinctl.providers.signing import signer_for
+from penguinctl.providers.signers import signer_for
 from penguinctl.resources import ResourceKey
 from penguinctl.spec.durations import Duration
 from penguinctl.state import audit, repo
@@ -181,8 +181,20 @@ def _rows(db, domains: Sequence[str] | None) -> list[Any]:
 def load(db, domains: Sequence[str] | None) -> list[DomainKeys]:
     """The recorded keys of ``domains`` (every recorded domain when None)."""
     rows = _rows(db, domains)
+    # a domain is its owner's (the tenant that recorded it first, penguinctl.plan.confine):
+    # another tenant's rows of the same name (left before ownership) are never rotated
+    owner: dict[str, Any] = {}
+    for r in rows:
+        if r.kind == "domain" and (
+            r.name not in owner or (aware(r.created_at), r.id) < owner[r.name][1]
+        ):
+            owner[r.name] = (r.tenant, (aware(r.created_at), r.id))
     by_kind: dict[str, list[Any]] = {}
     for row in rows:
+        if row.kind in ("domain", "dkim", "dnsrecord"):
+            name = row.name.split("/", 1)[0]
+            if name in owner and owner[name][0] != row.tenant:
+                continue
         by_kind.setdefault(row.kind, []).append(row)
     domain_rows = {r.name: r for r in by_kind.get("domain", [])}
     wanted = sorted(domain_rows) if domains is None else list(dict.fromkeys(domains))
@@ -365,7 +377,8 @@ class Rotator:
             env=self.providers.env,
             actor=self.actor,
         )
-        note = signer.switch(dk.domain, key.selector, secret_path(dk.domain, key.selector))
+        path = secret_path(dk.tenant, dk.domain, key.selector)
+        note = signer.switch(dk.domain, key.selector, path)
         phases = {k.selector: RETIRING for k in dk.with_phase(ACTIVE)}
         phases[key.selector] = ACTIVE
         old = sorted(s for s, p in phases.items() if p == RETIRING)

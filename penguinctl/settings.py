@@ -91,6 +91,28 @@ def find_project_dir(start: Path) -> Path | None:
     return None
 
 
+def home_dirs(
+    env: Mapping[str, str], cwd: Path | None = None
+) -> tuple[Path, Path, tuple[str, str]]:
+    """The config dir, the data dir, and where they came from (the first of ``PENGUINCTL_HOME``,
+    a project directory found from ``cwd``, the XDG defaults)."""
+    home = env.get("PENGUINCTL_HOME")
+    if home:
+        path = Path(home).expanduser().resolve()
+        return path, path, (ENV, "PENGUINCTL_HOME")
+    try:
+        start = (cwd or Path.cwd()).resolve()
+        project = find_project_dir(start)
+    except OSError:  # the current directory was removed
+        project = None
+    if project is not None:
+        return project, project, (PROJECT, f"found from {start}")
+    user_home = Path(env.get("HOME", "~")).expanduser()
+    config_dir = Path(env.get("XDG_CONFIG_HOME") or user_home / ".config") / "penguinctl"
+    data_dir = Path(env.get("XDG_DATA_HOME") or user_home / ".local" / "share") / "penguinctl"
+    return config_dir, data_dir, (DEFAULT, "XDG_CONFIG_HOME / XDG_DATA_HOME")
+
+
 def load_settings(
     env: Mapping[str, str] | None = None,
     *,
@@ -101,24 +123,7 @@ def load_settings(
     project directory search starts (default: the current directory)."""
     env = os.environ if env is None else env
     sources: dict[str, tuple[str, str]] = {}
-    home = env.get("PENGUINCTL_HOME")
-    project = None
-    if not home:
-        try:
-            project = find_project_dir((cwd or Path.cwd()).resolve())
-        except OSError:  # the current directory was removed
-            project = None
-    if home:
-        config_dir = data_dir = Path(home).expanduser().resolve()
-        sources["home"] = (ENV, "PENGUINCTL_HOME")
-    elif project is not None:
-        config_dir = data_dir = project
-        sources["home"] = (PROJECT, f"found from {(cwd or Path.cwd()).resolve()}")
-    else:
-        user_home = Path(env.get("HOME", "~")).expanduser()
-        config_dir = Path(env.get("XDG_CONFIG_HOME") or user_home / ".config") / "penguinctl"
-        data_dir = Path(env.get("XDG_DATA_HOME") or user_home / ".local" / "share") / "penguinctl"
-        sources["home"] = (DEFAULT, "XDG_CONFIG_HOME / XDG_DATA_HOME")
+    config_dir, data_dir, sources["home"] = home_dirs(env, cwd)
 
     config_path = config_dir / CONFIG_FILE_NAME
     from_file = None

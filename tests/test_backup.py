@@ -108,7 +108,7 @@ def cli(tmp_path, monkeypatch, capsys, host):
 
     s = load_settings()
     ks = KeystoreBackend(s.keystore_dir, key_file=s.master_key_file, master_key=s.master_key)
-    ks.put("servers/mx1/ssh", {"private_key": priv})
+    ks.put("tenants/acme/servers/mx1/ssh", {"private_key": priv})
     run.spec = spec
     run.root = root
     run.repo = tmp_path / "repos" / "mx1"
@@ -137,7 +137,7 @@ def test_backup_restore_prune_verify(cli, host, tmp_path):
         "unpause",
     ]
 
-    password = cli.keystore.get("backups/mx1")["password"].reveal()
+    password = cli.keystore.get("tenants/acme/backups/mx1")["password"].reveal()
     assert len(password) >= 32
 
     (root / "data" / "main.db").write_bytes(b"changed after the first snapshot")
@@ -233,4 +233,5 @@ def test_usage_errors(cli):
     assert cli("backup", "run").code == 2
     assert cli("backup", "run", "nope").code == 2
     missing = cli("backup", "verify", "mx1")
-    assert missing.code == 5 and "backups/mx1" in missing.err  # never backed up: no password
+    # never backed up: no password
+    assert missing.code == 5 and "tenants/acme/backups/mx1" in missing.err

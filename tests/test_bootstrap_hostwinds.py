@@ -104,7 +104,7 @@ def test_bootstrap_through_the_root_password_then_only_the_key(hw, caplog):
     assert server.logins[-1] == "publickey"
     assert hw["fake"].count("get_instance") == 1
 
-    admin = hw["secrets"].get("servers/mx2/ssh")
+    admin = hw["secrets"].get("platform/servers/mx2/ssh")
     assert admin is not None and "private_key" in admin
     public = admin["public_key"].reveal()
     lines = (hw["home"] / ".ssh" / "authorized_keys").read_text().splitlines()
@@ -127,7 +127,7 @@ def test_bootstrap_through_the_root_password_then_only_the_key(hw, caplog):
     text, actions = _audit_text(hw["engine"])
     assert PASSWORD not in text
     assert "ssh.admin_key.generate" in actions and "ssh.admin_key.install" in actions
-    stored = hw["secrets"].get("servers/mx2/ssh")
+    stored = hw["secrets"].get("platform/servers/mx2/ssh")
     assert all(PASSWORD not in v.reveal() for v in stored.values())
     keystore_files = [p for p in (hw["tmp"] / "keystore").rglob("*") if p.is_file()]
     assert all(PASSWORD.encode() not in p.read_bytes() for p in keystore_files)
@@ -164,4 +164,4 @@ def test_a_wrong_root_password_fails_without_quoting_it(hw, caplog):
     text, _ = _audit_text(hw["engine"])
     assert wrong not in text
     # the generated key stays stored: the next run installs it once the access works
-    assert hw["secrets"].get("servers/mx2/ssh") is not None
+    assert hw["secrets"].get("platform/servers/mx2/ssh") is not None

@@ -39,7 +39,7 @@ def test_three_steps_500_leads_5_mailboxes(tmp_path) -> None:
     migrate(engine)
     store = keystore(tmp_path)
     for address, password in PASSWORDS.items():
-        store.put(f"mailboxes/{address}", {"password": password})
+        store.put(f"tenants/acme/mailboxes/{address}", {"password": password})
     (tmp_path / "smtp").mkdir()
     (tmp_path / "imap").mkdir()
     with (

@@ -52,7 +52,7 @@ def test_replies_bounces_unsubscribes_stop_the_right_leads(
     sink, imap = servers
     engine = migrated_engine
     store = keystore(tmp_path)
-    store.put(f"mailboxes/{SENDER}", {"password": PASSWORD})
+    store.put(f"tenants/acme/mailboxes/{SENDER}", {"password": PASSWORD})
     record_mailboxes(engine, "acme", [SENDER], smtp_port=sink.port, imap_port=imap.port)
     names = ["reply", "ooo", "hard", "soft", "unsub", "quiet", "byaddr"]
     cid = make_campaign(
@@ -130,7 +130,7 @@ def test_bounce_rate_pauses_mailbox_and_campaign(migrated_engine, tmp_path, serv
     sink, imap = servers
     engine = migrated_engine
     store = keystore(tmp_path)
-    store.put(f"mailboxes/{SENDER}", {"password": PASSWORD})
+    store.put(f"tenants/acme/mailboxes/{SENDER}", {"password": PASSWORD})
     record_mailboxes(engine, "acme", [SENDER], smtp_port=sink.port, imap_port=imap.port)
     cid = make_campaign(
         engine,
@@ -162,7 +162,7 @@ def test_bounce_rate_pauses_mailbox_and_campaign(migrated_engine, tmp_path, serv
 def test_imap_over_tls(migrated_engine, tmp_path) -> None:
     engine = migrated_engine
     store = keystore(tmp_path)
-    store.put(f"mailboxes/{SENDER}", {"password": PASSWORD})
+    store.put(f"tenants/acme/mailboxes/{SENDER}", {"password": PASSWORD})
     (tmp_path / "smtp").mkdir()
     (tmp_path / "imap").mkdir()
     with (

@@ -239,8 +239,8 @@ def test_auth_starttls_password_from_keystore(migrated_engine, tmp_path) -> None
     engine = migrated_engine
     senders = boxes(2)
     store = keystore(tmp_path)
-    store.put(f"mailboxes/{senders[0]}", {"password": "pw-zero-123"})
-    store.put(f"mailboxes/{senders[1]}", {"password": "wrong-password"})
+    store.put(f"tenants/acme/mailboxes/{senders[0]}", {"password": "pw-zero-123"})
+    store.put(f"tenants/acme/mailboxes/{senders[1]}", {"password": "wrong-password"})
     with SmtpSink(
         tmp_path, security="starttls", users={senders[0]: "pw-zero-123", senders[1]: "pw-one-456"}
     ) as sink:
@@ -426,7 +426,7 @@ def test_transactions_in_flight_each_on_its_own_connection(
     with SmtpSink(tmp_path, users={senders[0]: "pw"}) as sink:
         sink.data_delay = 0.2
         store = keystore(tmp_path)
-        store.put(f"mailboxes/{senders[0]}", {"password": "pw"})
+        store.put(f"tenants/acme/mailboxes/{senders[0]}", {"password": "pw"})
         record_mailboxes(engine, "acme", senders, smtp_port=sink.port)
         make_campaign(
             engine,
@@ -477,7 +477,7 @@ def test_a_mailbox_with_a_gap_keeps_one_connection(migrated_engine, tmp_path) ->
     store = keystore(tmp_path)
     users = {s: f"pw-{i}" for i, s in enumerate(senders)}
     for address, password in users.items():
-        store.put(f"mailboxes/{address}", {"password": password})
+        store.put(f"tenants/acme/mailboxes/{address}", {"password": password})
     with SmtpSink(tmp_path, users=users) as sink:
         sink.data_delay = 0.2
         record_mailboxes(engine, "acme", senders, smtp_port=sink.port)

@@ -59,7 +59,9 @@ def test_quickstart_applies_then_converges(cli, secrets_backend):  # noqa: F811
     plan = cli("plan", "-f", QUICKSTART, "--detailed-exitcode")
     assert plan.code == 0 and "No changes" in plan.out
     # the DKIM private keys are in the configured backend (keystore or Vault), only there
-    assert secrets_backend.stored() == [f"domains/{d}/dkim/pm202611" for d in QUICKSTART_DOMAINS]
+    assert secrets_backend.stored() == [
+        f"tenants/acme/domains/{d}/dkim/pm202611" for d in QUICKSTART_DOMAINS
+    ]
     if secrets_backend.vault is not None:
         assert not (cli.home / "keystore").exists()
 
@@ -198,3 +200,26 @@ def test_dmarc_reject_on_a_young_domain_needs_force(cli, tmp_path, monkeypatch):
     recs = cli("dns", "records", "acme-mail.example", "-o", "json").json()
     dmarc = next(r for r in recs if r["name"] == "_dmarc")
     assert dmarc["values"] == ["v=DMARC1; p=reject; rua=mailto:dmarc@acme-mail.example"]
+
+
+def test_dependency_cycles_are_found_whatever_the_kinds() -> None:
+    """The engine's cycle check: edges to earlier kinds pass the cheap check; anything else
+    (same kind, unknown kinds) goes through the full sort, which finds a real cycle."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from penguinctl.engine import Engine
+    from penguinctl.errors import PenguinError
+    from penguinctl.resources import Resource, ResourceKey
+
+    t, d = ResourceKey("tenant", "a", "a"), ResourceKey("domain", "a", "x.example")
+    r1, r2 = ResourceKey("dnsrecord", "a", "x/@/MX"), ResourceKey("dnsrecord", "a", "x/@/TXT")
+    engine = SimpleNamespace(desired={t: Resource(t, {}), d: Resource(d, {}, depends_on=(t,))})
+    Engine._check_graph(engine)  # type: ignore[arg-type]
+    engine.desired[r1] = Resource(r1, {}, depends_on=(d, r2))
+    engine.desired[r2] = Resource(r2, {}, depends_on=(d,))
+    Engine._check_graph(engine)  # type: ignore[arg-type]  same kind, no cycle
+    engine.desired[r2] = Resource(r2, {}, depends_on=(r1,))
+    with pytest.raises(PenguinError, match="cycle"):
+        Engine._check_graph(engine)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ REST API (tests/fakes/mailu.py): a static server whose ``mail.api_url`` points a
 Only the HTTP path is exercised here: the server's ``mailstack`` resource (MailU's install over
 SSH, tested elsewhere) is recorded without side effects, as if MailU had been installed
 already, so no SSH connection is ever attempted. The API token comes from the secrets backend
-(``servers/mx1/mailu``), as the install would have left it."""
+(``tenants/acme/servers/mx1/mailu``), as the install would have left it."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def secrets(env):
     settings = load_settings(env)
     backend = KeystoreBackend(settings.keystore_dir, key_file=settings.master_key_file)
     backend.put(
-        "servers/mx1/mailu",
+        "tenants/acme/servers/mx1/mailu",
         {"api_token": TOKEN, "secret_key": "A1B2C3D4E5F6G7H8", "admin_password": "adm-pw-x"},
     )
     return backend
@@ -125,7 +125,7 @@ def cli(env, capsys, secrets):
 
 
 def _password(secrets, address: str) -> str:
-    return secrets.get(f"mailboxes/{address}")["password"].reveal()
+    return secrets.get(f"tenants/acme/mailboxes/{address}")["password"].reveal()
 
 
 def test_apply_creates_domain_mailboxes_aliases_then_no_changes(cli, fake, write, secrets):
@@ -201,7 +201,8 @@ def test_removing_a_mailbox_needs_force(cli, fake, write, secrets):
     res = cli("apply", "-f", spec, "--yes", "--force")
     assert res.code == 0, res.err
     assert f"sara@{DOMAIN}" not in fake.users and f"john@{DOMAIN}" in fake.users
-    assert secrets.get(f"mailboxes/sara@{DOMAIN}") is None  # its generated password is gone
+    # its generated password is gone
+    assert secrets.get(f"tenants/acme/mailboxes/sara@{DOMAIN}") is None
     assert fake.aliases[f"sales@{DOMAIN}"]["destination"] == [f"john@{DOMAIN}"]
 
     # destroy: the MailU domain goes too, with --force only
@@ -259,7 +260,7 @@ def test_mailu_down_at_plan_uses_recorded_state_and_apply_fails_clearly(cli, fak
 
 
 def test_no_api_token_is_a_clear_error(cli, fake, write, secrets):
-    secrets.delete("servers/mx1/mailu")
+    secrets.delete("tenants/acme/servers/mx1/mailu")
     res = cli("apply", "-f", write(), "--yes")
     assert res.code in (5, 6)
     assert "no MailU API token for server mx1" in res.err

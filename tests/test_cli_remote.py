@@ -59,7 +59,7 @@ def cli(tmp_path, monkeypatch, capsys, state_url, hosts, client_key):
     s = load_settings()
     ks = KeystoreBackend(s.keystore_dir, key_file=s.master_key_file, master_key=s.master_key)
     for name in ("mx1", "mx2", "mx3"):
-        ks.put(f"servers/{name}/ssh", {"private_key": client_key[0]})
+        ks.put(f"tenants/acme/servers/{name}/ssh", {"private_key": client_key[0]})
     return run
 
 

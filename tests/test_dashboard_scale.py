@@ -83,8 +83,8 @@ def test_ten_thousand_domains_paged_on_the_server(big) -> None:
     assert other.get("/dashboard/campaigns/bulk/big").status_code == 404
 
 
-def test_migration_0011_matches_the_models(tmp_path) -> None:
-    """The Domains page's index, as migration 0011 creates it and as ResourceRow declares it."""
+def test_migration_0012_matches_the_models(tmp_path) -> None:
+    """The Domains page's index, as migration 0012 creates it and as ResourceRow declares it."""
     from sqlmodel import SQLModel
 
     from penguinctl.state.db import make_engine, migrate

@@ -92,8 +92,8 @@ def _assert_no_private_material(text: str, secrets: MemorySecrets) -> None:
 def test_create_generates_stores_and_returns_the_public_key(provider, secrets):
     change = _create("acme.example")
     (result,) = provider.apply_batch([change])
-    path = secret_path("acme.example", "pm202611")
-    assert path == "domains/acme.example/dkim/pm202611"
+    path = secret_path("acme", "acme.example", "pm202611")
+    assert path == "tenants/acme/domains/acme.example/dkim/pm202611"
     stored = secrets.data[path]
     assert set(stored) == {"private_key", "public_key"}
     assert stored["private_key"].startswith("-----BEGIN PRIVATE KEY-----")
@@ -113,7 +113,7 @@ def test_many_creates_chunked_and_generated_in_parallel(provider, secrets):
     publics = [r.data["public_key"] for r in results]
     assert len(set(publics)) == 5
     for change, public in zip(changes, publics, strict=True):
-        stored = secrets.data[secret_path(change.after["domain"], "pm202611")]
+        stored = secrets.data[secret_path("acme", change.after["domain"], "pm202611")]
         assert stored["public_key"] == public
         assert public_b64_from_private(stored["private_key"]) == public
     assert secrets.puts == 5
@@ -130,7 +130,7 @@ def test_batch_key_chunks_creates(provider):
 
 def test_create_adopts_an_existing_secret(provider, secrets):
     pair = generate_rsa(BITS)
-    path = secret_path("acme.example", "pm202611")
+    path = secret_path("acme", "acme.example", "pm202611")
     secrets.put(path, {"private_key": pair.private_pem, "public_key": pair.public_b64})
     (result,) = provider.apply_batch([_create("acme.example")])
     assert result.data["public_key"] == pair.public_b64
@@ -140,7 +140,7 @@ def test_create_adopts_an_existing_secret(provider, secrets):
 
 def test_adoption_repairs_a_missing_public_key_field(provider, secrets):
     pair = generate_rsa(BITS)
-    path = secret_path("acme.example", "pm202611")
+    path = secret_path("acme", "acme.example", "pm202611")
     secrets.put(path, {"private_key": pair.private_pem})
     (result,) = provider.apply_batch([_create("acme.example")])
     assert result.data["public_key"] == pair.public_b64
@@ -156,7 +156,7 @@ def test_rerun_after_crash_converges(secrets):
 
 
 def test_adopting_a_broken_or_different_key_is_refused(provider, secrets):
-    path = secret_path("acme.example", "pm202611")
+    path = secret_path("acme", "acme.example", "pm202611")
     secrets.put(path, {"private_key": "-----BEGIN PRIVATE KEY-----\nSECRETJUNK\n-----END"})
     with pytest.raises(ProviderError) as info:
         provider.apply_batch([_create("acme.example")])
@@ -179,7 +179,7 @@ def test_delete_destroys_the_secret(provider, secrets):
     delete = Change(Action.DELETE, _key("acme.example"), "dkim", created.data, None)
     (result,) = provider.apply_batch([delete])
     assert result.data is None
-    assert secrets.list("domains/") == []
+    assert secrets.list("tenants/acme/domains/") == []
     provider.apply_batch([delete])  # already gone: fine
 
 

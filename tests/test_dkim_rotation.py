@@ -100,7 +100,7 @@ MESSAGE = (
 
 
 def _sign(selector: str) -> bytes:
-    private = _secrets().get(f"domains/{ZONE}/dkim/{selector}")["private_key"].reveal()
+    private = _secrets().get(f"tenants/acme/domains/{ZONE}/dkim/{selector}")["private_key"].reveal()
     header = dkim.sign(
         MESSAGE,
         selector.encode(),
@@ -209,7 +209,7 @@ def test_rotation_through_every_phase(tmp_path, bind, cli, secrets_backend):  # 
     assert _rotate(cli, bind, "--all-due") == [("remove", old, "done")]
     assert _phases(cli) == {new: "active"}
     assert bind.query(f"{old}._domainkey.{ZONE}", "TXT").rcode() == dns.rcode.NXDOMAIN
-    assert _secrets().get(f"domains/{ZONE}/dkim/{old}") is None
+    assert _secrets().get(f"tenants/acme/domains/{ZONE}/dkim/{old}") is None
     assert not _verifies(bind, signed_old)
     assert _verifies(bind, signed_new)
     assert cli("plan", "-f", spec, "--detailed-exitcode").code == 0

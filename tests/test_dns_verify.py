@@ -129,7 +129,7 @@ def test_a_key_swapped_in_the_secrets_backend_is_invalid(applied, bind):
     secrets = KeystoreBackend(s.keystore_dir, key_file=s.master_key_file, master_key=s.master_key)
     pair = generate_rsa(2048)
     secrets.put(
-        f"domains/{ZONES[1]}/dkim/pm202611",
+        f"tenants/acme/domains/{ZONES[1]}/dkim/pm202611",
         {"private_key": pair.private_pem, "public_key": pair.public_b64},
     )
     res = _verify(applied, bind, ZONES[1], "--no-fcrdns")

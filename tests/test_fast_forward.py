@@ -81,7 +81,7 @@ def signed_by(secrets, domain: str, selector: str) -> bytes:
         f"From: John <john@{domain}>\r\nTo: lead@example.org\r\nSubject: hello\r\n"
         f"Message-ID: <{selector}@{domain}>\r\n\r\nA short note.\r\n"
     ).encode()
-    private = secrets.get(f"domains/{domain}/dkim/{selector}")["private_key"].reveal()
+    private = secrets.get(f"tenants/acme/domains/{domain}/dkim/{selector}")["private_key"].reveal()
     header = dkim.sign(
         message,
         selector.encode(),
@@ -251,7 +251,7 @@ def _store(env: dict, srv: SshServer, priv: str, tmp: Path):
     (tmp / "ops.yaml").write_text(ops_spec(srv, tmp / "repos"))
     specs.record(app.db, load_specs([tmp / "ops.yaml"]), tenants=["ops"], run_id=None, actor="test")
     secrets = app.secrets()
-    secrets.put("servers/ops-mx/ssh", {"private_key": priv})
+    secrets.put("tenants/ops/servers/ops-mx/ssh", {"private_key": priv})
     return app.db, secrets
 
 

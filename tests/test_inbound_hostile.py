@@ -122,7 +122,7 @@ def test_hostile_mail_never_stops_the_worker(migrated_engine, tmp_path, servers)
     sink, imap = servers
     engine = migrated_engine
     store = keystore(tmp_path)
-    store.put(f"mailboxes/{SENDER}", {"password": PASSWORD})
+    store.put(f"tenants/acme/mailboxes/{SENDER}", {"password": PASSWORD})
     record_mailboxes(engine, "acme", [SENDER], smtp_port=sink.port, imap_port=imap.port)
     names = ["target", "unsub", "quiet"]
     cid = make_campaign(

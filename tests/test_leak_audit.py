@@ -125,7 +125,8 @@ def test_no_secret_value_leaks_anywhere(
     cli("apply", "-f", spec, "--yes", "-o", "json")
     cli("apply", "-f", spec, "--yes")
     cli("secrets", "put", "providers/cloudflare", stdin=f"api_token={CF_TOKEN}\n")
-    cli("secrets", "put", f"mailboxes/sara@{ZONE}", stdin=f"password={MAILBOX_PASSWORD}\n")
+    box = f"tenants/acme/mailboxes/sara@{ZONE}"
+    cli("secrets", "put", box, stdin=f"password={MAILBOX_PASSWORD}\n")
     # a write that fails, with a value in hand
     if secrets_backend.vault is not None:
         secrets_backend.vault.sealed = True
@@ -153,9 +154,9 @@ def test_no_secret_value_leaks_anywhere(
         ("dns", "records", ZONE, "-o", "json"),
         ("dkim", "status", "-o", "json"),
         ("secrets", "list"),
-        ("secrets", "get", "domains/acme-mail.example/dkim/pm202611"),
+        ("secrets", "get", "tenants/acme/domains/acme-mail.example/dkim/pm202611"),
         ("secrets", "get", "providers/bind-tsig", "-o", "json"),
-        ("secrets", "get", f"mailboxes/sara@{ZONE}", "-o", "yaml"),
+        ("secrets", "get", f"tenants/acme/mailboxes/sara@{ZONE}", "-o", "yaml"),
         ("state", "audit", "-o", "json", "--limit", "5000"),
         ("state", "history", "-o", "json"),
     ):
@@ -166,7 +167,7 @@ def test_no_secret_value_leaks_anywhere(
 
     # -- the secret values --------------------------------------------------------------------
     backend = secrets_backend.backend()
-    keys = backend.list("domains/")
+    keys = backend.list("tenants/acme/domains/")
     assert len(keys) >= 6  # 4 domains' keys, plus the rotated ones
     known = [SARA_PASSWORD, CF_TOKEN, MAILBOX_PASSWORD, NEVER_STORED, WRONG_TSIG, bind.secret]
     for path in keys:
@@ -198,7 +199,7 @@ def test_no_secret_value_leaks_anywhere(
     for path in files:
         haystacks[str(path)] = path.read_bytes().decode("latin-1")
     assert planfile.stat().st_size > 0
-    assert "domains/acme-mail.example/dkim/pm202611" in haystacks["command output"]
+    assert "tenants/acme/domains/acme-mail.example/dkim/pm202611" in haystacks["command output"]
     for where, text in haystacks.items():
         for secret in known:
             assert secret not in text, f"a secret value leaked into {where}"

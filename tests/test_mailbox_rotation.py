@@ -56,7 +56,7 @@ def ctx(migrated_engine, keystore, fake, clock):
     from penguinctl.state import repo
     from penguinctl.state.db import session_scope
 
-    keystore.put("servers/mx1/mailu", {"api_token": TOKEN})
+    keystore.put("tenants/acme/servers/mx1/mailu", {"api_token": TOKEN})
     with session_scope(migrated_engine) as s:
         repo.upsert_resource(
             s,
@@ -77,7 +77,7 @@ def ctx(migrated_engine, keystore, fake, clock):
             fake.add_user(address, f"old-{local}")
             if ref is None:
                 keystore.put(
-                    f"mailboxes/{address}",
+                    f"tenants/acme/mailboxes/{address}",
                     {"password": f"old-{local}", "rotated_at": START.isoformat()},
                 )
     return RotationContext(
@@ -97,7 +97,7 @@ def _audit(engine, resource: str) -> list[tuple[str, str]]:
 
 
 def _pw(keystore, address: str, field: str = "password") -> str | None:
-    value = (keystore.get(f"mailboxes/{address}") or {}).get(field)
+    value = (keystore.get(f"tenants/acme/mailboxes/{address}") or {}).get(field)
     return value.reveal() if value is not None else None
 
 
@@ -111,7 +111,8 @@ def test_candidates_and_due_after_180_days(ctx, clock):
     assert set(items) == {f"john@{DOMAIN}", f"sara@{DOMAIN}"}  # the spec reference is not ours
     john = items[f"john@{DOMAIN}"]
     assert john.kind == "mailbox" and john.tenant == "acme"
-    assert john.path == f"mailboxes/john@{DOMAIN}" and john.period == timedelta(days=180)
+    assert john.path == f"tenants/acme/mailboxes/john@{DOMAIN}"
+    assert john.period == timedelta(days=180)
     assert john.last_rotated == START and not john.is_due(clock())
     assert not john.is_due(START + timedelta(days=179))
     assert john.is_due(START + timedelta(days=180))
@@ -216,7 +217,7 @@ def test_cli_secrets_rotate_due(ctx, fake, keystore, tmp_path, monkeypatch, caps
     """`penguinctl secrets rotate --kind mailbox --due` through the CLI, with its clock moved."""
     from clitools import run_inprocess
 
-    from penguinctl.cli import commands_secrets
+    from penguinctl.cli import secrets_common
 
     home = tmp_path / "home"
     monkeypatch.setenv("PENGUINCTL_HOME", str(home))
@@ -224,7 +225,7 @@ def test_cli_secrets_rotate_due(ctx, fake, keystore, tmp_path, monkeypatch, caps
     # the CLI's keystore is the one the fixture filled
     monkeypatch.setenv("PENGUINCTL_MASTER_KEY", _master_key(keystore))
     _copy_keystore(keystore, home / "keystore", tmp_path)
-    monkeypatch.setattr(commands_secrets, "_now", lambda: START + timedelta(days=200))
+    monkeypatch.setattr(secrets_common, "_now", lambda: START + timedelta(days=200))
     res = run_inprocess(capsys, "secrets", "rotate", "--kind", "mailbox", "--due", "-o", "json")
     assert res.code == 0, res.err + res.out
     rotated = {r["target"] for r in res.json()["results"] if r["result"] == "rotated"}

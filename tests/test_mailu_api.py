@@ -250,7 +250,7 @@ def test_wrong_token_is_named_but_never_shown(fake, sleeps):
     with pytest.raises(MailuAuthError) as info:
         c.domains()
     text = f"{info.value} {info.value.hint} {c!r}"
-    assert "HTTP 403" in text and "servers/mx1/mailu" in text
+    assert "HTTP 403" in text and "/servers/mx1/mailu" in text
     assert wrong not in text and TOKEN not in text
     # a lazily read token (the provider's case) is read once, at the first call
     calls = []
@@ -274,17 +274,18 @@ def keystore(tmp_path):
 
 
 def test_mailu_credentials_generated_once(keystore):
-    assert mailu_credentials(keystore, "mx1", create=False) == {}
-    creds = mailu_credentials(keystore, "mx1", create=True)
+    assert mailu_credentials(keystore, "mx1", tenant="acme", create=False) == {}
+    creds = mailu_credentials(keystore, "mx1", tenant="acme", create=True)
     key, token, admin = (creds[f].reveal() for f in ("secret_key", "api_token", "admin_password"))
     assert (len(key) == 16 and key.isupper()) or key.isdigit()
     assert all(ch.isupper() or ch.isdigit() for ch in key)
     assert len(token) >= 32 and len(admin) >= 32 and token != admin
-    again = mailu_credentials(keystore, "mx1", create=True)
+    again = mailu_credentials(keystore, "mx1", tenant="acme", create=True)
     assert again == creds  # never regenerated
-    assert mailu_credentials(keystore, "mx1", create=False) == creds
+    assert mailu_credentials(keystore, "mx1", tenant="acme", create=False) == creds
+    assert keystore.list() == ["tenants/acme/servers/mx1/mailu"]
     # a missing field is filled in, the others are kept
-    keystore.put("servers/mx2/mailu", {"api_token": "kept-token-value-0123456789abcdef"})
-    mx2 = mailu_credentials(keystore, "mx2", create=True)
+    keystore.put("platform/servers/mx2/mailu", {"api_token": "kept-token-value-0123456789abcdef"})
+    mx2 = mailu_credentials(keystore, "mx2", tenant="", create=True)
     assert mx2["api_token"].reveal() == "kept-token-value-0123456789abcdef"
     assert set(mx2) >= {"secret_key", "api_token", "admin_password"}

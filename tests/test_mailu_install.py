@@ -94,7 +94,7 @@ def _keystore():
 @pytest.fixture
 def installed(env, monkeypatch):
     # the operator chose the API token (MailU's setup asks for one); the rest is generated
-    _keystore().put("servers/mx1/mailu", {"api_token": TOKEN})
+    _keystore().put("tenants/acme/servers/mx1/mailu", {"api_token": TOKEN})
     res = env["run"]("apply", "-f", env["spec"], "--yes")
     assert res.code == 0, res.out + res.err
     return env
@@ -106,7 +106,7 @@ def test_apply_installs_mailu_and_reapply_changes_nothing(installed):
     ks = _keystore()
 
     # bootstrap: penguinctl's own admin key is installed next to the initial one
-    admin = ks.get("servers/mx1/ssh")
+    admin = ks.get("tenants/acme/servers/mx1/ssh")
     assert admin is not None and "private_key" in admin
     lines = (env["tmp"] / "root-home" / ".ssh" / "authorized_keys").read_text().splitlines()
     assert admin["public_key"].reveal() in lines and len(lines) == 2
@@ -115,7 +115,7 @@ def test_apply_installs_mailu_and_reapply_changes_nothing(installed):
     envfile = root / "mailu.env"
     assert stat.S_IMODE(envfile.stat().st_mode) == 0o600
     values = dict(line.split("=", 1) for line in envfile.read_text().splitlines() if "=" in line)
-    creds = ks.get("servers/mx1/mailu")
+    creds = ks.get("tenants/acme/servers/mx1/mailu")
     assert values["API_TOKEN"] == TOKEN
     assert values["SECRET_KEY"] == creds["secret_key"].reveal()
     assert len(values["SECRET_KEY"]) == 16 and values["SECRET_KEY"].isalnum()
@@ -146,11 +146,10 @@ def test_apply_installs_mailu_and_reapply_changes_nothing(installed):
     # rspamd: the override outranks MailU's vault settings; the domain's key and maps are there
     override = (root / "overrides" / "rspamd" / "dkim_signing.conf").read_text()
     assert override.splitlines()[0] == ".priority 2" and "use_vault = false;" in override
-    (selector,) = [p.split("/")[-1] for p in ks.list(f"domains/{DOMAIN}/dkim/")]
+    (selector,) = [p.split("/")[-1] for p in ks.list(f"tenants/acme/domains/{DOMAIN}/dkim/")]
     keyfile = root / "dkim-sign" / f"{DOMAIN}.{selector}.key"
-    assert (
-        keyfile.read_text() == ks.get(f"domains/{DOMAIN}/dkim/{selector}")["private_key"].reveal()
-    )
+    stored = ks.get(f"tenants/acme/domains/{DOMAIN}/dkim/{selector}")
+    assert keyfile.read_text() == stored["private_key"].reveal()
     assert stat.S_IMODE(keyfile.stat().st_mode) == 0o640 and keyfile.stat().st_gid == RSPAMD_GID
     assert f"{DOMAIN} {selector}" in (root / "dkim-sign" / "selectors.map").read_text()
     assert (
@@ -200,14 +199,14 @@ def test_apply_check_reports_drift_without_changing_the_host(installed):
 
 def test_signer_switch_points_rspamd_at_the_new_selector(installed):
     from penguinctl.dkim import generate_rsa
-    from penguinctl.providers.signing import signer_for
+    from penguinctl.providers.signers import signer_for
     from penguinctl.settings import load_settings
     from penguinctl.state.db import make_engine
 
     env = installed
     ks = _keystore()
     pair = generate_rsa(2048)
-    ks.put(f"domains/{DOMAIN}/dkim/pm202705", {"private_key": pair.private_pem})
+    ks.put(f"tenants/acme/domains/{DOMAIN}/dkim/pm202705", {"private_key": pair.private_pem})
     engine = make_engine(load_settings().state_url)
     from penguinctl.state import repo
     from penguinctl.state.db import session_scope
@@ -216,12 +215,12 @@ def test_signer_switch_points_rspamd_at_the_new_selector(installed):
         (row,) = repo.list_resources(session, kind="server", name="mx1")
         server = dict(row.data)
     signer = signer_for("mx1", server, secrets=ks, db=engine, env={})
-    note = signer.switch(DOMAIN, "pm202705", f"domains/{DOMAIN}/dkim/pm202705")
+    note = signer.switch(DOMAIN, "pm202705", f"tenants/acme/domains/{DOMAIN}/dkim/pm202705")
     assert "pm202705" in note
     sign_dir = env["root"] / "dkim-sign"
     assert f"{DOMAIN} pm202705" in (sign_dir / "selectors.map").read_text()
     keys = sorted(p.name for p in sign_dir.glob("*.key"))
     assert keys == [f"{DOMAIN}.pm202705.key"]  # the old selector's key file is gone
-    again = signer.switch(DOMAIN, "pm202705", f"domains/{DOMAIN}/dkim/pm202705")
+    again = signer.switch(DOMAIN, "pm202705", f"tenants/acme/domains/{DOMAIN}/dkim/pm202705")
     assert "already signing" in again
     engine.dispose()

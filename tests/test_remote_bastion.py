@@ -162,7 +162,7 @@ def cli(tmp_path, monkeypatch, capsys, state_url, net, keys):
 
     assert run("apply", "-f", spec, "--yes").code == 0
     for name in ("bastion", "mx1"):
-        _keystore().put(f"servers/{name}/ssh", {"private_key": keys["admin"][0]})
+        _keystore().put(f"tenants/acme/servers/{name}/ssh", {"private_key": keys["admin"][0]})
     return run
 
 
@@ -290,14 +290,14 @@ def test_apply_bootstraps_both_admin_keys_and_installs_mailu_through_the_bastion
                     ]
                 )
             )
-            _keystore().put("servers/mx1/mailu", {"api_token": token})
+            _keystore().put("tenants/acme/servers/mx1/mailu", {"api_token": token})
             run = lambda *a: run_inprocess(capsys, *a)  # noqa: E731
             res = run("apply", "-f", spec, "--yes")
             assert res.code == 0, res.out + res.err
 
             ks = _keystore()
             for name, home in (("bastion", "bastion-home"), ("mx1", "target-home")):
-                admin = ks.get(f"servers/{name}/ssh")
+                admin = ks.get(f"tenants/acme/servers/{name}/ssh")
                 assert admin is not None, name
                 installed = (tmp_path / home / ".ssh" / "authorized_keys").read_text()
                 assert admin["public_key"].reveal() in installed, name
@@ -379,7 +379,7 @@ def test_a_jump_host_from_the_operators_ssh_config(
     run = lambda *a: run_inprocess(capsys, *a)  # noqa: E731
     assert run("apply", "-f", spec, "--yes").code == 0
     for name in ("mx1", "mx2"):
-        _keystore().put(f"servers/{name}/ssh", {"private_key": keys["admin"][0]})
+        _keystore().put(f"tenants/acme/servers/{name}/ssh", {"private_key": keys["admin"][0]})
 
     res = run("server", "exec", "echo ok", "mx1", "mx2", "-o", "json")
     assert res.code == 0, res.err

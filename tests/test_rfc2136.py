@@ -390,3 +390,35 @@ def test_foreign_apex_txt_values_are_left_alone(bind: BindServer, dkim_key: str)
     apply(prov, [Change(Action.DELETE, key_of(new_spf), "dns:test", new_spf, None)])
     assert apex() == {"google-site-verification=abc123"}
     assert prov.read([key_of(new_spf)]) == {}
+
+
+def test_connections_are_reused_and_a_closed_one_is_replaced(
+    bind: BindServer, dkim_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads and updates share kept TCP connections instead of one per message; a kept
+    connection the server closed meanwhile (idle timeout, restart) is replaced at once."""
+    opened: list[socket.socket] = []
+    real = socket.create_connection
+
+    def counting(*args: Any, **kw: Any) -> socket.socket:
+        opened.append(real(*args, **kw))
+        return opened[-1]
+
+    monkeypatch.setattr(socket, "create_connection", counting)
+    prov = provider(bind)
+    recs = [r for zone in ZONES for r in records(zone, dkim_key)]
+    apply(prov, changes(recs))  # one after another: one connection for three zones
+    assert len(opened) == 1
+    keys = [key_of(r) for r in recs]
+    assert prov.read(keys) == {key_of(r): r for r in recs}  # parallel transfers
+    assert len(opened) <= 1 + len(ZONES)
+    n = len(opened)
+    for sock, _ in prov._conns._idle:  # as if the server had closed them all
+        sock.shutdown(socket.SHUT_RDWR)
+    serials = [soa_serial(bind, z) for z in ZONES]
+    assert prov.read(keys) == {key_of(r): r for r in recs}
+    apply(prov, changes(recs))
+    assert [soa_serial(bind, z) for z in ZONES] == serials
+    assert len(opened) > n  # replaced, and no error surfaced
+    prov.close()
+    assert all(s.fileno() == -1 for s in opened)

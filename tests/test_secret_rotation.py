@@ -153,7 +153,7 @@ def cli(tmp_path, monkeypatch, capsys, secrets_backend):  # noqa: F811
     monkeypatch.delenv("PENGUINCTL_MASTER_KEY", raising=False)
     monkeypatch.setenv("PENGUINCTL_TODAY", "2026-11-23")
     clock = {"now": NOW}
-    monkeypatch.setattr("penguinctl.cli.commands_secrets._now", lambda: clock["now"])
+    monkeypatch.setattr("penguinctl.cli.secrets_common._now", lambda: clock["now"])
 
     def run(*args):
         return run_inprocess(capsys, *args)
@@ -274,7 +274,7 @@ def test_dkim_keys_rotate_through_the_contract(cli):
     items = {i["target"]: i for i in listed.json()["items"]}
     assert sorted(items) == ["acme-growth.example", "acme-mail.example", "acme-outreach.example"]
     mail = items["acme-mail.example"]
-    assert mail["path"] == "domains/acme-mail.example/dkim/pm202611"
+    assert mail["path"] == "tenants/acme/domains/acme-mail.example/dkim/pm202611"
     assert mail["due"] is False and mail["period_days"] == 180 and mail["step"] == "rotate"
     assert cli("secrets", "rotate", "--kind", "dkim", "--due", "-o", "json").json()["results"] == []
 
@@ -285,8 +285,8 @@ def test_dkim_keys_rotate_through_the_contract(cli):
     assert result["result"] == "rotated"
     assert result["summary"] == "rotate pm20261123; publish pm20261123"
     stored = cli.secrets.stored()
-    assert "domains/acme-mail.example/dkim/pm20261123" in stored
-    assert "domains/acme-mail.example/dkim/pm202611" in stored  # still signing
+    assert "tenants/acme/domains/acme-mail.example/dkim/pm20261123" in stored
+    assert "tenants/acme/domains/acme-mail.example/dkim/pm202611" in stored  # still signing
     # in progress: the next step (activate) is due after the propagation time (48h)
     listed = cli("secrets", "rotate", "--kind", "dkim", "-o", "json").json()
     mail = next(i for i in listed["items"] if i["target"] == "acme-mail.example")

@@ -33,7 +33,7 @@ def setup(tmp_path, monkeypatch, capsys, state_url, secrets_backend):  # noqa: F
         run = lambda *a: run_inprocess(capsys, *a)  # noqa: E731
         assert run("apply", "-f", spec, "--yes").code == 0
         ks = secrets_backend.backend()
-        ks.put("servers/mx1/ssh", {"private_key": private, "public_key": public})
+        ks.put("tenants/acme/servers/mx1/ssh", {"private_key": private, "public_key": public})
         yield {
             "run": run,
             "server": server,
@@ -74,7 +74,7 @@ def test_rotation_keeps_the_old_key_for_the_overlap_then_removes_it(setup):
 
     summary = rotation.rotate(item)  # named explicitly: rotates now
     assert "installed" in summary
-    new = setup["ks"].get("servers/mx1/ssh")["private_key"].reveal()
+    new = setup["ks"].get("tenants/acme/servers/mx1/ssh")["private_key"].reveal()
     assert new != setup["old"]
     assert _logs_in(setup["server"], new) and _logs_in(setup["server"], setup["old"])
 
@@ -91,8 +91,8 @@ def test_rotation_keeps_the_old_key_for_the_overlap_then_removes_it(setup):
     assert _logs_in(setup["server"], new)
     assert not _logs_in(setup["server"], setup["old"])
     lines = (setup["home"] / ".ssh" / "authorized_keys").read_text().splitlines()
-    assert lines == [setup["ks"].get("servers/mx1/ssh")["public_key"].reveal()]
-    fields = setup["ks"].get("servers/mx1/ssh")
+    assert lines == [setup["ks"].get("tenants/acme/servers/mx1/ssh")["public_key"].reveal()]
+    fields = setup["ks"].get("tenants/acme/servers/mx1/ssh")
     assert "previous_private_key" not in fields and "rotated_at" in fields
     (item,) = rotation.candidates()
     assert not item.is_due(clock[0])  # next rotation in 90 days
@@ -104,7 +104,7 @@ def test_secrets_rotate_cli_without_overlap(setup, monkeypatch):
     monkeypatch.setenv("PENGUINCTL_SSH_KEY_OVERLAP", "0")
     res = setup["run"]("secrets", "rotate", "mx1", "--kind", "ssh")
     assert res.code == 0, res.out + res.err
-    new = setup["ks"].get("servers/mx1/ssh")["private_key"].reveal()
+    new = setup["ks"].get("tenants/acme/servers/mx1/ssh")["private_key"].reveal()
     assert _logs_in(setup["server"], new)
     assert not _logs_in(setup["server"], setup["old"])
     audit = setup["run"]("-o", "json", "state", "audit")

@@ -483,7 +483,7 @@ def test_migrate_to_vault_verifies_and_is_idempotent(cli):
 
 
 def _dkim_paths():
-    return [f"penguinctl/domains/{d}/dkim/{SELECTOR}" for d in DOMAINS]
+    return [f"penguinctl/tenants/acme/domains/{d}/dkim/{SELECTOR}" for d in DOMAINS]
 
 
 def test_apply_keeps_dkim_keys_in_vault(cli):
@@ -501,8 +501,9 @@ def test_apply_keeps_dkim_keys_in_vault(cli):
     assert "No changes" in second.out
     plan = cli("plan", "-f", QUICKSTART, "--detailed-exitcode")
     assert plan.code == 0 and "No changes" in plan.out
-    listed = cli("secrets", "list", "domains/acme-mail.example/", "-o", "json").json()
-    assert listed["paths"] == [f"domains/acme-mail.example/dkim/{SELECTOR}"]
+    mine = "tenants/acme/domains/acme-mail.example/"
+    listed = cli("secrets", "list", mine, "-o", "json").json()
+    assert listed["paths"] == [f"{mine}dkim/{SELECTOR}"]
 
 
 def test_migrate_then_apply_on_vault_plans_no_changes(cli):

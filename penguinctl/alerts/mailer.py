@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from penguinctl.errors import ConfigError
+from penguinctl.secret_paths import ALERTS_SMTP
 
-SECRET_PATH = "platform/alerts/smtp"
+SECRET_PATH = ALERTS_SMTP
 
 
 @dataclass(frozen=True)

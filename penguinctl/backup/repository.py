@@ -6,7 +6,8 @@ replaced by the server's name; without one it is local disk on the server itself
 ``local:/srv/restic``), ``sftp:user@host:/path`` (the server's own SSH configuration reaches the
 SFTP host) and ``s3:https://endpoint/bucket/prefix``.
 
-The repository password lives in the secrets backend at ``backups/<server>`` (field
+The repository password lives in the secrets backend at ``tenants/<tenant>/backups/<server>``
+(``platform/backups/<server>`` for a server of no tenant; field
 ``password``), generated on first use; S3 keys, when the repository needs them, are the fields
 ``aws_access_key_id`` and ``aws_secret_access_key`` of the same secret. Values are revealed only
 to be sent on the SSH channel's stdin.
@@ -28,8 +29,11 @@ _S3_FIELDS = {
 }
 
 
-def secret_path(server: str) -> str:
-    return f"backups/{server}"
+def secret_path(tenant: str | None, server: str) -> str:
+    """Where ``server``'s repository password lives (``secret_paths.backup_password_path``)."""
+    from penguinctl.secret_paths import backup_password_path
+
+    return backup_password_path(tenant, server)
 
 
 def resolve(template: str | None, server: str) -> str:
@@ -50,11 +54,11 @@ def kind_of(repo: str) -> str:
 
 
 def credentials(
-    secrets: Any, server: str, repo: str, *, create: bool
+    secrets: Any, server: str, repo: str, *, tenant: str | None, create: bool
 ) -> tuple[dict[str, str], bool]:
     """Environment for restic (``RESTIC_PASSWORD`` and S3 keys) and whether the password was
     generated now. Without ``create`` a missing password is an error (restore, verify)."""
-    path = secret_path(server)
+    path = secret_path(tenant, server)
     fields = secrets.get(path) or {}
     created = False
     if "password" not in fields:
@@ -68,6 +72,10 @@ def credentials(
         fields = secrets.get(path) or {}
         created = True
     env = {"RESTIC_PASSWORD": fields["password"].reveal()}
+    if kind_of(repo) == "sftp":
+        from penguinctl.backup.sftp import environment
+
+        env.update(environment(fields, repo))
     if kind_of(repo) == "s3":
         for field, var in _S3_FIELDS.items():
             if field in fields:

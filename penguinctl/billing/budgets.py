@@ -122,7 +122,7 @@ def describe(alert: dict[str, Any]) -> str:
 
 
 def set_budget(conn: Any, tenant: str, cents: int | None, now: datetime) -> None:
-    from penguinctl.billing.invoices import ensure_account
+    from penguinctl.billing.accounts import ensure_account
 
     ensure_account(conn, tenant, now)
     conn.execute(

@@ -1,10 +1,10 @@
 """The plan catalog: ``plans.yaml`` shipped with the package, or the operator's copy.
 
 Lookup order: ``PENGUINCTL_PLANS`` (a file), ``<config dir>/config/plans.yaml`` (with
-``PENGUINCTL_HOME`` set, the config dir is that directory), then the packaged
-``penguinctl/billing/plans.yaml``. The whole file replaces the packaged one (no merging), so
-what is billed is exactly what the file says. Validated with pydantic; an invalid catalog is a
-:class:`ConfigError` naming the file and the field.
+``PENGUINCTL_HOME`` set, the config dir is that directory), then the shipped
+``config/plans.yaml`` (``penguinctl.shipped``). The whole file replaces the shipped one (no
+merging), so what is billed is exactly what the file says. Validated with pydantic; an invalid
+catalog is a :class:`ConfigError` naming the file and the field.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from penguinctl import shipped
 from penguinctl.errors import ConfigError
 
-PACKAGED = Path(__file__).with_name("plans.yaml")
+PACKAGED = shipped.shipped_path("config", "plans.yaml")
 Cents = Annotated[int, Field(ge=0, strict=True)]
 
 
@@ -115,10 +116,7 @@ def catalog_path(env: Mapping[str, str] | None = None) -> Path:
     explicit = env.get("PENGUINCTL_PLANS")
     if explicit:
         return Path(explicit).expanduser()
-    from penguinctl.settings import load_settings
-
-    override = load_settings(env).config_dir / "config" / "plans.yaml"
-    return override if override.is_file() else PACKAGED
+    return shipped.find("config", "plans.yaml", env)
 
 
 def load_catalog(env: Mapping[str, str] | None = None, path: Path | None = None) -> Catalog:
@@ -126,7 +124,9 @@ def load_catalog(env: Mapping[str, str] | None = None, path: Path | None = None)
 
     path = path or catalog_path(env)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's loader when PyYAML has it (10x faster; same safe subset)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     except OSError as exc:
         raise ConfigError(
             f"plan catalog {path}: cannot read ({exc.strerror or exc})",
@@ -146,5 +146,5 @@ def load_catalog(env: Mapping[str, str] | None = None, path: Path | None = None)
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(
             f"plan catalog {path}: {where}: {first['msg']}{more}",
-            hint="compare with the packaged penguinctl/billing/plans.yaml",
+            hint=f"compare with the shipped {PACKAGED}",
         ) from None

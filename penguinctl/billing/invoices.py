@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from penguinctl.billing import history
 from penguinctl.billing import tables as t
+from penguinctl.billing.accounts import ensure_account
 from penguinctl.billing.catalog import Catalog, PlanVersion
 from penguinctl.billing.metering import Usage, measure
 from penguinctl.billing.periods import Period, prorate
@@ -229,18 +230,6 @@ def preview(conn: Any, catalog: Catalog, tenant: str, period: Period) -> Draft:
 # -- writing ----------------------------------------------------------------------------------
 def invoice_number(tenant: str, period: Period) -> str:
     return f"INV-{period}-{tenant}"
-
-
-def ensure_account(conn: Any, tenant: str, now: datetime) -> None:
-    exists = conn.execute(
-        sa.select(t.accounts.c.tenant).where(t.accounts.c.tenant == tenant)
-    ).first()
-    if exists is None:
-        conn.execute(
-            sa.insert(t.accounts).values(
-                tenant=tenant, status="active", created_at=now, updated_at=now
-            )
-        )
 
 
 def _insert(conn: Any, draft: Draft, now: datetime) -> int:

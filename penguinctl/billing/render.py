@@ -6,12 +6,11 @@ import csv
 import io
 import json
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from penguinctl.billing.periods import as_utc
 
-TEMPLATES = Path(__file__).with_name("templates")
+INVOICE_TEMPLATE = "billing/invoice.html.j2"  # in templates/ (penguinctl.shipped)
 CSV_COLUMNS = [
     "number", "tenant", "period", "status", "currency", "position", "kind", "description",
     "quantity", "unit_amount_cents", "amount_cents", "total_cents",
@@ -42,13 +41,15 @@ def to_json(invoice: dict[str, Any]) -> dict[str, Any]:
 def html(invoice: dict[str, Any], *, contact: str | None = None) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+    from penguinctl import shipped
+
     env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES)),
+        loader=FileSystemLoader([str(d) for d in shipped.search_dirs("templates")]),
         autoescape=select_autoescape(["html", "j2"], default=True),
     )
     start = as_utc(invoice["period_start"]).date()
     last = (as_utc(invoice["period_end"]) - timedelta(days=1)).date()
-    return env.get_template("invoice.html.j2").render(
+    return env.get_template(INVOICE_TEMPLATE).render(
         inv=invoice,
         contact=contact,
         period_range=f"{start} to {last}",

@@ -131,7 +131,7 @@ class StripeSync:
             )
 
     def customer(self, tenant: str) -> str:
-        from penguinctl.billing.invoices import ensure_account
+        from penguinctl.billing.accounts import ensure_account
 
         with self.engine.begin() as conn:
             ensure_account(conn, tenant, self.now)

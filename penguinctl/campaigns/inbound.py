@@ -56,7 +56,6 @@ from penguinctl.campaigns.senders import Sender, password_for
 
 if TYPE_CHECKING:
     from penguinctl.campaigns.plans import CampaignPlan
-    from penguinctl.campaigns.worker import Worker
 
 FETCH_CHUNK = 100
 _ts = sa.DateTime(timezone=True)
@@ -515,34 +514,40 @@ def _audit(conn: Connection, actor: str, tenant: str, resource: str, reason: str
 
 
 # -- the worker's entry point -------------------------------------------------------------------
-def poll_plans(worker: Worker, plans: list[CampaignPlan]) -> None:
+def poll_plans(
+    engine: Engine,
+    plans: list[CampaignPlan],
+    *,
+    secrets: Any,
+    env: Any,
+    context: ssl.SSLContext | None,
+    timeout: float,
+    now: datetime,
+    actor: str,
+    note: Callable[[str], None],
+) -> Counter[str]:
+    """Poll the inbox of every sender of ``plans`` once; what was found, counted by kind. A
+    mailbox that cannot be reached is a ``note``, not a failure."""
     senders: dict[tuple[str, str], Sender] = {}
     stop_on: dict[int, frozenset[str]] = {}
     for plan in plans:
         stop_on[plan.id] = plan.stop_on
         for s in plan.senders:
             senders.setdefault((s.tenant, s.address), s)
-    now = worker.clock.now()
+    total: Counter[str] = Counter()
     for sender in senders.values():
         try:
-            password = password_for(sender, worker.secrets, worker.env)
-            conn = connect(
-                sender, password, context=worker._context, timeout=worker.options.imap_timeout
-            )
+            password = password_for(sender, secrets, env)
+            conn = connect(sender, password, context=context, timeout=timeout)
             try:
                 counts = poll_mailbox(
-                    worker.engine,
-                    sender,
-                    conn,
-                    now=now,
-                    stop_on=stop_on,
-                    actor=worker.actor,
-                    note=worker.note,
+                    engine, sender, conn, now=now, stop_on=stop_on, actor=actor, note=note
                 )
             finally:
                 with contextlib.suppress(imaplib.IMAP4.error, OSError):
                     conn.logout()
         except (imaplib.IMAP4.error, OSError, ssl.SSLError) as exc:
-            worker.note(f"imap {sender.address} ({sender.imap}): {type(exc).__name__}: {exc}")
+            note(f"imap {sender.address} ({sender.imap}): {type(exc).__name__}: {exc}")
             continue
-        worker.summary.inbound.update(counts)
+        total.update(counts)
+    return total

@@ -30,7 +30,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 
-from penguinctl import clock
+from penguinctl import clock, secret_paths
 from penguinctl.campaigns.templates import TemplateError, render
 from penguinctl.errors import PenguinError, SecretError, UsageError
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from penguinctl.campaigns.spec import CampaignSpec, Step
     from penguinctl.providers.secrets.base import SecretsBackend
 
-UNSUBSCRIBE_SECRET_PATH = "campaigns/unsubscribe"
+UNSUBSCRIBE_SECRET_PATH = secret_paths.UNSUBSCRIBE_KEY
 _TOKEN = re.compile(r"1\.([0-9]{1,18})\.([0-9]{1,18})\.([A-Za-z0-9_-]{22})")
 
 

@@ -33,8 +33,8 @@ from penguinctl.campaigns.ledger import LEADS
 from penguinctl.campaigns.smtp import Outcome
 
 if TYPE_CHECKING:
+    from penguinctl.campaigns.claims import Claimed
     from penguinctl.campaigns.plans import CampaignPlan
-    from penguinctl.campaigns.scheduler import Claimed
 
 ADVANCE = sa.text(
     "UPDATE leads SET next_step = :next, next_send_at = :due, status = :status, "

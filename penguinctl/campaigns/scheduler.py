@@ -31,7 +31,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from penguinctl.campaigns import ledger, mailboxes, outcomes
+from penguinctl.campaigns.claims import Blocked, Claimed
 from penguinctl.campaigns.ledger import LEADS, SENDS, ClaimRow
 from penguinctl.campaigns.models import LeadRef
 from penguinctl.campaigns.plans import CampaignPlan, pause_campaign
@@ -48,28 +48,6 @@ from penguinctl.campaigns.window import Clock
 
 BATCH = 2  # fewest due leads locked per claim transaction (PostgreSQL; others skip them)
 CACHE = 64  # due leads fetched at once (SQLite: one worker, claims serialised)
-
-
-@dataclass
-class Claimed:
-    send_id: int
-    plan: CampaignPlan
-    lead_id: int
-    recipient: str
-    lead_timezone: str | None
-    step: int
-    sender: Sender
-    message_id: str
-    variant: str
-    payload: bytes
-    claimed_at: datetime
-    lead: LeadRef
-    previous_ids: list[str]
-
-
-@dataclass
-class Blocked:
-    until: datetime | None  # None: nothing due at all
 
 
 # what claiming and composing read of a due lead (not its timestamps: fewer values to convert)

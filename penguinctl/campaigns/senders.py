@@ -105,7 +105,9 @@ def password_for(sender: Sender, secrets: Any, env: Mapping[str, str] | None = N
     if secrets is None:
         return None
     try:
-        fields = secrets.get(f"mailboxes/{sender.address}")
+        from penguinctl import secret_paths
+
+        fields = secrets.get(secret_paths.mailbox(sender.tenant, sender.address))
     except SecretError:
         raise
     if not fields or "password" not in fields:

@@ -219,7 +219,7 @@ def import_file(
     """Suppress every address in a CSV (``email`` column; optional ``reason``) or a plain list
     (one address per line, no header). Bad rows are reported with their line, good ones added
     (streamed, in batches). The caller commits and audits."""
-    from penguinctl.campaigns.leads import check_address, column_name, iter_records, open_csv_text
+    from penguinctl.campaigns.csvrows import check_address, column_name, iter_records, open_csv_text
 
     shown = shown or str(path)
     result = ImportResult(shown)

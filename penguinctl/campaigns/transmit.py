@@ -70,7 +70,7 @@ from penguinctl.campaigns.smtp import Outcome, SmtpConnection, ready
 from penguinctl.errors import PenguinError
 
 if TYPE_CHECKING:
-    from penguinctl.campaigns.scheduler import Claimed
+    from penguinctl.campaigns.claims import Claimed
     from penguinctl.campaigns.senders import Sender
     from penguinctl.campaigns.window import Clock
 

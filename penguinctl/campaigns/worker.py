@@ -46,9 +46,10 @@ from sqlalchemy.engine import Engine
 
 from penguinctl import clock
 from penguinctl.campaigns import ledger
+from penguinctl.campaigns.claims import Blocked, Claimed
 from penguinctl.campaigns.mailboxes import ensure_mailboxes
 from penguinctl.campaigns.plans import CampaignPlan, complete_finished, load_plans
-from penguinctl.campaigns.scheduler import Blocked, Claimed, Scheduler
+from penguinctl.campaigns.scheduler import Scheduler
 from penguinctl.campaigns.senders import Sender, password_for
 from penguinctl.campaigns.smtp import DEFAULT_TIMEOUT, Outcome, SmtpConnection, ssl_context
 from penguinctl.campaigns.transmit import DEFAULT_PER_SERVER, Transmitter
@@ -192,7 +193,18 @@ class Worker:
         if self.options.inbound and plans:
             from penguinctl.campaigns.inbound import poll_plans
 
-            poll_plans(self, plans)
+            found = poll_plans(
+                self.engine,
+                plans,
+                secrets=self.secrets,
+                env=self.env,
+                context=self._context,
+                timeout=self.options.imap_timeout,
+                now=self.clock.now(),
+                actor=self.actor,
+                note=self.note,
+            )
+            self.summary.inbound.update(found)
         self._check_bounces(plans)
         with self.engine.begin() as conn:
             plans = load_plans(conn, self.options.campaigns)  # pauses may have happened

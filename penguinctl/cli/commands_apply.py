@@ -86,6 +86,7 @@ def init(
         "keystore_key": "PENGUINCTL_MASTER_KEY" if s.master_key else str(s.master_key_file),
         "keystore_key_created": created_key,
         "modes_tightened": tightened,
+        "recovery_key": _recovery_key(app),
     }
 
     def text(console) -> None:
@@ -96,8 +97,29 @@ def init(
         console.print(f"keystore key {result['keystore_key']}{note}")
         if tightened:
             console.print(f"made {tightened} file(s) and folder(s) private (0600/0700)")
+        if result["recovery_key"]:
+            console.print(f"recovery key {result['recovery_key']}")
+        else:
+            console.print(
+                "recovery key none yet: without it a lost machine loses every secret. Create it\n"
+                "             with `penguinctl recovery-key create --out recovery-key.txt` and "
+                "keep that file\n             offline (or --passphrase); `backup state` then "
+                "also seals the secrets\n             to it, and `penguinctl recover` restores "
+                "both on a new machine."
+            )
 
     app.emit(result, text)
+
+
+def _recovery_key(app) -> str | None:
+    """The recovery key's public half, or None (none created, or the backend unreachable)."""
+    from penguinctl.recovery.keys import load
+
+    try:
+        key = load(app.secrets())
+    except Exception:  # init must work before Vault is reachable
+        return None
+    return f"{key.recipient} ({key.mode})" if key else None
 
 
 def _tighten_private_files(s) -> int:
@@ -154,7 +176,8 @@ def validate(
     files: Files = [],  # noqa: B006 - typer needs a literal default
     schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema.")] = False,
 ) -> None:
-    """Load and check specs; every error with file:line:col (exit 3 when invalid)."""
+    """Load and check specs; every error with file:line:col (exit 3 when invalid). With a
+    state store, also that no tenant names what another tenant owns."""
     app = ctx.obj
     if schema:
         from penguinctl.cli.render import dump
@@ -165,6 +188,7 @@ def validate(
     from penguinctl.services.specs import counts as count
 
     specs = _load(files)
+    _check_ownership(app, specs)
     counts = count(specs)
     app.emit(
         {"valid": True, "files": [str(f) for f in specs.files], "counts": counts},
@@ -172,6 +196,19 @@ def validate(
             "[green]valid[/]: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
         ),
     )
+
+
+def _check_ownership(app, specs) -> None:
+    """Refuse names another tenant owns (``OwnershipConflict``, exit 3), when there is a state
+    store to know owners from (validate never creates one)."""
+    from penguinctl.errors import NoState
+    from penguinctl.plan.confine import check_ownership, recorded_owners
+
+    try:
+        db = app.read_db
+    except NoState:
+        return
+    check_ownership(specs, recorded_owners(db), app.settings.zones_dir)
 
 
 def _engine(app, specs):

@@ -4,6 +4,7 @@ the events they emit to a webhook. `check history` reads what was stored."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 import typer
@@ -44,13 +45,15 @@ def _ports(items: list[str] | None) -> dict[int, int]:
     return out
 
 
-def _lists(values: list[str] | None, env: str | None, default) -> tuple[str, ...]:
+def _lists(
+    values: list[str] | None, env: str | None, default: Callable[[], Sequence[str]]
+) -> tuple[str, ...]:
     if values:
         items = [v for item in values for v in item.split(",")]
     elif env:
         items = env.split(",")
     else:
-        return tuple(default)
+        return tuple(default())
     return tuple(i.strip().strip(".") for i in items if i.strip() and i.strip() != "none")
 
 
@@ -175,7 +178,7 @@ def check(
     from penguinctl.health import notify as notifier
     from penguinctl.health.results import overall
     from penguinctl.health.runner import FAMILIES, Config, load_targets
-    from penguinctl.health.service import backup_schedules, check_and_record
+    from penguinctl.health.service import backup_on_server, backup_schedules, check_and_record
 
     app = ctx.obj
     if bool(names) == all_targets:
@@ -195,9 +198,13 @@ def check(
         resolver=res,
         dnsbl_resolver=bl_res,
         nameservers=[Nameserver.parse(t) for t in nameserver or []],
-        ip_lists=_lists(ip_list, app.env.get("PENGUINCTL_DNSBL_IP_LISTS"), dnsbl.IP_LISTS),
+        ip_lists=_lists(
+            ip_list, app.env.get("PENGUINCTL_DNSBL_IP_LISTS"), lambda: dnsbl.ip_lists(app.env)
+        ),
         domain_lists=_lists(
-            domain_list, app.env.get("PENGUINCTL_DNSBL_DOMAIN_LISTS"), dnsbl.DOMAIN_LISTS
+            domain_list,
+            app.env.get("PENGUINCTL_DNSBL_DOMAIN_LISTS"),
+            lambda: dnsbl.domain_lists(app.env),
         ),
         connect=connect,
         ports=_ports(port),
@@ -214,6 +221,7 @@ def check(
     targets = load_targets(app, None if all_targets else names)
     config.now = app.clock.now
     config.backup_schedules = backup_schedules(app, targets.servers)
+    config.backup_on_server = backup_on_server(app, targets.servers)
     if not app.machine and sys.stderr.isatty():
         from rich.progress import Progress
 

@@ -35,10 +35,10 @@ def _age(seconds: float) -> str:
     return f"{seconds}s"
 
 
-def _status_json(dk, now) -> dict:
+def _status_json(dk, now, secrets=None) -> dict:
     from penguinctl.services.dkim import status_json
 
-    return status_json(dk, now)
+    return status_json(dk, now, secrets)
 
 
 @dkim_app.command("status")
@@ -54,12 +54,18 @@ def status(
     from rich.markup import escape
 
     from penguinctl.cli.render import table
+    from penguinctl.errors import PenguinError
     from penguinctl.rotation import load
 
     app = ctx.obj
     names = [d.lower().rstrip(".") for d in domains] if domains else None
     now = clock.now()
-    data = [_status_json(dk, now) for dk in load(app.read_db, names)]
+    try:
+        secrets = app.secrets()
+    except PenguinError as exc:  # the phases still show; each key says "unknown"
+        app.err.print(f"warning: secrets backend not read: {exc.message}", markup=False)
+        secrets = None
+    data = [_status_json(dk, now, secrets) for dk in load(app.read_db, names)]
 
     def text(console) -> None:
         rows = []
@@ -76,7 +82,7 @@ def status(
                         # piped output repeats the domain: every row stands alone
                         escape(d["domain"]) if i == 0 or not console.is_terminal else "",
                         k["selector"],
-                        k["phase"],
+                        k["phase"] if k["key"] in ("ok", "-") else f"{k['phase']}, key {k['key']}",
                         _age(k["age_seconds"]),
                         _age((now - datetime.fromisoformat(k["phase_since"])).total_seconds()),
                         when,

@@ -24,18 +24,22 @@ if TYPE_CHECKING:
     from penguinctl.spec.csvimport import ImportedDomain
 
 domains_app = typer.Typer(
-    help="Bulk domain onboarding.",
+    help="Bulk domain onboarding, and moving a domain to another tenant.",
     no_args_is_help=True,
     rich_markup_mode=None,
     epilog=examples(
         "penguinctl domains import clients.csv -f specs/",
         "penguinctl domains import clients.csv -f specs/ --out-dir specs/clients --apply --yes",
+        "penguinctl domains transfer client7.example --to client7 --yes",
     ),
 )
 FILE_MODE = 0o644
 
 
 def register(app: typer.Typer) -> None:
+    from penguinctl.cli.commands_domains_transfer import transfer
+
+    domains_app.command("transfer")(transfer)
     app.add_typer(domains_app, name="domains")
 
 

@@ -147,7 +147,7 @@ def get(
     if k == "backup":
         return _get_backups(app, name, tenant)
     if k == "campaign":
-        from penguinctl.cli.commands_campaign import get_campaigns
+        from penguinctl.cli.commands_campaign_report import get_campaigns
 
         return get_campaigns(app, name, tenant)
     if k == "invoice":
@@ -176,7 +176,7 @@ def _describe_other(app, k: str, name: str) -> dict[str, Any] | None:
         hits = [s for s in _snapshots(app, None, None) if s["snapshot_id"].startswith(name)]
         return hits[0] if len(hits) == 1 else None
     if k == "campaign":
-        from penguinctl.cli.commands_campaign import campaign_summaries
+        from penguinctl.cli.commands_campaign_report import campaign_summaries
         from penguinctl.state.db import session_scope
 
         with session_scope(app.read_db) as session:

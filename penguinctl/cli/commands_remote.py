@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 import typer
 
-from penguinctl.cli.commands_server import server_app
 from penguinctl.cli.conventions import output_formats
 
 _STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "magenta"}
@@ -60,7 +59,6 @@ def _counts_line(summary: Any) -> str:
     return text + (" (stopped early: --max-fail exceeded)" if summary.stopped_early else "")
 
 
-@server_app.command("exec")
 def exec_(
     ctx: typer.Context,
     command: Annotated[str, typer.Argument(help="Shell command to run on each server.")],
@@ -149,7 +147,6 @@ def _parse_vars(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
-@server_app.command("playbook")
 def playbook_(
     ctx: typer.Context,
     playbook: Annotated[
@@ -306,9 +303,6 @@ def _audit(app: Any, name: str, summary: Any, results: dict[str, Any]) -> None:
         audit.record_many(session, events)
 
 
-@server_app.command(
-    "ssh", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True}
-)
 @output_formats("text")
 def ssh_(
     ctx: typer.Context,
@@ -345,7 +339,7 @@ def ssh_(
     store = StateHostKeyStore(app.db, actor=app.actor())
     conn = connection(
         ep,
-        lambda e: private_key(secrets, e.server),
+        lambda e: private_key(secrets, e.server, e.tenant),
         store,
         SshOptions(retries=0),
         ssh_config=sshconfig.load(),
@@ -371,7 +365,7 @@ def ssh_(
         return found
 
     def key_of(hop: Any) -> str | None:
-        return None if hop.server is None else private_key(secrets, hop.server).reveal()
+        return None if hop.server is None else private_key(secrets, hop.server, hop.tenant).reveal()
 
     with session_scope(app.db) as session:
         audit.record(
@@ -388,7 +382,6 @@ def ssh_(
         return subprocess.run(argv, check=False).returncode
 
 
-@server_app.command("trust-hostkey")
 def trust_hostkey(
     ctx: typer.Context,
     server: Annotated[str, typer.Argument(help="The server whose new host key to accept.")],
@@ -435,3 +428,14 @@ def trust_hostkey(
             else f"No host key was pinned for {what} ({where})."
         ),
     )
+
+
+def attach(server_app: typer.Typer) -> None:
+    """Hang ``exec``, ``playbook``, ``ssh`` and ``trust-hostkey`` off the ``server`` group
+    (``commands_server.server_app``, which calls this: the group does not import back)."""
+    server_app.command("exec")(exec_)
+    server_app.command("playbook")(playbook_)
+    server_app.command(
+        "ssh", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True}
+    )(ssh_)
+    server_app.command("trust-hostkey")(trust_hostkey)

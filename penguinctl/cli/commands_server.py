@@ -31,6 +31,9 @@ hostwinds_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
+    from penguinctl.cli.commands_rebuild import rebuild
+
+    server_app.command("rebuild")(rebuild)
     app.add_typer(server_app, name="server")
     app.add_typer(hostwinds_app, name="hostwinds")
 
@@ -217,7 +220,9 @@ def prices(ctx: typer.Context) -> None:
     app.emit(rows, text)
 
 
-# `server exec` and `server trust-hostkey` live in their own module and hang off `server_app`.
-from penguinctl.cli import commands_remote as _remote  # noqa: E402
+# `server exec|playbook|ssh|trust-hostkey` live in their own module and hang off `server_app`.
+from penguinctl.cli.commands_remote import attach as _attach_remote  # noqa: E402
 
-__all__ = ["_remote", "hostwinds_app", "register", "server_app"]
+_attach_remote(server_app)
+
+__all__ = ["hostwinds_app", "register", "server_app"]

@@ -40,6 +40,9 @@ class AppContext:
         self._read_db: Any = None
         self._clock: Any = None
         self._secrets: Any = None
+        # `secrets list/get/put/migrate*` work on a store of any layout; everything else
+        # refuses one that still holds old-layout (ownerless) secrets
+        self.any_secrets_layout = False
         self._out: Any = None
         self._err: Any = None
 
@@ -151,9 +154,14 @@ class AppContext:
             if self.settings.secrets_backend == "vault":
                 from penguinctl.providers.secrets.vault import VaultBackend
 
-                self._secrets = VaultBackend.from_env(self.env)
+                backend = VaultBackend.from_env(self.env)
             else:
-                self._secrets = self.keystore()
+                backend = self.keystore()
+            if not self.any_secrets_layout:
+                from penguinctl.secret_layout import require_current
+
+                require_current(backend)
+            self._secrets = backend
         return self._secrets
 
     def keystore(self):

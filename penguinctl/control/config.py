@@ -1,8 +1,8 @@
 """``config/schedules.yaml``: the jobs ``serve`` runs, their default schedules and timeouts.
 
 Lookup: ``PENGUINCTL_SCHEDULES`` (a file), ``<config dir>/config/schedules.yaml`` (the
-operator's copy, which replaces the shipped one whole), then the shipped file
-(``shipped_path``).
+operator's copy, which replaces the shipped one whole), then the shipped ``config/schedules.yaml``
+(``penguinctl.shipped``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ Cron = Annotated[str, AfterValidator(check_cron)]
 
 
 def shipped_path(name: str) -> Path:
-    """A file of the top-level ``config/`` directory shipped with penguinctl. (The one place
-    that knows where shipped configuration lives: re-pointed when the wheel layout lands.)"""
-    return Path(__file__).resolve().parents[2] / "config" / name
+    """A file of the ``config/`` directory shipped with penguinctl (see ``penguinctl.shipped``)."""
+    from penguinctl import shipped
+
+    return shipped.shipped_path("config", name)
 
 
 class _Strict(BaseModel):
@@ -77,13 +78,12 @@ class Schedules(_Strict):
 
 
 def schedules_path(env: Mapping[str, str]) -> Path:
-    from penguinctl.settings import load_settings
+    from penguinctl import shipped
 
     explicit = env.get("PENGUINCTL_SCHEDULES")
     if explicit:
         return Path(explicit).expanduser()
-    override = load_settings(env).config_dir / "config" / "schedules.yaml"
-    return override if override.is_file() else shipped_path("schedules.yaml")
+    return shipped.find("config", "schedules.yaml", env)
 
 
 def load_schedules(env: Mapping[str, str], path: Path | None = None) -> Schedules:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from penguinctl.control import runs
@@ -65,10 +66,10 @@ class ControlPlane:
         if self.with_worker:
             self._start_worker()
 
-    def _start_worker(self) -> None:
+    def _make_worker(self) -> Any:
         from penguinctl.campaigns.worker import Worker, WorkerOptions
 
-        self.worker = Worker(
+        return Worker(
             self.app.db,
             secrets=self.app.secrets(),
             env=self.app.env,
@@ -78,12 +79,32 @@ class ControlPlane:
             on_progress=self.metrics.worker_progress if self.metrics is not None else None,
         )
 
+    def _start_worker(self) -> None:
+        """The campaign worker on its own thread. A worker that fails (its state store gone
+        for a while, a bug) is logged and started again after a back-off (5 s doubling to
+        5 min, reset by a run that lasted longer than its back-off); sends it had claimed are
+        settled by the next worker's recovery like any crashed worker's."""
+        self._worker_stop = threading.Event()
+        self.worker = self._make_worker()
+
         def run() -> None:
-            try:
-                summary = self.worker.run()
-                log.info("campaign worker stopped: %s sent", summary.counts.get("sent", 0))
-            except Exception as exc:  # reported; the rest of serve goes on
-                log.error("campaign worker stopped: %s", exc)
+            backoff = 5.0
+            while True:
+                started = time.monotonic()
+                try:
+                    summary = self.worker.run()
+                    log.info("campaign worker stopped: %s sent", summary.counts.get("sent", 0))
+                    return
+                except Exception as exc:  # reported; the rest of serve goes on
+                    log.error(
+                        "campaign worker failed: %s; starting it again in %.0f s", exc, backoff
+                    )
+                if time.monotonic() - started > backoff:
+                    backoff = 5.0
+                if self._worker_stop.wait(backoff):
+                    return
+                backoff = min(backoff * 2, 300.0)
+                self.worker = self._make_worker()
 
         thread = threading.Thread(target=run, name="worker", daemon=True)
         thread.start()
@@ -110,6 +131,7 @@ class ControlPlane:
         self.scheduler.stop()
         self._events_stop.set()
         if self.worker is not None:
+            self._worker_stop.set()
             self.worker.stop()
         for thread in self._threads:
             thread.join(timeout=grace)

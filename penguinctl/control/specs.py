@@ -66,7 +66,8 @@ def _absolute_refs(model: Any, data: Any, base: Path) -> Any:
 def normalise(doc: Any) -> dict[str, Any]:
     """One document as recorded (see the module docstring)."""
     spec = doc.spec.model_dump(mode="json", exclude_none=True)
-    spec = _absolute_refs(doc.spec, spec, doc.source_dir)
+    if '"file:' in json.dumps(spec):  # walking every model is the cost: only when there is one
+        spec = _absolute_refs(doc.spec, spec, doc.source_dir)
     if doc.kind == "DnsProvider" and spec.get("type") == "zonefile" and spec.get("directory"):
         directory = Path(spec["directory"]).expanduser()
         if not directory.is_absolute():
@@ -147,6 +148,7 @@ def record(
                 if r.id in doomed:
                     touched.setdefault(k[0], []).append(f"-{k[1]}/{k[2]}")
         else:
+            inserts: list[dict[str, Any]] = []
             for key, document in wanted.items():
                 digest = content_hash(document)
                 row = existing.get(key)
@@ -158,9 +160,7 @@ def record(
                     "recorded_at": now,
                 }
                 if row is None:
-                    conn.execute(
-                        sa.insert(_T).values(tenant=key[0], kind=key[1], name=key[2], **values)
-                    )
+                    inserts.append({"tenant": key[0], "kind": key[1], "name": key[2], **values})
                     counts["added"] += 1
                     touched.setdefault(key[0], []).append(f"+{key[1]}/{key[2]}")
                 elif row.sha256 != digest:
@@ -169,6 +169,8 @@ def record(
                     touched.setdefault(key[0], []).append(f"~{key[1]}/{key[2]}")
                 else:
                     counts["unchanged"] += 1
+            if inserts:  # one executemany
+                conn.execute(sa.insert(_T), inserts)
             stale = [
                 r.id
                 for k, r in existing.items()

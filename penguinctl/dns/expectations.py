@@ -107,7 +107,7 @@ def build_expectations(
         server = servers.get((row.tenant, data["server"])) or servers.get(("", data["server"]))
         keys: dict[str, str | None] = {}
         for selector in selectors.get(name, []):
-            fields = secrets.get(secret_path(name, selector))
+            fields = secrets.get(secret_path(row.tenant, name, selector))
             public = fields.get("public_key") if fields else None
             keys[selector] = public.reveal() if public is not None else None
         out.append(

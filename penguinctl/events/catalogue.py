@@ -35,6 +35,7 @@ class EventType:
 
 TYPES: tuple[EventType, ...] = (
     EventType("domain.applied", "tenant", "`apply` / `destroy` (engine), once per domain per run"),
+    EventType("domain.transferred", "tenant", "`domains transfer` (both tenants, one event each)"),
     EventType("drift.detected", "tenant", "the `drift` job (serve, `jobs run drift`)"),
     EventType("dkim.rotation.advanced", "tenant", "`dkim rotate`, serve's `dkim-rotate` job"),
     EventType("dkim.rotation.failed", "tenant", "`dkim rotate`, serve's `dkim-rotate` job"),

@@ -30,11 +30,11 @@ def domain_of(kind: str, name: str, data: dict[str, Any] | None, domains: set[st
         label = rest.split("/", 1)[0]
         fqdn = zone if label in ("@", "") else f"{label}.{zone}"
         fqdn = fqdn.rstrip(".").lower()
-        best = None
-        for d in domains:  # the longest recorded domain the record's name is under
-            if (fqdn == d or fqdn.endswith("." + d)) and (best is None or len(d) > len(best)):
-                best = d
-        return best
+        while fqdn:  # the longest recorded domain the record's name is under
+            if fqdn in domains:
+                return fqdn
+            fqdn = fqdn.partition(".")[2]
+        return None
     return None
 
 

@@ -4,24 +4,61 @@ A listing is an A record under ``<reversed-ip-or-domain>.<zone>`` in 127.0.0.0/8
 clean. Answers that are not listings are reported as ``error``, never as clean or listed:
 Spamhaus' 127.255.255.x codes (query through a public or open resolver, rate limit, no DQS key),
 URIBL/SURBL's 127.0.0.1 ("query refused"), and anything outside 127/8 (a resolver that rewrites
-NXDOMAIN). The lists and the resolver to ask are configurable; defaults are from the facts file.
+NXDOMAIN). The lists and the resolver to ask are configurable; the default lists are the shipped
+``config/dnsbl.yaml`` or the operator's copy (``penguinctl.shipped``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from penguinctl.dns.query import Resolver
 from penguinctl.health.results import Result
 
-IP_LISTS = (
-    "zen.spamhaus.org",
-    "bl.spamcop.net",
-    "b.barracudacentral.org",
-    "dnsbl.sorbs.net",
-    "psbl.surriel.com",
-)
-DOMAIN_LISTS = ("dbl.spamhaus.org", "multi.surbl.org", "multi.uribl.com")
+Zone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{1,253}$")]
+
+
+class BlockLists(BaseModel):
+    """``config/dnsbl.yaml``: the zones asked for IP addresses and for domains."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    apiVersion: Literal["penguinctl/v1"]
+    kind: Literal["BlockLists"]
+    ip: tuple[Zone, ...] = Field(max_length=100)
+    domain: tuple[Zone, ...] = Field(max_length=100)
+
+
+def default_lists(env: Mapping[str, str] | None = None) -> BlockLists:
+    """The block lists in force: the operator's ``config/dnsbl.yaml``, else the shipped one."""
+    import yaml
+
+    from penguinctl import shipped
+    from penguinctl.errors import ConfigError
+
+    path = shipped.find("config", "dnsbl.yaml", env)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return BlockLists.model_validate(data or {})
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the block lists: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+
+
+def ip_lists(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    return default_lists(env).ip
+
+
+def domain_lists(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    return default_lists(env).domain
 
 
 def query_name(value: str, zone: str) -> str:

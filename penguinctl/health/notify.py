@@ -17,9 +17,10 @@ import hashlib
 import hmac
 from typing import Any
 
+from penguinctl import secret_paths
 from penguinctl.errors import ProviderError
 
-SECRET_PATH = "notify/webhook"
+SECRET_PATH = secret_paths.NOTIFY_WEBHOOK
 EVENTS = ["check.*", "blocklist.*", "campaign.paused"]
 
 

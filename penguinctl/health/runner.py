@@ -38,8 +38,8 @@ class Config:
     resolver: Any  # penguinctl.dns.query.Resolver: NS discovery, SPF includes, PTR
     dnsbl_resolver: Any
     nameservers: list[Any] = field(default_factory=list)  # authoritative override
-    ip_lists: Sequence[str] = dnsbl.IP_LISTS
-    domain_lists: Sequence[str] = dnsbl.DOMAIN_LISTS
+    ip_lists: Sequence[str] = field(default_factory=dnsbl.ip_lists)
+    domain_lists: Sequence[str] = field(default_factory=dnsbl.domain_lists)
     connect: str | None = None  # address the TLS/SMTP probes connect to
     ports: dict[int, int] = field(default_factory=dict)  # 25 -> 2525 ...
     cafile: str | None = None
@@ -49,6 +49,8 @@ class Config:
     stale_hours: float = 25.0  # for servers whose BackupPolicy has no schedule
     # server name -> the cron schedule of its BackupPolicy (from the recorded spec, or -f)
     backup_schedules: dict[str, str] = field(default_factory=dict)
+    # server -> why its backup repository is on the server itself (policy named, or backed up)
+    backup_on_server: dict[str, str] = field(default_factory=dict)
     backup_grace: timedelta = timedelta(hours=3)
     skip: frozenset[str] = frozenset()
     workers: int = 16
@@ -107,6 +109,11 @@ class Runner:
                 out.append(self._bind(self._remote, base, t))
             if "backup" not in skip and t.endpoint is not None:
                 out.append(self._bind(self._freshness, base, t))
+                if t.name in cfg.backup_on_server:
+                    why = cfg.backup_on_server[t.name]
+                    out.append(lambda base=base, why=why: [Result(
+                        check="backup:offsite", subject="repository", status="fail",
+                        detail=f"{why}: a lost server loses its backups too", **base)])  # fmt: skip
         if targets.domains and "dns" not in skip:
             out.append(lambda: self._dns(targets, checked_servers))
         if "dnsbl" not in skip:

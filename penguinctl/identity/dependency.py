@@ -23,18 +23,46 @@ def bearer(request: Request) -> str:
     return token.strip()
 
 
+def _authenticate(web: object, token: str) -> Principal:
+    """The state store's answer for ``token``, remembered for a moment (``identity.cache``)."""
+    from penguinctl import clock
+    from penguinctl.identity import cache
+    from penguinctl.identity.keys import authenticate, lifetime
+    from penguinctl.state.db import session_scope
+
+    now = web.clock.now() if getattr(web, "clock", None) else clock.now()  # type: ignore[attr-defined]
+    with session_scope(web.db) as session:  # type: ignore[attr-defined]
+        found = authenticate(session, token, now=now)
+        cache.remember(cache.digest(token), found, lifetime(session, found.key_id, now))
+    return found
+
+
 def principal(request: Request) -> Principal:
     """The authenticated caller (cached on the request: one lookup per request)."""
     found = getattr(request.state, "principal", None)
     if found is not None:
         return found
-    from penguinctl.identity.keys import authenticate
-    from penguinctl.state.db import session_scope
+    from penguinctl.identity import cache
 
     token = bearer(request)
-    web = request.app.state.web
-    with session_scope(web.db) as session:
-        found = authenticate(session, token, now=web.clock.now() if web.clock else None)
+    found = cache.lookup(cache.digest(token)) or _authenticate(request.app.state.web, token)
+    request.state.principal = found
+    return found
+
+
+async def principal_async(request: Request) -> Principal:
+    """``principal`` for async dependencies: a cached key costs no thread hop."""
+    found = getattr(request.state, "principal", None)
+    if found is not None:
+        return found
+    from starlette.concurrency import run_in_threadpool
+
+    from penguinctl.identity import cache
+
+    token = bearer(request)
+    found = cache.lookup(cache.digest(token))
+    if found is None:
+        found = await run_in_threadpool(_authenticate, request.app.state.web, token)
     request.state.principal = found
     return found
 

@@ -113,7 +113,10 @@ def get(session: Session, prefix: str, *, tenant: str | None = None) -> ApiKey:
 
 
 def revoke(session: Session, prefix: str, *, actor: str, tenant: str | None = None) -> ApiKey:
+    from penguinctl.identity import cache
+
     key = get(session, prefix, tenant=tenant)
+    cache.forget_key(key.prefix)
     if key.revoked_at is None:
         key.revoked_at = clock.now()
         key.previous_hash = None
@@ -140,7 +143,10 @@ def rotate(
 ) -> tuple[ApiKey, str]:
     """A new secret for the key (same prefix, role and tenant); the old secret keeps working
     for ``overlap`` (0: not at all)."""
+    from penguinctl.identity import cache
+
     key = get(session, prefix, tenant=tenant)
+    cache.forget_key(key.prefix)
     if status(key) != "active":
         raise UsageError(f"API key {key.prefix} is {status(key)}", hint="create a new key")
     now = clock.now()
@@ -195,6 +201,15 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
         raise Unauthenticated(f"API key {prefix} is {state}", hint="ask for a new key")
     touch(session, key, now)
     return Principal(key_id=key.prefix, role=key.role, tenant=key.tenant or None)
+
+
+def lifetime(session: Session, prefix: str, now: datetime) -> float:
+    """Seconds the key ``prefix`` stays valid (for the cache): until expiry or an overlap ends."""
+    key = session.get(ApiKey, prefix)
+    if key is None:
+        return 0.0
+    ends = [aware(t) for t in (key.expires_at, key.previous_valid_until) if t is not None]
+    return min([(t - now).total_seconds() for t in ends], default=float("inf"))
 
 
 def touch(session: Session, key: ApiKey, now: datetime) -> None:

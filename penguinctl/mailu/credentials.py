@@ -25,8 +25,11 @@ FIELDS = ("secret_key", "api_token", "admin_password")
 _UPPER_DIGITS = string.ascii_uppercase + string.digits
 
 
-def secret_path(server: str) -> str:
-    return f"servers/{server}/mailu"
+def secret_path(tenant: str | None, server: str) -> str:
+    """Where ``server``'s MailU credentials live (``penguinctl.secret_paths``)."""
+    from penguinctl import secret_paths
+
+    return secret_paths.server_mailu(tenant, server)
 
 
 def generate(field: str) -> str:
@@ -38,11 +41,11 @@ def generate(field: str) -> str:
 
 
 def mailu_credentials(
-    backend: SecretsBackend, server: str, *, create: bool
+    backend: SecretsBackend, server: str, *, tenant: str | None, create: bool
 ) -> dict[str, SecretValue]:
-    """The fields of ``servers/<server>/mailu``; with ``create``, missing ones are generated and
-    stored first. Without ``create`` the dict may be empty or lack fields."""
-    path = secret_path(server)
+    """The fields of ``<owner>/servers/<server>/mailu``; with ``create``, missing ones are
+    generated and stored first. Without ``create`` the dict may be empty or lack fields."""
+    path = secret_path(tenant, server)
     stored = backend.get(path) or {}
     missing = [f for f in FIELDS if f not in stored or not stored[f].reveal()]
     if not create or not missing:

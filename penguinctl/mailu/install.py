@@ -1,6 +1,6 @@
 """Converging MailU on a connected server: facts, variables, the playbook, then DKIM signing.
 
-``converge(conn, server, data, secrets, check=...)`` runs ``penguinctl/playbooks/mailu.yaml`` with
+``converge(conn, server, data, secrets, check=...)`` runs ``playbooks/mailu.yaml`` with
 the variables of a ``mailstack`` resource's ``data`` (see ``penguinctl.mailu.stack``) and the
 stack's secrets (``servers/<server>/mailu``: secret key, API token, admin password; generated on
 first use), then makes the host sign each domain with its selector (``MailuSigning``). With
@@ -87,9 +87,10 @@ def variables(
         "resolver_ip": resolver_ip(SUBNET),
         "bind4": "0.0.0.0",
         "ports": list(PORTS),
-        "secret_key": creds["secret_key"].reveal(),
-        "api_token": creds["api_token"].reveal(),
-        "admin_password": creds["admin_password"].reveal(),
+        # during a credential rotation the stack is converged to the next values
+        "secret_key": (creds.get("next_secret_key") or creds["secret_key"]).reveal(),
+        "api_token": (creds.get("next_api_token") or creds["api_token"]).reveal(),
+        "admin_password": (creds.get("next_admin_password") or creds["admin_password"]).reveal(),
         "compose_package": facts.compose_package(),
         # asked from the server itself: any answer but a connection error means the API is up
         "api_probe_url": data["api_url"].rstrip("/") + "/domain",
@@ -117,6 +118,8 @@ def converge(
     data: dict[str, Any],
     secrets,
     *,
+    tenant: str = "",
+    owner=None,
     check: bool = False,
     sudo: bool = False,
     on_step=None,
@@ -128,7 +131,7 @@ def converge(
     from penguinctl.playbook.loader import load_playbook
     from penguinctl.playbook.runner import run_playbook
 
-    creds = mailu_credentials(secrets, server, create=not check)
+    creds = mailu_credentials(secrets, server, tenant=tenant, create=not check)
     if check:  # before the first apply there are none yet: placeholders stand in
         creds = {**_placeholders(), **creds}
     facts = host_facts(conn)
@@ -144,7 +147,13 @@ def converge(
     failed = result.failed
     if failed is not None:
         raise ProviderError(f"server {server}: MailU step '{failed.name}' failed: {failed.detail}")
-    signing = MailuSigning(conn, secrets=secrets, root=data["root"], sudo=sudo)
+    signing = MailuSigning(
+        conn,
+        secrets=secrets,
+        root=data["root"],
+        sudo=sudo,
+        owner=owner or (lambda domain: tenant),
+    )
     wanted = dict(data.get("signing") or {})
     if check:
         if signing.signing() != wanted:

@@ -6,7 +6,8 @@ penguinctl overrides that (``overrides/rspamd/dkim_signing.conf``, written by th
 
 - ``<root>/dkim-sign/<domain>.<selector>.key``: the private key of each signing domain (PEM,
   mode 0640, group = the ``rspamd`` group inside the antispam container), from the secrets
-  backend (``domains/<domain>/dkim/<selector>``);
+  backend (``tenants/<tenant>/domains/<domain>/dkim/<selector>``: ``owner`` says each domain's
+  tenant);
 - ``<root>/dkim-sign/selectors.map`` (``domain selector`` lines) and ``paths.map`` (``domain
   /dkim-sign/$domain.$selector.key``): which key signs which domain. rspamd reloads changed maps
   by itself within seconds, so a switch needs no restart.
@@ -57,16 +58,20 @@ class MailuSigning:
         root: str = "/mailu",
         sudo: bool = False,
         project: str = "mailu",
+        owner: Callable[[str], str] = lambda domain: "",
     ) -> None:
         self.conn = conn
         self.secrets = secrets
+        self.owner = owner  # domain -> its tenant (where its keys live)
         self.dir = posixpath.join(root, KEY_DIR)
         self.root = root
         self.sudo = sudo
         self.project = project
 
     def _private_key(self, domain: str, selector: str) -> bytes:
-        path = f"domains/{domain}/dkim/{selector}"
+        from penguinctl import secret_paths
+
+        path = secret_paths.dkim_key(self.owner(domain), domain, selector)
         fields = self.secrets.get(path)
         if not fields or "private_key" not in fields:
             raise ProviderError(

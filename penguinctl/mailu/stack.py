@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from penguinctl.dkim_phases import ACTIVE
@@ -23,15 +23,24 @@ PLAYBOOK = "mailu"
 TEMPLATES = ("mailu.env.j2", "docker-compose.yml.j2", "dkim_signing.conf.j2")
 
 
-@cache
 def playbook_digest() -> str:
-    """sha256 over the MailU playbook and its templates as shipped with this penguinctl."""
+    """sha256 over the MailU playbook and its templates: the shipped ones, or the operator's
+    copies in ``<config dir>/playbooks`` and ``<config dir>/templates`` where there are some."""
+    from penguinctl import shipped
+
+    return _digest(
+        shipped.find("playbooks", f"{PLAYBOOK}.yaml"),
+        tuple(shipped.find("templates", f"mailu/{name}") for name in TEMPLATES),
+    )
+
+
+@cache
+def _digest(playbook: Path, templates: tuple[Path, ...]) -> str:
     h = hashlib.sha256()
-    pkg = resources.files("penguinctl")
-    h.update((pkg / "playbooks" / f"{PLAYBOOK}.yaml").read_bytes())
-    for name in TEMPLATES:
+    h.update(playbook.read_bytes())
+    for name, path in zip(TEMPLATES, templates, strict=True):
         h.update(name.encode())
-        h.update((pkg / "templates" / "mailu" / name).read_bytes())
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 

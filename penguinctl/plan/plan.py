@@ -45,8 +45,15 @@ class Plan:
         }
 
     def checksum(self) -> str:
+        # computed once per content: apply prints it and records it (changes are frozen)
+        key = (self.operation, tuple(self.tenants), tuple(map(id, self.changes)))
+        cached = self.__dict__.get("_checksum")
+        if cached is not None and cached[0] == key:
+            return cached[1]
         blob = json.dumps(self.data, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        digest = hashlib.sha256(blob.encode()).hexdigest()
+        self.__dict__["_checksum"] = (key, digest)
+        return digest
 
     def unsafe_reasons(self) -> list[str]:
         """Why this plan needs --force (empty when it is safe)."""

@@ -1,7 +1,8 @@
 """Find and validate playbook files; every problem is a ``SpecError`` at ``file:line:col``.
 
-``load_playbook("mailu")`` reads the packaged ``penguinctl/playbooks/mailu.yaml``; anything with
-a ``/`` or a ``.yaml``/``.yml`` suffix is a path. The YAML reader is the spec's (safe, position
+``load_playbook("mailu")`` reads ``mailu.yaml`` from the operator's ``<config dir>/playbooks/`` if
+it is there, else the shipped ``playbooks/`` (``penguinctl.shipped``); anything with a ``/`` or a
+``.yaml``/``.yml`` suffix is a path. The YAML reader is the spec's (safe, position
 aware, duplicate keys refused), so errors point where the spec's errors do.
 """
 
@@ -10,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from penguinctl import shipped
 from penguinctl.errors import Location, SpecError, SpecIssue
 from penguinctl.playbook.model import Playbook, PlaybookDoc
 
-PACKAGE_PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 MAX_BYTES = 4 * 1024 * 1024
 
 
@@ -26,26 +27,30 @@ class PlaybookInvalid(SpecError):
 
 
 def available() -> list[str]:
-    """Names of the packaged playbooks."""
-    return sorted(p.stem for p in PACKAGE_PLAYBOOKS.glob("*.yaml"))
+    """Names of the playbooks ``load_playbook`` finds by name (the operator's and the shipped)."""
+    return [name.removesuffix(".yaml") for name in shipped.names("playbooks", "*.yaml")]
+
+
+def is_named(name_or_path: str) -> bool:
+    return not ("/" in name_or_path or name_or_path.endswith((".yaml", ".yml")))
 
 
 def resolve(name_or_path: str) -> Path:
-    if "/" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
+    if not is_named(name_or_path):
         return Path(name_or_path)
-    return PACKAGE_PLAYBOOKS / f"{name_or_path}.yaml"
+    return shipped.find("playbooks", f"{name_or_path}.yaml")
 
 
 def load_playbook(name_or_path: str) -> Playbook:
     path = resolve(name_or_path)
-    shown = str(name_or_path) if path.parent != PACKAGE_PLAYBOOKS else str(path)
+    shown = str(path) if is_named(name_or_path) else str(name_or_path)
     try:
         with path.open("rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except FileNotFoundError:
         names = ", ".join(available()) or "none"
         raise PlaybookInvalid(
-            [SpecIssue(Location(shown), f"no such playbook (packaged playbooks: {names})")]
+            [SpecIssue(Location(shown), f"no such playbook (playbooks by name: {names})")]
         ) from None
     except OSError as exc:
         issue = SpecIssue(Location(shown), f"cannot read: {exc.strerror}")

@@ -2,8 +2,9 @@
 variable is an error, never an empty string).
 
 Templates are looked up first in the run's extra templates directory (if any), then in the
-packaged ``penguinctl/templates/``. A variable holding a ``SecretValue`` is revealed for
-rendering, which registers it with ``penguinctl.masking`` so diffs and messages mask it.
+operator's ``<config dir>/templates/``, then in the shipped ``templates/`` (``penguinctl.shipped``).
+A variable holding a ``SecretValue`` is revealed for rendering, which registers it with
+``penguinctl.masking`` so diffs and messages mask it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from penguinctl import shipped
 from penguinctl.errors import PenguinError
 
-PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 _FALSE = {"", "false", "no", "off", "0", "none"}
 
 
@@ -28,16 +29,27 @@ class RenderError(PenguinError):
     exit_code = ExitCode.SPEC_INVALID
 
 
-@functools.lru_cache(maxsize=16)
+def search_path(templates_dir: Path | None = None) -> tuple[str, ...]:
+    """Where templates are looked up, first match wins. Only existing directories: an
+    environment caches what it loaded, so a new override directory makes a new environment."""
+    extra = (str(templates_dir),) if templates_dir is not None else ()
+    dirs = shipped.search_dirs("templates")
+    return extra + tuple(str(d) for d in dirs if d == dirs[-1] or d.is_dir())
+
+
 def environment(templates_dir: Path | None = None) -> Any:
-    """One sandboxed environment per templates directory (built on first use, not at import)."""
+    """The sandboxed environment for a run's extra templates directory (if any)."""
+    return _environment(search_path(templates_dir))
+
+
+@functools.lru_cache(maxsize=16)
+def _environment(search: tuple[str, ...]) -> Any:
+    """One sandboxed environment per search path (built on first use, not at import)."""
     from jinja2 import FileSystemLoader, StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    search = [str(templates_dir)] if templates_dir is not None else []
-    search.append(str(PACKAGE_TEMPLATES))
     return ImmutableSandboxedEnvironment(
-        loader=FileSystemLoader(search),
+        loader=FileSystemLoader(list(search)),
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -93,11 +105,11 @@ def render_template(
     """Template ``name`` (relative to the templates directories) rendered to UTF-8 bytes."""
     from jinja2 import TemplateNotFound
 
+    search = search_path(templates_dir)
     try:
-        template = environment(templates_dir).get_template(name)
+        template = _environment(search).get_template(name)
     except TemplateNotFound:
-        where = f"{templates_dir} or {PACKAGE_TEMPLATES}" if templates_dir else PACKAGE_TEMPLATES
-        raise RenderError(f"template {name!r} not found in {where}") from None
+        raise RenderError(f"template {name!r} not found in {' or '.join(search)}") from None
     except Exception as exc:
         raise _error(f"template {name!r}", exc) from None
     try:

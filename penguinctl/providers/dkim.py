@@ -50,9 +50,12 @@ def _new_key_data(change: Change) -> dict[str, Any]:
     return after
 
 
-def secret_path(domain: str, selector: str) -> str:
-    """Where the key pair of ``selector`` of ``domain`` lives in the secrets backend."""
-    return f"domains/{domain}/dkim/{selector}"
+def secret_path(tenant: str, domain: str, selector: str) -> str:
+    """Where the key pair of ``selector`` of ``domain`` of ``tenant`` lives in the secrets
+    backend (``penguinctl.secret_paths``)."""
+    from penguinctl import secret_paths
+
+    return secret_paths.dkim_key(tenant, domain, selector)
 
 
 class DkimProvider(Provider):
@@ -135,7 +138,7 @@ class DkimProvider(Provider):
         to_generate: dict[int, list[tuple[int, str]]] = {}  # bits -> [(index, path)]
         for i, change in enumerate(changes):
             domain, selector = self._ids(change)
-            path = secret_path(domain, selector)
+            path = secret_path(change.key.tenant, domain, selector)
             if change.action is Action.DELETE:
                 continue
             _, bits = self._wanted(change)
@@ -162,12 +165,23 @@ class DkimProvider(Provider):
         for i, change in enumerate(changes):
             if change.action is Action.DELETE:
                 domain, selector = self._ids(change)
-                self.secrets.delete(secret_path(domain, selector))
+                self.secrets.delete(secret_path(change.key.tenant, domain, selector))
                 data[i] = None
         return [ChangeResult(change=c, data=d) for c, d in zip(changes, data, strict=True)]
 
     def _update(self, change: Change, path: str) -> dict[str, Any]:
         before, after = change.before or {}, change.after or {}
+        if before.get("key"):  # drift of secrets (plan.key_drift): never papered over
+            from penguinctl.plan import key_drift
+
+            status = key_drift.key_status(
+                self.secrets, change.key.tenant, *self._ids(change), before.get("public_key")
+            )
+            if status is not None:
+                raise ProviderError(
+                    key_drift.describe(change.key, status), hint=key_drift.repair_hint(change.key)
+                )
+            before = {k: v for k, v in before.items() if k != "key"}  # restored meanwhile
         fixed_before = {k: v for k, v in before.items() if k not in OUTPUTS}
         fixed_after = {k: v for k, v in after.items() if k not in OUTPUTS}
         if fixed_before != fixed_after:

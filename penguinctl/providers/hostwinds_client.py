@@ -35,19 +35,30 @@ Contract (see /work/shared/spec/hostwinds.md):
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from penguinctl.errors import ProviderError
+from penguinctl.providers import hostwinds_shapes as shapes
+from penguinctl.providers.hostwinds_errors import (
+    HostwindsApiError,
+    HostwindsAuthError,
+    HostwindsCircuitOpen,
+    HostwindsConnectionError,
+    HostwindsError,
+    HostwindsInvalidService,
+    HostwindsLocked,
+    HostwindsProtocolError,
+    HostwindsUnavailable,
+)
 from penguinctl.providers.ratelimit import CircuitBreaker, TokenBucket
 
 if TYPE_CHECKING:
-    from penguinctl.providers.secrets.base import SecretValue
+    from penguinctl.providers.secrets.base import SecretsBackend, SecretValue
 
 DEFAULT_BASE_URL = "https://clients.hostwinds.com/cloud/api.php"
 RATE_LIMIT = 2.0  # requests per second, self-imposed (spec 1.5)
@@ -80,63 +91,6 @@ NOT_IDEMPOTENT = frozenset({"add_instance"})
 NOT_PROCESSED_STATUS = frozenset({429, 503})
 
 log = logging.getLogger(__name__)
-
-
-# -- errors -------------------------------------------------------------------------------------
-class HostwindsError(ProviderError):
-    """A Hostwinds API call failed. ``api_message``/``code`` are Hostwinds' own ``message`` and
-    ``ERROR`` (code: for support only, never for logic). ``maybe_processed``: the request may
-    have reached Hostwinds and been carried out although no answer says so."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        action: str,
-        status: int | None = None,
-        api_message: str | None = None,
-        code: str | None = None,
-        maybe_processed: bool = False,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.action = action
-        self.status = status
-        self.api_message = api_message
-        self.code = code
-        self.maybe_processed = maybe_processed
-
-
-class HostwindsAuthError(HostwindsError):
-    """HTTP 401/403 or "Not Authorized!": wrong key, or a caller address not allow-listed."""
-
-
-class HostwindsApiError(HostwindsError):
-    """Hostwinds answered ``result: error``: bad input or a refused state change. Not retried."""
-
-
-class HostwindsInvalidService(HostwindsApiError):
-    """The service id is unknown (never existed, or terminated)."""
-
-
-class HostwindsLocked(HostwindsApiError):
-    """The instance is locked: it cannot be modified or deleted."""
-
-
-class HostwindsUnavailable(HostwindsError):
-    """HTTP 5xx or 429 after every retry."""
-
-
-class HostwindsConnectionError(HostwindsError):
-    """No answer: connection refused, timeout, TLS or protocol error (after every retry)."""
-
-
-class HostwindsProtocolError(HostwindsError):
-    """An answer penguinctl cannot read (not JSON, or not the documented shape)."""
-
-
-class HostwindsCircuitOpen(HostwindsError):
-    """Calls are suspended after repeated failures (the circuit breaker is open)."""
 
 
 # -- the client ---------------------------------------------------------------------------------
@@ -227,7 +181,7 @@ class HostwindsClient:
             billingcycle=billingcycle,
             qty=qty,
         )
-        return _dicts(result)
+        return shapes.dicts(result)
 
     def get_instance(self, serviceid: int) -> dict[str, Any]:
         """One Server Instance object (without ``password``)."""
@@ -257,7 +211,7 @@ class HostwindsClient:
 
     def get_instances(self) -> list[dict[str, Any]]:
         """Every instance of the account (without ``password``)."""
-        return _items(self.call("get_instances"), id_field="serviceid")
+        return shapes.items(self.call("get_instances"), id_field="serviceid")
 
     def get_instance_ids(
         self,
@@ -276,7 +230,7 @@ class HostwindsClient:
             limit=None if limit is None else str(limit),
             location_id=location_id,
         )
-        return _items(result, id_field="id")
+        return shapes.items(result, id_field="id")
 
     def get_instance_ips(
         self, serviceid: int, *, location_id: int | None = None
@@ -285,18 +239,43 @@ class HostwindsClient:
         listed, plus whatever else Hostwinds says of each (the answer's shape is undocumented:
         objects with ``ip``/``ipaddress``/``address``, or plain strings, are understood)."""
         result = self.call("get_instance_ips", serviceid=serviceid, location_id=location_id)
-        return ip_items(result)
+        return shapes.ip_items(result)
 
     def set_rdns(self, serviceid: int, ip: str, rdns: str) -> str:
-        return _message(self.call("set_rdns", serviceid=serviceid, ip=ip, rdns=rdns))
+        return shapes.message(self.call("set_rdns", serviceid=serviceid, ip=ip, rdns=rdns))
 
     def edit_instance(self, serviceid: int, srvrname: str) -> str:
         """Change the label (``srvrname``), not the hostname."""
-        return _message(self.call("edit_instance", serviceid=serviceid, srvrname=srvrname))
+        return shapes.message(self.call("edit_instance", serviceid=serviceid, srvrname=srvrname))
+
+    # -- in-place upgrade (spec 1.3 "Upgrade workflow") ---------------------------------------
+    def check_upgrade_order(self, serviceid: int) -> dict[str, Any] | None:
+        """The pending upgrade order of the instance, or None when there is none."""
+        try:
+            got = self.call("check_upgrade_order", serviceid=serviceid)
+        except HostwindsApiError:
+            return None  # "no pending order" is an error answer
+        inner = got.get("success") if isinstance(got, dict) else None
+        return inner if isinstance(inner, dict) else None
+
+    def upgrade_instance(self, serviceid: int, rid: int) -> str:
+        """Step 1: order (and invoice) the new plan."""
+        return shapes.message(self.call("upgrade_instance", serviceid=serviceid, rid=rid))
+
+    def check_upgrade_reboot(self, serviceid: int) -> bool:
+        got = self.call("check_upgrade_reboot", serviceid=serviceid)
+        return bool(isinstance(got, dict) and got.get("success") is True)
+
+    def upgrade_server(self, serviceid: int) -> str:
+        """Step 2, once the order is paid: resize; the instance ends ``RESIZED``."""
+        return shapes.message(self.call("upgrade_server", serviceid=serviceid))
+
+    def confirm_upgrade(self, serviceid: int) -> str:
+        return shapes.message(self.call("confirm_upgrade", serviceid=serviceid))
 
     def terminate(self, serviceid: int) -> str:
         """Delete the instance for good (``HostwindsLocked`` when it is locked)."""
-        return _message(self.call("terminate", serviceid=serviceid))
+        return shapes.message(self.call("terminate", serviceid=serviceid))
 
     def get_price_list(
         self,
@@ -310,12 +289,12 @@ class HostwindsClient:
         result = self.call(
             "get_price_list", serviceid=serviceid, drive_type=drive_type, managed=managed, disk=disk
         )
-        return _items(result, id_field="id")
+        return shapes.items(result, id_field="id")
 
     # -- transport -------------------------------------------------------------------------------
     def call(self, action: str, **params: Any) -> Any:
         """One action; returns the normalised success value (see the module docstring)."""
-        return _scrub(self._call(action, params))
+        return shapes.scrub(self._call(action, params))
 
     def _call(self, action: str, params: dict[str, Any]) -> Any:
         """``call`` without removing ``password`` fields."""
@@ -347,7 +326,7 @@ class HostwindsClient:
         return result
 
     def _attempts(self, action: str, params: dict[str, Any]) -> Any:
-        form = {"action": action, **_form(params), "API": self._key}
+        form = {"action": action, **shapes.form(params), "API": self._key}
         resend_safe = action not in NOT_IDEMPOTENT
         attempt = 0
         while True:
@@ -402,8 +381,8 @@ class HostwindsClient:
             body = resp.json()
         except ValueError:
             body = None
-        errors = _error_items(body)
-        if status in (401, 403) or any(_is_auth(m) for _, m, _ in errors):
+        errors = shapes.error_items(body)
+        if status in (401, 403) or any(shapes.is_auth(m) for _, m, _ in errors):
             message = next((m for _, m, _ in errors if m), "Not Authorized!")
             raise HostwindsAuthError(
                 f"Hostwinds API {action}: HTTP {status}: {self._clean(message)}",
@@ -430,7 +409,7 @@ class HostwindsClient:
                 maybe_processed=True,
                 hint=CONNECTION_HINT,
             )
-        return _unwrap(body)
+        return shapes.unwrap(body)
 
     def _api_error(
         self, action: str, status: int, errors: list[tuple[str, str, str | None]]
@@ -469,142 +448,6 @@ class HostwindsClient:
         )
 
 
-# -- body helpers -------------------------------------------------------------------------------
-def _form(params: dict[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in params.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            value = int(value)
-        out[name] = str(value)
-    return out
-
-
-def _error_items(body: Any) -> list[tuple[str, str, str | None]]:
-    """(action label, message, ERROR code) of every ``result: error`` item of the body."""
-    candidates = body if isinstance(body, list) else [body]
-    out: list[tuple[str, str, str | None]] = []
-    for item in candidates:
-        if isinstance(item, dict) and str(item.get("result", "")).lower() == "error":
-            code = item.get("ERROR")
-            out.append(
-                (
-                    str(item.get("action") or ""),
-                    str(item.get("message") or ""),
-                    None if code in (None, "") else str(code),
-                )
-            )
-    return out
-
-
-def _is_auth(message: str) -> bool:
-    return "not authorized" in message.lower()
-
-
-def _unwrap(body: Any) -> Any:
-    """The payload of a success answer: ``{"success": X}`` is X; anything else is itself."""
-    if isinstance(body, dict) and "success" in body:
-        return body["success"]
-    return body
-
-
-def _scrub(value: Any) -> Any:
-    """``value`` without any ``password`` field, at any depth."""
-    if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items() if str(k).lower() != "password"}
-    if isinstance(value, list):
-        return [_scrub(v) for v in value]
-    return value
-
-
-def _dicts(result: Any) -> list[dict[str, Any]]:
-    if isinstance(result, dict):
-        return [result]
-    if isinstance(result, list):
-        return [item for item in result if isinstance(item, dict)]
-    return []
-
-
-def _items(result: Any, *, id_field: str) -> list[dict[str, Any]]:
-    """A list action's items from a bare array, ``{"success": [...]}`` (already unwrapped), one
-    object, or an object keyed by id (the id then fills ``id_field`` when missing)."""
-    if result is True or result is None:
-        return []
-    if isinstance(result, list):
-        return [item for item in result if isinstance(item, dict)]
-    if isinstance(result, dict):
-        if id_field in result or "id" in result:
-            return [result]
-        out = []
-        for key, item in result.items():
-            if isinstance(item, dict):
-                if id_field not in item and str(key).isdigit():
-                    item = {**item, id_field: int(key)}
-                out.append(item)
-        return out
-    return []
-
-
-def _message(result: Any) -> str:
-    """The joined ``message`` of result items ("" for ``true``)."""
-    return "; ".join(str(item.get("message", "")) for item in _dicts(result) if item.get("message"))
-
-
-def ip_items(result: Any) -> list[dict[str, Any]]:
-    """``result`` as one item per address (``{"ip": ..., **fields}``), each address once."""
-    if isinstance(result, list):
-        elements = result
-    elif isinstance(result, dict) and result and all(isinstance(v, dict) for v in result.values()):
-        elements = list(result.values())
-    else:
-        elements = [result]
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for element in elements:
-        found: list[dict[str, Any]] = []
-        if isinstance(element, dict):
-            for field in ("ip", "ipaddress", "address"):
-                addrs = (
-                    ip_addresses(element.get(field)) if isinstance(element.get(field), str) else []
-                )
-                if addrs:
-                    found = [{**element, "ip": addrs[0]}]
-                    break
-        if not found:
-            found = [{"ip": ip} for ip in ip_addresses(element)]
-        for item in found:
-            if item["ip"] not in seen:
-                seen.add(item["ip"])
-                out.append(item)
-    return out
-
-
-def ip_addresses(value: Any) -> list[str]:
-    """Every IP address in ``value`` (strings, comma-separated strings, lists, objects), in
-    order of appearance, each once, in canonical form."""
-    found: list[str] = []
-
-    def walk(v: Any) -> None:
-        if isinstance(v, dict):
-            for item in v.values():
-                walk(item)
-        elif isinstance(v, list):
-            for item in v:
-                walk(item)
-        elif isinstance(v, str):
-            for part in v.replace(";", ",").split(","):
-                try:
-                    ip = str(ipaddress.ip_address(part.strip()))
-                except ValueError:
-                    continue
-                if ip not in found:
-                    found.append(ip)
-
-    walk(value)
-    return found
-
-
 # -- transport helpers --------------------------------------------------------------------------
 def _maybe_processed(exc: httpx.HTTPError) -> bool:
     """False only when the request certainly never reached Hostwinds."""
@@ -623,3 +466,26 @@ def _reason(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.ConnectError):
         return "cannot connect"
     return f"transport error ({type(exc).__name__})"
+
+
+# -- the client of this installation ------------------------------------------------------------
+def client_for(env: Mapping[str, str], secrets: SecretsBackend) -> HostwindsClient:
+    """A Hostwinds client: the key from ``HOSTWINDS_API_KEY``, else the secrets backend at
+    ``platform/providers/hostwinds`` (field ``api_key``; the platform's account); the endpoint
+    from ``HOSTWINDS_API_URL``."""
+    from penguinctl import secret_paths
+
+    path = secret_paths.provider("", "hostwinds")
+    key = env.get("HOSTWINDS_API_KEY")
+    if not key:
+        stored = secrets.get(path)
+        value = (stored or {}).get("api_key")
+        key = value.reveal() if value is not None else None
+    if not key:
+        raise ProviderError(
+            "no Hostwinds API key: HOSTWINDS_API_KEY is not set and the secrets backend has no "
+            f"{path} api_key",
+            hint=f"export HOSTWINDS_API_KEY, or `penguinctl secrets put {path}` with "
+            "api_key=... on stdin",
+        )
+    return HostwindsClient(key, base_url=env.get("HOSTWINDS_API_URL") or None)

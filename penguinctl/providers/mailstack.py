@@ -37,8 +37,12 @@ class MailstackProvider(Provider):
         env: dict[str, str],
         audit: Audit | None = None,
         servers: Callable[[], dict[str, tuple[str, dict[str, Any]]]] | None = None,
+        tenant: str = "",
+        domain_owner: Callable[[str], str] | None = None,
     ) -> None:
         super().__init__(name)
+        self.domain_owner = domain_owner  # domain -> tenant, for its DKIM keys
+        self.tenant = tenant  # the server's owner ("": the platform)
         # name -> (tenant, data) of every server, asked when this one has a jump Server
         self._servers = servers
         self.server = server
@@ -64,7 +68,7 @@ class MailstackProvider(Provider):
         server_data = self.server_data
         routed = bool((server_data.get("ssh") or {}).get("via"))
         servers = self._servers() if routed and self._servers is not None else {}
-        ep = endpoint_of(self.server, server_data, servers)
+        ep = endpoint_of(self.server, server_data, servers, tenant=self.tenant)
         if ep is None:
             raise ProviderError(
                 f"server {self.server}: no SSH address known yet",
@@ -99,7 +103,7 @@ class MailstackProvider(Provider):
 
         target = Target(
             ep.server, ep.host, ep.port, ep.user, via=via, ssh_config=ssh_config,
-            trust_hint=trust_hint(ep.server),
+            trust_hint=trust_hint(ep.server), tenant=ep.tenant,
         )  # fmt: skip
         return admin_connection(
             target,
@@ -113,7 +117,8 @@ class MailstackProvider(Provider):
     def _root_password(self, server: str, server_data: dict[str, Any]):
         """The Hostwinds instance's root password (a ``SecretValue``, registered for masking),
         asked of the API only when the bootstrap needs initial access."""
-        from penguinctl.providers.registry import hostwinds_client
+        from penguinctl import secret_paths
+        from penguinctl.providers.hostwinds_client import client_for
 
         sid = server_data.get("service_id")
         if not sid:
@@ -121,12 +126,13 @@ class MailstackProvider(Provider):
                 f"server {server}: no Hostwinds service id recorded",
                 hint="run `penguinctl server sync` or apply the server first",
             )
-        with hostwinds_client(self.env, self.secrets) as client:
+        with client_for(self.env, self.secrets) as client:
             value = client.root_password(int(sid))
         if value is None:
             raise ProviderError(
                 f"server {server}: Hostwinds returned no root password for service {sid}",
-                hint=f"store an admin key the server accepts at servers/{server}/ssh, or "
+                hint="store an admin key the server accepts at "
+                f"{secret_paths.server_ssh(self.tenant, server)}, or "
                 "reset the root password in the Hostwinds panel",
             )
         return value
@@ -135,7 +141,16 @@ class MailstackProvider(Provider):
         from penguinctl.mailu.install import converge
 
         with self.connect() as conn:
-            return converge(conn, self.server, data, self.secrets, check=check, on_step=on_step)
+            return converge(
+                conn,
+                self.server,
+                data,
+                self.secrets,
+                tenant=self.tenant,
+                owner=self.domain_owner,
+                check=check,
+                on_step=on_step,
+            )
 
     def apply_batch(self, changes: Sequence[Change]) -> list[ChangeResult]:
         results = []

@@ -56,8 +56,11 @@ PASSWORD_FIELD = "password"
 NEXT_PASSWORD_FIELD = "next_password"  # written first by a rotation under way
 
 
-def mailbox_secret_path(address: str) -> str:
-    return f"mailboxes/{address}"
+def mailbox_secret_path(tenant: str, address: str) -> str:
+    """Where the mailbox's password lives (``penguinctl.secret_paths``)."""
+    from penguinctl import secret_paths
+
+    return secret_paths.mailbox(tenant, address)
 
 
 def new_password() -> str:
@@ -172,7 +175,8 @@ class MailuProvider(Provider):
         if change.action is Action.DELETE:
             gone = self.client.delete_user(address)
             if not (change.before or {}).get("password"):
-                self.secrets.delete(mailbox_secret_path(address))  # ours: generated for it
+                # ours: generated for it
+                self.secrets.delete(mailbox_secret_path(change.key.tenant, address))
             return "deleted" if gone else "already gone"
         after = change.after or {}
         before = change.before or {}
@@ -181,12 +185,13 @@ class MailuProvider(Provider):
         set_password = change.action is Action.CREATE or (
             change.action is Action.UPDATE and before.get("password") != ref
         )
-        password = self._password(address, ref) if set_password else None
+        tenant = change.key.tenant
+        password = self._password(tenant, address, ref) if set_password else None
         try:
             return self.client.ensure_user(
                 address,
                 fields,
-                password=lambda: password or self._password(address, ref),
+                password=lambda: password or self._password(tenant, address, ref),
                 set_password=set_password,
             )
         except MailuNotFound as exc:
@@ -196,14 +201,14 @@ class MailuProvider(Provider):
                 "be applied (or exist in MailU)",
             ) from None
 
-    def _password(self, address: str, ref: str | None) -> str:
+    def _password(self, tenant: str, address: str, ref: str | None) -> str:
         """The password this mailbox must have: the spec's reference, else the stored one,
         else a new one stored first (before MailU ever sees it)."""
         if ref:
             from penguinctl.providers.secrets.resolve import resolve
 
             return resolve(ref, secrets=self.secrets, env=self.env).reveal()
-        path = mailbox_secret_path(address)
+        path = mailbox_secret_path(tenant, address)
         stored = self.secrets.get(path) or {}
         current = stored.get(PASSWORD_FIELD)
         if current is not None and current.reveal():

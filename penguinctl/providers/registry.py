@@ -25,6 +25,7 @@ class Providers:
         server_configs: Mapping[str, dict[str, Any]] | None = None,
         db=None,
         actor: str = "penguinctl",
+        server_tenants: Mapping[str, str] | None = None,
     ) -> None:
         self._secrets_factory = secrets_factory
         self._env = dict(os.environ if env is None else env)
@@ -32,6 +33,8 @@ class Providers:
         self._journal_factory = journal_factory  # provider name -> state.journal.Journal
         # server name -> its data (desired over recorded): endpoints for SSH and the mail stack
         self.server_configs: dict[str, dict[str, Any]] = dict(server_configs or {})
+        # server name -> its owner ("": the platform): where its secrets live
+        self.server_tenants: dict[str, str] = dict(server_tenants or {})
         self.db = db  # the state store engine (SSH host keys are pinned there)
         self.actor = actor
         self._cache: dict[str, Provider] = {}
@@ -134,7 +137,10 @@ class Providers:
         api_url = (data.get("mail") or {}).get("api_url") or (
             f"https://{str(data.get('hostname', '')).rstrip('.')}/api/v1"
         )
-        client = MailuClient(api_url, lambda: mailu_api_token(self.secrets, server), server=server)
+        tenant = self.server_tenants.get(server, "")
+        client = MailuClient(
+            api_url, lambda: mailu_api_tokens(self.secrets, server, tenant), server=server
+        )
         return MailuProvider(
             name, server=server, client=client, secrets=self.secrets, env=self._env
         )
@@ -155,9 +161,18 @@ class Providers:
             env=self._env,
             audit=self._audit,
             servers=lambda: {
-                n: ("", {**d, **self._recorded_server(n)}) for n, d in self.server_configs.items()
+                n: (self.server_tenants.get(n, ""), {**d, **self._recorded_server(n)})
+                for n, d in self.server_configs.items()
             },
+            tenant=self.server_tenants.get(server, ""),
+            domain_owner=self._domain_owner,
         )
+
+    def _domain_owner(self, domain: str) -> str:
+        """The tenant a domain is recorded for (where its DKIM keys live)."""
+        from penguinctl.plan.confine import domain_owners
+
+        return domain_owners(self.db).get(domain, "")
 
     def _recorded_server(self, server: str) -> dict[str, Any]:
         """The server's data as recorded now (its IPs once a new server is active)."""
@@ -214,36 +229,37 @@ def _seconds(env: Mapping[str, str], var: str, default: float) -> float:
     return value
 
 
-def mailu_api_token(secrets: SecretsBackend, server: str) -> str:
-    """The MailU API token of ``server`` (``servers/<server>/mailu`` field ``api_token``)."""
+def mailu_api_token(secrets: SecretsBackend, server: str, tenant: str | None) -> str:
+    """The MailU API token of ``server`` (``<owner>/servers/<server>/mailu``, ``api_token``)."""
     from penguinctl.mailu.credentials import mailu_credentials, secret_path
 
-    token = mailu_credentials(secrets, server, create=False).get("api_token")
+    token = mailu_credentials(secrets, server, tenant=tenant, create=False).get("api_token")
     if token is None or not token.reveal():
         raise ProviderError(
-            f"no MailU API token for server {server}: the secret {secret_path(server)} has no "
-            "api_token",
+            f"no MailU API token for server {server}: the secret "
+            f"{secret_path(tenant, server)} has no api_token",
             hint="apply the server's mail stack first: it generates the token and renders it "
             "into MailU's API_TOKEN",
         )
     return token.reveal()
 
 
-def hostwinds_client(env: Mapping[str, str], secrets: SecretsBackend):
-    """A Hostwinds client: the key from ``HOSTWINDS_API_KEY``, else the secrets backend at
-    ``providers/hostwinds`` (field ``api_key``); the endpoint from ``HOSTWINDS_API_URL``."""
-    from penguinctl.providers.hostwinds_client import HostwindsClient
+def mailu_api_tokens(secrets: SecretsBackend, server: str, tenant: str | None) -> list[str]:
+    """The token MailU runs with, then, while a credential rotation is under way, the next one
+    (``next_api_token``): the client tries the second only after the first is refused."""
+    from penguinctl.mailu.credentials import mailu_credentials
 
-    key = env.get("HOSTWINDS_API_KEY")
-    if not key:
-        stored = secrets.get("providers/hostwinds")
-        value = (stored or {}).get("api_key")
-        key = value.reveal() if value is not None else None
-    if not key:
-        raise ProviderError(
-            "no Hostwinds API key: HOSTWINDS_API_KEY is not set and the secrets backend has no "
-            "providers/hostwinds api_key",
-            hint="export HOSTWINDS_API_KEY, or `penguinctl secrets put providers/hostwinds "
-            "api_key=...`",
-        )
-    return HostwindsClient(key, base_url=env.get("HOSTWINDS_API_URL") or None)
+    tokens = [mailu_api_token(secrets, server, tenant)]
+    following = mailu_credentials(secrets, server, tenant=tenant, create=False).get(
+        "next_api_token"
+    )
+    if following is not None and following.reveal():
+        tokens.append(following.reveal())
+    return tokens
+
+
+def hostwinds_client(env: Mapping[str, str], secrets: SecretsBackend):
+    """``penguinctl.providers.hostwinds_client.client_for`` (kept under its old name)."""
+    from penguinctl.providers.hostwinds_client import client_for
+
+    return client_for(env, secrets)

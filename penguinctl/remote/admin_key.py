@@ -31,8 +31,11 @@ _REMOVE_SCRIPT = (
 )
 
 
-def secret_path(server: str) -> str:
-    return f"servers/{server}/ssh"
+def secret_path(tenant: str | None, server: str) -> str:
+    """Where ``server``'s admin key lives (``penguinctl.secret_paths``; tenant "": platform)."""
+    from penguinctl import secret_paths
+
+    return secret_paths.server_ssh(tenant, server)
 
 
 def generate(comment: str) -> tuple[str, str]:

@@ -1,10 +1,10 @@
 """First contact with a server: from the provider's initial access to penguinctl's own admin key.
 
 ``admin_connection`` returns an open ``SshConnection`` authenticated with the server's admin key
-(``servers/<server>/ssh`` in the secrets backend, see ``admin_key``). When there is no admin key
-yet, it generates one, stores it *before* touching the server, installs its public half using the
-initial access (a static server's ``initial_key`` from the spec, or a Hostwinds server's root
-password from the provider's API: ``initial_password``, the only password login penguinctl ever
+(``<owner>/servers/<server>/ssh`` in the secrets backend, see ``admin_key``). When there is no
+admin key yet, it generates one, stores it *before* touching the server, installs its public half
+using the initial access (a static server's ``initial_key`` from the spec, or a Hostwinds server's
+root password from the provider's API: ``initial_password``, the only password login penguinctl ever
 makes), then logs in with the new key and uses only that from then on. The initial access may be
 given as a callable: it is called only when the admin key does not log in yet, so a server that
 is already bootstrapped never has its root password fetched. A crash anywhere converges on the
@@ -46,6 +46,7 @@ class Target:
     via: Callable[[], SshConnection | None] | None = None
     ssh_config: paramiko.SSHConfig | None = None
     trust_hint: str | None = None
+    tenant: str = ""  # the server's owner ("": the platform): where its admin key lives
 
 
 def admin_connection(
@@ -62,7 +63,7 @@ def admin_connection(
     key text or a ``SecretValue``) or ``initial_password`` (a ``SecretValue`` or str) when
     needed; either may be a callable returning it, called only then. Raises ``ProviderError``
     subclasses."""
-    path = admin_key.secret_path(target.server)
+    path = admin_key.secret_path(target.tenant, target.server)
     has_initial = initial_key is not None or initial_password is not None
     fields = secrets.get(path)
     if fields is None or "private_key" not in fields:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import select
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import paramiko
 
@@ -19,15 +19,19 @@ from penguinctl.remote.command import Command, Result, build_command, program_na
 from penguinctl.remote.errors import CommandTimeout, RemoteCommandFailed, SshError
 from penguinctl.remote.files import one_line
 
-if TYPE_CHECKING:
-    from penguinctl.remote.ssh import SshOptions
-
 log = logging.getLogger("penguinctl.remote")
+
+
+class Timeouts(Protocol):
+    """What a runner reads of its options (``penguinctl.remote.ssh.SshOptions``)."""
+
+    connect_timeout: float
+    command_timeout: float
 
 
 class CommandRunner:
     target: str
-    options: SshOptions
+    options: Timeouts
 
     def _transport(self) -> paramiko.Transport:
         raise NotImplementedError

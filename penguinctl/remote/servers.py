@@ -2,7 +2,8 @@
 
 A server's SSH endpoint comes from its recorded data (``static``: address, user, port; a
 ``hostwinds`` server: its main IP as root on 22, or on ``ssh_port`` when its data has one); its
-key from the secrets backend at ``servers/<server>/ssh`` (field ``private_key``); its host key is
+key from the secrets backend at ``tenants/<tenant>/servers/<server>/ssh`` (``platform/...`` for
+a server of no tenant; field ``private_key``); its host key is
 pinned in the state store. A static server's address may be an alias of the operator's ssh
 client config, whose ``User``/``Port`` apply when the spec leaves ``ssh_user``/``ssh_port`` out
 (``penguinctl.remote.sshconfig``).
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from penguinctl.errors import NotFound, ProviderError, UsageError
@@ -45,6 +46,7 @@ class Endpoint:
     port: int | None
     user: str | None
     via: Endpoint | str | None = None
+    tenant: str = ""  # the server's owner ("" for the platform): where its key lives
 
     def __str__(self) -> str:
         return self.server
@@ -72,7 +74,7 @@ def endpoint_of(
     else:
         return None
     via = (data.get("ssh") or {}).get("via")
-    return Endpoint(name, host, port, user, _via(name, via, servers, tenant, _seen))
+    return Endpoint(name, host, port, user, _via(name, via, servers, tenant, _seen), tenant or "")
 
 
 def _via(
@@ -104,7 +106,7 @@ def _via(
         raise ProviderError(
             f"server {name}: its jump host, server {via}, is external: no SSH access to it"
         )
-    return ep
+    return replace(ep, tenant=via_tenant or "")
 
 
 def recorded_servers(engine: Any) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -141,14 +143,18 @@ def endpoints(app_or_engine: Any, names: Sequence[str] | None) -> list[Endpoint]
     return out
 
 
-def private_key(secrets: Any, server: str) -> Any:
-    """The server's SSH private key (a ``SecretValue``) from the secrets backend."""
-    fields = secrets.get(f"servers/{server}/ssh") or {}
+def private_key(secrets: Any, server: str, tenant: str) -> Any:
+    """The SSH private key (a ``SecretValue``) of ``server`` of ``tenant`` ("": the platform)
+    from the secrets backend."""
+    from penguinctl import secret_paths
+
+    path = secret_paths.server_ssh(tenant, server)
+    fields = secrets.get(path) or {}
     key = fields.get("private_key")
     if key is None:
         raise ProviderError(
-            f"server {server}: no SSH key in the secrets backend at servers/{server}/ssh",
-            hint=f"store it with `penguinctl secrets put servers/{server}/ssh --file FILE` "
+            f"server {server}: no SSH key in the secrets backend at {path}",
+            hint=f"store it with `penguinctl secrets put {path} --file FILE` "
             "(a JSON object with a private_key field)",
         )
     return key
@@ -240,6 +246,7 @@ def connection(
         trust_hint=trust_hint(endpoint.server),
     )
     conn.server = endpoint.server
+    conn.tenant = endpoint.tenant
     label_hops(conn, endpoint.server)
     return conn
 
@@ -266,7 +273,7 @@ def connect(
     the command that accepts it."""
     conn = connection(
         endpoint,
-        lambda ep: private_key(secrets, ep.server),
+        lambda ep: private_key(secrets, ep.server, ep.tenant),
         host_keys,
         options,
         ssh_config=ssh_config,

@@ -201,6 +201,7 @@ class SshConnection(CommandRunner, FileOps):
             self._pkey = load_private_key(private_key, passphrase)
         self.owns_via = owns_via
         self.server: str | None = None  # the penguinctl Server this is, when it is one
+        self.tenant: str = ""  # and its owner ("": the platform), where its key lives
         self.via = via if via is not None else self._config_jumps(_depth)
 
     @classmethod

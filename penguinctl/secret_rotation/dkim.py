@@ -28,6 +28,7 @@ from penguinctl.secret_rotation.base import DueItem, Rotation
 class DkimItem(DueItem):
     step: str | None = None  # the next step of a rotation under way (publish, activate, ...)
     step_due: datetime | None = None
+    key: str | None = None  # the signing key's problem (plan.key_drift): missing, mismatch...
 
     @property
     def due_at(self) -> datetime | None:
@@ -36,7 +37,10 @@ class DkimItem(DueItem):
         return super().due_at
 
     def to_json(self, now: datetime) -> dict[str, Any]:
-        return {**super().to_json(now), "step": self.step or "rotate"}
+        out = {**super().to_json(now), "step": self.step or "rotate"}
+        if self.key:
+            out["key"] = self.key
+        return out
 
 
 class DkimRotation(Rotation):
@@ -50,16 +54,22 @@ class DkimRotation(Rotation):
         active = dk.active
         if active is None:  # no signing key yet: `apply` creates the first one
             return None
+        from penguinctl.plan.key_drift import key_status
+
         pending = [s for s in steps(dk) if s.action != "rotate"]
+        problem = key_status(
+            self.ctx.secrets, dk.tenant, dk.domain, active.selector, active.data.get("public_key")
+        )
         return DkimItem(
             kind=self.kind,
             target=dk.domain,
             tenant=dk.tenant,
-            path=secret_path(dk.domain, active.selector),
+            path=secret_path(dk.tenant, dk.domain, active.selector),
             last_rotated=active.created,
             period=dk.timings.rotate_every,
             step=pending[0].action if pending else None,
             step_due=pending[0].due if pending else None,
+            key=problem,
         )
 
     def candidates(self) -> list[DueItem]:
@@ -82,6 +92,13 @@ class DkimRotation(Rotation):
             raise ProviderError(
                 f"{item.target} has no signing DKIM key to rotate",
                 hint="apply the domain's spec first; it creates the first key",
+            )
+        if fresh.key is not None:  # never claim a rotation of a key that is not there
+            from penguinctl.plan.key_drift import describe, repair_hint
+
+            raise ProviderError(
+                describe(dk.active.key(dk.domain), fresh.key) + "; nothing was rotated",
+                hint=repair_hint(dk.active.key(dk.domain)),
             )
         forced = not fresh.is_due(ctx.now())
         providers = Providers(

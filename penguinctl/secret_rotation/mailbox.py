@@ -66,7 +66,7 @@ class MailboxPasswordRotation(Rotation):
         for tenant, address, provider, data in self._mailboxes():
             if not provider.startswith("mail:") or data.get("password"):
                 continue  # external server (not ours to change), or a spec reference
-            path = mailbox_secret_path(address)
+            path = mailbox_secret_path(tenant, address)
             items.append(
                 DueItem(
                     kind=self.kind,
@@ -88,6 +88,7 @@ class MailboxPasswordRotation(Rotation):
         with session_scope(self.ctx.engine) as session:
             rows = repo.list_resources(session, kind="server", name=server)
             data = dict(rows[0].data or {}) if rows else None
+            owner = rows[0].tenant if rows else ""
         if data is None:
             raise ProviderError(
                 f"server {server} is not recorded in the state store",
@@ -98,6 +99,7 @@ class MailboxPasswordRotation(Rotation):
             dns_configs={},
             env=self.ctx.env,
             server_configs={server: data},
+            server_tenants={server: owner},
         )
         return providers.get(f"mail:{server}").client
 

@@ -66,7 +66,7 @@ class SshKeyRotation(Rotation):
 
         items: list[DueItem] = []
         for name, (tenant, data) in sorted(self._servers().items()):
-            path = secret_path(name)
+            path = secret_path(tenant, name)
             fields = self.ctx.secrets.get(path)
             direct = {k: v for k, v in data.items() if k != "ssh"}  # the route is rotate's worry
             if endpoint_of(name, direct) is None or not fields or "private_key" not in fields:
@@ -178,7 +178,9 @@ class SshKeyRotation(Rotation):
             raise ProviderError(f"server {server}: penguinctl has no SSH access to it")
         conn = connection(
             ep,
-            lambda e: key if e.server == server else private_key(self.ctx.secrets, e.server),
+            lambda e: (
+                key if e.server == server else private_key(self.ctx.secrets, e.server, e.tenant)
+            ),
             StateHostKeyStore(self.ctx.engine, actor=self.ctx.actor),
             SshOptions(retries=1),
         )

@@ -11,7 +11,26 @@ from penguinctl.errors import NotFound
 from penguinctl.services.context import ServiceContext
 
 
-def status_json(dk: Any, now: datetime) -> dict[str, Any]:
+def key_state(secrets: Any, dk: Any, k: Any) -> str:
+    """``ok``, ``missing``, ``unusable``, ``mismatch`` (``plan.key_drift``), ``-`` for a key that
+    needs no private key any more, ``unknown`` when the secrets backend cannot be read."""
+    from penguinctl.errors import PenguinError
+    from penguinctl.plan import key_drift
+
+    if not key_drift.needs_key(k.data) or not k.data.get("public_key"):
+        return "-"
+    if secrets is None:
+        return "unknown"
+    try:
+        found = key_drift.key_status(
+            secrets, dk.tenant, dk.domain, k.selector, k.data.get("public_key")
+        )
+    except PenguinError:
+        return "unknown"
+    return found or "ok"
+
+
+def status_json(dk: Any, now: datetime, secrets: Any = None) -> dict[str, Any]:
     from penguinctl.rotation import steps
 
     upcoming = steps(dk)
@@ -26,6 +45,7 @@ def status_json(dk: Any, now: datetime) -> dict[str, Any]:
                 "age_seconds": int((now - k.created).total_seconds()),
                 "phase_since": k.since.isoformat(timespec="seconds"),
                 "bits": k.data.get("bits"),
+                "key": key_state(secrets, dk, k),
             }
             for k in dk.keys
         ],

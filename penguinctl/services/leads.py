@@ -145,7 +145,7 @@ def suppress_add(
 ) -> dict[str, Any]:
     """Suppress addresses: globally (platform), for a tenant, or for one of its campaigns."""
     from penguinctl.campaigns import suppression
-    from penguinctl.campaigns.leads import check_address
+    from penguinctl.campaigns.csvrows import check_address
     from penguinctl.errors import UsageError
     from penguinctl.state.audit import record
     from penguinctl.state.db import session_scope

@@ -155,11 +155,11 @@ def run_apply(ctx: ServiceContext, plan_id: str, *, force: bool = False, paralle
             try:
                 raise_for_report(report)
             except PenguinError as exc:
-                finish("failed", int(exc.exit_code), {**report.to_json(), **_problem(exc)})
+                finish("failed", int(exc.exit_code), {**report.to_json(), **_problem(exc, ctx)})
                 return
             finish("applied", 0, report.to_json())
         except PenguinError as exc:
-            finish("failed", int(exc.exit_code), _problem(exc))
+            finish("failed", int(exc.exit_code), _problem(exc, ctx))
         except Exception as exc:  # recorded; the detail goes to the server log only
             log.exception("apply of %s failed", plan_id)
             finish("failed", 1, {"problem": {"type": "urn:penguinctl:problem:unexpected",
@@ -167,12 +167,12 @@ def run_apply(ctx: ServiceContext, plan_id: str, *, force: bool = False, paralle
                                              "detail": type(exc).__name__}})  # fmt: skip
 
 
-def _problem(exc: PenguinError) -> dict[str, Any]:
+def _problem(exc: PenguinError, ctx: ServiceContext) -> dict[str, Any]:
     import json
 
     from penguinctl.web.problems import for_error
 
-    return {"problem": json.loads(for_error(exc).body)}
+    return {"problem": json.loads(for_error(exc, reveal_owner=ctx.tenant is None).body)}
 
 
 def start_thread(ctx: ServiceContext, plan_id: str, *, force: bool, parallel: int) -> None:

@@ -187,11 +187,37 @@ def ensure_migrated(engine: Engine, *, create: bool = True) -> None:
                 hint="create it with `penguinctl init` or `penguinctl apply -f SPEC`, "
                 "or point --state / PENGUINCTL_STATE at an existing one",
             )
+        if stored is None and head is not None and _create_from_snapshot(engine, head):
+            return
         if current_revision(engine) == head_revision():
             return
     except OperationalError as exc:
         raise _unreachable(engine, exc) from None
     migrate(engine)
+
+
+def _create_from_snapshot(engine: Engine, head: str) -> bool:
+    """A SQLite store with no tables at all gets the migrated schema from its snapshot
+    (``penguinctl.state.snapshot``: the same database, without Alembic). False when that does
+    not apply (PostgreSQL, a snapshot older than ``head``, tables present): migrate then."""
+    if engine.dialect.name != "sqlite":
+        return False
+    from penguinctl.state.snapshot import snapshot_sql
+
+    sql = snapshot_sql(head)
+    if sql is None:
+        return False
+    with _migration_lock(engine):
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            if cur.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                return False  # created meanwhile, or not empty: the migrations decide
+            cur.executescript(sql)  # one transaction: BEGIN ... COMMIT
+            cur.close()
+        finally:
+            raw.close()
+    return True
 
 
 def inspect_store(url: str) -> dict[str, object]:

@@ -107,6 +107,7 @@ class Metrics:
             "1 while this process leads the scheduler",
             registry=self.registry,
         )
+        self._worker_seen: dict[str, dict[str, int]] = {}
         self.worker_sends = Counter(
             "penguinctl_worker_sends",
             "Sends by this process's campaign worker",
@@ -123,8 +124,14 @@ class Metrics:
         self.job_duration.labels(job).observe(seconds)
 
     def worker_progress(self, summary: Any) -> None:
+        """Count what the worker's running summary added since its last report (a restarted
+        worker starts a new summary, told apart by its worker id)."""
+        seen = self._worker_seen.setdefault(summary.worker, {})
         for status, n in summary.counts.items():
-            self.worker_sends.labels(status).set(n)
+            delta = n - seen.get(status, 0)
+            if delta > 0:
+                self.worker_sends.labels(status).inc(delta)
+            seen[status] = n
 
     def set_leader(self, leading: bool) -> None:
         self.leader.set(1 if leading else 0)

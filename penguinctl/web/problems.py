@@ -69,10 +69,27 @@ def _classes() -> list[tuple[type, int, str, str]]:
     ]
 
 
-def for_error(exc: Exception) -> JSONResponse:
-    """The problem document for ``exc`` (a ``PenguinError``; anything else is 500)."""
+def anonymous(exc: Exception) -> Exception:
+    """``exc`` as a tenant's key may read it: an ownership conflict without the owner's name."""
+    from penguinctl.errors import SpecError, SpecIssue
+    from penguinctl.plan.confine import OwnershipConflict
+
+    if not isinstance(exc, OwnershipConflict):
+        return exc
+    issues = [SpecIssue(c.issue().location, c.anonymous()) for c in exc.conflicts]
+    other = SpecError(issues)
+    other.hint = exc.hint
+    return other
+
+
+def for_error(exc: Exception, *, reveal_owner: bool = True) -> JSONResponse:
+    """The problem document for ``exc`` (a ``PenguinError``; anything else is 500). Without
+    ``reveal_owner`` (a tenant's key asked) an ownership conflict does not name the owner."""
     from penguinctl.errors import ExitCode, PenguinError, SpecError
     from penguinctl.masking import mask
+
+    if not reveal_owner:
+        exc = anonymous(exc)
 
     if not isinstance(exc, PenguinError):
         return problem(500, "Internal error", "the error is in the server log", exit_code=1)

@@ -31,12 +31,15 @@ class WebState:
             return self._unsubscribe_secret
 
     def stripe_webhook_secret(self) -> str | None:
-        """``STRIPE_WEBHOOK_SECRET``, else field ``webhook_secret`` of ``providers/stripe``."""
+        """``STRIPE_WEBHOOK_SECRET``, else field ``webhook_secret`` of
+        ``platform/providers/stripe``."""
+        from penguinctl import secret_paths
+
         value = self.env.get("STRIPE_WEBHOOK_SECRET")
         if value:
             return value
         try:
-            secret = self.secrets().get("providers/stripe") or {}
+            secret = self.secrets().get(secret_paths.provider("", "stripe")) or {}
         except Exception:  # not configured: the hook answers 503
             return None
         found = secret.get("webhook_secret")

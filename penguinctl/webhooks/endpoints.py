@@ -28,8 +28,9 @@ DEFAULT_OVERLAP = timedelta(hours=24)
 
 def secret_path(tenant: str, endpoint_id: str) -> str:
     """Where an endpoint's signing secret lives (product.md's secrets layout)."""
-    owner = f"tenants/{tenant}" if tenant else "platform"
-    return f"{owner}/webhooks/{endpoint_id}"
+    from penguinctl import secret_paths
+
+    return secret_paths.webhook(tenant, endpoint_id)
 
 
 @dataclass

@@ -7,8 +7,11 @@
   added next to a CNAME (RFC 2136 3.4.2.2): a prerequisite makes a foreign CNAME a YXRRSET error
   and published CNAMEs are read back.
 - TCP, with UDP only when the TCP connection is refused; timeouts are retried ``retries`` times
-  with backoff. Any rcode but NOERROR is a ``ProviderError`` naming the zone, ``server:port``,
-  the rcode and what to check.
+  with backoff. TCP connections are kept and reused (a pool of idle ones, one per concurrent
+  exchange): UPDATEs, queries and zone transfers of a run share a few connections instead of
+  opening one per message; a kept connection the server closed meanwhile is replaced at once.
+  Any rcode but NOERROR is a ``ProviderError`` naming the zone, ``server:port``, the rcode and
+  what to check.
 - ``read`` returns record data in the shape of ``penguinctl.dns.records`` (TXT strings joined,
   names absolute, values sorted, the RRset's TTL) from one AXFR per zone (TSIG-signed); when the
   server refuses transfers it asks one query per (name, type) instead, and stops trying AXFR.
@@ -26,7 +29,10 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
+import struct
+import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +52,6 @@ import dns.rdtypes.ANY.TXT
 import dns.tsig
 import dns.update
 import dns.xfr
-import dns.zone
 
 from penguinctl.dns.records import Record, make_record, split_record_name, txt_chunks
 from penguinctl.errors import ProviderError
@@ -66,6 +71,7 @@ ALGORITHMS = {
 MAX_MESSAGE = 32_000  # octets of RR data per UPDATE message (TCP allows 65535)
 READ_WORKERS = 8  # zones transferred in parallel by one read()
 UDP_PAYLOAD = 1232  # EDNS buffer size of queries (DNS flag day 2020)
+IDLE_SECONDS = 10.0  # a kept TCP connection idle this long is closed, not reused
 BACKOFF = 0.2  # seconds before the first retry, doubled each time
 _HINTS = {
     "NOTAUTH": "the server is not a primary for this zone: check the zone name, the server and "
@@ -96,6 +102,60 @@ class _UdpTimeout(dns.exception.Timeout):
     """TCP was refused and UDP got no answer."""
 
 
+class _Connections:
+    """Idle TCP connections to one server, reused by the next exchange on any thread."""
+
+    def __init__(self, address: Callable[[], str], port: int, timeout: float) -> None:
+        self._address = address
+        self._port = port
+        self._timeout = timeout
+        self._idle: list[tuple[socket.socket, float]] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[socket.socket, bool]:
+        """A connection, and whether it was kept (True) or just opened (False)."""
+        now = time.monotonic()
+        with self._lock:
+            while self._idle:
+                sock, since = self._idle.pop()
+                if now - since < IDLE_SECONDS:
+                    return sock, True
+                sock.close()
+        sock = socket.create_connection((self._address(), self._port), timeout=self._timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock, False
+
+    def give_back(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._idle.append((sock, time.monotonic()))
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for sock, _ in idle:
+            sock.close()
+
+
+def _read_exactly(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("the server closed the connection")
+        buf += chunk
+    return bytes(buf)
+
+
+def _send(sock: socket.socket, msg: dns.message.Message) -> None:
+    wire = msg.to_wire()
+    sock.sendall(struct.pack("!H", len(wire)) + wire)
+
+
+def _receive(sock: socket.socket) -> bytes:
+    (length,) = struct.unpack("!H", _read_exactly(sock, 2))
+    return _read_exactly(sock, length)
+
+
 class Rfc2136Provider(Provider):
     def __init__(
         self,
@@ -121,6 +181,8 @@ class Rfc2136Provider(Provider):
         self.retries = max(0, retries)
         self._address: str | None = None
         self._axfr_ok = True
+        self._conns = _Connections(self._addr, port, timeout)
+        weakref.finalize(self, self._conns.close)
         self._key: _Key | None = None
         if tsig_name or tsig_secret:
             algorithm = ALGORITHMS.get(tsig_algorithm.lower().rstrip("."))
@@ -193,14 +255,48 @@ class Rfc2136Provider(Provider):
             f"{self.port} through",
         )
 
+    def close(self) -> None:
+        """Close the kept TCP connections (also done when the provider is collected)."""
+        self._conns.close()
+
+    def _over_tcp(self, talk: Callable[[socket.socket], _T]) -> _T:
+        """``talk(sock)`` on a kept or new TCP connection; the connection is kept for the next
+        exchange only when ``talk`` completed. A kept connection the server closed meanwhile
+        (idle timeout) is replaced once, at once: UPDATEs replace RRsets, so resending is safe."""
+        for _ in range(2):
+            sock, kept = self._conns.take()
+            try:
+                result = talk(sock)
+            except (EOFError, ConnectionResetError, BrokenPipeError):
+                sock.close()
+                if kept:
+                    continue
+                raise
+            except TimeoutError:
+                sock.close()
+                raise dns.exception.Timeout() from None
+            except BaseException:
+                sock.close()
+                raise
+            self._conns.give_back(sock)
+            return result
+        raise EOFError("the server closed the connection")  # pragma: no cover - loop returns
+
     def _exchange(self, msg: dns.message.Message) -> dns.message.Message:
         """Send over TCP; over UDP only when the TCP connection is refused."""
-        addr = self._addr()
+
+        def talk(sock: socket.socket) -> dns.message.Message:
+            _send(sock, msg)
+            resp = dns.message.from_wire(_receive(sock), keyring=msg.keyring, request_mac=msg.mac)
+            if not msg.is_response(resp):
+                raise dns.query.BadResponse()
+            return resp
+
         try:
-            return dns.query.tcp(msg, addr, timeout=self.timeout, port=self.port)
+            return self._over_tcp(talk)
         except ConnectionRefusedError:
             try:
-                return dns.query.udp(msg, addr, timeout=self.timeout, port=self.port)
+                return dns.query.udp(msg, self._addr(), timeout=self.timeout, port=self.port)
             except dns.exception.Timeout:
                 raise _UdpTimeout() from None
 
@@ -358,9 +454,8 @@ class Rfc2136Provider(Provider):
         """The zone's RRsets by (name, type); None when the transfer is refused (after a
         REFUSED, or TCP refused, this provider stops asking for transfers)."""
         query = self._sign(dns.message.make_query(origin, dns.rdatatype.AXFR))
-        target = dns.zone.Zone(origin, relativize=False)
         try:
-            dns.query.inbound_xfr(self._addr(), target, query, port=self.port, timeout=self.timeout)
+            rrsets = self._over_tcp(lambda sock: _transfer(sock, query))
         except dns.xfr.TransferError as exc:
             if exc.rcode not in (dns.rcode.REFUSED, dns.rcode.NOTAUTH):
                 raise self._fail(zone, "transfer", exc.rcode) from None
@@ -369,8 +464,9 @@ class Rfc2136Provider(Provider):
         except ConnectionRefusedError:
             self._axfr_ok = False
             return None
-        nodes = target.nodes.items()
-        return {(n, dns.rdatatype.to_text(r.rdtype)): r for n, node in nodes for r in node}
+        return {
+            (name, dns.rdatatype.to_text(rdtype)): rds for (name, rdtype), rds in rrsets.items()
+        }
 
     def _query(self, zone: str, owner: dns.name.Name, rtype: str) -> dns.rdataset.Rdataset | None:
         query = dns.message.make_query(owner, rtype, use_edns=0, payload=UDP_PAYLOAD)
@@ -392,6 +488,50 @@ class Rfc2136Provider(Provider):
                 "server loads the zone",
             )
         return resp.get_rrset(resp.answer, owner, dns.rdataclass.IN, dns.rdatatype.from_text(rtype))
+
+
+def _transfer(
+    sock: socket.socket, query: dns.message.Message
+) -> dict[tuple[dns.name.Name, int], dns.rdataset.Rdataset]:
+    """One AXFR (RFC 5936) over ``sock``: the zone's RRsets, the SOA included once. Messages are
+    parsed as they arrive (TSIG checked across them), with no zone object built: the RRsets are
+    all ``read`` needs. A connection stays usable for the next message once the closing SOA is
+    read. Names stay absolute. Raises ``dns.xfr.TransferError`` for an rcode other than NOERROR."""
+    _send(sock, query)
+    rrsets: dict[tuple[dns.name.Name, int], dns.rdataset.Rdataset] = {}
+    tsig_ctx = None
+    first, soas = True, 0
+    while True:
+        resp = dns.message.from_wire(
+            _receive(sock),
+            keyring=query.keyring,
+            request_mac=query.mac,
+            xfr=True,
+            tsig_ctx=tsig_ctx,
+            multi=True,
+        )
+        if not query.is_response(resp, xfr_continuation=not first):
+            raise dns.query.BadResponse()
+        if resp.rcode() != dns.rcode.NOERROR:
+            raise dns.xfr.TransferError(resp.rcode())
+        if query.keyring and not resp.had_tsig and first:
+            raise dns.exception.FormError("the transfer is not signed")
+        tsig_ctx = resp.tsig_ctx
+        for rrset in resp.answer:
+            if first and rrset.rdtype != dns.rdatatype.SOA:
+                raise dns.exception.FormError("a zone transfer must begin with the SOA")
+            first = False
+            if rrset.rdtype == dns.rdatatype.SOA:
+                soas += 1
+                if soas == 2:  # the closing SOA (RFC 5936 2.2)
+                    return rrsets
+            key = (rrset.name, rrset.rdtype)
+            if key in rrsets:
+                rrsets[key].union_update(rrset)
+            else:
+                rrsets[key] = dns.rdataset.Rdataset(rrset.rdclass, rrset.rdtype)
+                rrsets[key].update(rrset)
+        first = False
 
 
 def _rdata(rdtype: dns.rdatatype.RdataType, value: str, origin: dns.name.Name) -> dns.rdata.Rdata:

@@ -1,7 +1,8 @@
 """The secrets-backend contract.
 
 Paths are relative to the backend's prefix and follow the layout of the product contract
-(``domains/<domain>/dkim/<selector>``, ``servers/<server>/ssh``, ...). A secret is a mapping of
+(``penguinctl.secret_paths``: ``tenants/<tenant>/domains/<domain>/dkim/<selector>``, ...). A secret
+is a mapping of
 string fields to string values (KV v2 shape). Values are returned as ``SecretValue`` so that
 ``repr``/``str`` never reveal them by accident.
 
@@ -68,6 +69,16 @@ class SecretsBackend(ABC):
     @abstractmethod
     def list(self, prefix: str = "") -> list[str]:
         """Every secret path under ``prefix``, sorted."""
+
+    def children(self, folder: str = "") -> set[str]:
+        """Names directly under ``folder`` ("" or ending in "/") that hold secrets: a folder's
+        name ends in "/". One listing, not a walk (backends override the walk below)."""
+        out = set()
+        for path in self.list(folder):
+            rest = path[len(folder) :]
+            head, slash, _ = rest.partition("/")
+            out.add(head + slash)
+        return out
 
     def exists(self, path: str) -> bool:
         return self.get(path) is not None

@@ -162,6 +162,18 @@ class KeystoreBackend(SecretsBackend):
     def delete(self, path: str) -> None:
         self._file(path).unlink(missing_ok=True)
 
+    def children(self, folder: str = "") -> set[str]:
+        base = self.directory.joinpath(*[p for p in folder.strip("/").split("/") if p])
+        if not base.is_dir():
+            return set()
+        out = set()
+        for entry in base.iterdir():
+            if entry.is_dir() and next(entry.rglob("*" + _SUFFIX), None) is not None:
+                out.add(entry.name + "/")
+            elif entry.is_file() and entry.name.endswith(_SUFFIX):
+                out.add(entry.name[: -len(_SUFFIX)])
+        return out
+
     def list(self, prefix: str = "") -> list[str]:
         base = self.directory
         if not base.is_dir():

@@ -10,6 +10,7 @@ import penguinctl.alerts.tables
 import penguinctl.control.tables
 import penguinctl.events.tables
 import penguinctl.identity.tables
+import penguinctl.recovery.tables
 import penguinctl.services.tables
 import penguinctl.state.models
 import penguinctl.webhooks.tables  # noqa: F401

@@ -18,7 +18,8 @@ log = logging.getLogger("penguinctl.web.api")
 async def _penguin_error(request: Request, exc: Exception) -> Any:
     from penguinctl.web.problems import for_error
 
-    return for_error(exc)
+    who = getattr(request.state, "principal", None)
+    return for_error(exc, reveal_owner=who is not None and who.tenant is None)
 
 
 async def _http_error(request: Request, exc: Exception) -> Any:

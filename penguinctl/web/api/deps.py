@@ -3,13 +3,13 @@ charges its rate limit and checks the permission matrix, and gives the ``Princip
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
 
 from penguinctl.errors import Forbidden
-from penguinctl.identity.dependency import principal
+from penguinctl.identity.dependency import principal_async
 from penguinctl.identity.principal import Principal
 
 
@@ -24,14 +24,14 @@ def buckets(request: Request) -> Any:
     return found
 
 
-def allow(action: str) -> Callable[[Request], Principal]:
+def allow(action: str) -> Callable[[Request], Awaitable[Principal]]:
     from penguinctl.identity.permissions import MATRIX
 
     if action not in MATRIX:
         raise KeyError(f"unknown action {action!r}")
 
-    def dependency(request: Request) -> Principal:
-        who = principal(request)
+    async def dependency(request: Request) -> Principal:
+        who = await principal_async(request)
         buckets(request).take(who.key_id)
         if not who.can(action):
             raise Forbidden(f"role {who.role} may not {action}", hint="use a key with more rights")

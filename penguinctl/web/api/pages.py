@@ -26,16 +26,20 @@ class Page(BaseModel):
 
 
 class PageParams:
-    def __init__(
-        self,
-        limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page"),
-        cursor: str | None = Query(None, max_length=512, description="next_cursor of a page"),
-    ) -> None:
+    def __init__(self, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> None:
         self.limit = limit
         self.cursor = cursor
 
     def after(self) -> list[Any] | None:
         return decode(self.cursor) if self.cursor else None
+
+
+async def page_params(
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page"),
+    cursor: str | None = Query(None, max_length=512, description="next_cursor of a page"),
+) -> PageParams:
+    """The ``limit`` and ``cursor`` query parameters (an async dependency: no thread hop)."""
+    return PageParams(limit, cursor)
 
 
 def encode(values: Sequence[Any]) -> str:

@@ -26,7 +26,7 @@ async def stripe_hook(request: Request) -> Response:
         return problem(
             503,
             "Stripe webhook not configured",
-            "set STRIPE_WEBHOOK_SECRET (or providers/stripe webhook_secret)",
+            "set STRIPE_WEBHOOK_SECRET (or platform/providers/stripe webhook_secret)",
         )
     signature = request.headers.get("stripe-signature")
     if not signature:

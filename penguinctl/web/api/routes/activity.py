@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from penguinctl.identity.principal import Principal
 from penguinctl.web.api.deps import ERRORS, allow, service_context
-from penguinctl.web.api.pages import Page, PageParams, keyset, page, page_list
+from penguinctl.web.api.pages import Page, PageParams, keyset, page, page_list, page_params
 
 router = APIRouter(responses=ERRORS)
 READ = Depends(allow("read"))
@@ -28,7 +28,7 @@ def _db(request: Request) -> Any:
 @router.get("/audit", tags=["audit"], summary="The audit log, newest first", response_model=Page)
 def audit(
     request: Request,
-    params: PageParams = Depends(),
+    params: PageParams = Depends(page_params),
     tenant: str | None = TenantFilter,
     actor: str | None = Query(None, max_length=200),
     action: str | None = Query(None, max_length=100),
@@ -72,7 +72,9 @@ def audit(
 
 
 @router.get("/jobs", tags=["jobs"], summary="Scheduled job series", response_model=Page)
-def jobs(request: Request, params: PageParams = Depends(), who: Principal = READ) -> dict[str, Any]:
+def jobs(
+    request: Request, params: PageParams = Depends(page_params), who: Principal = READ
+) -> dict[str, Any]:
     from penguinctl.control import series
 
     rows = [r for r in series.listing(_db(request)) if who.sees(r["tenant"])]
@@ -82,7 +84,7 @@ def jobs(request: Request, params: PageParams = Depends(), who: Principal = READ
 @router.get("/jobs/runs", tags=["jobs"], summary="Job runs, newest first", response_model=Page)
 def job_runs(
     request: Request,
-    params: PageParams = Depends(),
+    params: PageParams = Depends(page_params),
     job: str | None = Query(None, max_length=100),
     status: str | None = Query(None, max_length=20),
     tenant: str | None = TenantFilter,
@@ -122,7 +124,7 @@ def job_run(request: Request, run_id: int, who: Principal = READ) -> dict[str, A
 @router.get("/events", tags=["events"], summary="Events, newest first", response_model=Page)
 def events(
     request: Request,
-    params: PageParams = Depends(),
+    params: PageParams = Depends(page_params),
     type: list[str] | None = Query(None, max_length=20, description="Types or prefix.* patterns"),
     tenant: str | None = TenantFilter,
     since: datetime | None = Since,
@@ -168,7 +170,7 @@ class NewWebhook(BaseModel):
 
 @router.get("/webhooks", tags=["webhooks"], summary="Webhook endpoints", response_model=Page)
 def webhooks(
-    request: Request, params: PageParams = Depends(), who: Principal = READ
+    request: Request, params: PageParams = Depends(page_params), who: Principal = READ
 ) -> dict[str, Any]:
     from penguinctl.webhooks import endpoints
 
@@ -221,7 +223,10 @@ def remove_webhook(
 @router.get("/webhooks/{endpoint_id}/deliveries", tags=["webhooks"], response_model=Page,
             summary="An endpoint's deliveries, newest first")  # fmt: skip
 def deliveries(
-    request: Request, endpoint_id: str, params: PageParams = Depends(), who: Principal = READ
+    request: Request,
+    endpoint_id: str,
+    params: PageParams = Depends(page_params),
+    who: Principal = READ,
 ) -> dict[str, Any]:
     from penguinctl.webhooks import endpoints
     from penguinctl.webhooks.deliveries import list_deliveries

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from penguinctl.identity.principal import Principal
 from penguinctl.web.api.deps import ERRORS, allow
-from penguinctl.web.api.pages import Page, PageParams, page_list
+from penguinctl.web.api.pages import Page, PageParams, page_list, page_params
 
 router = APIRouter(tags=["apikeys"], responses=ERRORS)
 MANAGE = Depends(allow("keys.manage"))
@@ -43,7 +43,7 @@ def _db(request: Request) -> Any:
 
 @router.get("/apikeys", summary="API keys", response_model=Page)
 def list_keys(
-    request: Request, params: PageParams = Depends(), who: Principal = MANAGE
+    request: Request, params: PageParams = Depends(page_params), who: Principal = MANAGE
 ) -> dict[str, Any]:
     from penguinctl.identity import keys
     from penguinctl.state.db import session_scope

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from penguinctl.identity.principal import Principal
 from penguinctl.web.api.deps import ERRORS, allow, service_context
-from penguinctl.web.api.pages import Page, PageParams, page_list
+from penguinctl.web.api.pages import Page, PageParams, page_list, page_params
 
 router = APIRouter(responses=ERRORS)
 READ = Depends(allow("read"))
@@ -51,7 +51,7 @@ class Person(BaseModel):
             response_model=Page)  # fmt: skip
 def campaigns(
     request: Request,
-    params: PageParams = Depends(),
+    params: PageParams = Depends(page_params),
     tenant: str | None = TenantFilter,
     status: str | None = Query(None, max_length=20),
     who: Principal = READ,

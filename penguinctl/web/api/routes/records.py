@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from penguinctl.identity.principal import Principal
 from penguinctl.web.api.deps import ERRORS, allow
-from penguinctl.web.api.pages import Page, PageParams, keyset, page, page_list
+from penguinctl.web.api.pages import Page, PageParams, keyset, page, page_list, page_params
 
 router = APIRouter(responses=ERRORS)
 READ = Depends(allow("read"))
@@ -27,7 +27,7 @@ def _db(request: Request) -> Any:
             response_model=Page)  # fmt: skip
 def checks(
     request: Request,
-    params: PageParams = Depends(),
+    params: PageParams = Depends(page_params),
     target: str | None = Query(None, max_length=253),
     check: str | None = Query(None, max_length=100, description="A check, or a prefix*"),
     problems: bool = Query(False, description="Only results that are not ok"),
@@ -84,7 +84,7 @@ def _snapshot(s: dict[str, Any]) -> dict[str, Any]:
             response_model=Page)  # fmt: skip
 def backups(
     request: Request,
-    params: PageParams = Depends(),
+    params: PageParams = Depends(page_params),
     server: str | None = Query(None, max_length=63),
     tenant: str | None = TenantFilter,
     who: Principal = READ,
@@ -118,7 +118,7 @@ def backup(request: Request, snapshot: str, who: Principal = READ) -> dict[str, 
 @router.get("/invoices", tags=["invoices"], summary="Invoices", response_model=Page)
 def invoices(
     request: Request,
-    params: PageParams = Depends(),
+    params: PageParams = Depends(page_params),
     period: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
     tenant: str | None = TenantFilter,
     who: Principal = Depends(allow("invoices.read")),

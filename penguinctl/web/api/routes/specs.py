@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from penguinctl.identity.principal import Principal
 from penguinctl.web.api.deps import ERRORS, allow, service_context
-from penguinctl.web.api.pages import Page, PageParams, keyset, page
+from penguinctl.web.api.pages import Page, PageParams, keyset, page, page_params
 
 router = APIRouter(tags=["specs"], responses=ERRORS)
 
@@ -42,9 +42,12 @@ class ApplyRequest(BaseModel):
 def validate(
     request: Request, body: Documents, who: Principal = Depends(allow("specs.validate"))
 ) -> dict[str, Any]:
+    from penguinctl.plan.confine import check_ownership, recorded_owners
     from penguinctl.services import specs
 
+    ctx = service_context(request, who)
     loaded = specs.load_documents(body.files, tenant=who.tenant)
+    check_ownership(loaded, recorded_owners(ctx.db), ctx.settings.zones_dir)
     return {"valid": True, "files": sorted(body.files), "counts": specs.counts(loaded)}
 
 
@@ -67,7 +70,7 @@ def create_plan(
 @router.get("/plans", summary="Plans made through the API", response_model=Page)
 def list_plans(
     request: Request,
-    params: PageParams = Depends(),
+    params: PageParams = Depends(page_params),
     status: str | None = None,
     who: Principal = Depends(allow("read")),
 ) -> dict[str, Any]:

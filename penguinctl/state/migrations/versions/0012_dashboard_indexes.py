@@ -3,8 +3,8 @@ page of 10,000 domains in name order, and counts them, from an index instead of 
 table; ``campaign_sends (campaign_id, status, sent_at)`` for a campaign's counts and sends per day
 when many campaigns share the ledger.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
