@@ -150,6 +150,7 @@ class CampaignSend(SQLModel, table=True):
         Index("ix_sends_tenant_sent", "tenant", "sent_at"),
         Index("ix_sends_mailbox_sent", "mailbox", "sent_at"),
         Index("ix_sends_message_id", "message_id"),
+        Index("ix_sends_campaign", "campaign_id", "status", "sent_at"),  # the dashboard's counts
     )
 
     id: int | None = Field(default=None, primary_key=True)
