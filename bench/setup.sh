@@ -10,7 +10,7 @@
 #   (bench/fanout.py), and a system user `penguinbench` (shell /bin/sh) that benchmark logs in as.
 # - BIND 9 (`named`, Debian bind9) for that benchmark, when we are root and it is missing.
 # - hyperfine and GNU time from Debian when we are root and they are missing (optional:
-#   run.py falls back to a subprocess timing loop and to getrusage).
+#   run.py falls back to a subprocess timing loop and to getrusage); wrk for bench/api.py.
 #
 # penguinctl itself runs from the main Python environment: the active virtualenv ($VIRTUAL_ENV),
 # else the repository's .venv (the quickstart's; created here if missing, never the system
@@ -92,6 +92,7 @@ if ! command -v named >/dev/null 2>&1 && [ ! -x /usr/sbin/named ]; then
   missing+=(bind9)
 fi
 command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # bench/api.py's load generator
 [ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

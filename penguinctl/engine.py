@@ -294,6 +294,10 @@ class Engine:
         # rows of this spec's tenants for things another tenant owns: never read live
         self._foreign = {k for k in self.recorded if owners.of_key(k) not in (None, k.tenant)}
         self.desired = {} if destroy else self._build_desired()
+        if not destroy:
+            from penguinctl.backup.offsite import spec_warnings
+
+            self.warnings += spec_warnings(self.specs)
         self._check_graph()
         self.providers = self._providers()
         actual = self._actual(refresh)

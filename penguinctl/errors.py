@@ -158,3 +158,23 @@ class NoState(StateConfigError):
 
 class NotFound(PenguinError):
     exit_code = ExitCode.USAGE
+
+
+class Unauthenticated(PenguinError):
+    """An API request without a valid key (missing, unknown, wrong secret, expired, revoked)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class Forbidden(PenguinError):
+    """An API key whose role may not do the action (the permission matrix)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class RateLimited(PenguinError):
+    exit_code = ExitCode.PROVIDER
+
+    def __init__(self, message: str, *, retry_after: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after

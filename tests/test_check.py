@@ -265,6 +265,8 @@ def test_check_all(world):
     assert disk["detail"] == f"{used}% used on {disk['data']['mount']}"
     assert disk["status"] == disk_status(used)
     assert _by(results, "mx1", "backup")["status"] == "fail"
+    offsite = _by(results, "mx1", "backup:offsite")  # backed up to /r: on the server itself
+    assert offsite["status"] == "fail" and "/r" in offsite["detail"]
     assert not [r for r in results if r["target"] == "mx2" and r["check"] == "containers"]
 
     # the campaign sending from the listed domain/IP is paused, the other not

@@ -381,13 +381,42 @@ def test_updates_relabel_and_reset_rdns_but_refuse_a_new_plan(fake, hw) -> None:
     assert fake.instances[sid]["srvrname"] == "pc-acme-mx1" and again.data == result.data
 
     fake.requests.clear()
-    for field, value in (("rid", 3), ("location_id", 2), ("template", "debian-12")):
-        bigger = {**renamed, "hostwinds": {**renamed["hostwinds"], field: value}}
+    for field, value in (("location_id", 2), ("template", "debian-12")):
+        moved = {**renamed, "hostwinds": {**renamed["hostwinds"], field: value}}
         with pytest.raises(ProviderError) as info:
-            provider.apply_batch([update(again.data, bigger)])
+            provider.apply_batch([update(again.data, moved)])
         assert f"hostwinds.{field} cannot change" in str(info.value)
-        assert "needs a new server (resizing is not supported yet)" in str(info.value)
+        assert "needs a new server" in str(info.value)
     assert fake.requests == []
+
+
+def test_a_new_plan_is_an_in_place_upgrade_resumable_and_never_ordered_twice(fake, hw) -> None:
+    provider = hw()
+    [created] = provider.apply_batch([create("mx1")])
+    before, sid = created.data, created.data["service_id"]
+    bigger = {**desired("mx1", rid=3), "ips": before["ips"]}
+
+    # the resize stops after the order was placed and paid (confirm refused once)
+    fake.inject(200, action="confirm_upgrade", times=1,
+                body=[{"result": "error", "message": "Temporary failure, try again."}])  # fmt: skip
+    with pytest.raises(ProviderError):
+        provider.apply_batch([update(before, bigger)])
+    assert str(fake.instances[sid]["status"]).upper() == "RESIZED"
+    fake.requests.clear()
+    [done] = provider.apply_batch([update(before, bigger)])  # resumed: confirmed, not re-ordered
+    assert fake.count("upgrade_instance") == 0 and fake.count("confirm_upgrade") == 1
+    assert fake.instances[sid]["product_id"] == 103 and fake.instances[sid]["status"] == "active"
+    assert done.data["service_id"] == sid and done.data["ips"] == before["ips"]
+    assert done.data["monthly_cost"] == pytest.approx(19.99)
+    assert "resized in place" in done.detail
+
+    # a smaller disk cannot be reached in place: refused, nothing ordered
+    fake.requests.clear()
+    smaller = {**desired("mx1", rid=1), "ips": before["ips"]}
+    with pytest.raises(ProviderError) as info:
+        provider.apply_batch([update(done.data, smaller)])
+    assert "cannot move instance" in str(info.value) and "needs a new server" in str(info.value)
+    assert fake.upgrade_orders == {} and fake.instances[sid]["product_id"] == 103
 
 
 def test_update_of_a_server_terminated_outside_is_a_clear_error(fake, hw) -> None:

@@ -133,6 +133,22 @@ MATRIX = {
         EVIL_BASE + EVIL_MX + domain("acme-mail.example"),
         "zone file ",
     ),
+    "secret": (
+        EVIL_BASE
+        + EVIL_MX
+        + domain("evil-mail.example", mailbox="x").replace(
+            "daily_limit: 30}", "daily_limit: 30, password: 'keystore:tenants/acme/providers/cf'}"
+        ),
+        "secret reference keystore:tenants/acme/providers/cf belongs to tenant acme",
+    ),
+    "platform secret": (
+        EVIL_BASE
+        + EVIL_MX
+        + domain("evil-mail.example", mailbox="x").replace(
+            "daily_limit: 30}", "daily_limit: 30, password: 'vault:penguinctl/platform/x#k'}"
+        ),
+        "secret reference vault:penguinctl/platform/x#k belongs to the platform",
+    ),
 }
 
 

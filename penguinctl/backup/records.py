@@ -232,3 +232,34 @@ def list_runs(engine, *, server: str | None = None, limit: int = 50) -> list[dic
         stmt = stmt.where(runs.c.server == server)
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def last_drills(engine, *, tenant: str | None = None) -> list[dict]:
+    """Per server, its newest restore drill (``verify`` run) and its newest *passed* one: what
+    the dashboard shows as "last verified restore". ``tenant`` limits to one tenant's servers."""
+    stmt = (
+        sa.select(runs)
+        .where(runs.c.operation == "verify", runs.c.status.in_(("ok", "failed")))
+        .order_by(runs.c.id.desc())
+    )
+    if tenant is not None:
+        stmt = stmt.where(runs.c.tenant == tenant)
+    out: dict[str, dict] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(stmt).mappings():
+            item = out.setdefault(
+                row["server"],
+                {"server": row["server"], "tenant": row["tenant"], "last": None, "verified": None},
+            )
+            brief = {
+                "status": row["status"],
+                "at": aware(row["finished_at"]),
+                "snapshot": row["snapshot_id"],
+                "mail_files": (row["stats"] or {}).get("drill_files"),
+                "error": row["error"],
+            }
+            if item["last"] is None:
+                item["last"] = brief
+            if item["verified"] is None and row["status"] == "ok":
+                item["verified"] = brief
+    return [out[k] for k in sorted(out)]

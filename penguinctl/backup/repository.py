@@ -72,6 +72,10 @@ def credentials(
         fields = secrets.get(path) or {}
         created = True
     env = {"RESTIC_PASSWORD": fields["password"].reveal()}
+    if kind_of(repo) == "sftp":
+        from penguinctl.backup.sftp import environment
+
+        env.update(environment(fields, repo))
     if kind_of(repo) == "s3":
         for field, var in _S3_FIELDS.items():
             if field in fields:

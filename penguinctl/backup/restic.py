@@ -41,13 +41,61 @@ MAILU_PATHS = (
 )
 SAMPLES_MARKER = "--penguinctl-samples--"
 
-# Exports NAME=value lines from stdin until an empty line, then runs "$@".
-_ENV_PRELUDE = 'while IFS= read -r _l; do [ -z "$_l" ] && break; export "$_l"; done; unset _l; '
+# Exports NAME=value lines from stdin until an empty line. For an SFTP repository with a key of
+# penguinctl's (``sftp.ENV_KEY``), it starts an ssh-agent holding that key (never written to a
+# file), writes the pinned host key and a restic wrapper that passes ``-o sftp.command=...`` into
+# the private directory ``sftp.ENV_DIR`` names; ``_pc_clean`` (the EXIT trap, also called by
+# the scripts' own traps) stops the agent and removes the directory.
+_ENV_PRELUDE = (
+    'while IFS= read -r _l; do [ -z "$_l" ] && break; export "$_l"; done; unset _l; '
+    + r"""
+_pc_clean() {
+  [ -n "${SSH_AGENT_PID:-}" ] && kill "$SSH_AGENT_PID" 2>/dev/null
+  [ -n "${PENGUINCTL_SFTP_DIR:-}" ] && rm -rf -- "$PENGUINCTL_SFTP_DIR"
+  return 0
+}
+trap _pc_clean EXIT
+if [ -n "${PENGUINCTL_SFTP_DIR:-}" ]; then
+  rm -rf -- "$PENGUINCTL_SFTP_DIR"; mkdir -m 700 -- "$PENGUINCTL_SFTP_DIR" || exit 94
+  if [ -n "${PENGUINCTL_SFTP_KEY:-}" ]; then
+    eval "$(ssh-agent -s)" >/dev/null || { echo "ssh-agent did not start" >&2; exit 94; }
+    printf '%s' "$PENGUINCTL_SFTP_KEY" | base64 -d | ssh-add -q - 2>/dev/null \
+      || { echo "ssh-add refused the SFTP key (sftp_private_key)" >&2; exit 94; }
+  fi
+  unset PENGUINCTL_SFTP_KEY
+  [ -n "${PENGUINCTL_SFTP_KNOWN:-}" ] \
+    && printf '%s' "$PENGUINCTL_SFTP_KNOWN" | base64 -d > "$PENGUINCTL_SFTP_DIR/known_hosts"
+  printf '#!/bin/sh\nexec "%s" -o "sftp.command=%s" "$@"\n' \
+    "$PENGUINCTL_RESTIC" "$PENGUINCTL_SFTP_SSH" > "$PENGUINCTL_SFTP_DIR/restic"
+  chmod 700 "$PENGUINCTL_SFTP_DIR/restic"
+fi
+"""
+)
+
+# The mail store's manifest, from the MailU root $1: "MANIFEST <files> <bytes> <digest>", the
+# digest being the sha256 of the sorted `sha256sum` lines of every file under mail/ (paths
+# relative to the root), so a restore elsewhere compares equal.
+_MANIFEST_FN = r"""
+_pc_manifest() {
+  if [ -d "$1/mail" ]; then
+    ( cd "$1" || exit 1
+      files=$(find mail -type f | wc -l)
+      bytes=$(find mail -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+      digest=$(find mail -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum \
+        | sha256sum | cut -d' ' -f1)
+      echo "MANIFEST $files $bytes $digest" )
+  else
+    echo "MANIFEST 0 0 none"
+  fi
+}
+"""
+MANIFEST_MARKER = "--penguinctl-manifest--"
 
 # $1 root, $2 compose project, $3 quiesce (pause|none), $4 sample count, $5 restic binary,
 # $6 repository, $7 host tag; then the entries (relative to the root) to back up.
 _BACKUP_SCRIPT = (
     _ENV_PRELUDE
+    + _MANIFEST_FN
     + r"""
 root=$1; project=$2; quiesce=$3; nsamples=$4; restic=$5; repo=$6; host=$7; shift 7
 [ -d "$root" ] || { echo "MailU root $root does not exist" >&2; exit 90; }
@@ -60,7 +108,7 @@ if [ "$quiesce" = pause ] && [ -f "$root/docker-compose.yml" ]; then
   dc exec -T redis redis-cli save >/dev/null 2>&1 \
     || echo "redis SAVE failed: the redis dump may be older than the snapshot" >&2
   dc pause >&2 || { echo "docker compose pause failed" >&2; exit 92; }
-  trap 'dc unpause >&2 || echo "docker compose unpause FAILED: start the stack by hand" >&2' EXIT
+  trap 'dc unpause >&2 || echo "docker compose unpause FAILED" >&2; _pc_clean' EXIT
 fi
 rc=0
 "$restic" -r "$repo" backup --json --host "$host" --tag penguinctl --tag mailu "$@" || rc=$?
@@ -68,6 +116,8 @@ echo "--penguinctl-samples--"
 if [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ]; then
   find "$@" -type f -size -20M 2>/dev/null | head -n 5000 | shuf -n "$nsamples" \
     | while IFS= read -r f; do sha256sum -- "$f"; done
+  echo "--penguinctl-manifest--"
+  _pc_manifest "$root"
 fi
 exit "$rc"
 """
@@ -79,7 +129,7 @@ _SAMPLE_RESTORE_SCRIPT = (
     + r"""
 restic=$1; repo=$2; snap=$3; shift 3
 tmp=$(mktemp -d) || exit 93
-trap 'rm -rf -- "$tmp"' EXIT
+trap 'rm -rf -- "$tmp"; _pc_clean' EXIT
 n=$#
 for p in "$@"; do set -- "$@" --include "$p"; done
 shift "$n"
@@ -88,7 +138,7 @@ cd "$tmp" && find . -type f -exec sha256sum -- {} +
 """
 )
 
-_RESTIC = _ENV_PRELUDE + 'exec "$@"'
+_RESTIC = _ENV_PRELUDE + '"$@"'
 
 
 class ResticFailed(ProviderError):
@@ -101,6 +151,7 @@ class BackupOutcome:
     summary: dict[str, Any]
     samples: dict[str, str] = field(default_factory=dict)  # absolute path -> sha256
     warnings: list[str] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None  # the mail store: files, bytes, digest
 
 
 @dataclass
@@ -146,6 +197,30 @@ def json_document(text: str) -> Any:
     raise ValueError("no JSON document in restic's output")
 
 
+def parse_manifest(text: str) -> dict[str, Any] | None:
+    """``MANIFEST files bytes digest`` as a dict, or None when absent."""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "MANIFEST" and parts[1].isdigit():
+            return {"files": int(parts[1]), "bytes": int(parts[2] or 0), "digest": parts[3]}
+    return None
+
+
+# $1 restic, $2 repository, $3 snapshot, $4 the MailU root: restore the mail store into a
+# scratch directory, print its manifest, remove it.
+_DRILL_SCRIPT = (
+    _ENV_PRELUDE
+    + _MANIFEST_FN
+    + r"""
+restic=$1; repo=$2; snap=$3; root=$4
+tmp=$(mktemp -d) || exit 93
+trap 'rm -rf -- "$tmp"; _pc_clean' EXIT
+"$restic" -r "$repo" restore "$snap" --target "$tmp" --include "$root/mail" >&2 || exit $?
+_pc_manifest "$tmp$root"
+"""
+)
+
+
 def parse_samples(text: str) -> dict[str, str]:
     """``sha256sum`` lines (``HEX  PATH``) as {path: hex}."""
     out: dict[str, str] = {}
@@ -176,6 +251,11 @@ class ResticRemote:
         self._env = dict(env)
         self.binary = binary
         self.timeout = timeout
+        from penguinctl.backup import sftp
+
+        wrapped = sftp.wrap(self._env, repository, binary)
+        if wrapped is not None:  # restic through the SFTP wrapper the prelude writes
+            self.binary = wrapped
 
     def _stdin(self) -> str:
         for name, value in self._env.items():
@@ -211,6 +291,17 @@ class ResticRemote:
         if res.ok:
             return False
         err = res.stderr
+        if "Host key verification failed" in err or "sftp session" in err:
+            why = (
+                "the backup host's key does not match the pinned one (sftp_known_hosts)"
+                if "Host key verification failed" in err
+                else f"no SFTP session to the backup host: {_last_error(err)}"
+            )
+            raise ResticFailed(
+                f"server {self.server}: {why}",
+                hint="check the SFTP fields (sftp_private_key, sftp_known_hosts) of the server's "
+                "backups secret and the backup host",
+            )
         if "wrong password" in err or "no key found" in err:
             raise ResticFailed(
                 f"server {self.server}: the repository {self.repository} does not open with the "
@@ -246,14 +337,21 @@ class ResticRemote:
             *paths,
         ]
         res = self._run(_BACKUP_SCRIPT, args, "backup", ok=(0, 3))
-        body, _, sample_text = res.stdout.partition(SAMPLES_MARKER)
+        body, _, tail = res.stdout.partition(SAMPLES_MARKER)
+        sample_text, _, manifest_text = tail.partition(MANIFEST_MARKER)
         summary = next((m for m in json_lines(body) if m.get("message_type") == "summary"), None)
         if summary is None or not summary.get("snapshot_id"):
             raise ResticFailed(f"server {self.server}: restic backup reported no snapshot")
         warnings = [ln for ln in res.stderr.splitlines() if ln.strip()][-5:] if res.rc else []
         if res.rc == 3:
             warnings.insert(0, "some files could not be read: the snapshot is incomplete")
-        return BackupOutcome(summary["snapshot_id"], summary, parse_samples(sample_text), warnings)
+        return BackupOutcome(
+            summary["snapshot_id"],
+            summary,
+            parse_samples(sample_text),
+            warnings,
+            parse_manifest(manifest_text),
+        )
 
     def snapshots(self) -> list[dict[str, Any]]:
         res = self.restic("snapshots", "--json", "--host", self.server)
@@ -313,6 +411,13 @@ class ResticRemote:
             "restore (sample files)",
         )
         return {p.removeprefix("."): h for p, h in parse_samples(res.stdout).items()}
+
+    def drill(self, snapshot: str, root: str) -> dict[str, Any] | None:
+        """Restore the mail store of ``snapshot`` into a scratch directory on the server and
+        return its manifest (None when restic printed none)."""
+        res = self._run(_DRILL_SCRIPT, [self.binary, self.repository, snapshot, root],
+                        "restore (drill)")  # fmt: skip
+        return parse_manifest(res.stdout)
 
     def list_files(self, snapshot: str, limit: int = 5000) -> list[dict[str, Any]]:
         res = self.restic("ls", "--json", snapshot)

@@ -18,7 +18,7 @@ from penguinctl import clock
 from penguinctl.backup import records
 from penguinctl.backup.policy import Policy
 from penguinctl.backup.repository import credentials, resolve
-from penguinctl.backup.restic import ResticFailed, ResticRemote
+from penguinctl.backup.restic import _ENV_PRELUDE, ResticFailed, ResticRemote
 from penguinctl.backup.targets import Target, connect
 from penguinctl.errors import CheckFailed, PenguinError, ProviderError
 
@@ -37,13 +37,13 @@ done
 # $1 root, $2 project, $3 restic, $4 repository, $5 snapshot: stop the stack, restore in
 # place, start it again (from a trap, so also after a failed restore).
 _RESTORE_IN_PLACE = (
-    'while IFS= read -r _l; do [ -z "$_l" ] && break; export "$_l"; done; unset _l; '
+    _ENV_PRELUDE
     + r"""
 root=$1; project=$2; restic=$3; repo=$4; snap=$5
 dc() { docker compose --project-directory "$root" -p "$project" "$@"; }
 if [ -f "$root/docker-compose.yml" ]; then
   dc stop >&2 || { echo "docker compose stop failed" >&2; exit 92; }
-  trap 'dc start >&2 || echo "docker compose start FAILED: start the stack by hand" >&2' EXIT
+  trap 'dc start >&2 || echo "docker compose start FAILED: start it by hand" >&2; _pc_clean' EXIT
 fi
 "$restic" -r "$repo" restore "$snap" --target / --verify
 """
@@ -126,7 +126,12 @@ class Job:
             from penguinctl.masking import mask
 
             records.finish_run(
-                engine, run_id, status="failed", error=mask(message)[:1000], **common
+                engine,
+                run_id,
+                status="failed",
+                error=mask(message)[:1000],
+                snapshot_id=getattr(exc, "snapshot_id", None),  # the drilled one, when known
+                **common,
             )
             raise
         stats = {k: v for k, v in result.items() if k in _STAT_KEYS}
@@ -178,6 +183,9 @@ class Job:
                 snap=live[0] if live else {"id": full_id},
             )
             snap["stats"] = {k: result[k] for k in ("files_new", "bytes_processed", "data_added")}
+            if out.manifest is not None:  # what a restore drill must find again
+                snap["stats"]["manifest"] = {**out.manifest, "root": self.options.root}
+                result["mail_files"] = out.manifest["files"]
             snap["samples"] = out.samples
             return result, snap, full_id
 
@@ -228,8 +236,21 @@ class Job:
                 remote = self._remote(conn, create=False)
                 check_ok, check_out = remote.check(subset)
                 snap = self._pick_snapshot(remote, snapshot)
-                compared, problems = self._compare_samples(conn, remote, snap)
+                try:
+                    compared, problems = self._compare_samples(conn, remote, snap)
+                    drill = self._drill(remote, snap)
+                except PenguinError as exc:  # a restore that fails is a failed drill of snap
+                    exc.snapshot_id = snap["snapshot_id"]  # type: ignore[attr-defined]
+                    raise
             failed = [p for p, s in compared.items() if s != "ok"]
+            if drill is not None and not drill["match"]:
+                problems.append(
+                    f"restore drill: the mail store restored to a scratch path has "
+                    f"{drill['restored']['files']} files / {drill['restored']['bytes']} bytes "
+                    f"(digest {drill['restored']['digest'][:12]}), the manifest "
+                    f"{drill['manifest']['files']} / {drill['manifest']['bytes']} "
+                    f"({drill['manifest']['digest'][:12]})"
+                )
             result = {
                 "server": self.target.name,
                 "snapshot": snap["snapshot_id"],
@@ -239,6 +260,8 @@ class Job:
                 "samples_ok": len(compared) - len(failed),
                 "compared": compared,
                 "problems": problems,
+                "drill": drill,
+                "drill_files": (drill or {}).get("restored", {}).get("files"),
             }
             if not check_ok or failed or problems:
                 why = []
@@ -248,13 +271,26 @@ class Job:
                 if failed:
                     why.append(f"{len(failed)} restored file(s) differ or are missing")
                 why += problems
-                raise CheckFailed(
+                err = CheckFailed(
                     f"server {self.target.name}: backup verification failed: " + "; ".join(why),
                     hint="the repository may be damaged: run a new backup and investigate",
                 )
+                err.snapshot_id = snap["snapshot_id"]  # type: ignore[attr-defined]
+                raise err
             return result, None, snap["snapshot_id"]
 
         return self.recorded("verify", work)
+
+    def _drill(self, remote: ResticRemote, snap: dict[str, Any]) -> dict[str, Any] | None:
+        """Restore the snapshot's mail store to a scratch path and compare its file count,
+        bytes and digest with the manifest taken at backup time (None: no manifest)."""
+        manifest = (snap.get("stats") or {}).get("manifest")
+        if not manifest:
+            return None
+        restored = remote.drill(snap["snapshot_id"], manifest.get("root") or self.options.root)
+        want = {k: manifest[k] for k in ("files", "bytes", "digest")}
+        got = restored or {"files": 0, "bytes": 0, "digest": "none"}
+        return {"match": got == want, "manifest": want, "restored": got}
 
     def _pick_snapshot(self, remote: ResticRemote, ref: str | None) -> dict[str, Any]:
         engine = self.app.db
@@ -357,6 +393,8 @@ _STAT_KEYS = frozenset(
         "check",
         "target",
         "repository_created",
+        "drill_files",
+        "mail_files",
     }
 )
 

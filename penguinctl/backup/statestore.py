@@ -240,7 +240,17 @@ def _record(app, operation: str, file: Path, status: str, stats: dict[str, Any],
     return run_id
 
 
-def backup_state(app, to: Path | None, *, record: bool = True, prefix: str = "state") -> dict:
+def backup_state(
+    app,
+    to: Path | None,
+    *,
+    record: bool = True,
+    prefix: str = "state",
+    escrow: bool = True,
+    secrets_to: Path | None = None,
+) -> dict:
+    """Back the state store up to ``to`` (default: DATA_DIR/backups/state-STAMP.*) and, with
+    ``escrow``, the secrets backend sealed to the recovery key next to it (``.escrow``)."""
     engine = app.db
     backend = engine.dialect.name
     warning = None
@@ -268,11 +278,29 @@ def backup_state(app, to: Path | None, *, record: bool = True, prefix: str = "st
         "sha256": _sha256(dest),
         "warning": warning,
     }
+    stats = {k: result[k] for k in ("backend", "bytes", "sha256")}
+    if escrow:
+        result["secrets"] = _escrow(app, secrets_to or dest.with_suffix(".escrow"), result)
+        if result["secrets"].get("file"):
+            stats["secrets"] = result["secrets"]["count"]
+            stats["escrow_sha256"] = result["secrets"]["sha256"]
     if record:
-        result["run_id"] = _record(
-            app, "state", dest, "ok", {k: result[k] for k in ("backend", "bytes", "sha256")}
-        )
+        result["run_id"] = _record(app, "state", dest, "ok", stats)
     return result
+
+
+def _escrow(app, dest: Path, state: dict) -> dict:
+    """The secrets escrow next to a state backup; without a recovery key, a warning instead
+    (the state backup alone still restores the state)."""
+    from penguinctl.errors import ConfigError
+    from penguinctl.recovery import escrow
+
+    try:
+        written = escrow.write(app, Path(dest), state_sha256=state["sha256"])
+    except ConfigError as exc:
+        return {"file": None, "warning": f"{exc.message} ({exc.hint})"}
+    keep = ("file", "bytes", "sha256", "count", "backend", "key_mode")
+    return {k: written[k] for k in keep}
 
 
 def restore_state(app, file: Path) -> dict:
@@ -280,7 +308,7 @@ def restore_state(app, file: Path) -> dict:
     if not file.is_file():
         raise UsageError(f"{file}: no such backup file")
     engine = app.db
-    safety = backup_state(app, None, record=False, prefix="pre-restore")
+    safety = backup_state(app, None, record=False, prefix="pre-restore", escrow=False)
     backend = engine.dialect.name
     if backend == "sqlite":
         engine.dispose()

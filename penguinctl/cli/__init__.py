@@ -16,6 +16,9 @@ from penguinctl import __version__
 
 GLOBAL_FLAGS = {"--yes", "-y", "--debug"}
 GLOBAL_VALUED = {"--output", "-o", "--state"}
+# Commands whose own option shares a global option's name: after the command word it is theirs
+# (`penguinctl recover --state FILE` names a state backup; `--state URL` before it, the store).
+LOCAL_AFTER = {"recover": {"--state"}}
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:
@@ -25,6 +28,7 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     """
     front: list[str] = []
     rest: list[str] = []
+    local: set[str] = set()
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -32,7 +36,16 @@ def hoist_global_options(argv: list[str]) -> list[str]:
             rest.extend(argv[i:])
             break
         name = arg.split("=", 1)[0]
-        if arg in GLOBAL_FLAGS or (name in GLOBAL_VALUED and "=" in arg and name.startswith("--")):
+        if not rest and arg in LOCAL_AFTER:
+            local = LOCAL_AFTER[arg]
+        if name in local:
+            rest.append(arg)
+            if "=" not in arg and i + 1 < len(argv):
+                rest.append(argv[i + 1])
+                i += 1
+        elif arg in GLOBAL_FLAGS or (
+            name in GLOBAL_VALUED and "=" in arg and name.startswith("--")
+        ):
             front.append(arg)
         elif arg in GLOBAL_VALUED and i + 1 < len(argv):
             front.extend(argv[i : i + 2])
@@ -63,6 +76,7 @@ def build_command():
 def build_app() -> typer.Typer:
     from penguinctl.cli import (
         commands_alerts,
+        commands_apikeys,
         commands_apply,
         commands_backup,
         commands_billing,
@@ -76,6 +90,7 @@ def build_app() -> typer.Typer:
         commands_get,
         commands_jobs,
         commands_leads,
+        commands_recovery,
         commands_secrets,
         commands_serve,
         commands_server,
@@ -175,6 +190,8 @@ def build_app() -> typer.Typer:
     commands_completion.register(app)
     commands_serve.register(app)
     commands_jobs.register(app)
+    commands_recovery.register(app)
+    commands_apikeys.register(app)
     return app
 
 

@@ -38,27 +38,7 @@ NameArg = Annotated[str, typer.Argument(metavar="CAMPAIGN", help="NAME or TENANT
 # -- lookup -----------------------------------------------------------------------------------
 def find_campaign(session: Session, name: str, tenant: str | None) -> Campaign:
     """The campaign called ``name`` (``tenant/name`` or ``name`` with ``tenant``, or a name
-    that only one tenant uses)."""
-    from sqlmodel import select
+    that only one tenant uses): ``penguinctl.services.campaigns.find_campaign``."""
+    from penguinctl.services.campaigns import find_campaign as find
 
-    from penguinctl.campaigns.models import Campaign
-    from penguinctl.errors import NotFound, UsageError
-
-    if "/" in name and tenant is None:
-        tenant, name = name.split("/", 1)
-    query = select(Campaign).where(Campaign.name == name)
-    if tenant is not None:
-        query = query.where(Campaign.tenant == tenant)
-    found = list(session.exec(query))
-    if not found:
-        where = f" of tenant {tenant}" if tenant else ""
-        raise NotFound(
-            f"no campaign {name!r}{where}", hint="see `penguinctl campaign status` for the list"
-        )
-    if len(found) > 1:
-        tenants = ", ".join(sorted(c.tenant for c in found))
-        raise UsageError(
-            f"campaign {name!r} exists for several tenants ({tenants})",
-            hint="pass --tenant or TENANT/NAME",
-        )
-    return found[0]
+    return find(session, name, tenant)

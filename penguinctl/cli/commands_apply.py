@@ -86,6 +86,7 @@ def init(
         "keystore_key": "PENGUINCTL_MASTER_KEY" if s.master_key else str(s.master_key_file),
         "keystore_key_created": created_key,
         "modes_tightened": tightened,
+        "recovery_key": _recovery_key(app),
     }
 
     def text(console) -> None:
@@ -96,8 +97,29 @@ def init(
         console.print(f"keystore key {result['keystore_key']}{note}")
         if tightened:
             console.print(f"made {tightened} file(s) and folder(s) private (0600/0700)")
+        if result["recovery_key"]:
+            console.print(f"recovery key {result['recovery_key']}")
+        else:
+            console.print(
+                "recovery key none yet: without it a lost machine loses every secret. Create it\n"
+                "             with `penguinctl recovery-key create --out recovery-key.txt` and "
+                "keep that file\n             offline (or --passphrase); `backup state` then "
+                "also seals the secrets\n             to it, and `penguinctl recover` restores "
+                "both on a new machine."
+            )
 
     app.emit(result, text)
+
+
+def _recovery_key(app) -> str | None:
+    """The recovery key's public half, or None (none created, or the backend unreachable)."""
+    from penguinctl.recovery.keys import load
+
+    try:
+        key = load(app.secrets())
+    except Exception:  # init must work before Vault is reachable
+        return None
+    return f"{key.recipient} ({key.mode})" if key else None
 
 
 def _tighten_private_files(s) -> int:
@@ -144,12 +166,9 @@ def _mask_url(url: str) -> str:
 
 
 def _load(files: list[Path]):
-    from penguinctl.errors import UsageError
-    from penguinctl.spec import load_specs
+    from penguinctl.services.specs import load_files
 
-    if not files:
-        raise UsageError("no spec given", hint="pass -f FILE or -f DIRECTORY")
-    return load_specs(files)
+    return load_files(files)
 
 
 def validate(
@@ -166,15 +185,11 @@ def validate(
 
         print(dump(json_schema(), "yaml" if app.output == "yaml" else "json"))
         return
+    from penguinctl.services.specs import counts as count
+
     specs = _load(files)
     _check_ownership(app, specs)
-    counts = {
-        "tenants": len(specs.tenants),
-        "servers": len(specs.servers),
-        "dns_providers": len(specs.dns_providers),
-        "domains": len(specs.domains),
-        "mailboxes": sum(len(d.spec.mailboxes) for d in specs.domains.values()),
-    }
+    counts = count(specs)
     app.emit(
         {"valid": True, "files": [str(f) for f in specs.files], "counts": counts},
         lambda c: c.print(
@@ -197,17 +212,10 @@ def _check_ownership(app, specs) -> None:
 
 
 def _engine(app, specs):
-    from penguinctl.engine import Engine
+    from penguinctl.services import context
+    from penguinctl.services import specs as service
 
-    return Engine(
-        specs=specs,
-        db_engine=app.db,
-        secrets_factory=app.secrets,
-        zones_dir=app.settings.zones_dir,
-        today=app.today(),
-        actor=app.actor(),
-        env=app.env,
-    )
+    return service.engine(context.from_cli(app), specs)
 
 
 def plan(
@@ -225,11 +233,18 @@ def plan(
     detail: Detail = False,
 ) -> int:
     """Diff desired against recorded and live state and print the plan."""
+    from penguinctl.cli import client_mode
     from penguinctl.cli.render import render_plan
     from penguinctl.errors import PLAN_CHANGES_PENDING
     from penguinctl.plan import planfile
 
     app = ctx.obj
+    api = client_mode.client(app)
+    if api is not None:
+        return client_mode.plan(
+            app, api, files, targets=target or [], destroy=destroy, refresh=not no_refresh,
+            out=out, detailed_exitcode=detailed_exitcode,
+        )  # fmt: skip
     specs = _load(files)
     engine = _engine(app, specs)
     the_plan = engine.plan(destroy=destroy, targets=target or (), refresh=not no_refresh)
@@ -321,66 +336,38 @@ def plan_and_apply(
     matches), ``LockHeld`` and ``UsageError`` (not confirmed) exactly as ``apply`` does.
     """
     from penguinctl.cli.render import render_plan
-    from penguinctl.errors import ChecksumMismatch, UnsafePlan, UsageError
-    from penguinctl.state.lock import TenantLock
+    from penguinctl.services import context
+    from penguinctl.services import specs as service
 
-    engine = _engine(app, specs)
-    lock_names = engine.tenants or [""]
-    with TenantLock(
-        app.db,
-        lock_names,
-        operation="destroy" if destroy else "apply",
-        actor=engine.actor,
-        timeout=lock_timeout,
+    verb = "destroy" if destroy else "apply"
+
+    def on_plan(the_plan) -> None:
+        if not app.machine:
+            render_plan(app.out, the_plan, detail=detail)
+
+    def confirm(the_plan) -> bool:
+        # A reviewed, saved plan is its own confirmation (as with Terraform).
+        return app.yes or saved is not None or _confirm(app, verb)
+
+    return service.apply(
+        context.from_cli(app),
+        specs,
+        destroy=destroy,
+        targets=targets or [],
+        force=force,
+        lock_timeout=lock_timeout,
+        parallel=parallel,
+        refresh=refresh,
+        checksum=saved.checksum if saved is not None else None,
+        checksum_source=f"plan file {plan_file}",
+        checksum_hint="run `penguinctl plan --out FILE` again and review it",
         on_wait=lambda held: app.err.print(
             f"waiting up to {lock_timeout:g}s: {held.message}", markup=False, highlight=False
         ),
-    ):
-        engine.close_interrupted_runs()
-        the_plan = engine.plan(destroy=destroy, targets=targets or [], refresh=refresh)
-        if saved is not None and saved.checksum != the_plan.checksum():
-            raise ChecksumMismatch(
-                f"plan file {plan_file} no longer matches the spec and state "
-                f"(saved {saved.checksum[:16]}, now {the_plan.checksum()[:16]})",
-                hint="run `penguinctl plan --out FILE` again and review it",
-            )
-        if the_plan.empty:
-            _record_specs(app, engine, specs, run_id=None, destroy=destroy)
-            return the_plan, None
-        if not app.machine:
-            render_plan(app.out, the_plan, detail=detail)
-        reasons = the_plan.unsafe_reasons()
-        if not destroy:
-            reasons += _suspended_reasons(app, the_plan)
-        if reasons and not force:
-            raise UnsafePlan(reasons)
-        # A reviewed, saved plan is its own confirmation (as with Terraform).
-        if not app.yes and saved is None and not _confirm(app, "destroy" if destroy else "apply"):
-            raise UsageError("not confirmed; nothing was changed", hint="use --yes in scripts")
-        report = _apply_with_progress(app, engine, the_plan, parallel)
-        if not destroy or report.ok:
-            _record_specs(app, engine, specs, run_id=report.run_id, destroy=destroy)
-        return the_plan, report
-
-
-def _record_specs(app, engine, specs, *, run_id: int | None, destroy: bool) -> None:
-    """Record the applied documents per tenant (what `serve`'s jobs run from), or forget them
-    after a destroy."""
-    from penguinctl.control import specs as recorded
-
-    tenants = set(engine.tenants) | {recorded.owner(doc) for doc in specs.documents}
-    recorded.record(
-        app.db, specs, tenants=tenants, run_id=run_id, actor=engine.actor, destroy=destroy
+        on_plan=on_plan,
+        confirm=confirm,
+        progress=lambda eng, the_plan, n: _apply_with_progress(app, eng, the_plan, n),
     )
-
-
-def _suspended_reasons(app, the_plan) -> list[str]:
-    """A tenant suspended for an unpaid invoice is read-only: changing it needs --force."""
-    from penguinctl.billing.dunning import suspended_tenants
-
-    with app.db.connect() as conn:
-        names = suspended_tenants(conn, {c.key.tenant for c in the_plan.changes if c.key.tenant})
-    return [f"changes tenant {name}, suspended for an unpaid invoice (read-only)" for name in names]
 
 
 def _confirm(app, verb: str) -> bool:
@@ -433,6 +420,16 @@ def apply(
     detail: Detail = False,
 ) -> int:
     """Apply the spec: create, update and delete what differs. Asks unless --yes."""
+    from penguinctl.cli import client_mode
+
+    api = client_mode.client(ctx.obj)
+    if api is not None:
+        if check or plan_file is not None:
+            raise client_mode._local_only("apply --check / --plan")
+        return client_mode.apply(
+            ctx.obj, api, files, targets=target or [], destroy=False, force=force,
+            parallel=parallel, refresh=not no_refresh,
+        )  # fmt: skip
     if check:
         from penguinctl.cli.check_mode import run_check
 

@@ -250,6 +250,42 @@ def list_(
     return 0
 
 
+@backup_app.command("drills")
+@output_formats(*ROWS)
+def drills(ctx: typer.Context) -> int:
+    """The newest restore drill per server and its last verified restore (no SSH)."""
+    from penguinctl.backup import records
+
+    app = ctx.obj
+    items = records.last_drills(app.read_db)
+    rows = []
+    for it in items:
+        last, ok = it["last"] or {}, it["verified"] or {}
+        rows.append({
+            "server": it["server"],
+            "tenant": it["tenant"] or None,
+            "last_drill": last.get("status"),
+            "last_drill_at": last["at"].isoformat(timespec="seconds") if last.get("at") else None,
+            "verified_at": ok["at"].isoformat(timespec="seconds") if ok.get("at") else None,
+            "verified_snapshot": ok.get("snapshot"),
+            "mail_files": ok.get("mail_files"),
+        })  # fmt: skip
+
+    def text(console) -> None:
+        from penguinctl.cli.render import table
+
+        if not rows:
+            console.print("No restore drills yet (`penguinctl backup verify`).")
+            return
+        table(console, ["server", "last drill", "at", "last verified restore", "snapshot",
+                        "mail files"],
+              [[r["server"], r["last_drill"], r["last_drill_at"], r["verified_at"] or "never",
+                (r["verified_snapshot"] or "")[:8], r["mail_files"]] for r in rows])  # fmt: skip
+
+    app.emit(rows, text)
+    return 0
+
+
 @backup_app.command("prune")
 def prune(
     ctx: typer.Context,
@@ -377,21 +413,43 @@ def state(
         Path | None,
         typer.Option("--to", metavar="DIR", help="File to write (default: DATA_DIR/backups/...)."),
     ] = None,
+    secrets_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--secrets-to",
+            metavar="FILE",
+            help="Secrets escrow to write (default: next to the state backup, .escrow).",
+        ),
+    ] = None,
+    no_secrets: Annotated[
+        bool, typer.Option("--no-secrets", help="Back up the state store only.")
+    ] = False,
 ) -> int:
-    """Back up the state store: SQLite through its online backup API, PostgreSQL with pg_dump
-    (custom format)."""
+    """Back up the state store (SQLite through its online backup API, PostgreSQL with pg_dump)
+    and the secrets backend, sealed to the recovery key (`penguinctl recovery-key create`).
+    Copy both files off this machine: `penguinctl recover` needs them and the recovery key."""
     from penguinctl.backup.statestore import backup_state
 
     app = ctx.obj
-    result = backup_state(app, to)
-    app.emit(
-        result,
-        lambda c: c.print(
+    result = backup_state(app, to, escrow=not no_secrets, secrets_to=secrets_to)
+
+    def text(c) -> None:
+        c.print(
             f"State store backed up to {result['file']} ({_size(result['bytes'])}, "
             f"sha256 {result['sha256'][:12]})."
-            + (f"\n[yellow]{result['warning']}[/]" if result.get("warning") else "")
-        ),
-    )
+        )
+        if result.get("warning"):
+            c.print(f"[yellow]{result['warning']}[/]")
+        sec = result.get("secrets") or {}
+        if sec.get("file"):
+            c.print(
+                f"Secrets escrowed to {sec['file']} ({sec['count']} secrets, {sec['backend']}, "
+                f"sealed to the recovery key)."
+            )
+        elif sec.get("warning"):
+            c.print(f"[yellow]Secrets not escrowed: {sec['warning']}[/]")
+
+    app.emit(result, text)
     return 0
 
 

@@ -6,22 +6,19 @@ from typing import Annotated, Any
 
 import typer
 
-from penguinctl.cli.campaign_common import NameArg, TenantOpt, find_campaign
+from penguinctl.cli.campaign_common import NameArg, TenantOpt
 
 
 def ambiguous(ctx: typer.Context, name: NameArg, tenant: TenantOpt = None) -> None:
     """Sends whose outcome is unknown (no reply after the whole message was written, or a worker
     that died mid-send): never resent automatically. Check each by its Message-ID on the
     mailbox's server, then settle it with `campaign resolve`."""
-    from penguinctl.campaigns.ambiguous import list_ambiguous
     from penguinctl.cli.render import table
-    from penguinctl.state.db import session_scope
+    from penguinctl.services import campaigns, context
 
     app = ctx.obj
-    with session_scope(app.read_db) as session:
-        campaign = find_campaign(session, name, tenant)
-        key = campaign.key
-        found = [a.to_json() for a in list_ambiguous(session.connection(), campaign.id)]
+    data = campaigns.ambiguous(context.from_cli(app, read_only=True), name, tenant)
+    key, found = data["campaign"], data["ambiguous"]
 
     def text(console) -> None:
         if not found:
@@ -36,7 +33,7 @@ def ambiguous(ctx: typer.Context, name: NameArg, tenant: TenantOpt = None) -> No
             "--as sent|unsent` once you know"
         )
 
-    app.emit({"campaign": key, "ambiguous": found}, text)
+    app.emit(data, text)
 
 
 def resolve(
@@ -62,11 +59,8 @@ def resolve(
 ) -> None:
     """Settle ambiguous sends by what you found on the mailbox's server. `--as unsent` resends
     them: asks unless --yes."""
-    from penguinctl.campaigns import ambiguous as amb
     from penguinctl.errors import UsageError
-    from penguinctl.state.audit import record_many
-    from penguinctl.state.db import session_scope
-    from penguinctl.state.models import utcnow
+    from penguinctl.services import campaigns, context
 
     app = ctx.obj
     if verdict not in ("sent", "unsent"):
@@ -74,37 +68,15 @@ def resolve(
     if bool(send_ids) == all_:
         raise UsageError("name the sends to settle, or pass --all (not both)")
     ids = None if all_ else sorted(set(send_ids or []))
-    with session_scope(app.db) as session:
-        campaign = find_campaign(session, name, tenant)
-        key, tenant_name, cname = campaign.key, campaign.tenant, campaign.name
-        if verdict == "unsent" and not app.yes:
-            count = len(amb.list_ambiguous(session.connection(), campaign.id, ids))
-            if count and not _confirm_resend(app, key, count):
-                raise UsageError("not confirmed; nothing was changed", hint="add --yes")
-        pg = session.get_bind().dialect.name == "postgresql"
-        done = amb.resolve(session.connection(), campaign.id, ids, verdict, utcnow(), pg=pg)
-        actor = app.actor()
-        record_many(
-            session,
-            [
-                {
-                    "actor": actor,
-                    "tenant": tenant_name,
-                    "action": "campaign.send.resolved",
-                    "resource": f"campaign/{cname}",
-                    "result": verdict,
-                    "details": {
-                        "send_id": a.send_id,
-                        "lead_id": a.lead_id,
-                        "step": a.step,
-                        "mailbox": a.mailbox,
-                        "message_id": a.message_id,
-                    },
-                }
-                for a in done
-            ],
-        )
-    data = {"campaign": key, "resolved_as": verdict, "sends": [a.send_id for a in done]}
+    data = campaigns.resolve(
+        context.from_cli(app),
+        name,
+        ids,
+        verdict,
+        tenant=tenant,
+        confirm_resend=None if app.yes else lambda key, n: _confirm_resend(app, key, n),
+    )
+    key, done = data["campaign"], data["sends"]
 
     def text(console) -> None:
         if not done:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from penguinctl.cli.campaign_common import NameArg, TenantOpt, find_campaign
+from penguinctl.cli.campaign_common import NameArg, TenantOpt
 from penguinctl.cli.conventions import ROWS, output_formats
 
 if TYPE_CHECKING:
@@ -15,60 +15,10 @@ if TYPE_CHECKING:
 
 # -- status / stats ---------------------------------------------------------------------------
 def campaign_summaries(session: Session, tenant: str | None = None) -> list[dict[str, Any]]:
-    """One line per campaign: status, lead and send counts (used by `get campaigns`)."""
-    import sqlalchemy as sa
-    from sqlmodel import select
+    """One line per campaign (``penguinctl.services.campaigns.campaign_summaries``)."""
+    from penguinctl.services.campaigns import campaign_summaries as summaries
 
-    from penguinctl.campaigns.models import Campaign, CampaignSend, Lead
-
-    query = select(Campaign).order_by(Campaign.tenant, Campaign.name)
-    if tenant is not None:
-        query = query.where(Campaign.tenant == tenant)
-    campaigns = list(session.exec(query))
-    leads, sends = Lead.__table__, CampaignSend.__table__
-    lead_counts: dict[int, dict[str, int]] = {}
-    for cid, status, count in session.execute(
-        sa.select(leads.c.campaign_id, leads.c.status, sa.func.count()).group_by(
-            leads.c.campaign_id, leads.c.status
-        )
-    ):
-        lead_counts.setdefault(cid, {})[status] = count
-    send_counts: dict[int, dict[str, int]] = {}
-    for cid, status, count in session.execute(
-        sa.select(sends.c.campaign_id, sends.c.status, sa.func.count()).group_by(
-            sends.c.campaign_id, sends.c.status
-        )
-    ):
-        send_counts.setdefault(cid, {})[status] = count
-    due = dict(
-        session.execute(
-            sa.select(leads.c.campaign_id, sa.func.min(leads.c.next_send_at))
-            .where(leads.c.status == "active")
-            .group_by(leads.c.campaign_id)
-        ).all()
-    )
-    out = []
-    for c in campaigns:
-        lc, sc = lead_counts.get(c.id, {}), send_counts.get(c.id, {})
-        next_due = due.get(c.id)
-        out.append(
-            {
-                "tenant": c.tenant,
-                "name": c.name,
-                "status": c.status,
-                "paused_reason": c.paused_reason,
-                "steps": len(c.spec.get("steps", [])),
-                "leads": sum(lc.values()),
-                "active": lc.get("active", 0),
-                "leads_by_status": lc,
-                "sent": sc.get("sent", 0),
-                "sends_by_status": sc,
-                "ambiguous": sc.get("ambiguous", 0),
-                "next_due": next_due.isoformat() if next_due is not None else None,
-                "updated_at": c.updated_at.isoformat(timespec="seconds"),
-            }
-        )
-    return out
+    return summaries(session, tenant)
 
 
 @output_formats(*ROWS)
@@ -78,20 +28,19 @@ def status(
     tenant: TenantOpt = None,
 ) -> None:
     """Campaigns with their state: leads by status, sends by status, ambiguous sends."""
+    from penguinctl.cli import client_mode
     from penguinctl.cli.render import table
-    from penguinctl.state.db import session_scope
+    from penguinctl.services import campaigns, context
 
     app = ctx.obj
-    with session_scope(app.read_db) as session:
+    api = client_mode.client(app)
+    if api is not None:
         if name is not None:
-            campaign = find_campaign(session, name, tenant)
-            items = [
-                i
-                for i in campaign_summaries(session, campaign.tenant)
-                if i["name"] == campaign.name
-            ]
+            items = [api.get(f"/campaigns/{name}", tenant=tenant)]
         else:
-            items = campaign_summaries(session, tenant)
+            items = list(api.items("/campaigns", tenant=tenant))
+    else:
+        items = campaigns.status(context.from_cli(app, read_only=True), name, tenant)
 
     def text(console) -> None:
         if not items:
@@ -118,13 +67,16 @@ def status(
 def stats(ctx: typer.Context, name: NameArg, tenant: TenantOpt = None) -> None:
     """Per step and variant: sent, bounced, replied, unsubscribed and rates; an A/B test
     (two-proportion z-test on reply rates) per step with variants. `-o json` or `-o csv`."""
-    from penguinctl.campaigns.stats import campaign_stats
+    from penguinctl.cli import client_mode
     from penguinctl.cli.render import table
-    from penguinctl.state.db import session_scope
+    from penguinctl.services import campaigns, context
 
     app = ctx.obj
-    with session_scope(app.read_db) as session:
-        result = campaign_stats(session, find_campaign(session, name, tenant))
+    api = client_mode.client(app)
+    if api is not None:
+        result = client_mode.RemoteStats(api.get(f"/campaigns/{name}/stats", tenant=tenant))
+    else:
+        result = campaigns.stats(context.from_cli(app, read_only=True), name, tenant)
     if app.output == "csv":
         import csv
         import sys

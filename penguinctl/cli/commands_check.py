@@ -178,7 +178,7 @@ def check(
     from penguinctl.health import notify as notifier
     from penguinctl.health.results import overall
     from penguinctl.health.runner import FAMILIES, Config, load_targets
-    from penguinctl.health.service import backup_schedules, check_and_record
+    from penguinctl.health.service import backup_on_server, backup_schedules, check_and_record
 
     app = ctx.obj
     if bool(names) == all_targets:
@@ -221,6 +221,7 @@ def check(
     targets = load_targets(app, None if all_targets else names)
     config.now = app.clock.now
     config.backup_schedules = backup_schedules(app, targets.servers)
+    config.backup_on_server = backup_on_server(app, targets.servers)
     if not app.machine and sys.stderr.isatty():
         from rich.progress import Progress
 

@@ -35,46 +35,10 @@ def _age(seconds: float) -> str:
     return f"{seconds}s"
 
 
-def _key_state(secrets, dk, k) -> str:
-    """``ok``, ``missing``, ``unusable``, ``mismatch`` (``plan.key_drift``), ``-`` for a key that
-    needs no private key any more, ``unknown`` when the secrets backend cannot be read."""
-    from penguinctl.errors import PenguinError
-    from penguinctl.plan import key_drift
-
-    if not key_drift.needs_key(k.data) or not k.data.get("public_key"):
-        return "-"
-    if secrets is None:
-        return "unknown"
-    try:
-        found = key_drift.key_status(
-            secrets, dk.tenant, dk.domain, k.selector, k.data.get("public_key")
-        )
-    except PenguinError:
-        return "unknown"
-    return found or "ok"
-
-
 def _status_json(dk, now, secrets=None) -> dict:
-    from penguinctl.rotation import steps
+    from penguinctl.services.dkim import status_json
 
-    upcoming = steps(dk)
-    return {
-        "domain": dk.domain,
-        "tenant": dk.tenant,
-        "keys": [
-            {
-                "selector": k.selector,
-                "phase": k.phase,
-                "created": k.created.isoformat(timespec="seconds"),
-                "age_seconds": int((now - k.created).total_seconds()),
-                "phase_since": k.since.isoformat(timespec="seconds"),
-                "bits": k.data.get("bits"),
-                "key": _key_state(secrets, dk, k),
-            }
-            for k in dk.keys
-        ],
-        "next": [s.to_json(now) for s in upcoming],
-    }
+    return status_json(dk, now, secrets)
 
 
 @dkim_app.command("status")

@@ -56,13 +56,30 @@ def list_events(
     from penguinctl.events import query
 
     app = ctx.obj
-    found = query.list_events(
-        app.db,
-        tenant=scope(tenant),
-        types=query.event_types(types),
-        since=query.parse_since(since, app.now()),
-        limit=max(1, min(limit, 10_000)),
-    )
+    from penguinctl.cli import client_mode
+
+    api = client_mode.client(app)
+    if api is not None:
+        after = query.parse_since(since, app.now())
+        found = []
+        for event in api.items(
+            "/events",
+            type=query.event_types(types) or None,
+            tenant=tenant,
+            since=after.isoformat() if after else None,
+            limit=min(limit, 500),
+        ):
+            found.append(event)
+            if len(found) >= limit:
+                break
+    else:
+        found = query.list_events(
+            app.db,
+            tenant=scope(tenant),
+            types=query.event_types(types),
+            since=query.parse_since(since, app.now()),
+            limit=max(1, min(limit, 10_000)),
+        )
 
     def text(console) -> None:
         from rich.markup import escape

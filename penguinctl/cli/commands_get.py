@@ -7,20 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from penguinctl.cli.conventions import ROWS, output_formats
+from penguinctl.services.kinds import KINDS
 
-# Every kind `get` and `describe` accept: plural name -> the singular used in the state store.
-KINDS = {
-    "tenants": "tenant",
-    "servers": "server",
-    "domains": "domain",
-    "mailboxes": "mailbox",
-    "dkim": "dkim",
-    "dnsproviders": "dnsprovider",
-    "records": "dnsrecord",
-    "backups": "backup",
-    "campaigns": "campaign",
-    "invoices": "invoice",
-}
 KIND_HELP = "One of " + ", ".join(KINDS) + " (singular names work too)."
 
 
@@ -30,17 +18,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _kind(kind: str) -> str:
-    """The singular kind for ``kind`` (plural, singular, any case; ``dnsrecords`` too)."""
-    from penguinctl.errors import UsageError
+    from penguinctl.services.kinds import kind_of
 
-    k = kind.lower()
-    singular = set(KINDS.values())
-    if k in KINDS:
-        return KINDS[k]
-    for candidate in (k, k.removesuffix("es"), k.removesuffix("s")):
-        if candidate in singular:
-            return candidate
-    raise UsageError(f"unknown kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
+    return kind_of(kind)
 
 
 def complete_kind(incomplete: str) -> list[str]:
@@ -56,55 +36,9 @@ def _rows(app, kind: str, name: str | None, tenant: str | None):
 
 
 def _summary(kind: str, row) -> dict[str, Any]:
-    d = row.data or {}
-    base = {"name": row.name, "tenant": row.tenant or None}
-    if kind == "tenant":
-        return {"name": row.name, "plan": d.get("plan"), "contact": d.get("contact")}
-    if kind == "server":
-        ips = d.get("ips")
-        cost = d.get("monthly_cost")
-        return {
-            **base,
-            "provider": d.get("provider"),
-            "hostname": d.get("hostname"),
-            "ips": ", ".join(ips) if isinstance(ips, list) else "",
-            "status": d.get("status") or row.status,
-            "monthly_cost": f"{cost:.2f}" if isinstance(cost, int | float) else None,
-        }
-    if kind == "domain":
-        return {
-            **base,
-            "server": d.get("server"),
-            "dns": d.get("dns"),
-            "dmarc": (d.get("dmarc") or {}).get("policy"),
-        }
-    if kind == "mailbox":
-        return {**base, "display_name": d.get("display_name"), "daily_limit": d.get("daily_limit")}
-    if kind == "dkim":
-        pub = d.get("public_key") or ""
-        return {
-            **base,
-            "domain": d.get("domain"),
-            "selector": d.get("selector"),
-            "phase": d.get("phase") or "active",
-            "bits": d.get("bits"),
-            "created": _ts(row),
-            "public_key": pub[:24] + "...",
-        }
-    if kind == "dnsrecord":
-        return {
-            "zone": d.get("zone"),
-            "name": d.get("name"),
-            "type": d.get("type"),
-            "ttl": d.get("ttl"),
-            "values": d.get("values"),
-        }
-    return {**base, **d}
+    from penguinctl.services.resources import summary
 
-
-def _ts(row) -> str | None:
-    ts = getattr(row, "created_at", None)
-    return ts.isoformat(timespec="seconds") if ts else None
+    return summary(kind, row)
 
 
 def _snapshots(app, server: str | None, tenant: str | None) -> list[dict[str, Any]]:
@@ -166,6 +100,21 @@ def _get_invoices(app, name: str | None, tenant: str | None) -> None:
     app.emit(items, text)
 
 
+def _emit_items(app, kind: str, items: list[dict[str, Any]]) -> None:
+    from penguinctl.cli.render import cell_text, table
+
+    def text(console) -> None:
+        from rich.markup import escape
+
+        if not items:
+            console.print(f"No {kind} recorded.")
+            return
+        cols = list(items[0])
+        table(console, cols, [[escape(cell_text(i.get(c))) for c in cols] for i in items])
+
+    app.emit(items, text)
+
+
 @output_formats(*ROWS)
 def get(
     ctx: typer.Context,
@@ -190,6 +139,11 @@ def get(
 
     app = ctx.obj
     k = _kind(kind)
+    from penguinctl.cli import client_mode
+
+    api = client_mode.client(app)
+    if api is not None:
+        return _emit_items(app, kind, client_mode.get_items(api, k, name, tenant))
     if k == "backup":
         return _get_backups(app, name, tenant)
     if k == "campaign":
@@ -256,38 +210,23 @@ def describe(
     """Everything recorded about one resource (and, for a domain, its keys and records)."""
     from penguinctl.cli.render import dump
     from penguinctl.errors import NotFound
-    from penguinctl.state import repo
     from penguinctl.state.db import session_scope
 
     app = ctx.obj
     k = _kind(kind)
+    from penguinctl.cli import client_mode
+
+    api = client_mode.client(app)
+    if api is not None:
+        found = client_mode.describe(api, k, name)
+        return app.emit(found, lambda c: c.print(dump(found, "yaml")))
     if k in ("backup", "campaign", "invoice"):
         found = _describe_other(app, k, name)
         if found is None:
             raise NotFound(f"{k} {name!r} is not recorded", hint=f"see `penguinctl get {k}s`")
         return app.emit(found, lambda c: c.print(dump(found, "yaml")))
-    rows = _rows(app, k, name, None)
-    if not rows:
-        raise NotFound(f"{k} {name!r} is not recorded", hint=f"see `penguinctl get {k}`")
-    row = rows[0]
-    doc: dict[str, Any] = {
-        "kind": k,
-        "name": row.name,
-        "tenant": row.tenant or None,
-        "provider": row.provider,
-        "status": row.status,
-        "created_at": _ts(row),
-        "updated_at": row.updated_at.isoformat(timespec="seconds") if row.updated_at else None,
-        "data": row.data,
-    }
-    if k == "domain":
-        with session_scope(app.read_db) as session:
-            tenant_rows = repo.list_resources(session, tenant=row.tenant)
-        doc["dkim"] = [r.data for r in tenant_rows if r.kind == "dkim" and r.data["domain"] == name]
-        doc["mailboxes"] = [
-            r.name for r in tenant_rows if r.kind == "mailbox" and r.data["domain"] == name
-        ]
-        doc["records"] = [
-            r.data for r in tenant_rows if r.kind == "dnsrecord" and r.data["zone"] == name
-        ]
+    from penguinctl.services.resources import describe as describe_resource
+
+    with session_scope(app.read_db) as session:
+        doc = describe_resource(session, k, name)
     app.emit(doc, lambda c: c.print(dump(doc, "yaml")))

@@ -34,6 +34,37 @@ def _iso(value: str | None) -> str:
     return value[:16].replace("T", " ") if value else "-"
 
 
+def _emit_jobs(app, data: dict) -> None:
+    leader = data["leader"]
+
+    def text(console) -> None:
+        from penguinctl.cli.render import table
+
+        table(
+            console,
+            ["job", "tenant", "schedule", "last run", "status", "next run"],
+            [
+                [
+                    r["job"] + (f" ({r['target']})" if r["target"] else ""),
+                    r["tenant"] or "(platform)",
+                    f"{r['schedule']} [{r['source']}]",
+                    _iso((r["last_run"] or {}).get("started")),
+                    (r["last_run"] or {}).get("status", "-"),
+                    "paused"
+                    if r["paused"]
+                    else ("off" if not r["active"] else _iso(r["next_run"])),
+                ]
+                for r in data["jobs"]
+            ],
+        )
+        if leader:
+            console.print(f"scheduler leader: {leader['holder']} (token {leader['token']})")
+        else:
+            console.print("no scheduler has run yet (`penguinctl serve`)")
+
+    app.emit(data, text)
+
+
 @jobs_app.command("list")
 def list_jobs(ctx: typer.Context) -> None:
     """Every job series: schedule (and where it comes from), last run and its status, next run.
@@ -44,6 +75,11 @@ def list_jobs(ctx: typer.Context) -> None:
     from penguinctl.spec.cron import next_after
 
     app = ctx.obj
+    from penguinctl.cli import client_mode
+
+    api = client_mode.client(app)
+    if api is not None:
+        return _emit_jobs(app, {"leader": None, "jobs": list(api.items("/jobs"))})
     config = load_schedules(app.env)
     rows = series.listing(app.read_db)
     known = {(r["job"], r["tenant"], r["target"]) for r in rows}
@@ -74,32 +110,7 @@ def list_jobs(ctx: typer.Context) -> None:
         ],
     }
 
-    def text(console) -> None:
-        from penguinctl.cli.render import table
-
-        table(
-            console,
-            ["job", "tenant", "schedule", "last run", "status", "next run"],
-            [
-                [
-                    r["job"] + (f" ({r['target']})" if r["target"] else ""),
-                    r["tenant"] or "(platform)",
-                    f"{r['schedule']} [{r['source']}]",
-                    _iso((r["last_run"] or {}).get("started")),
-                    (r["last_run"] or {}).get("status", "-"),
-                    "paused"
-                    if r["paused"]
-                    else ("off" if not r["active"] else _iso(r["next_run"])),
-                ]
-                for r in data["jobs"]
-            ],
-        )
-        if leader:
-            console.print(f"scheduler leader: {leader['holder']} (token {leader['token']})")
-        else:
-            console.print("no scheduler has run yet (`penguinctl serve`)")
-
-    app.emit(data, text)
+    _emit_jobs(app, data)
 
 
 @jobs_app.command("history")
@@ -116,9 +127,19 @@ def history(
     from penguinctl.control.config import load_schedules
 
     app = ctx.obj
-    if job is not None:
-        load_schedules(app.env).job(job)
-    items = runs.history(app.read_db, job=job, tenant=tenant, limit=limit)
+    from penguinctl.cli import client_mode
+
+    api = client_mode.client(app)
+    if api is not None:
+        items = []
+        for run in api.items("/jobs/runs", job=job, tenant=tenant, limit=min(limit, 500)):
+            items.append(run)
+            if len(items) >= limit:
+                break
+    else:
+        if job is not None:
+            load_schedules(app.env).job(job)
+        items = runs.history(app.read_db, job=job, tenant=tenant, limit=limit)
 
     def text(console) -> None:
         from rich.markup import escape

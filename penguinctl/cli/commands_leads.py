@@ -79,28 +79,20 @@ def import_leads(
     FILE:LINE:COL; the good rows are imported (exit 6 when some rows were rejected, 3 when
     nothing could be imported). Large files are streamed in batches.
     """
-    from penguinctl.campaigns.leads import import_leads as run_import
-    from penguinctl.cli.campaign_common import find_campaign
     from penguinctl.errors import PartialApply, SpecError
-    from penguinctl.state.audit import record
-    from penguinctl.state.db import session_scope
+    from penguinctl.services import context, leads
 
     app = ctx.obj
-    with session_scope(app.db) as session:
-        campaign = find_campaign(session, campaign_name, tenant)
-        with _progress(app, csv_file) as advance:
-            result = run_import(session, campaign, csv_file, shown=str(csv_file), progress=advance)
-        imported = result.created + result.merged + result.suppressed
-        if result.created or result.merged or result.rejected:
-            record(
-                session,
-                actor=app.actor(),
-                tenant=campaign.tenant,
-                action="leads.import",
-                resource=f"campaign/{campaign.name}",
-                result="ok" if not result.issues else "partial",
-                details={k: v for k, v in result.as_dict().items() if k != "errors"},
-            )
+    with _progress(app, csv_file) as advance:
+        result = leads.import_csv(
+            context.from_cli(app),
+            campaign_name,
+            csv_file,
+            tenant=tenant,
+            shown=str(csv_file),
+            progress=advance,
+        )
+    imported = result.created + result.merged + result.suppressed
     data = result.as_dict()
 
     def text(console) -> None:
@@ -163,27 +155,11 @@ def export(
 ) -> None:
     """Everything held about a person: leads in every campaign, messages sent, suppressions
     and inbound events (a data subject access request). Printed as YAML/JSON."""
-    from penguinctl.campaigns.privacy import audit_resource, export_person
     from penguinctl.cli.render import dump
-    from penguinctl.state.audit import record
-    from penguinctl.state.db import session_scope
+    from penguinctl.services import context, leads
 
     app = ctx.obj
-    with session_scope(app.db) as session:
-        data = export_person(session, email)
-        record(
-            session,
-            actor=app.actor(),
-            tenant="",
-            action="leads.export",
-            resource=audit_resource(email),
-            result="ok",
-            details={
-                "leads": len(data["leads"]),
-                "sends": len(data["sends"]),
-                "suppressions": len(data["suppressions"]),
-            },
-        )
+    data = leads.export(context.from_cli(app), email)
     app.emit(data, lambda console: print(dump(data, "yaml")))
 
 
@@ -194,10 +170,8 @@ def forget(
     """Erase a person: leads anonymised in every campaign, the address removed from the send
     history and suppression list; only a hashed global suppression remains, so they are never
     mailed again. Asks unless --yes."""
-    from penguinctl.campaigns.privacy import audit_resource, forget_person
     from penguinctl.errors import UsageError
-    from penguinctl.state.audit import record
-    from penguinctl.state.db import session_scope
+    from penguinctl.services import context, leads
 
     app = ctx.obj
     if not app.yes:
@@ -205,18 +179,7 @@ def forget(
             raise UsageError("leads forget changes data irreversibly", hint="pass --yes")
         if not typer.confirm(f"Erase everything held about {email}?", err=True):
             raise typer.Exit(1)
-    with session_scope(app.db) as session:
-        result = forget_person(session, email)
-        record(
-            session,
-            actor=app.actor(),
-            tenant="",
-            action="leads.forget",
-            resource=audit_resource(email),
-            result="ok",
-            details=result.as_dict(),
-        )
-    data = result.as_dict()
+    data = leads.forget(context.from_cli(app), email)
 
     def text(console) -> None:
         console.print(
@@ -237,45 +200,13 @@ def suppress_add(
     reason: ReasonOpt = "manual",
 ) -> None:
     """Suppress addresses: globally, for --tenant, or for --tenant's --campaign."""
-    from penguinctl.campaigns import suppression
-    from penguinctl.campaigns.csvrows import check_address
-    from penguinctl.errors import UsageError
-    from penguinctl.state.audit import record
-    from penguinctl.state.db import session_scope
+    from penguinctl.services import context, leads
 
     app = ctx.obj
-    scope, ref = suppression.scope_of(tenant, campaign)
-    addresses = []
-    for email in emails:
-        address, error = check_address(email)
-        if error:
-            raise UsageError(error)
-        addresses.append(address)
-    added = []
-    with session_scope(app.db) as session:
-        for address in addresses:
-            if suppression.add(session, address, scope, ref, reason):
-                added.append(address)
-        if added:
-            record(
-                session,
-                actor=app.actor(),
-                tenant=tenant or "",
-                action="suppress.add",
-                resource=f"suppression/{scope}/{ref}" if ref else "suppression/global",
-                result="ok",
-                details={
-                    "count": len(added),
-                    "reason": reason,
-                    "hashes": [suppression.email_hash(a)[:16] for a in added],
-                },
-            )
-    data = {
-        "scope": scope,
-        "scope_ref": ref,
-        "added": len(added),
-        "existing": len(addresses) - len(added),
-    }
+    data = leads.suppress_add(
+        context.from_cli(app), emails, tenant=tenant, campaign=campaign, reason=reason
+    )
+    scope, ref = data["scope"], data["scope_ref"]
     app.emit(
         data,
         lambda c: c.print(
@@ -348,25 +279,24 @@ def suppress_check(
 ) -> None:
     """Is an address suppressed? Every matching entry (all scopes, or those that apply to
     --tenant and --campaign)."""
-    from penguinctl.campaigns import suppression
-    from penguinctl.state.db import session_scope
+    from datetime import datetime
+
+    from penguinctl.services import context, leads
 
     app = ctx.obj
-    if campaign and not tenant:
-        suppression.scope_of(tenant, campaign)  # raises the usage error
-    with session_scope(app.read_db) as session:
-        entries = suppression.check(session, email, tenant, campaign)
-    data = {"email": email, "suppressed": bool(entries), "entries": [e.as_dict() for e in entries]}
+    data = leads.suppress_check(
+        context.from_cli(app, read_only=True), email, tenant=tenant, campaign=campaign
+    )
+    entries = data["entries"]
 
     def text(console) -> None:
         if not entries:
             console.print(f"{email} is not suppressed")
             return
         for e in entries:
-            where = f"{e.scope} {e.scope_ref}".strip()
-            console.print(
-                f"{email} suppressed ({where}): {e.reason}, since {e.created_at:%Y-%m-%d}"
-            )
+            where = f"{e['scope']} {e['scope_ref']}".strip()
+            since = datetime.fromisoformat(e["created_at"])
+            console.print(f"{email} suppressed ({where}): {e['reason']}, since {since:%Y-%m-%d}")
 
     app.emit(data, text)
 

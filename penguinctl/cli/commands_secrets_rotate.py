@@ -44,7 +44,10 @@ def rotate(
     kind: Annotated[
         list[str] | None,
         typer.Option(
-            "--kind", "-k", metavar="KIND", help="Only this kind (dkim, ssh, mailbox; repeatable)."
+            "--kind",
+            "-k",
+            metavar="KIND",
+            help="Only this kind (dkim, ssh, mailbox, mailu; repeatable).",
         ),
     ] = None,
     due: Annotated[bool, typer.Option("--due", help="Rotate everything that is due.")] = False,

@@ -31,6 +31,9 @@ hostwinds_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
+    from penguinctl.cli.commands_rebuild import rebuild
+
+    server_app.command("rebuild")(rebuild)
     app.add_typer(server_app, name="server")
     app.add_typer(hostwinds_app, name="hostwinds")
 

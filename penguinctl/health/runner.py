@@ -49,6 +49,8 @@ class Config:
     stale_hours: float = 25.0  # for servers whose BackupPolicy has no schedule
     # server name -> the cron schedule of its BackupPolicy (from the recorded spec, or -f)
     backup_schedules: dict[str, str] = field(default_factory=dict)
+    # server -> why its backup repository is on the server itself (policy named, or backed up)
+    backup_on_server: dict[str, str] = field(default_factory=dict)
     backup_grace: timedelta = timedelta(hours=3)
     skip: frozenset[str] = frozenset()
     workers: int = 16
@@ -107,6 +109,11 @@ class Runner:
                 out.append(self._bind(self._remote, base, t))
             if "backup" not in skip and t.endpoint is not None:
                 out.append(self._bind(self._freshness, base, t))
+                if t.name in cfg.backup_on_server:
+                    why = cfg.backup_on_server[t.name]
+                    out.append(lambda base=base, why=why: [Result(
+                        check="backup:offsite", subject="repository", status="fail",
+                        detail=f"{why}: a lost server loses its backups too", **base)])  # fmt: skip
         if targets.domains and "dns" not in skip:
             out.append(lambda: self._dns(targets, checked_servers))
         if "dnsbl" not in skip:

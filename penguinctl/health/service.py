@@ -34,6 +34,30 @@ def backup_schedules(app: Any, servers: list[Any], specs: Any = None) -> dict[st
     return out
 
 
+def backup_on_server(app: Any, servers: list[Any], specs: Any = None) -> dict[str, str]:
+    """Server name -> why its backups stay on it: its BackupPolicy (or, without one, where
+    it was last backed up) names a repository on the server itself."""
+    from penguinctl.backup import records
+    from penguinctl.backup.offsite import on_server
+    from penguinctl.backup.policy import policy_for
+
+    out = {}
+    for t in servers:
+        source = specs if specs is not None else RecordedSpecs(app).of(t.tenant)
+        policy = policy_for(t.name, t.data, specs=source, recorded={})
+        repo = policy.repository
+        if policy.name is None:
+            runs = [r for r in records.list_runs(app.read_db, server=t.name, limit=20)
+                    if r["operation"] == "backup"]  # fmt: skip
+            if not runs:
+                continue  # never backed up: the freshness check says so
+            repo = runs[0]["repository"]
+        why = on_server(repo, t.name, t.data)
+        if why:
+            out[t.name] = why
+    return out
+
+
 class RecordedSpecs:
     """Recorded specs loaded per tenant, once each (names are unique within what one apply
     validated, so tenants are loaded apart). None for a tenant with nothing recorded."""

@@ -87,9 +87,10 @@ def variables(
         "resolver_ip": resolver_ip(SUBNET),
         "bind4": "0.0.0.0",
         "ports": list(PORTS),
-        "secret_key": creds["secret_key"].reveal(),
-        "api_token": creds["api_token"].reveal(),
-        "admin_password": creds["admin_password"].reveal(),
+        # during a credential rotation the stack is converged to the next values
+        "secret_key": (creds.get("next_secret_key") or creds["secret_key"]).reveal(),
+        "api_token": (creds.get("next_api_token") or creds["api_token"]).reveal(),
+        "admin_password": (creds.get("next_admin_password") or creds["admin_password"]).reveal(),
         "compose_package": facts.compose_package(),
         # asked from the server itself: any answer but a connection error means the API is up
         "api_probe_url": data["api_url"].rstrip("/") + "/domain",

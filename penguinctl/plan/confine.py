@@ -20,6 +20,8 @@ a Hostwinds label, a zone file. The owner is whoever the state store recorded it
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,7 @@ NOUN = {
     "hostname": "server hostname",
     "label": "Hostwinds label",
     "zonefile": "zone file",
+    "secret": "secret reference",
 }
 
 
@@ -113,12 +116,14 @@ class Owners:
     """Who owns each named thing, as the state store recorded it (first claim wins)."""
 
     things: dict[tuple[str, str], str] = field(default_factory=dict)
+    _under: dict[str, list[tuple[str, str]]] | None = field(default=None, repr=False)
 
     def owner(self, kind: str, name: str) -> str | None:
         return self.things.get((kind, name.lower().rstrip(".")))
 
     def claim(self, kind: str, name: str, tenant: str) -> None:
         self.things.setdefault((kind, name.lower().rstrip(".")), tenant)
+        self._under = None
 
     def domain_of(self, name: str) -> tuple[str, str] | None:
         """``(domain, owner)`` of the recorded domain that ``name`` is or lies in."""
@@ -132,8 +137,14 @@ class Owners:
 
     def domains_under(self, name: str) -> list[tuple[str, str]]:
         """Recorded domains strictly inside ``name`` with their owners."""
-        suffix = "." + name.lower().rstrip(".")
-        return [(d, t) for (k, d), t in self.things.items() if k == "domain" and d.endswith(suffix)]
+        if self._under is None:  # one pass: every proper parent of every recorded domain
+            self._under = {}
+            for (kind, domain), tenant in self.things.items():
+                if kind == "domain":
+                    labels = domain.split(".")
+                    for i in range(1, len(labels)):
+                        self._under.setdefault(".".join(labels[i:]), []).append((domain, tenant))
+        return self._under.get(name.lower().rstrip("."), [])
 
     def of_key(self, key: ResourceKey) -> str | None:
         """The owner of what ``key``'s resource touches (None: nobody recorded owns it)."""
@@ -224,13 +235,16 @@ def domain_owners(db: Any) -> dict[str, str]:
     return {name: t for (kind, name), t in owners.things.items() if kind == "domain"}
 
 
+@functools.lru_cache(maxsize=256)
+def _real(directory: str) -> str:
+    return os.path.realpath(directory)
+
+
 def zone_file(directory: str | Path, domain: str) -> str:
     """The zone file's path, symlinks resolved (two directories may be one)."""
-    import os
-
     from penguinctl.providers.dns.zonefile import ZONE_SUFFIX
 
-    return os.path.join(os.path.realpath(directory), f"{domain.lower().rstrip('.')}{ZONE_SUFFIX}")
+    return os.path.join(_real(str(directory)), f"{domain.lower().rstrip('.')}{ZONE_SUFFIX}")
 
 
 # -- what a spec claims ------------------------------------------------------------------------
@@ -239,7 +253,12 @@ class Claim:
     kind: str
     name: str
     tenant: str
-    location: Location | None
+    doc: Any = None  # the document and field path it is written at (located only on need)
+    path: tuple[str | int, ...] = ("metadata", "name")
+
+    @property
+    def location(self) -> Location | None:
+        return None if self.doc is None else self.doc.location_of(*self.path)
 
 
 def spec_claims(specs: Any, zones_dir: Path) -> list[Claim]:
@@ -249,27 +268,69 @@ def spec_claims(specs: Any, zones_dir: Path) -> list[Claim]:
     out: list[Claim] = []
     for name, doc in specs.servers.items():
         tenant = doc.metadata.tenant or ""
-        where = doc.location_of("metadata", "name")
-        out.append(Claim("server", name, tenant, where))
+        out.append(Claim("server", name, tenant, doc))
         if doc.spec.hostname:
-            out.append(
-                Claim("hostname", doc.spec.hostname, tenant, doc.location_of("spec", "hostname"))
-            )
+            out.append(Claim("hostname", doc.spec.hostname, tenant, doc, ("spec", "hostname")))
         if doc.spec.provider == "hostwinds":
-            out.append(Claim("label", srvrname(tenant, name), tenant, where))
+            out.append(Claim("label", srvrname(tenant, name), tenant, doc))
+    directories: dict[str, str] = {}
     for name, doc in specs.domains.items():
         tenant = doc.metadata.tenant or ""
-        out.append(Claim("domain", name, tenant, doc.location_of("metadata", "name")))
+        out.append(Claim("domain", name, tenant, doc))
         for i, mb in enumerate(doc.spec.mailboxes):
-            where = doc.location_of("spec", "mailboxes", i)
-            out.append(Claim("mailbox", mb.address(name), tenant, where))
+            out.append(Claim("mailbox", mb.address(name), tenant, doc, ("spec", "mailboxes", i)))
         for i, alias in enumerate(doc.spec.aliases):
-            where = doc.location_of("spec", "aliases", i)
-            out.append(Claim("alias", alias.address(name), tenant, where))
+            out.append(Claim("alias", alias.address(name), tenant, doc, ("spec", "aliases", i)))
         dns = specs.dns_providers.get(doc.spec.dns)
         if dns is not None and dns.spec.type == "zonefile":
-            path = zone_file(dns_directory(dns, zones_dir), name)
-            out.append(Claim("zonefile", path, tenant, doc.location_of("metadata", "name")))
+            if dns.name not in directories:
+                directories[dns.name] = os.path.realpath(dns_directory(dns, zones_dir))
+            out.append(Claim("zonefile", zone_file(directories[dns.name], name), tenant, doc))
+    return out
+
+
+def _secret_refs(model: Any, path: tuple[str | int, ...] = ()):
+    """``(field path, SecretRef)`` of every secret reference in a spec model."""
+    from pydantic import BaseModel
+
+    from penguinctl.spec.refs import SecretRef
+
+    if isinstance(model, SecretRef):
+        yield path, model
+    elif isinstance(model, BaseModel):
+        for name in type(model).model_fields:
+            yield from _secret_refs(getattr(model, name), (*path, name))
+    elif isinstance(model, list | tuple):
+        for i, item in enumerate(model):
+            yield from _secret_refs(item, (*path, i))
+    elif isinstance(model, dict):
+        for key, item in model.items():
+            yield from _secret_refs(item, (*path, str(key)))
+
+
+def ref_conflicts(specs: Any) -> list[Conflict]:
+    """``keystore:`` and ``vault:`` references of a tenant's documents that name another
+    tenant's secrets (``tenants/<other>/...``) or the platform's (``platform/...``): a spec
+    may read only its own tenant's secrets from penguinctl's layout."""
+    out: list[Conflict] = []
+    for doc in (*specs.servers.values(), *specs.dns_providers.values(), *specs.domains.values()):
+        tenant = doc.metadata.tenant or ""
+        if not tenant:
+            continue  # the platform's documents may name any secret
+        for path, ref in _secret_refs(doc.spec, ("spec",)):
+            if ref.scheme not in ("keystore", "vault"):
+                continue
+            parts = ref.path.strip("/").split("/")
+            owner = None
+            for i, part in enumerate(parts):
+                if part == "tenants" and i + 1 < len(parts) and parts[i + 1] != tenant:
+                    owner = parts[i + 1]
+                    break
+                if part == "platform" and i <= 1:
+                    owner = ""
+                    break
+            if owner is not None:
+                out.append(Conflict("secret", str(ref), tenant, owner, doc.location_of(*path)))
     return out
 
 
@@ -327,7 +388,7 @@ def find_conflicts(claims: Iterable[Claim], owners: Owners) -> list[Conflict]:
 
 def check_ownership(specs: Any, owners: Owners, zones_dir: Path) -> None:
     """Raise ``OwnershipConflict`` when the spec names what another tenant owns."""
-    conflicts = find_conflicts(spec_claims(specs, zones_dir), owners)
+    conflicts = find_conflicts(spec_claims(specs, zones_dir), owners) + ref_conflicts(specs)
     if conflicts:
         raise OwnershipConflict(conflicts)
 

@@ -5,7 +5,8 @@ Every key that is published or about to be (phases generated, published, active,
 its private key: the active one signs, a new one becomes active. ``key_status`` says ``missing``
 (no secret, or no ``private_key`` field), ``unusable`` (not an RSA private key) or ``mismatch``
 (its public half differs from the recorded one); None when all is well. Reading is cheap: the
-stored ``public_key`` field is compared; the private key is parsed only when that field is absent.
+stored ``public_key`` field is compared (as a ``SecretValue``: nothing is revealed); the private key
+is parsed only when that field is absent.
 
 ``plan`` shows such a key as a change of its ``dkim`` resource (field ``key``); ``apply`` then fails
 that change with what to do, never deleting or unpublishing the selector: restore the secret, or
@@ -20,6 +21,7 @@ from typing import Any
 
 from penguinctl import secret_paths
 from penguinctl.dkim_phases import ACTIVE, PUBLISHED_PHASES
+from penguinctl.providers.secrets.base import SecretValue
 from penguinctl.resources import ResourceKey
 
 FIELD = "key"  # the field of a dkim resource's actual data that carries a problem
@@ -30,19 +32,20 @@ def key_status(
 ) -> str | None:
     """``missing``, ``unusable``, ``mismatch`` or None (the key pair is there and matches)."""
     fields = secrets.get(secret_paths.dkim_key(tenant, domain, selector))
+    # compared as SecretValues: revealing registers each value for masking, which thousands of
+    # keys in one plan must not pay for
     private = (fields or {}).get("private_key")
-    if private is None or not private.reveal():
+    if private is None or private == SecretValue(""):
         return "missing"
     stored = (fields or {}).get("public_key")
-    if stored is not None and stored.reveal():
-        found = stored.reveal()
-    else:
-        from penguinctl.dkim import stored_key_info
+    if stored is not None and stored != SecretValue(""):
+        return None if not public or stored == SecretValue(public) else "mismatch"
+    from penguinctl.dkim import stored_key_info
 
-        try:
-            found, _bits = stored_key_info(private.reveal())
-        except ValueError:
-            return "unusable"
+    try:
+        found, _bits = stored_key_info(private.reveal())
+    except ValueError:
+        return "unusable"
     if public and found != public:
         return "mismatch"
     return None

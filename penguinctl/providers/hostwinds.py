@@ -32,8 +32,10 @@ Crash safety (Hostwinds bills ``add_instance`` at once and its answer names no i
   then clear the intent (the engine's resource row supersedes it anyway).
 
 Updates: a new label is sent with ``edit_instance``, a new hostname (or a changed main IP) with
-``set_rdns``; a change of ``location_id``, ``template``, ``rid`` or ``billingcycle`` is refused
-before any call (it needs a new server; resizing is not supported yet). Applying an update whose
+``set_rdns``; a new ``rid`` (plan) is an in-place upgrade through the documented workflow
+(``check_upgrade_order``, ``upgrade_instance``, ``upgrade_server``, ``confirm_upgrade``; resumable,
+never two orders; a smaller disk is refused); a change of ``location_id``, ``template`` or
+``billingcycle`` is refused before any call (it needs a new server). Applying an update whose
 values are already live sends no write. Deletes ``terminate`` the instance; a locked instance is
 refused with a hint; an instance already gone is fine.
 
@@ -71,6 +73,7 @@ from penguinctl.providers.hostwinds_order import (
     duration,
     instance_ips,
     iso_created,
+    norm,
     outputs,
     refuse_fixed_changes,
     service_id_in,
@@ -268,6 +271,10 @@ class HostwindsProvider(Provider):
         except HostwindsError as exc:
             raise exc.in_context(f"{key}: ") from None
         done = []
+        old_rid = (before.get("hostwinds") or {}).get("rid")
+        if old_rid is not None and norm(old_rid) != norm(order.rid):
+            inst = self._resize(key, sid, inst, int(order.rid))
+            done.append(f"resized in place to plan rid {order.rid}")
         if inst.get("srvrname") != order.srvrname:
             self._call(key, self.client.edit_instance, sid, order.srvrname)
             inst = {**inst, "srvrname": order.srvrname}
@@ -279,11 +286,42 @@ class HostwindsProvider(Provider):
             self._set_rdns(key, inst, order.hostname)
             done.append(f"rDNS {order.hostname}")
         cost = before.get("monthly_cost")
-        if cost is None:
+        if cost is None or (old_rid is not None and norm(old_rid) != norm(order.rid)):
             cost = self._monthly_cost(order)
         data = outputs(change.after or {}, inst, order.hostname, cost)
         data["ordered_at"] = before.get("ordered_at") or iso_created(inst)
         return ChangeResult(change=change, data=data, detail=", ".join(done) or "no change")
+
+    def _resize(self, key: ResourceKey, sid: int, inst: dict[str, Any], rid: int) -> dict:
+        """The documented upgrade workflow, resumable at every step: an instance already
+        ``RESIZED`` is confirmed; a pending order (ours, from a run that stopped) is carried
+        on, never ordered twice; else ``upgrade_instance`` orders the plan. Then
+        ``upgrade_server``, wait for ``RESIZED``, ``confirm_upgrade``, wait for active. A plan
+        the API cannot reach in place (a smaller disk) is refused: it needs a new server."""
+        status = str(inst.get("status") or "").lower()
+        if status != "resized":
+            pending = self._call(key, self.client.check_upgrade_order, sid)
+            if pending is None:
+                try:
+                    self.client.upgrade_instance(sid, rid)
+                except HostwindsApiError as exc:
+                    raise ProviderError(
+                        f"{key}: Hostwinds cannot move instance {sid} to plan rid {rid} in place:"
+                        f" {exc.message}",
+                        hint="a smaller plan needs a new server: add a Server with that plan, "
+                        "move the domains to it, then delete this one",
+                    ) from None
+            self._call(key, self.client.check_upgrade_reboot, sid)
+            self._call(key, self.client.upgrade_server, sid)
+            deadline = self._clock() + self.poll_timeout
+            while str(inst.get("status") or "").lower() != "resized":
+                if self._clock() > deadline:
+                    raise ProviderError(f"{key}: instance {sid} did not reach RESIZED in time",
+                                        hint="re-run apply: the resize resumes")  # fmt: skip
+                self._sleep(self.poll_interval)
+                inst = self._call(key, self.client.get_instance, sid)
+        self._call(key, self.client.confirm_upgrade, sid)
+        return self.wait_until_active(key, sid)
 
     def _delete(self, change: Change) -> ChangeResult:
         key, before = change.key, change.before or {}

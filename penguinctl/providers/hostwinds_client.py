@@ -248,6 +248,31 @@ class HostwindsClient:
         """Change the label (``srvrname``), not the hostname."""
         return shapes.message(self.call("edit_instance", serviceid=serviceid, srvrname=srvrname))
 
+    # -- in-place upgrade (spec 1.3 "Upgrade workflow") ---------------------------------------
+    def check_upgrade_order(self, serviceid: int) -> dict[str, Any] | None:
+        """The pending upgrade order of the instance, or None when there is none."""
+        try:
+            got = self.call("check_upgrade_order", serviceid=serviceid)
+        except HostwindsApiError:
+            return None  # "no pending order" is an error answer
+        inner = got.get("success") if isinstance(got, dict) else None
+        return inner if isinstance(inner, dict) else None
+
+    def upgrade_instance(self, serviceid: int, rid: int) -> str:
+        """Step 1: order (and invoice) the new plan."""
+        return shapes.message(self.call("upgrade_instance", serviceid=serviceid, rid=rid))
+
+    def check_upgrade_reboot(self, serviceid: int) -> bool:
+        got = self.call("check_upgrade_reboot", serviceid=serviceid)
+        return bool(isinstance(got, dict) and got.get("success") is True)
+
+    def upgrade_server(self, serviceid: int) -> str:
+        """Step 2, once the order is paid: resize; the instance ends ``RESIZED``."""
+        return shapes.message(self.call("upgrade_server", serviceid=serviceid))
+
+    def confirm_upgrade(self, serviceid: int) -> str:
+        return shapes.message(self.call("confirm_upgrade", serviceid=serviceid))
+
     def terminate(self, serviceid: int) -> str:
         """Delete the instance for good (``HostwindsLocked`` when it is locked)."""
         return shapes.message(self.call("terminate", serviceid=serviceid))

@@ -91,11 +91,12 @@ def refuse_fixed_changes(change: Change) -> None:
     old = (change.before or {}).get("hostwinds") or {}
     new = (change.after or {}).get("hostwinds") or {}
     for name in FIXED_FIELDS:
+        if name == "rid":
+            continue  # a new plan is an in-place upgrade (``HostwindsProvider._resize``)
         if name in old and norm(old[name]) != norm(new.get(name)):
             raise ProviderError(
                 f"{change.key}: hostwinds.{name} cannot change from {old[name]!r} to "
-                f"{new.get(name)!r} on an existing server: that needs a new server "
-                "(resizing is not supported yet)",
+                f"{new.get(name)!r} on an existing server: that needs a new server",
                 hint="put the old value back; to move or resize, add a new Server, move the "
                 "domains to it, then delete this one",
             )

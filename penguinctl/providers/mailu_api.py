@@ -152,10 +152,21 @@ class MailuClient:
     def _auth(self) -> str:
         if callable(self._token):
             self._token = self._token()
-        token = (self._token or "").strip()
+        if isinstance(self._token, str) or self._token is None:
+            self._token = [self._token or ""]
+        token = (self._token[0] if self._token else "").strip()
         if not token:
             raise ProviderError(f"no MailU API token for server {self.server}")
         return f"Bearer {token}"
+
+    def _next_token(self) -> bool:
+        """During a credential rotation the secret holds the current token and the next one:
+        after a refusal the next one is tried (once; MailU rate-limits failed tokens)."""
+        tokens = self._token if isinstance(self._token, list) else []
+        if len(tokens) > 1:
+            self._token = tokens[1:]
+            return True
+        return False
 
     def call(self, method: str, path: str, payload: Any = None, *, what: str) -> Any:
         """One request; the decoded JSON answer of a success, else a ``MailuError``.
@@ -206,6 +217,8 @@ class MailuClient:
                     api_message=message,
                     hint=hint,
                 )
+            if status in (401, 403) and self._next_token():
+                continue
             return self._parse(where, resp)
 
     def _wait(self, where: str, reason: str, attempt: int) -> int:

@@ -139,7 +139,7 @@ class Providers:
         )
         tenant = self.server_tenants.get(server, "")
         client = MailuClient(
-            api_url, lambda: mailu_api_token(self.secrets, server, tenant), server=server
+            api_url, lambda: mailu_api_tokens(self.secrets, server, tenant), server=server
         )
         return MailuProvider(
             name, server=server, client=client, secrets=self.secrets, env=self._env
@@ -242,6 +242,20 @@ def mailu_api_token(secrets: SecretsBackend, server: str, tenant: str | None) ->
             "into MailU's API_TOKEN",
         )
     return token.reveal()
+
+
+def mailu_api_tokens(secrets: SecretsBackend, server: str, tenant: str | None) -> list[str]:
+    """The token MailU runs with, then, while a credential rotation is under way, the next one
+    (``next_api_token``): the client tries the second only after the first is refused."""
+    from penguinctl.mailu.credentials import mailu_credentials
+
+    tokens = [mailu_api_token(secrets, server, tenant)]
+    following = mailu_credentials(secrets, server, tenant=tenant, create=False).get(
+        "next_api_token"
+    )
+    if following is not None and following.reveal():
+        tokens.append(following.reveal())
+    return tokens
 
 
 def hostwinds_client(env: Mapping[str, str], secrets: SecretsBackend):

@@ -22,6 +22,7 @@ BUILTIN: dict[str, str] = {
     "ssh": "penguinctl.secret_rotation.ssh:SshKeyRotation",
     "mailbox": "penguinctl.secret_rotation.mailbox:MailboxPasswordRotation",
     "dkim": "penguinctl.secret_rotation.dkim:DkimRotation",
+    "mailu": "penguinctl.secret_rotation.mailu:MailuCredentialRotation",
 }
 
 _extra: dict[str, type[Rotation] | str] = {}

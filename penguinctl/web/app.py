@@ -29,6 +29,18 @@ async def _unexpected(request: Any, exc: Exception) -> Any:
     return problem(500, "Internal error", "the error is in the server log")
 
 
+async def _http_error(request: Any, exc: Any) -> Any:
+    """HTTP errors outside the routes: problem documents under /api/ (a path the API's mount
+    cannot match, such as one with a newline, is answered by this app), FastAPI's otherwise."""
+    from fastapi.exception_handlers import http_exception_handler
+
+    if request.url.path.startswith("/api/"):
+        from penguinctl.web.problems import problem
+
+        return problem(exc.status_code, "Not found" if exc.status_code == 404 else "HTTP error")
+    return await http_exception_handler(request, exc)
+
+
 def create_app(state: Any) -> Any:
     from penguinctl import __version__
     from penguinctl.web.limits import AccessLog, BodyLimit
@@ -42,11 +54,20 @@ def create_app(state: Any) -> Any:
         openapi_url=None,
     )
     app.state.web = state
+    from starlette.exceptions import HTTPException
+
     app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(HTTPException, _http_error)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(hooks.router)
     app.include_router(unsubscribe.router)
-    # /api/v1 and /dashboard routers are included here, before the fallback
+    from penguinctl.web.api.app import PREFIX, create_api
+
+    app.mount(PREFIX, create_api(state))
+    # the /dashboard router is included here, before the fallback
     app.include_router(unsubscribe.fallback)
-    return AccessLog(BodyLimit(app))
+    import re
+
+    uploads = (re.compile(PREFIX + r"/campaigns/[^/]+/leads"),)
+    return AccessLog(BodyLimit(app, streamed=uploads))

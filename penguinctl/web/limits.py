@@ -3,7 +3,9 @@
 - ``BodyLimit`` (ASGI middleware): a request body is read by the middleware, never by a route,
   up to ``max_body`` bytes (a declared ``Content-Length`` over it is answered 413 before
   reading; a chunked or undeclared body is counted as it arrives and cut at the limit), with a
-  timeout per chunk and for the whole body (408). Routes get the body from memory.
+  timeout per chunk and for the whole body (408). Routes get the body from memory; a route
+  matching one of ``streamed`` (the API's CSV uploads) reads its body itself, with its own size
+  limit and the same timeouts (``read_stream``).
 - ``AccessLog`` (ASGI middleware): one line per request without query strings and without
   path tokens (``/u/<token>``): an unsubscribe token unsubscribes whoever holds it.
 - ``GuardedH11Protocol`` (uvicorn's h11 protocol, extended): a connection must deliver a
@@ -37,14 +39,21 @@ PLAIN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/hooks/stripe"})
 access_log = logging.getLogger("penguinctl.web.access")
 
 
-async def _plain(send: Any, status: int, text: str) -> None:
-    body = text.encode()
+async def _plain(send: Any, status: int, text: str, path: str = "") -> None:
+    """A short refusal: plain text, or a problem document under the API (``/api/``)."""
+    body, kind = text.encode(), b"text/plain; charset=utf-8"
+    if path.startswith("/api/"):
+        import json
+
+        problem = {"type": f"urn:penguinctl:problem:{'too-large' if status != 408 else 'usage'}",
+                   "title": text[:1].upper() + text[1:], "status": status}  # fmt: skip
+        body, kind = json.dumps(problem).encode(), b"application/problem+json"
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-type", kind),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
             ],
@@ -61,8 +70,10 @@ class BodyLimit:
         max_body: int | None = None,
         chunk_timeout: float | None = None,
         total_timeout: float | None = None,
+        streamed: tuple[Any, ...] = (),
     ) -> None:
         self.app = app
+        self.streamed = streamed  # compiled path patterns whose routes read (and bound) bodies
         self.max_body = MAX_BODY if max_body is None else max_body
         self.chunk_timeout = BODY_CHUNK_TIMEOUT if chunk_timeout is None else chunk_timeout
         self.total_timeout = BODY_TOTAL_TIMEOUT if total_timeout is None else total_timeout
@@ -74,10 +85,13 @@ class BodyLimit:
         # A head that arrived in one read is not bounded by h11's incomplete-event limit
         # (one read is at most 256 KiB): the request line and headers are measured here.
         if len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") > MAX_TARGET:
-            await _plain(send, 414, "request line too long")
+            await _plain(send, 414, "request line too long", scope.get("path", ""))
             return
         if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > MAX_HEAD:
-            await _plain(send, 431, "request headers too large")
+            await _plain(send, 431, "request headers too large", scope.get("path", ""))
+            return
+        if any(p.fullmatch(scope.get("path", "")) for p in self.streamed):
+            await self.app(scope, receive, send)  # the route streams and limits the body
             return
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -86,7 +100,7 @@ class BodyLimit:
                 except ValueError:
                     declared = -1
                 if declared < 0 or declared > self.max_body:
-                    await _plain(send, 413, "request body too large")
+                    await _plain(send, 413, "request body too large", scope.get("path", ""))
                     return
         body = bytearray()
         end = time.monotonic() + self.total_timeout
@@ -96,13 +110,13 @@ class BodyLimit:
             try:
                 message = await asyncio.wait_for(receive(), timeout=max(left, 0.001))
             except TimeoutError:
-                await _plain(send, 408, "request body not received in time")
+                await _plain(send, 408, "request body not received in time", scope.get("path", ""))
                 return
             if message["type"] == "http.disconnect":
                 return
             body += message.get("body", b"")
             if len(body) > self.max_body:
-                await _plain(send, 413, "request body too large")
+                await _plain(send, 413, "request body too large", scope.get("path", ""))
                 return
             more = message.get("more_body", False)
         delivered = False
@@ -115,6 +129,27 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+async def read_stream(receive_chunks: Any, sink: Any, *, limit: int) -> int:
+    """Copy a streamed request body (``request.stream()``) into ``sink`` (a binary file) with
+    the per-chunk and total timeouts of ``BodyLimit``; ``ValueError`` past ``limit`` bytes,
+    ``TimeoutError`` when the client is too slow. Returns the size."""
+    size = 0
+    end = time.monotonic() + BODY_TOTAL_TIMEOUT * 20  # uploads may be big: 10 minutes in all
+    chunks = receive_chunks.__aiter__()
+    while True:
+        left = min(BODY_CHUNK_TIMEOUT, end - time.monotonic())
+        if left <= 0:
+            raise TimeoutError("request body not received in time")
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), timeout=left)
+        except StopAsyncIteration:
+            return size
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"request body over {limit} bytes")
+        sink.write(chunk)
 
 
 def redact(path: str) -> str:

@@ -139,6 +139,7 @@ class FakeHostwinds(LoopbackHttpDouble):
         self.injections: list[Injection] = []
         self._processed: dict[str, int] = {}  # action -> calls processed
         self._orders = 0
+        self.upgrade_orders: dict[int, dict[str, Any]] = {}  # service id -> pending order
         self._polls: dict[int, int] = {}  # service id -> get_instance polls still "building"
         self._ids = itertools.count(70001)
         self._invoices = itertools.count(510001)
@@ -419,6 +420,61 @@ class FakeHostwinds(LoopbackHttpDouble):
         for ip in inst["ips"]:
             self.rdns.pop(ip, None)
         return [{"result": "success", "message": "Instance deleted"}]
+
+    # -- in-place upgrades (spec 1.3: check_upgrade_order, upgrade_instance, check_upgrade_reboot,
+    # upgrade_server, confirm_upgrade). An order's invoice is paid at once here; the disk cannot
+    # shrink (a smaller plan is refused); upgrade_server leaves the instance RESIZED until
+    # confirm_upgrade.
+    def _a_check_upgrade_order(self, form: dict[str, str]) -> Any:
+        inst = self._instance(form)
+        order = self.upgrade_orders.get(inst["serviceid"])
+        if order is None:
+            raise ApiError("No pending upgrade order found.")
+        return {"success": {k: order[k] for k in ("id", "orderid", "invoiceid", "duedate",
+                                                   "total")}}  # fmt: skip
+
+    def _a_upgrade_instance(self, form: dict[str, str]) -> Any:
+        inst = self._instance(form)
+        sid = inst["serviceid"]
+        if sid in self.upgrade_orders:
+            raise ApiError("There is already a pending upgrade order for this service.")
+        try:
+            rid = int(form.get("rid", ""))
+        except ValueError:
+            rid = 0
+        if not 1 <= rid <= len(self.plans):
+            raise ApiError("Invalid resource id (rid).")
+        if self.plans[rid - 1][3] < inst["disk"]:
+            raise ApiError("Disk size cannot be downgraded.")
+        invoice = next(self._invoices)
+        self.upgrade_orders[sid] = {
+            "id": invoice, "orderid": invoice + 7, "invoiceid": invoice,
+            "duedate": "2026-12-31", "total": "0.00", "rid": rid,
+        }  # fmt: skip
+        return [{"result": "success", "action": "Upgrade Instance",
+                 "message": f"Invoice #{invoice} has been paid."}]  # fmt: skip
+
+    def _a_check_upgrade_reboot(self, form: dict[str, str]) -> Any:
+        self._instance(form)
+        return {"success": True}
+
+    def _a_upgrade_server(self, form: dict[str, str]) -> Any:
+        inst = self._instance(form)
+        order = self.upgrade_orders.pop(inst["serviceid"], None)
+        if order is None:
+            raise ApiError("No paid upgrade order for this service.")
+        name, cpu, ram, disk, _ = self.plans[order["rid"] - 1]
+        inst.update(cpu=cpu, ram=ram * 1024, disk=disk, product_id=100 + order["rid"],
+                    product_name=f"Unmanaged Linux - {name}", status="RESIZED",
+                    flavor={"ram": ram * 1024, "vcpus": cpu, "disk": disk})  # fmt: skip
+        return [{"result": "success", "action": "Upgrade Server", "message": "Resizing."}]
+
+    def _a_confirm_upgrade(self, form: dict[str, str]) -> Any:
+        inst = self._instance(form)
+        if str(inst["status"]).upper() != "RESIZED":
+            raise ApiError("The instance is not awaiting a resize confirmation.")
+        inst["status"] = "active"
+        return [{"result": "success", "action": "Confirm Upgrade", "message": "Confirmed."}]
 
     def _a_toggle_lock(self, form: dict[str, str]) -> Any:
         if not form.get("serviceid"):

@@ -1,6 +1,7 @@
 """``backup`` (one BackupPolicy's servers, on its schedule), ``backup-verify`` (the restore
 drill: restic check plus a test restore of sample files compared by sha256) and
-``backup-state`` (the state store itself): the same calls as ``backup run / verify / state``."""
+``backup-state`` (the state store itself and the secrets escrow): the same calls as ``backup
+run / verify / state``."""
 
 from __future__ import annotations
 
@@ -59,5 +60,12 @@ def run_verify(ctx: Any) -> dict[str, Any]:
 def run_state(ctx: Any) -> dict[str, Any]:
     from penguinctl.backup.statestore import backup_state
 
-    result = backup_state(ctx.app, None)
-    return {k: result[k] for k in ("file", "bytes", "sha256") if k in result}
+    result = backup_state(ctx.app, None)  # and the secrets escrow, when a recovery key exists
+    out = {k: result[k] for k in ("file", "bytes", "sha256") if k in result}
+    secrets = result.get("secrets") or {}
+    out["secrets"] = (
+        {k: secrets[k] for k in ("file", "count", "sha256")}
+        if secrets.get("file")
+        else {"file": None, "warning": secrets.get("warning")}
+    )
+    return out

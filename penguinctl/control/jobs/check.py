@@ -15,7 +15,7 @@ def run(ctx: Any) -> dict[str, Any]:
     from penguinctl.control.jobs import options
     from penguinctl.health import dnsbl
     from penguinctl.health.runner import Config, Targets, load_targets
-    from penguinctl.health.service import backup_schedules, check_and_record
+    from penguinctl.health.service import backup_on_server, backup_schedules, check_and_record
 
     app, env, tenant = ctx.app, ctx.app.env, ctx.tenant
     every = load_targets(app, None)
@@ -44,6 +44,7 @@ def run(ctx: Any) -> dict[str, Any]:
         skip=frozenset(options.words(env, "PENGUINCTL_CHECK_SKIP")),
         now=ctx.clock.now,
         backup_schedules=backup_schedules(app, targets.servers),
+        backup_on_server=backup_on_server(app, targets.servers),
         backup_grace=ctx.config.backup_freshness_grace,
     )
     done = check_and_record(app, targets, config, actor=ctx.actor, started=ctx.now(), tenant=tenant)

@@ -1,10 +1,10 @@
--- penguinctl SQLite schema at revision 0009
+-- penguinctl SQLite schema at revision 0011
 BEGIN TRANSACTION;
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0009');
+INSERT INTO "alembic_version" VALUES('0011');
 CREATE TABLE alert_digests (
 	id INTEGER NOT NULL, 
 	subscription_id INTEGER NOT NULL, 
@@ -38,6 +38,42 @@ CREATE TABLE alert_subscriptions (
 	created_at DATETIME NOT NULL, 
 	PRIMARY KEY (id), 
 	CONSTRAINT uq_alert_subscriptions_key UNIQUE (tenant, email)
+);
+CREATE TABLE api_keys (
+	prefix VARCHAR NOT NULL, 
+	tenant VARCHAR NOT NULL, 
+	role VARCHAR NOT NULL, 
+	name VARCHAR NOT NULL, 
+	secret_hash VARCHAR NOT NULL, 
+	previous_hash VARCHAR, 
+	previous_valid_until DATETIME, 
+	created_by VARCHAR NOT NULL, 
+	created_at DATETIME NOT NULL, 
+	expires_at DATETIME, 
+	last_used_at DATETIME, 
+	rotated_at DATETIME, 
+	revoked_at DATETIME, 
+	PRIMARY KEY (prefix)
+);
+CREATE TABLE api_plans (
+	id VARCHAR NOT NULL, 
+	tenant VARCHAR NOT NULL, 
+	tenants JSON NOT NULL, 
+	created_by VARCHAR NOT NULL, 
+	operation VARCHAR NOT NULL, 
+	targets JSON NOT NULL, 
+	documents JSON NOT NULL, 
+	checksum VARCHAR NOT NULL, 
+	changes INTEGER NOT NULL, 
+	"plan" JSON NOT NULL, 
+	status VARCHAR NOT NULL, 
+	created_at DATETIME NOT NULL, 
+	applied_by VARCHAR, 
+	started_at DATETIME, 
+	finished_at DATETIME, 
+	exit_code INTEGER, 
+	result JSON NOT NULL, 
+	PRIMARY KEY (id)
 );
 CREATE TABLE apply_runs (
 	id INTEGER NOT NULL, 
@@ -405,6 +441,21 @@ CREATE TABLE send_retries (
 	updated_at DATETIME NOT NULL, 
 	PRIMARY KEY (lead_id, step)
 );
+CREATE TABLE server_rebuilds (
+	id INTEGER NOT NULL, 
+	tenant VARCHAR NOT NULL, 
+	server VARCHAR NOT NULL, 
+	status VARCHAR NOT NULL, 
+	old JSON NOT NULL, 
+	replacement JSON NOT NULL, 
+	steps JSON NOT NULL, 
+	snapshot_id VARCHAR, 
+	actor VARCHAR NOT NULL, 
+	error VARCHAR, 
+	started_at DATETIME NOT NULL, 
+	finished_at DATETIME, 
+	PRIMARY KEY (id)
+);
 CREATE TABLE spec_documents (
 	id INTEGER NOT NULL, 
 	tenant VARCHAR NOT NULL, 
@@ -524,4 +575,8 @@ CREATE INDEX ix_webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, 
 CREATE INDEX ix_webhook_attempts_delivery ON webhook_attempts (delivery_id);
 CREATE INDEX ix_alert_items_pending ON alert_items (subscription_id, digest_id);
 CREATE INDEX ix_alert_digests_subscription ON alert_digests (subscription_id, id);
+CREATE INDEX ix_server_rebuilds_server ON server_rebuilds (server);
+CREATE UNIQUE INDEX uq_server_rebuilds_running ON server_rebuilds (server) WHERE status = 'running';
+CREATE INDEX ix_api_keys_tenant ON api_keys (tenant);
+CREATE INDEX ix_api_plans_tenant ON api_plans (tenant);
 COMMIT;

@@ -1,0 +1,168 @@
+"""Recorded resources (tenants, servers, domains, mailboxes, DKIM keys, DNS records): the
+summaries ``get`` prints and the API lists, and ``describe``'s whole record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from penguinctl.errors import NotFound
+from penguinctl.services.kinds import KINDS, kind_of  # noqa: F401 - re-exported
+from penguinctl.state import repo
+from penguinctl.state.models import ResourceRow
+
+
+def _ts(row: Any) -> str | None:
+    ts = getattr(row, "created_at", None)
+    return ts.isoformat(timespec="seconds") if ts else None
+
+
+def summary(kind: str, row: Any) -> dict[str, Any]:
+    """The one-line view of a resource row (``get``'s columns)."""
+    d = row.data or {}
+    base = {"name": row.name, "tenant": row.tenant or None}
+    if kind == "tenant":
+        return {"name": row.name, "plan": d.get("plan"), "contact": d.get("contact")}
+    if kind == "server":
+        ips = d.get("ips")
+        cost = d.get("monthly_cost")
+        return {
+            **base,
+            "provider": d.get("provider"),
+            "hostname": d.get("hostname"),
+            "ips": ", ".join(ips) if isinstance(ips, list) else "",
+            "status": d.get("status") or row.status,
+            "monthly_cost": f"{cost:.2f}" if isinstance(cost, int | float) else None,
+        }
+    if kind == "domain":
+        return {
+            **base,
+            "server": d.get("server"),
+            "dns": d.get("dns"),
+            "dmarc": (d.get("dmarc") or {}).get("policy"),
+        }
+    if kind == "mailbox":
+        return {**base, "display_name": d.get("display_name"), "daily_limit": d.get("daily_limit")}
+    if kind == "dkim":
+        pub = d.get("public_key") or ""
+        return {
+            **base,
+            "domain": d.get("domain"),
+            "selector": d.get("selector"),
+            "phase": d.get("phase") or "active",
+            "bits": d.get("bits"),
+            "created": _ts(row),
+            "public_key": pub[:24] + "...",
+        }
+    if kind == "dnsrecord":
+        return {
+            "zone": d.get("zone"),
+            "name": d.get("name"),
+            "type": d.get("type"),
+            "ttl": d.get("ttl"),
+            "values": d.get("values"),
+        }
+    return {**base, **d}
+
+
+def rows(session: Session, kind: str, name: str | None, tenant: str | None) -> list[Any]:
+    return repo.list_resources(session, kind=kind, tenant=tenant, name=name)
+
+
+def select(kind: str, *, tenant: str | None = None, name: str | None = None,
+           where: dict[str, Any] | None = None) -> Any:  # fmt: skip
+    """A Core select of ``kind``'s rows (for keyset pages: order by name, tenant)."""
+    t = ResourceRow.__table__
+    stmt = sa.select(t).where(t.c.kind == kind)
+    if tenant is not None:
+        stmt = stmt.where(t.c.tenant == tenant)
+    if name is not None:
+        stmt = stmt.where(t.c.name == name)
+    return stmt
+
+
+_T = ResourceRow.__table__
+
+
+def list_select(kind: str, *, tenant: str | None = None) -> tuple[Any, Any]:
+    """A Core select of ``kind``'s rows for a list page, and the function rendering a row as
+    ``summary`` does. Domains read only their summary fields from the JSON column (decoding
+    whole documents dominated a 100-item page)."""
+    if kind != "domain":
+        return select(kind, tenant=tenant), lambda r: summary(kind, r)
+    data = _T.c.data
+    stmt = sa.select(
+        _T.c.name,
+        _T.c.tenant,
+        data["server"].as_string().label("server"),
+        data["dns"].as_string().label("dns"),
+        data[("dmarc", "policy")].as_string().label("dmarc"),
+    ).where(_T.c.kind == "domain")
+    if tenant is not None:
+        stmt = stmt.where(_T.c.tenant == tenant)
+
+    def render(r: Any) -> dict[str, Any]:
+        return {"name": r.name, "tenant": r.tenant or None, "server": r.server, "dns": r.dns,
+                "dmarc": r.dmarc}  # fmt: skip
+
+    return stmt, render
+
+
+# built once: describe is the API's hottest read (a statement costs more to build than to run)
+_ANY_ROW = (
+    sa.select(_T)
+    .where(_T.c.kind == sa.bindparam("kind"), _T.c.name == sa.bindparam("name"))
+    .order_by(_T.c.tenant)
+    .limit(1)
+)
+_ROW = _ANY_ROW.where(_T.c.tenant == sa.bindparam("tenant"))
+_RELATED = sa.select(_T.c.kind, _T.c.name, _T.c.data).where(
+    _T.c.tenant == sa.bindparam("tenant"),
+    sa.or_(
+        sa.and_(
+            _T.c.kind.in_(("dkim", "dnsrecord")),
+            _T.c.name > sa.bindparam("lo"),
+            _T.c.name < sa.bindparam("hi"),
+        ),
+        sa.and_(_T.c.kind == "mailbox", _T.c.name.like(sa.bindparam("mailbox"))),
+    ),
+)
+
+
+def describe(
+    session: Session, kind: str, name: str, *, tenant: str | None = None
+) -> dict[str, Any]:
+    """Everything recorded about one resource (a domain: with its keys, mailboxes, records).
+    ``tenant``: only that tenant's (another tenant's is not found, like a missing one)."""
+    if tenant is None:
+        row = session.execute(_ANY_ROW, {"kind": kind, "name": name}).first()
+    else:
+        row = session.execute(_ROW, {"kind": kind, "name": name, "tenant": tenant}).first()
+    if row is None:
+        raise NotFound(f"{kind} {name!r} is not recorded", hint=f"see `penguinctl get {kind}`")
+    doc: dict[str, Any] = {
+        "kind": kind,
+        "name": row.name,
+        "tenant": row.tenant or None,
+        "provider": row.provider,
+        "status": row.status,
+        "created_at": _ts(row),
+        "updated_at": row.updated_at.isoformat(timespec="seconds") if row.updated_at else None,
+        "data": row.data,
+    }
+    if kind == "domain":
+        # keys and records are named "<domain>/...": a range on the unique index finds them
+        related = session.execute(
+            _RELATED,
+            {"tenant": row.tenant, "lo": f"{name}/", "hi": f"{name}0", "mailbox": f"%@{name}"},
+        ).all()
+        doc["dkim"] = [r.data for r in related if r.kind == "dkim" and r.data["domain"] == name]
+        doc["mailboxes"] = [
+            r.name for r in related if r.kind == "mailbox" and r.data["domain"] == name
+        ]
+        doc["records"] = [
+            r.data for r in related if r.kind == "dnsrecord" and r.data["zone"] == name
+        ]
+    return doc

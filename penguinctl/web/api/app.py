@@ -1,0 +1,129 @@
+"""``create_api``: the ``/api/v1`` application, mounted by ``penguinctl.web.app``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from penguinctl.errors import PenguinError
+
+PREFIX = "/api/v1"
+log = logging.getLogger("penguinctl.web.api")
+
+
+async def _penguin_error(request: Request, exc: Exception) -> Any:
+    from penguinctl.web.problems import for_error
+
+    who = getattr(request.state, "principal", None)
+    return for_error(exc, reveal_owner=who is not None and who.tenant is None)
+
+
+async def _http_error(request: Request, exc: Exception) -> Any:
+    from penguinctl.web.problems import problem
+
+    assert isinstance(exc, StarletteHTTPException)
+    titles = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
+    title = titles.get(exc.status_code, "HTTP error")
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    return problem(exc.status_code, title, detail, headers=getattr(exc, "headers", None))
+
+
+async def _invalid(request: Request, exc: Exception) -> Any:
+    from penguinctl.web.problems import problem
+
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": [str(p) for p in e.get("loc", ())], "message": str(e.get("msg", ""))[:300]}
+        for e in exc.errors()[:20]
+    ]
+    return problem(422, "Invalid request", "the request does not match the schema",
+                   exit_code=2, errors=errors)  # fmt: skip
+
+
+async def _unexpected(request: Request, exc: Exception) -> Any:
+    from penguinctl.masking import mask
+    from penguinctl.web.limits import redact
+    from penguinctl.web.problems import problem
+
+    log.error(
+        "%s %s failed: %s",
+        request.method,
+        redact(request.url.path),
+        mask(f"{type(exc).__name__}: {exc}")[:300],
+    )
+    return problem(500, "Internal error", "the error is in the server log", exit_code=1)
+
+
+def create_api(state: Any) -> FastAPI:
+    from penguinctl import __version__
+    from penguinctl.web.api import docs, routes
+
+    api = FastAPI(
+        title="penguinctl API",
+        version=__version__,
+        description="The penguinctl control plane over HTTP: API keys with roles, tenant "
+        "isolation, RFC 9457 problem documents (see the README, section HTTP API).",
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        servers=[{"url": PREFIX}],
+        separate_input_output_schemas=False,
+    )
+    api.state.web = state
+    api.add_exception_handler(PenguinError, _penguin_error)
+    api.add_exception_handler(StarletteHTTPException, _http_error)
+    api.add_exception_handler(RequestValidationError, _invalid)
+    api.add_exception_handler(Exception, _unexpected)
+    routers = routes.routers()
+    for router in routers:
+        api.include_router(router)
+    api.include_router(docs.router)
+    api.openapi = lambda: _openapi(api, routers)  # type: ignore[method-assign]
+    return api
+
+
+def _actions(dependant: Any) -> list[str]:
+    found = []
+    for dep in dependant.dependencies:
+        action = getattr(dep.call, "action", None)
+        if action:
+            found.append(action)
+        found += _actions(dep)
+    return found
+
+
+def _openapi(api: FastAPI, routers: list[Any]) -> dict[str, Any]:
+    """FastAPI's document, plus the bearer scheme and, per operation, the permission-matrix
+    action it needs (``x-penguinctl-action``: tests generate the isolation matrix from it)."""
+    if api.openapi_schema:
+        return api.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.routing import APIRoute
+
+    doc = get_openapi(
+        title=api.title,
+        version=api.version,
+        openapi_version=api.openapi_version,
+        description=api.description,
+        routes=api.routes,
+        servers=api.servers,
+        separate_input_output_schemas=False,
+    )
+    doc.setdefault("components", {})["securitySchemes"] = {
+        "apiKey": {"type": "http", "scheme": "bearer", "description": "pgk_<id>_<secret>"}
+    }
+    doc["security"] = [{"apiKey": []}]
+    for route in [r for router in routers for r in router.routes]:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        actions = _actions(route.dependant)
+        for method in route.methods:
+            op = doc["paths"].get(route.path_format, {}).get(method.lower())
+            if op is not None and actions:
+                op["x-penguinctl-action"] = actions[0]
+    api.openapi_schema = doc
+    return doc
