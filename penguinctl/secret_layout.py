@@ -37,8 +37,15 @@ _KEEP_AGE = ("mailboxes", "servers")  # rotated kinds whose age is read from the
 
 
 def legacy_signs(backend: Any) -> list[str]:
-    """What of the old layout the store still holds (folders and paths); [] when current."""
-    top = backend.children("")
+    """What of the old layout the store still holds (folders and paths); [] when current, or
+    when the credentials may not list the store's root (a token scoped to one tenant's prefix
+    cannot see old paths either: the operator's migrate-layout run can)."""
+    try:
+        top = backend.children("")
+    except SecretError as exc:
+        if "denied" in exc.message:
+            return []
+        raise
     signs = sorted(LEGACY_FOLDERS & top)
     folders = {p.split("/", 1)[0] + "/" for p in secret_paths.LEGACY_PLATFORM}
     for folder in sorted(folders & top):

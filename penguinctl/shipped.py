@@ -22,9 +22,13 @@ import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 Kind = Literal["config", "playbooks", "templates"]
+M = TypeVar("M", bound="BaseModel")
 KINDS: tuple[Kind, ...] = ("config", "playbooks", "templates")
 PACKAGE = Path(__file__).resolve().parent
 IN_WHEEL = "_shipped"  # the directory inside the installed package (see setup.py)
@@ -86,3 +90,34 @@ def is_shipped(path: Path) -> bool:
     """Whether ``path`` is one of penguinctl's shipped files (not an operator's copy)."""
     resolved = path.resolve()
     return any(resolved.is_relative_to(shipped_dir(kind)) for kind in KINDS)
+
+
+def load_model(
+    path: Path,
+    model: type[M],
+    *,
+    what: str,
+    hint: str | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> M:
+    """The YAML file at ``path`` validated by the pydantic ``model`` (``extra`` keys added to the
+    document); unreadable, invalid YAML or invalid content is a one-line ``ConfigError`` naming
+    the file (``what`` says what it is, ``hint`` how to fix an unreadable one)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from penguinctl.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict | None):
+            raise ConfigError(f"{path}: {what} must be a mapping", hint=hint)
+        return model.model_validate({**(data or {}), **(extra or {})})
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}", hint=hint) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None

@@ -6,8 +6,9 @@ published records); what changes is whose they are:
 
 1. checks, before anything moves: the domain is recorded, the target tenant exists (applied),
    is not the owner already, its plan allows one more domain and the domain's mailboxes
-   (``billing.catalog`` limits), the domain's server is the platform's or the target's, and
-   the target has (or the platform has) the domain's DNS provider;
+   (``billing.catalog`` limits), the domain's server is the platform's or the target's, the
+   target has (or the platform has) the domain's DNS provider, and no active campaign of the
+   old tenant sends from the domain;
 2. the secrets (DKIM key pairs, generated mailbox passwords) are copied to the target tenant's
    paths and read back (a different secret already there stops the transfer; copies it made
    are removed again);
@@ -127,6 +128,7 @@ def prepare(db: Any, domain: str, target: str, *, catalog: Any = None) -> Transf
             hint=f"apply or destroy tenant {target}'s spec first: its old records are forgotten",
         )
     _check_limits(target, tenant_row.data or {}, theirs, rows, catalog)
+    _check_campaigns(db, source, domain)
     transfer = Transfer(domain, source, target, rows)
     for r in rows:
         if r.kind == "dkim":
@@ -142,6 +144,26 @@ def prepare(db: Any, domain: str, target: str, *, catalog: Any = None) -> Transf
                 (secret_paths.mailbox(source, r.name), secret_paths.mailbox(target, r.name))
             )
     return transfer
+
+
+def _check_campaigns(db: Any, source: str, domain: str) -> None:
+    """An active campaign of the old tenant sending from the domain's mailboxes would lose its
+    senders mid-run: it is paused or completed first."""
+    from penguinctl.campaigns.models import Campaign
+
+    c = Campaign.__table__
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.select(c.c.name, c.c.spec).where(c.c.tenant == source, c.c.status == "active")
+        ).all()
+    for name, spec in rows:
+        senders = (spec or {}).get("senders") or []
+        if any(str(s).rpartition("@")[2].lower() == domain for s in senders):
+            raise UsageError(
+                f"tenant {source}'s active campaign {name} sends from {domain}",
+                hint=f"pause or complete it first (`penguinctl campaign pause {name} "
+                f"--tenant {source}`)",
+            )
 
 
 def _check_limits(target: str, tenant: dict, theirs: list, rows: list, catalog: Any) -> None:

@@ -17,6 +17,7 @@ from penguinctl.billing import dunning, invoices
 from penguinctl.billing import tables as t
 from penguinctl.billing.catalog import PACKAGED, load_catalog
 from penguinctl.billing.stripe_sync import StripeSync, client_from_env
+from penguinctl.campaigns.models import Campaign
 
 pytestmark = pytest.mark.clock  # date-sensitive: scripts/test re-runs it under shifted clocks
 
@@ -277,11 +278,12 @@ def _tenant_status(engine, tenant):
 
 
 def _campaigns(engine, tenant):
+    campaigns = Campaign.__table__
     with engine.connect() as conn:
         return conn.execute(
-            sa.select(t.campaigns.c.name, t.campaigns.c.status, t.campaigns.c.paused_reason)
-            .where(t.campaigns.c.tenant == tenant)
-            .order_by(t.campaigns.c.name)
+            sa.select(campaigns.c.name, campaigns.c.status, campaigns.c.paused_reason)
+            .where(campaigns.c.tenant == tenant)
+            .order_by(campaigns.c.name)
         ).all()
 
 

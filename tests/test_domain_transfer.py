@@ -128,6 +128,21 @@ def test_transfer_keeps_key_records_and_mailboxes(world):
     assert _secret(f"tenants/beta/{key_path}") == key
 
 
+def test_transfer_waits_for_the_old_tenants_campaigns(world):
+    from campaigndata import stored_campaign
+    from sqlmodel import Session
+
+    engine = sa.create_engine(world.state_url)
+    with Session(engine) as session:
+        stored_campaign(session, tenant="acme", name="q4")  # sends from john@acme-mail.example
+        session.commit()
+    res = world("domains", "transfer", "acme-mail.example", "--to", "beta", "--yes")
+    assert res.code == 2 and "active campaign q4 sends from acme-mail.example" in res.err
+    assert world("campaign", "pause", "q4", "--tenant", "acme").code == 0
+    assert world("domains", "transfer", "acme-mail.example", "--to", "beta", "--yes").code == 0
+    engine.dispose()
+
+
 def test_transfer_refused_by_the_target_plan(world, monkeypatch, tmp_path):
     from penguinctl.billing.catalog import PACKAGED
 

@@ -185,8 +185,8 @@ def _private_key_fragments(home: Path, master_key: str | None = None) -> list[st
 
     ks = KeystoreBackend(home / "keystore", key_file=home / "master.key", master_key=master_key)
     fragments = []
-    for path in ks.list("tenants/"):
-        if "/dkim/" not in path:
+    for path in ks.list():  # tenants/<tenant>/domains/<domain>/dkim/<selector> (secret_paths)
+        if "/dkim/" not in f"/{path}":
             continue
         pem = ks.get(path)["private_key"].reveal()
         body = [ln for ln in pem.splitlines() if ln and not ln.startswith("-----")]

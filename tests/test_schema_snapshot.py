@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from penguinctl.state import db, snapshot
+from penguinctl.state import db, snapshot, snapshot_file
 from penguinctl.state.db import current_revision, ensure_migrated, head_revision, make_engine
 
 
@@ -47,7 +47,7 @@ def test_stale_snapshot_or_existing_tables_run_the_migrations(tmp_path, monkeypa
     real = db.migrate
     monkeypatch.setattr(db, "migrate", lambda engine: (calls.append(1), real(engine)))
     # a snapshot made at another revision is not used
-    monkeypatch.setattr(snapshot, "SNAPSHOT", tmp_path / "old.sql")
+    monkeypatch.setattr(snapshot_file, "SNAPSHOT", tmp_path / "old.sql")  # what db.py reads
     (tmp_path / "old.sql").write_text(snapshot.render("0001", ["BEGIN TRANSACTION;", "COMMIT;"]))
     engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
     try:

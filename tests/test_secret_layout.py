@@ -201,3 +201,26 @@ def test_a_different_secret_at_the_new_path_is_a_conflict_not_an_overwrite(cli):
     backend.delete("tenants/acme/servers/mx1/ssh")  # the operator decides
     assert cli("secrets", "migrate-layout").code == 0
     assert cli("plan", "-f", QUICKSTART).code == 0
+
+
+def test_a_token_scoped_to_one_tenant_is_not_refused_for_what_it_cannot_list():
+    from fakes.vault import FakeVault
+
+    from penguinctl.providers.secrets.vault import VaultBackend
+
+    with FakeVault() as vault:
+        vault.add_token("root-ish", [("secret/*", {"create", "read", "update", "list", "delete"})])
+        vault.add_token(
+            "acme-only",
+            [
+                ("secret/data/penguinctl/tenants/acme/*", {"create", "read", "update"}),
+                ("secret/metadata/penguinctl/tenants/acme/*", {"list", "read", "delete"}),
+            ],
+        )
+        admin = VaultBackend.from_env({"VAULT_ADDR": vault.url, "VAULT_TOKEN": "root-ish"})
+        admin.put("domains/old.example/dkim/pm1", {"private_key": "k"})
+        assert secret_layout.legacy_signs(admin) == ["domains/"]
+        scoped = VaultBackend.from_env({"VAULT_ADDR": vault.url, "VAULT_TOKEN": "acme-only"})
+        assert secret_layout.legacy_signs(scoped) == []
+        scoped.put("tenants/acme/mailboxes/john@acme-mail.example", {"password": "pw-123456"})
+        assert scoped.list("tenants/acme/") == ["tenants/acme/mailboxes/john@acme-mail.example"]

@@ -44,9 +44,11 @@ def test_the_checkout_is_the_source_and_the_package_holds_no_copies():
         assert {str(p.relative_to(REPO / kind)) for p in (REPO / kind).rglob("*.*")} >= names
     in_package = [
         p for p in (REPO / "penguinctl").rglob("*")
-        if p.suffix in (".yaml", ".yml", ".j2", ".html") and "__pycache__" not in p.parts
+        if p.suffix in (".yaml", ".yml", ".j2") and "__pycache__" not in p.parts
     ]  # fmt: skip
     assert in_package == []
+    for old in ("playbooks", "templates", "billing/templates", "billing/plans.yaml"):
+        assert not (REPO / "penguinctl" / old).exists(), old
     assert not (REPO / "penguinctl" / shipped.IN_WHEEL).exists()
 
 
@@ -88,6 +90,12 @@ def test_config_overrides_win_file_by_file(home):
 
     ours.write_text("apiVersion: penguinctl/v1\nkind: BlockLists\nip: ['bad zone!']\ndomain: []\n")
     with pytest.raises(ConfigError, match=r"dnsbl.yaml: ip.0"):
+        dnsbl.default_lists()
+    ours.write_text("- zen.spamhaus.org\n")
+    with pytest.raises(ConfigError, match=r"dnsbl.yaml: the block lists must be a mapping"):
+        dnsbl.default_lists()
+    ours.write_text("ip: [\n")
+    with pytest.raises(ConfigError, match=r"dnsbl.yaml: not valid YAML"):
         dnsbl.default_lists()
 
 

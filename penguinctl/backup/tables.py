@@ -1,47 +1,59 @@
-"""SQLAlchemy Core views of the backup tables (migration 0004)."""
+"""The backup tables (migration 0004), declared once as SQLModel classes; ``runs`` and
+``snapshots`` below are their ``__table__`` for Core statements."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from datetime import datetime
+from typing import Any
 
-from penguinctl.state.columns import JsonType
-from penguinctl.state.columns import ts_column as _ts
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
 
-metadata = sa.MetaData()
+from penguinctl.state.columns import json_field, ts_field
 
 
-runs = sa.Table(
-    "backup_runs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String, nullable=False),
-    sa.Column("server", sa.String, nullable=False),
-    sa.Column("operation", sa.String, nullable=False),
-    sa.Column("status", sa.String, nullable=False),
-    sa.Column("repository", sa.String, nullable=False),
-    sa.Column("snapshot_id", sa.String),
-    sa.Column("actor", sa.String, nullable=False),
-    sa.Column("stats", JsonType, nullable=False),
-    sa.Column("error", sa.String),
-    _ts("started_at"),
-    _ts("finished_at", True),
-)
+class BackupRun(SQLModel, table=True):
+    """One row per backup / prune / verify / restore / state backup."""
 
-snapshots = sa.Table(
-    "backup_snapshots",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String, nullable=False),
-    sa.Column("server", sa.String, nullable=False),
-    sa.Column("snapshot_id", sa.String, nullable=False),
-    sa.Column("short_id", sa.String, nullable=False),
-    sa.Column("repository", sa.String, nullable=False),
-    _ts("taken_at"),
-    sa.Column("paths", JsonType, nullable=False),
-    sa.Column("tags", JsonType, nullable=False),
-    sa.Column("stats", JsonType, nullable=False),
-    sa.Column("samples", JsonType, nullable=False),
-    sa.Column("status", sa.String, nullable=False),
-    sa.Column("run_id", sa.Integer),
-    _ts("recorded_at"),
-)
+    __tablename__ = "backup_runs"
+    __table_args__ = (Index("ix_backup_runs_server", "server", "operation", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str
+    server: str  # "" for the state store
+    operation: str
+    status: str  # running | ok | failed
+    repository: str
+    snapshot_id: str | None = None
+    actor: str
+    stats: dict[str, Any] = json_field()
+    error: str | None = None
+    started_at: datetime = ts_field()
+    finished_at: datetime | None = ts_field(nullable=True)
+
+
+class BackupSnapshot(SQLModel, table=True):
+    __tablename__ = "backup_snapshots"
+    __table_args__ = (
+        UniqueConstraint("server", "snapshot_id", name="uq_backup_snapshots_server_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str
+    server: str
+    snapshot_id: str
+    short_id: str
+    repository: str
+    taken_at: datetime = ts_field()
+    paths: list[str] = json_field(list)
+    tags: list[str] = json_field(list)
+    stats: dict[str, Any] = json_field()
+    # sha256 of a few files taken while the stack was quiesced: `backup verify` restores them
+    samples: Any = json_field()
+    status: str  # present | forgotten
+    run_id: int | None = None
+    recorded_at: datetime = ts_field()
+
+
+runs = BackupRun.__table__
+snapshots = BackupSnapshot.__table__

@@ -23,6 +23,9 @@ import sqlalchemy as sa
 
 from penguinctl.billing import tables as t
 from penguinctl.billing.periods import as_utc
+from penguinctl.campaigns.models import Campaign
+
+CAMPAIGNS = Campaign.__table__  # paused and resumed here; owned by penguinctl.campaigns
 
 RETRY_DAYS = (3, 5, 7)
 GRACE_DAYS = 7
@@ -139,11 +142,11 @@ def record_paid(conn: Any, invoice: dict[str, Any], now: datetime) -> bool:
         )
     )
     resumed = conn.execute(
-        sa.update(t.campaigns)
+        sa.update(CAMPAIGNS)
         .where(
-            t.campaigns.c.tenant == invoice["tenant"],
-            t.campaigns.c.status == "paused",
-            t.campaigns.c.paused_reason.like(PAUSED_PREFIX + "%"),
+            CAMPAIGNS.c.tenant == invoice["tenant"],
+            CAMPAIGNS.c.status == "paused",
+            CAMPAIGNS.c.paused_reason.like(PAUSED_PREFIX + "%"),
         )
         .values(status="active", paused_reason=None, updated_at=now)
     ).rowcount
@@ -175,15 +178,15 @@ def suspend(conn: Any, tenant: str, number: str, now: datetime) -> int:
     )
     names = list(
         conn.execute(
-            sa.select(t.campaigns.c.name).where(
-                t.campaigns.c.tenant == tenant, t.campaigns.c.status == "active"
+            sa.select(CAMPAIGNS.c.name).where(
+                CAMPAIGNS.c.tenant == tenant, CAMPAIGNS.c.status == "active"
             )
         ).scalars()
     )
     reason = f"{PAUSED_PREFIX}invoice {number} unpaid"
     paused = conn.execute(
-        sa.update(t.campaigns)
-        .where(t.campaigns.c.tenant == tenant, t.campaigns.c.status == "active")
+        sa.update(CAMPAIGNS)
+        .where(CAMPAIGNS.c.tenant == tenant, CAMPAIGNS.c.status == "active")
         .values(status="paused", paused_reason=reason, updated_at=now)
     ).rowcount
     for name in names:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from penguinctl.billing import tables as t
 from penguinctl.billing.periods import as_utc
+from penguinctl.state.models import ResourceRow
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,10 @@ def backfill(conn: Any) -> int:
     """An assignment for every recorded tenant that has none (recorded before billing existed),
     starting when its resource row was created. Returns how many were written."""
     have = set(conn.execute(sa.select(t.assignments.c.tenant).distinct()).scalars())
+    resources = ResourceRow.__table__
     rows = conn.execute(
-        sa.select(t.resources.c.tenant, t.resources.c.data, t.resources.c.created_at).where(
-            t.resources.c.kind == "tenant"
+        sa.select(resources.c.tenant, resources.c.data, resources.c.created_at).where(
+            resources.c.kind == "tenant"
         )
     ).all()
     written = 0

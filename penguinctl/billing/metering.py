@@ -25,8 +25,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from penguinctl.billing import tables as t
 from penguinctl.billing.periods import Period, as_utc
+from penguinctl.campaigns.models import CampaignSend
+from penguinctl.state.models import ResourceRow
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def dollars_to_cents(value: Any) -> int | None:
 
 
 def emails_sent(conn: Any, tenant: str, period: Period) -> int:
-    s = t.campaign_sends.c
+    s = CampaignSend.__table__.c
     stmt = sa.select(sa.func.count()).where(
         s.tenant == tenant, s.status == "sent", s.sent_at >= period.start, s.sent_at < period.end
     )
@@ -87,7 +88,7 @@ def _ipv4(values: Any) -> list[str]:
 
 
 def measure(conn: Any, tenant: str, period: Period) -> Usage:
-    r = t.resources.c
+    r = ResourceRow.__table__.c
     rows = conn.execute(
         sa.select(r.kind, r.name, r.provider, r.data, r.status, r.created_at).where(
             r.tenant == tenant,

@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from penguinctl.billing import dunning
 from penguinctl.billing import tables as t
 from penguinctl.errors import ConfigError, ProviderError
+from penguinctl.state.models import ResourceRow
 
 
 def client_from_env(env: Mapping[str, str]) -> Any:
@@ -157,10 +158,11 @@ class StripeSync:
         return created.id
 
     def _contact(self, tenant: str) -> str | None:
+        resources = ResourceRow.__table__
         with self.engine.connect() as conn:
             data = conn.execute(
-                sa.select(t.resources.c.data).where(
-                    t.resources.c.kind == "tenant", t.resources.c.tenant == tenant
+                sa.select(resources.c.data).where(
+                    resources.c.kind == "tenant", resources.c.tenant == tenant
                 )
             ).scalar()
         contact = (data or {}).get("contact")

@@ -1,125 +1,129 @@
-"""SQLAlchemy Core views of the billing tables (migration 0005) and of the few tables billing
-reads but does not own (``campaign_sends``, ``campaigns``: migration 0003; ``resources``)."""
+"""The billing tables (migration 0005), declared once as SQLModel classes.
+
+Billing's Core statements use the tables through the short names at the bottom (``t.accounts``,
+``t.invoices``...), which are these classes' ``__table__``. Tables billing reads but does not own
+(``campaign_sends``, ``campaigns``, ``resources``) are their owners' classes
+(``penguinctl.campaigns.models``, ``penguinctl.state.models``).
+"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from datetime import datetime
+from typing import Any
 
-from penguinctl.state.columns import JsonType
-from penguinctl.state.columns import ts_column as _ts
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
 
-metadata = sa.MetaData()
+from penguinctl.state.columns import json_field, ts_field
 
 
-accounts = sa.Table(
-    "billing_accounts",
-    metadata,
-    sa.Column("tenant", sa.String, primary_key=True),
-    sa.Column("stripe_customer_id", sa.String),
-    sa.Column("budget_cents", sa.BigInteger),
-    sa.Column("status", sa.String, nullable=False),
-    _ts("suspended_at", True),
-    _ts("created_at"),
-    _ts("updated_at"),
-)
+class BillingAccount(SQLModel, table=True):
+    """One per billed tenant: Stripe customer, budget, dunning status."""
 
-assignments = sa.Table(
-    "plan_assignments",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String, nullable=False),
-    sa.Column("plan", sa.String, nullable=False),
-    sa.Column("version", sa.Integer),
-    _ts("effective_from"),
-    _ts("effective_to", True),
-    sa.Column("source", sa.String, nullable=False),
-    _ts("created_at"),
-)
+    __tablename__ = "billing_accounts"
 
-invoices = sa.Table(
-    "invoices",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("number", sa.String, nullable=False),
-    sa.Column("tenant", sa.String, nullable=False),
-    sa.Column("period", sa.String, nullable=False),
-    _ts("period_start"),
-    _ts("period_end"),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("subtotal_cents", sa.BigInteger, nullable=False),
-    sa.Column("total_cents", sa.BigInteger, nullable=False),
-    sa.Column("status", sa.String, nullable=False),
-    sa.Column("usage", JsonType, nullable=False),
-    sa.Column("stripe_invoice_id", sa.String),
-    sa.Column("stripe_status", sa.String),
-    sa.Column("payment_attempts", sa.Integer, nullable=False, default=0),
-    _ts("payment_failed_at", True),
-    _ts("last_attempt_at", True),
-    _ts("paid_at", True),
-    _ts("created_at"),
-    _ts("updated_at"),
-)
+    tenant: str = Field(primary_key=True)
+    stripe_customer_id: str | None = None
+    budget_cents: int | None = Field(default=None, sa_type=BigInteger)
+    status: str = Field(default="active", sa_column_kwargs={"server_default": "active"})
+    suspended_at: datetime | None = ts_field(nullable=True)  # active | past_due | suspended
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
 
-lines = sa.Table(
-    "invoice_lines",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("invoice_id", sa.Integer, sa.ForeignKey("invoices.id"), nullable=False),
-    sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("kind", sa.String, nullable=False),
-    sa.Column("description", sa.String, nullable=False),
-    sa.Column("quantity", sa.BigInteger, nullable=False),
-    sa.Column("unit_amount_cents", sa.BigInteger, nullable=False),
-    sa.Column("amount_cents", sa.BigInteger, nullable=False),
-    _ts("period_start"),
-    _ts("period_end"),
-    sa.Column("details", JsonType, nullable=False),
-    sa.Column("stripe_item_id", sa.String),
-)
 
-alerts = sa.Table(
-    "billing_alerts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String, nullable=False),
-    sa.Column("period", sa.String, nullable=False),
-    sa.Column("kind", sa.String, nullable=False),
-    sa.Column("threshold", sa.Integer, nullable=False),
-    sa.Column("used", sa.BigInteger, nullable=False),
-    sa.Column("allowed", sa.BigInteger, nullable=False),
-    _ts("created_at"),
-)
+class PlanAssignment(SQLModel, table=True):
+    """Plan history: [effective_from, effective_to) per tenant."""
 
-# -- read (or, for campaigns, paused) by billing; owned elsewhere -----------------------------
-campaign_sends = sa.Table(
-    "campaign_sends",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String),
-    sa.Column("status", sa.String),
-    _ts("sent_at", True),
-)
+    __tablename__ = "plan_assignments"
+    __table_args__ = (
+        UniqueConstraint("tenant", "effective_from", name="uq_plan_assignments_start"),
+        Index("ix_plan_assignments_tenant", "tenant", "effective_from"),
+    )
 
-campaigns = sa.Table(
-    "campaigns",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String),
-    sa.Column("name", sa.String),
-    sa.Column("status", sa.String),
-    sa.Column("paused_reason", sa.String),
-    _ts("updated_at"),
-)
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str
+    plan: str
+    version: int | None = None  # catalog version pinned (grandfathering)
+    effective_from: datetime = ts_field()
+    effective_to: datetime | None = ts_field(nullable=True)
+    source: str  # apply | backfill | manual
+    created_at: datetime = ts_field()
 
-resources = sa.Table(
-    "resources",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String),
-    sa.Column("kind", sa.String),
-    sa.Column("name", sa.String),
-    sa.Column("provider", sa.String),
-    sa.Column("data", JsonType),
-    sa.Column("status", sa.String),
-    _ts("created_at"),
-)
+
+class Invoice(SQLModel, table=True):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("tenant", "period", name="uq_invoices_tenant_period"),
+        UniqueConstraint("number", name="uq_invoices_number"),
+        Index("ix_invoices_period", "period"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str
+    tenant: str
+    period: str  # YYYY-MM (UTC month)
+    period_start: datetime = ts_field()
+    period_end: datetime = ts_field()
+    currency: str = Field(sa_type=String(3))
+    subtotal_cents: int = Field(sa_type=BigInteger)
+    total_cents: int = Field(sa_type=BigInteger)
+    status: str  # issued | paid | payment_failed | void | uncollectible
+    usage: dict[str, Any] = json_field()  # the metering snapshot it was built from
+    stripe_invoice_id: str | None = None
+    stripe_status: str | None = None  # draft | open | paid | ...
+    payment_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    payment_failed_at: datetime | None = ts_field(nullable=True)  # dunning day 0
+    last_attempt_at: datetime | None = ts_field(nullable=True)
+    paid_at: datetime | None = ts_field(nullable=True)
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
+
+
+class InvoiceLine(SQLModel, table=True):
+    __tablename__ = "invoice_lines"
+    __table_args__ = (UniqueConstraint("invoice_id", "position", name="uq_invoice_lines_position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(
+        sa_column=Column(
+            Integer,
+            ForeignKey("invoices.id", name="fk_invoice_lines_invoice", ondelete="CASCADE"),
+            nullable=False,
+        )
+    )
+    position: int
+    kind: str  # plan | overage | addon | infrastructure
+    description: str
+    quantity: int = Field(sa_type=BigInteger)
+    unit_amount_cents: int = Field(sa_type=BigInteger)
+    amount_cents: int = Field(sa_type=BigInteger)
+    period_start: datetime = ts_field()
+    period_end: datetime = ts_field()
+    details: dict[str, Any] = json_field()
+    stripe_item_id: str | None = None
+
+
+class BillingAlert(SQLModel, table=True):
+    """A budget/allowance warning, raised once per threshold and period."""
+
+    __tablename__ = "billing_alerts"
+    __table_args__ = (
+        UniqueConstraint("tenant", "period", "kind", "threshold", name="uq_billing_alerts_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str
+    period: str
+    kind: str  # emails | budget
+    threshold: int  # percent: 80 | 100
+    used: int = Field(sa_type=BigInteger)
+    allowed: int = Field(sa_type=BigInteger)
+    created_at: datetime = ts_field()
+
+
+# Billing's Core statements (t.accounts.c.tenant, sa.insert(t.invoices)...)
+accounts = BillingAccount.__table__
+assignments = PlanAssignment.__table__
+invoices = Invoice.__table__
+lines = InvoiceLine.__table__
+alerts = BillingAlert.__table__

@@ -25,9 +25,9 @@ message that still cannot be processed (whatever it raises) is **quarantined**: 
 (``campaign.inbound.quarantined``), the cursor moves past it and the next message is read; its
 partial effects are rolled back. Only the state store failing stops the poll.
 
-Then bounce rates are checked: a mailbox or a campaign whose bounces (hard DSNs plus SMTP-time
-5xx rejections) exceed ``bounce_pause_threshold`` of what it sent, over at least
-``min_sample`` messages, is paused with the reason (and the mailbox's warmup ramp with it).
+Then the worker checks bounce rates (bounce_rates.py): a mailbox or a campaign whose bounces
+(hard DSNs plus SMTP-time 5xx rejections) exceed ``bounce_pause_threshold`` of what it sent,
+over at least ``min_sample`` messages, is paused with the reason.
 """
 
 from __future__ import annotations
@@ -50,43 +50,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from penguinctl.campaigns.autoreply import auto_reply_reason, is_unsubscribe_request
 from penguinctl.campaigns.dsn import SOFT_LIMIT, parse_dsn, suppress_hard
-from penguinctl.campaigns.ledger import LEADS, MAILBOXES, SENDS, _md
+from penguinctl.campaigns.ledger import LEADS, SENDS
 from penguinctl.campaigns.mailtext import MAX_MESSAGE_BYTES, clean, header
 from penguinctl.campaigns.senders import Sender, password_for
+from penguinctl.campaigns.tables import InboundCursor, InboundEvent
 
 if TYPE_CHECKING:
     from penguinctl.campaigns.plans import CampaignPlan
 
 FETCH_CHUNK = 100
-_ts = sa.DateTime(timezone=True)
-CURSORS = sa.Table(
-    "inbound_cursors",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String),
-    sa.Column("mailbox", sa.String),
-    sa.Column("folder", sa.String),
-    sa.Column("uidvalidity", sa.BigInteger),
-    sa.Column("last_uid", sa.BigInteger),
-    sa.Column("updated_at", _ts),
-)
-EVENTS = sa.Table(
-    "inbound_events",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String),
-    sa.Column("mailbox", sa.String),
-    sa.Column("folder", sa.String),
-    sa.Column("uidvalidity", sa.BigInteger),
-    sa.Column("uid", sa.BigInteger),
-    sa.Column("kind", sa.String),
-    sa.Column("campaign_id", sa.Integer),
-    sa.Column("lead_id", sa.Integer),
-    sa.Column("send_id", sa.Integer),
-    sa.Column("status_code", sa.String),
-    sa.Column("detail", sa.String),
-    sa.Column("received_at", _ts),
-)
+CURSORS = InboundCursor.__table__
+EVENTS = InboundEvent.__table__
 _MSGID = re.compile(r"<[^<>\s]+>")
 MAX_REFERENCES = 50  # Message-IDs of References looked up (the newest: ours are the last)
 DEFAULT_STOP = frozenset({"reply", "bounce", "unsubscribe"})
@@ -424,93 +398,6 @@ def _bounce(conn: Connection, ctx: Context, bounce: Any) -> dict[str, Any]:
                 f"{bounce.status or kind} {detail or ''}".strip(),
             )
     return {**base, "kind": kind}
-
-
-# -- bounce-rate pauses -------------------------------------------------------------------------
-def _rate(conn: Connection, where_send: Any, where_event: Any) -> tuple[int, int]:
-    sent = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(SENDS)
-        .where(where_send, SENDS.c.status.in_(("sent", "failed")))
-    ).scalar_one()
-    failed = conn.execute(
-        sa.select(sa.func.count()).select_from(SENDS).where(where_send, SENDS.c.status == "failed")
-    ).scalar_one()
-    hard = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(EVENTS)
-        .where(where_event, EVENTS.c.kind == "hard_bounce")
-    ).scalar_one()
-    return failed + hard, sent
-
-
-def check_bounce_rates(
-    engine: Engine,
-    plans: list[CampaignPlan],
-    *,
-    min_sample: int,
-    now: datetime,
-    actor: str = "worker",
-) -> list[str]:
-    """Pause mailboxes and campaigns over their threshold; returns what was paused."""
-    from penguinctl.campaigns.mailboxes import pause_mailbox
-    from penguinctl.campaigns.plans import pause_campaign
-
-    paused: list[str] = []
-    with engine.begin() as conn:
-        thresholds: dict[tuple[str, str], float] = {}
-        for plan in plans:
-            for s in plan.senders:
-                key = (plan.tenant, s.address)
-                thresholds[key] = min(thresholds.get(key, 1.0), plan.bounce_threshold)
-        for (tenant, address), limit in sorted(thresholds.items()):
-            bounced, sent = _rate(
-                conn,
-                sa.and_(SENDS.c.tenant == tenant, SENDS.c.mailbox == address),
-                sa.and_(EVENTS.c.tenant == tenant, EVENTS.c.mailbox == address),
-            )
-            if sent >= min_sample and bounced / sent > limit:
-                reason = f"bounce rate {bounced / sent:.1%} ({bounced} of {sent}) over {limit:.1%}"
-                state = conn.execute(
-                    sa.select(MAILBOXES.c.status).where(
-                        MAILBOXES.c.tenant == tenant, MAILBOXES.c.address == address
-                    )
-                ).scalar()
-                if state == "active":
-                    pause_mailbox(conn, tenant, address, reason, now)
-                    paused.append(f"mailbox {address}: {reason}")
-                    _audit(conn, actor, tenant, f"mailbox/{address}", reason)
-        for plan in plans:
-            bounced, sent = _rate(
-                conn, SENDS.c.campaign_id == plan.id, EVENTS.c.campaign_id == plan.id
-            )
-            if sent >= min_sample and bounced / sent > plan.bounce_threshold:
-                reason = (
-                    f"bounce rate {bounced / sent:.1%} ({bounced} of {sent}) over "
-                    f"{plan.bounce_threshold:.1%}"
-                )
-                if pause_campaign(conn, plan.id, reason, now, cause="bounces"):
-                    paused.append(f"campaign {plan.key}: {reason}")
-                    _audit(conn, actor, plan.tenant, f"campaign/{plan.name}", reason)
-    return paused
-
-
-def _audit(conn: Connection, actor: str, tenant: str, resource: str, reason: str) -> None:
-    from sqlmodel import Session
-
-    from penguinctl.state.audit import record
-
-    with Session(bind=conn) as session:
-        record(
-            session,
-            actor=actor,
-            tenant=tenant,
-            action="campaign.autopause",
-            resource=resource,
-            result="paused",
-            details={"reason": reason},
-        )
-        session.flush()
 
 
 # -- the worker's entry point -------------------------------------------------------------------

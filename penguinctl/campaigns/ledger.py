@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from penguinctl.campaigns.models import CampaignSend, Lead
+from penguinctl.campaigns.tables import CampaignMailbox, SendRetry
 from penguinctl.errors import LockHeld
 
 MAX_ATTEMPTS = 5
@@ -49,31 +50,8 @@ RETRY_CAP = timedelta(hours=2)
 
 SENDS = CampaignSend.__table__
 LEADS = Lead.__table__
-_md = sa.MetaData()
-_ts = sa.DateTime(timezone=True)
-MAILBOXES = sa.Table(
-    "campaign_mailboxes",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String),
-    sa.Column("address", sa.String),
-    sa.Column("status", sa.String),
-    sa.Column("paused_reason", sa.String),
-    sa.Column("warmup_started_at", _ts),
-    sa.Column("day", sa.String),
-    sa.Column("day_count", sa.Integer),
-    sa.Column("last_claim_at", _ts),
-    sa.Column("updated_at", _ts),
-)
-RETRIES = sa.Table(
-    "send_retries",
-    _md,
-    sa.Column("lead_id", sa.Integer, primary_key=True),
-    sa.Column("step", sa.Integer, primary_key=True),
-    sa.Column("attempts", sa.Integer),
-    sa.Column("last_error", sa.String),
-    sa.Column("updated_at", _ts),
-)
+MAILBOXES = CampaignMailbox.__table__
+RETRIES = SendRetry.__table__
 
 
 def new_worker_id() -> str:

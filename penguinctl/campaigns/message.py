@@ -7,8 +7,9 @@
   ``References`` (every earlier step's id), and, without its own subject, ``Re: <first subject>``.
 - ``List-Unsubscribe: <https://...token>`` and ``List-Unsubscribe-Post:
   List-Unsubscribe=One-Click`` (RFC 8058). The token is ``1.<campaign id>.<lead id>.<mac>``,
-  an HMAC-SHA256 under the unsubscribe secret (secrets backend ``campaigns/unsubscribe``, field
-  ``key``): it carries no address and cannot be forged or enumerated.
+  an HMAC-SHA256 under the unsubscribe secret (secrets backend
+  ``platform/campaigns/unsubscribe``, field ``key``): it carries no address and cannot be
+  forged or enumerated.
 - The variant is chosen by weight from a hash of (campaign, lead, step); re-composing gives the
   same variant, subject and body.
 - No tracking: no pixels, no rewritten links.

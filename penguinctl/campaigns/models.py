@@ -2,8 +2,9 @@
 
 ``campaigns`` (one row per (tenant, name), the validated spec as JSON), ``leads`` (one row per
 (campaign, address)), ``suppressions`` (hashed addresses per scope) and ``campaign_sends`` (the
-send ledger, at most one row per (lead, step)). The schema itself lives in the migration; these
-classes only map it, so a column added here must be added there too.
+send ledger, at most one row per (lead, step)). These classes are the schema's one declaration:
+a change here needs a migration generated from them (README, Development), and
+tests/test_schema.py fails while the two differ.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from penguinctl.state.models import JsonType, utcnow
+from penguinctl.state.columns import JsonType, ts_field
 
 CAMPAIGN_STATUSES = ("active", "paused", "completed")
 LEAD_STATUSES = (
@@ -32,12 +33,6 @@ SUPPRESSION_SCOPES = ("global", "tenant", "campaign")
 SEND_STATUSES = ("claimed", "sent", "failed", "ambiguous", "unsent")
 
 
-def _ts(nullable: bool = False, **kw: Any) -> Any:
-    if nullable:
-        return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True, **kw))
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
 class Campaign(SQLModel, table=True):
     __tablename__ = "campaigns"
     __table_args__ = (UniqueConstraint("tenant", "name", name="uq_campaigns_tenant_name"),)
@@ -49,8 +44,8 @@ class Campaign(SQLModel, table=True):
     paused_reason: str | None = None
     spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
     spec_hash: str
-    created_at: datetime = _ts()
-    updated_at: datetime = _ts()
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
 
     @property
     def key(self) -> str:
@@ -60,7 +55,11 @@ class Campaign(SQLModel, table=True):
 
 class Lead(SQLModel, table=True):
     __tablename__ = "leads"
-    __table_args__ = (UniqueConstraint("campaign_id", "email", name="uq_leads_campaign_email"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "email", name="uq_leads_campaign_email"),
+        Index("ix_leads_due", "campaign_id", "status", "next_send_at"),
+        Index("ix_leads_email", "email"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(
@@ -77,10 +76,11 @@ class Lead(SQLModel, table=True):
     timezone: str | None = None  # IANA name
     fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
     status: str = "active"
-    next_step: int = 0  # 0-based index of the next step to send
-    next_send_at: datetime | None = _ts(nullable=True)  # UTC; None = due now
-    created_at: datetime = _ts()
-    updated_at: datetime = _ts()
+    # 0-based index of the next step to send
+    next_step: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    next_send_at: datetime | None = ts_field(nullable=True)  # UTC; None = due now
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
 
     def context(self) -> dict[str, Any]:
         """Template variables: custom fields first, then the known columns (which win)."""
@@ -131,6 +131,7 @@ class Suppression(SQLModel, table=True):
     __tablename__ = "suppressions"
     __table_args__ = (
         UniqueConstraint("scope", "scope_ref", "email_hash", name="uq_suppressions_key"),
+        Index("ix_suppressions_hash", "email_hash"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -139,12 +140,18 @@ class Suppression(SQLModel, table=True):
     email_hash: str  # sha256 hex of the normalised address
     email: str | None = None  # None once the person is forgotten
     reason: str
-    created_at: datetime = _ts()
+    created_at: datetime = ts_field()
 
 
 class CampaignSend(SQLModel, table=True):
     __tablename__ = "campaign_sends"
-    __table_args__ = (UniqueConstraint("lead_id", "step", name="uq_sends_lead_step"),)
+    __table_args__ = (
+        UniqueConstraint("lead_id", "step", name="uq_sends_lead_step"),
+        Index("ix_sends_tenant_sent", "tenant", "sent_at"),
+        Index("ix_sends_mailbox_sent", "mailbox", "sent_at"),
+        Index("ix_sends_message_id", "message_id"),
+        Index("ix_sends_campaign", "campaign_id", "status", "sent_at"),  # the dashboard's counts
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     tenant: str
@@ -164,5 +171,5 @@ class CampaignSend(SQLModel, table=True):
     status: str  # claimed | sent | failed | ambiguous | unsent
     worker: str | None = None
     error: str | None = None
-    claimed_at: datetime = _ts()
-    sent_at: datetime | None = _ts(nullable=True)
+    claimed_at: datetime = ts_field()
+    sent_at: datetime | None = ts_field(nullable=True)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from penguinctl.campaigns.models import Campaign, CampaignSend, Lead, Suppression
 from penguinctl.campaigns.suppression import add_hash, email_hash, normalise_email
+from penguinctl.campaigns.tables import InboundEvent
 from penguinctl.state.models import utcnow
 
 FORGOTTEN_REASON = "forgotten"
@@ -35,14 +36,6 @@ PERSONAL_LEAD_FIELDS = ("first_name", "last_name", "company", "timezone")
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-def _inbound_table(session: Session) -> sa.Table | None:
-    """C2's ``inbound_events`` (migration 0006), when this store has it."""
-    bind = session.get_bind()
-    if not sa.inspect(bind).has_table("inbound_events"):
-        return None
-    return sa.Table("inbound_events", sa.MetaData(), autoload_with=bind)
 
 
 def _lead_ids(session: Session, address: str) -> list[int]:
@@ -117,8 +110,8 @@ def export_person(session: Session, email: str) -> dict[str, Any]:
         )
     ]
     events: list[dict[str, Any]] = []
-    inbound = _inbound_table(session)
-    if inbound is not None and ids:
+    inbound = InboundEvent.__table__
+    if ids:
         for r in session.execute(
             sa.select(inbound).where(inbound.c.lead_id.in_(ids)).order_by(inbound.c.id)
         ):
@@ -182,8 +175,8 @@ def forget_person(session: Session, email: str) -> ForgetResult:
         .where(supp.c.email_hash == hashed, supp.c.email.is_not(None))
         .values(email=None)
     ).rowcount
-    inbound = _inbound_table(session)
-    if inbound is not None and ids and "detail" in inbound.c:
+    inbound = InboundEvent.__table__
+    if ids:
         result.inbound_events = session.execute(
             sa.update(inbound).where(inbound.c.lead_id.in_(ids)).values(detail=None)
         ).rowcount

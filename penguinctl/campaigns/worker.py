@@ -221,7 +221,7 @@ class Worker:
                 self.summary.problems.append(problem)
 
     def _check_bounces(self, plans: list[CampaignPlan]) -> None:
-        from penguinctl.campaigns.inbound import check_bounce_rates
+        from penguinctl.campaigns.bounce_rates import check_bounce_rates
 
         if plans:
             self.summary.paused.extend(

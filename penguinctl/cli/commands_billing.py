@@ -463,12 +463,13 @@ def _json(data: Any) -> str:
 def _contact(app, tenant: str) -> str | None:
     import sqlalchemy as sa
 
-    from penguinctl.billing import tables
+    from penguinctl.state.models import ResourceRow
 
+    resources = ResourceRow.__table__
     with app.read_db.connect() as conn:
         data = conn.execute(
-            sa.select(tables.resources.c.data).where(
-                tables.resources.c.kind == "tenant", tables.resources.c.tenant == tenant
+            sa.select(resources.c.data).where(
+                resources.c.kind == "tenant", resources.c.tenant == tenant
             )
         ).scalar()
     contact = (data or {}).get("contact")

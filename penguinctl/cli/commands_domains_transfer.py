@@ -21,10 +21,11 @@ def transfer(
 
     \b
     Refused (exit 2) when the tenant does not exist, its plan does not allow one more domain
-    and its mailboxes, the domain's server belongs to the old tenant, or the new tenant lacks
-    the domain's DNS provider. Both tenants are locked; the move is audited for both and
-    each gets a domain.transferred event. Afterwards the old tenant's spec may no longer name
-    the domain: move its Domain document to the new tenant's spec (metadata.tenant).
+    and its mailboxes, the domain's server belongs to the old tenant, the new tenant lacks
+    the domain's DNS provider, or an active campaign of the old tenant sends from it.
+    Both tenants are locked; the move is audited for both and each gets a
+    domain.transferred event. Afterwards the old tenant's spec may no longer name the
+    domain: move its Domain document to the new tenant's spec (metadata.tenant).
     Asks unless --yes.
     """
     from penguinctl import transfer as moving

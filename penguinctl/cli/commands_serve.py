@@ -66,6 +66,7 @@ def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake
     from penguinctl.control.plane import ControlPlane
     from penguinctl.errors import UsageError
     from penguinctl.web.app import create_app
+    from penguinctl.web.dashboard.runner import ManualRuns
     from penguinctl.web.metrics import Metrics
     from penguinctl.web.server import make_server, parse_listen
     from penguinctl.web.state import WebState
@@ -98,6 +99,7 @@ def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake
         metrics=metrics,
         role=plane.role if scheduler else (lambda: "standby"),
         clock=clock,
+        run_now=ManualRuns(app, config=config, clock=clock, heartbeats=plane.heartbeats),
     )
     server = make_server(create_app(state), host, bound[1])
     # uvicorn re-raises the signal that stopped it once it has shut down: our handler makes
@@ -110,6 +112,13 @@ def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake
         bound[1],
         "on" if scheduler else "off",
         "on" if with_worker else "off",
+    )
+    shown = "127.0.0.1" if bound[0] in ("0.0.0.0", "::") else bound[0]
+    shown = f"[{shown}]" if ":" in shown else shown
+    logging.getLogger("penguinctl.serve").info(
+        "dashboard: http://%s:%s/dashboard/ (sign in with an API key: `penguinctl apikeys create`)",
+        shown,
+        bound[1],
     )
     if scheduler:
         plane.start()

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from penguinctl.spec.cron import check_cron
 from penguinctl.spec.durations import Duration
@@ -88,26 +88,18 @@ def schedules_path(env: Mapping[str, str]) -> Path:
 
 def load_schedules(env: Mapping[str, str], path: Path | None = None) -> Schedules:
     """The schedules in force; a ``ConfigError`` (one line, with the file) when invalid."""
-    import yaml
-
+    from penguinctl import shipped
     from penguinctl.control.registry import JOBS
     from penguinctl.errors import ConfigError
 
     path = path or schedules_path(env)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        config = Schedules.model_validate({**(data or {}), "source": str(path)})
-    except OSError as exc:
-        raise ConfigError(
-            f"{path}: cannot read the schedules file: {exc.strerror or exc}",
-            hint="fix PENGUINCTL_SCHEDULES or copy config/schedules.yaml there",
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    config = shipped.load_model(
+        path,
+        Schedules,
+        what="the schedules file",
+        hint="fix PENGUINCTL_SCHEDULES or copy config/schedules.yaml there",
+        extra={"source": str(path)},
+    )
     unknown = sorted(n for n, j in config.jobs.items() if n not in JOBS and not j.run)
     if unknown:
         raise ConfigError(

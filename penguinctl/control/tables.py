@@ -27,14 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from penguinctl.state.columns import JsonType
-from penguinctl.state.models import utcnow
-
-
-def _ts(nullable: bool = False, **kw: Any) -> Any:
-    if nullable:
-        return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True, **kw))
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+from penguinctl.state.columns import JsonType, ts_field
 
 
 class SpecDocument(SQLModel, table=True):
@@ -49,7 +42,7 @@ class SpecDocument(SQLModel, table=True):
     document: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
     run_id: int | None = None  # the apply run that recorded it (None: an apply with no changes)
     actor: str
-    recorded_at: datetime = _ts()
+    recorded_at: datetime = ts_field()
 
 
 class JobSeries(SQLModel, table=True):
@@ -65,12 +58,12 @@ class JobSeries(SQLModel, table=True):
     target: str = ""  # e.g. the BackupPolicy a backup series follows
     schedule: str  # cron expression
     source: str  # where the schedule came from: config | Schedule/NAME | BackupPolicy/NAME
-    next_run_at: datetime | None = _ts(nullable=True)
-    last_scheduled_for: datetime | None = _ts(nullable=True)
+    next_run_at: datetime | None = ts_field(nullable=True)
+    last_scheduled_for: datetime | None = ts_field(nullable=True)
     paused: bool = False
     failures: int = 0  # consecutive failed runs (back-off)
     active: bool = True  # False once no recorded spec or config asks for it any more
-    updated_at: datetime = _ts()
+    updated_at: datetime = ts_field()
 
 
 class JobPause(SQLModel, table=True):
@@ -81,7 +74,7 @@ class JobPause(SQLModel, table=True):
     job: str = Field(primary_key=True)
     tenant: str = Field(primary_key=True)
     actor: str
-    paused_at: datetime = _ts()
+    paused_at: datetime = ts_field()
 
 
 class JobRun(SQLModel, table=True):
@@ -117,9 +110,9 @@ class JobRun(SQLModel, table=True):
     tenant: str
     target: str = ""
     trigger: str  # schedule | catch-up | manual
-    scheduled_for: datetime = _ts()
-    started_at: datetime = _ts()
-    finished_at: datetime | None = _ts(nullable=True)
+    scheduled_for: datetime = ts_field()
+    started_at: datetime = ts_field()
+    finished_at: datetime | None = ts_field(nullable=True)
     # running | ok | failed | timeout | interrupted | skipped
     status: str = "running"
     summary: dict[str, Any] = Field(
@@ -161,7 +154,7 @@ class StripeEvent(SQLModel, table=True):
 
     id: str = Field(primary_key=True)  # evt_...
     type: str
-    received_at: datetime = _ts()
+    received_at: datetime = ts_field()
     result: str  # applied | ignored
     detail: str | None = None
 

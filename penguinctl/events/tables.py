@@ -13,20 +13,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from penguinctl.state.columns import JsonType
-from penguinctl.state.models import utcnow
+from penguinctl.state.columns import JsonType, ts_field
 
 UNDISPATCHED = sa.text("dispatched_at IS NULL")
-
-
-def ts_field(nullable: bool = False) -> Any:
-    """A timezone-aware timestamp column (now from the product clock when not nullable)."""
-    if nullable:
-        return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class Event(SQLModel, table=True):

@@ -14,8 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from penguinctl import clock
+from penguinctl.campaigns.models import Campaign
 from penguinctl.health.results import Result
-from penguinctl.health.tables import campaigns
 
 
 def affected_domains(result: Result, servers: dict[str, dict], domains: dict[str, str]) -> set[str]:
@@ -27,6 +27,9 @@ def affected_domains(result: Result, servers: dict[str, dict], domains: dict[str
     if result.check.startswith("dnsbl:"):  # every server sending from the listed IP
         names |= {n for n, d in servers.items() if result.subject in (d.get("ips") or [])}
     return {d for d, s in domains.items() if s in names}
+
+
+campaigns = Campaign.__table__  # owned by penguinctl.campaigns; paused here
 
 
 def pause_campaigns(

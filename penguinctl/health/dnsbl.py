@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from penguinctl.dns.query import Resolver
 from penguinctl.health.results import Result
@@ -34,23 +34,10 @@ class BlockLists(BaseModel):
 
 def default_lists(env: Mapping[str, str] | None = None) -> BlockLists:
     """The block lists in force: the operator's ``config/dnsbl.yaml``, else the shipped one."""
-    import yaml
-
     from penguinctl import shipped
-    from penguinctl.errors import ConfigError
 
     path = shipped.find("config", "dnsbl.yaml", env)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return BlockLists.model_validate(data or {})
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the block lists: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    return shipped.load_model(path, BlockLists, what="the block lists")
 
 
 def ip_lists(env: Mapping[str, str] | None = None) -> tuple[str, ...]:

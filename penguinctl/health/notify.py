@@ -2,13 +2,14 @@
 
 The URL becomes a platform webhook endpoint (created on first use, ``source = notify``) for
 ``check.*``, ``blocklist.*`` and ``campaign.paused``, signed with the secret from
-``PENGUINCTL_WEBHOOK_SECRET`` or the secrets backend at ``notify/webhook`` (field ``secret``):
-its ``whsec_`` form is ``whsec_`` + base64(secret), so one secret verifies both schemes. After the
-checks, the events they emitted (transitions only: a check that starts failing, or recovers)
-are delivered to it at once, one POST per event with the Standard Webhooks headers and, for one
-release, the old ``X-Penguinctl-Timestamp`` / ``X-Penguinctl-Signature: sha256=<hex>`` over the
-same body (``<timestamp>.<body>``, HMAC-SHA256 keyed with the secret). A POST that fails is
-retried on the webhook schedule by ``serve`` (or ``events deliver``).
+``PENGUINCTL_WEBHOOK_SECRET`` or the secrets backend at ``platform/notify/webhook`` (field
+``secret``): its ``whsec_`` form is ``whsec_`` + base64(secret), so one secret verifies both
+schemes. After the checks, the events they emitted (transitions only: a check that starts
+failing, or recovers) are delivered to it at once, one POST per event with the Standard Webhooks
+headers and, for one release, the old ``X-Penguinctl-Timestamp`` /
+``X-Penguinctl-Signature: sha256=<hex>`` over the same body (``<timestamp>.<body>``,
+HMAC-SHA256 keyed with the secret). A POST that fails is retried on the webhook schedule by
+``serve`` (or ``events deliver``).
 """
 
 from __future__ import annotations

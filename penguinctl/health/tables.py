@@ -1,53 +1,53 @@
-"""SQLAlchemy Core views of the check history tables (migration 0004) and of the one column set
-of ``campaigns`` (migration 0003) a failed check changes: its status."""
+"""The check history tables (migration 0004), declared once as SQLModel classes; ``check_runs``
+and ``check_results`` below are their ``__table__`` for Core statements. (A failed check pauses
+campaigns through ``penguinctl.campaigns.models.Campaign``'s table.)"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from datetime import datetime
+from typing import Any
 
-from penguinctl.state.columns import JsonType
-from penguinctl.state.columns import ts_column as _ts
+from sqlalchemy import Column, ForeignKey, Index, Integer
+from sqlmodel import Field, SQLModel
 
-metadata = sa.MetaData()
+from penguinctl.state.columns import json_field, ts_field
 
 
-check_runs = sa.Table(
-    "check_runs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("actor", sa.String, nullable=False),
-    sa.Column("targets", JsonType, nullable=False),
-    sa.Column("status", sa.String, nullable=False),
-    sa.Column("counts", JsonType, nullable=False),
-    _ts("started_at"),
-    _ts("finished_at", True),
-)
+class CheckRun(SQLModel, table=True):
+    __tablename__ = "check_runs"
 
-check_results = sa.Table(
-    "check_results",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("run_id", sa.Integer, nullable=False),
-    sa.Column("tenant", sa.String, nullable=False),
-    sa.Column("target_kind", sa.String, nullable=False),
-    sa.Column("target", sa.String, nullable=False),
-    sa.Column("check", sa.String, nullable=False),
-    sa.Column("subject", sa.String, nullable=False),
-    sa.Column("status", sa.String, nullable=False),
-    sa.Column("critical", sa.Boolean, nullable=False),
-    sa.Column("detail", sa.String, nullable=False),
-    sa.Column("data", JsonType, nullable=False),
-    _ts("checked_at"),
-)
+    id: int | None = Field(default=None, primary_key=True)
+    actor: str
+    targets: dict[str, Any] = json_field()
+    status: str  # running | ok | warn | fail
+    counts: dict[str, Any] = json_field()
+    started_at: datetime = ts_field()
+    finished_at: datetime | None = ts_field(nullable=True)
 
-campaigns = sa.Table(
-    "campaigns",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant", sa.String, nullable=False),
-    sa.Column("name", sa.String, nullable=False),
-    sa.Column("status", sa.String, nullable=False),
-    sa.Column("paused_reason", sa.String),
-    sa.Column("spec", JsonType, nullable=False),
-    _ts("updated_at"),
-)
+
+class CheckResult(SQLModel, table=True):
+    __tablename__ = "check_results"
+    __table_args__ = (Index("ix_check_results_target", "target", "check", "checked_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(
+        sa_column=Column(
+            Integer,
+            ForeignKey("check_runs.id", name="fk_check_results_run", ondelete="CASCADE"),
+            nullable=False,
+        )
+    )
+    tenant: str
+    target_kind: str  # server | domain
+    target: str
+    check: str  # e.g. smtp:25, dnsbl:zen.spamhaus.org
+    subject: str  # what was checked (IP, host:port...)
+    status: str  # ok | warn | fail | error
+    critical: bool
+    detail: str
+    data: dict[str, Any] = json_field()
+    checked_at: datetime = ts_field()
+
+
+check_runs = CheckRun.__table__
+check_results = CheckResult.__table__

@@ -198,11 +198,11 @@ def ensure_migrated(engine: Engine, *, create: bool = True) -> None:
 
 def _create_from_snapshot(engine: Engine, head: str) -> bool:
     """A SQLite store with no tables at all gets the migrated schema from its snapshot
-    (``penguinctl.state.snapshot``: the same database, without Alembic). False when that does
+    (``penguinctl.state.snapshot_file``: the same database, without Alembic). False when that does
     not apply (PostgreSQL, a snapshot older than ``head``, tables present): migrate then."""
     if engine.dialect.name != "sqlite":
         return False
-    from penguinctl.state.snapshot import snapshot_sql
+    from penguinctl.state.snapshot_file import snapshot_sql
 
     sql = snapshot_sql(head)
     if sql is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from penguinctl import clock
@@ -23,7 +23,10 @@ def _ts(**kw: Any) -> Any:
 
 class ResourceRow(SQLModel, table=True):
     __tablename__ = "resources"
-    __table_args__ = (UniqueConstraint("tenant", "kind", "name", name="uq_resources_key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant", "kind", "name", name="uq_resources_key"),
+        Index("ix_resources_kind_name", "kind", "name", "tenant"),  # the dashboard's pages
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     tenant: str = Field(index=True)

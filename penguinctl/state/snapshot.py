@@ -21,32 +21,17 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from penguinctl.state.db import MIGRATIONS
+from penguinctl.state.snapshot_file import HEADER, SNAPSHOT, snapshot_revision, snapshot_sql
 
-SNAPSHOT = MIGRATIONS / "sqlite_schema.sql"
-_HEADER = "-- penguinctl SQLite schema at revision "
-
-
-def snapshot_revision(path: Path | None = None) -> str | None:
-    """The revision the snapshot was made at (None: no snapshot)."""
-    try:
-        with open(path or SNAPSHOT, encoding="utf-8") as fh:
-            first = fh.readline()
-    except OSError:
-        return None
-    return first[len(_HEADER) :].strip() if first.startswith(_HEADER) else None
-
-
-def snapshot_sql(head: str, path: Path | None = None) -> str | None:
-    """The snapshot's SQL when it was made at ``head``, else None."""
-    try:
-        text = (path or SNAPSHOT).read_text(encoding="utf-8")
-    except OSError:
-        return None
-    first, _, body = text.partition("\n")
-    if first != _HEADER + head:
-        return None
-    return body
+__all__ = [
+    "SNAPSHOT",
+    "dump",
+    "migrated_dump",
+    "render",
+    "snapshot_revision",
+    "snapshot_sql",
+    "write",
+]
 
 
 def dump(database: Path) -> list[str]:
@@ -76,7 +61,7 @@ def migrated_dump(revision: str = "head") -> list[str]:
 
 
 def render(revision: str, statements: list[str]) -> str:
-    return _HEADER + revision + "\n" + "\n".join(statements) + "\n"
+    return HEADER + revision + "\n" + "\n".join(statements) + "\n"
 
 
 def write(path: Path | None = None) -> str:

@@ -65,7 +65,14 @@ def create_app(state: Any) -> Any:
     from penguinctl.web.api.app import PREFIX, create_api
 
     app.mount(PREFIX, create_api(state))
-    # the /dashboard router is included here, before the fallback
+    # the /dashboard router and its static files, before the fallback
+    from starlette.staticfiles import StaticFiles
+
+    from penguinctl.web.dashboard import router as dashboard
+    from penguinctl.web.dashboard.render import STATIC
+
+    app.include_router(dashboard.router)
+    app.mount("/dashboard/static", StaticFiles(directory=str(STATIC)), name="dashboard-static")
     app.include_router(unsubscribe.fallback)
     import re
 

@@ -16,6 +16,8 @@ class WebState:
     metrics: Any  # penguinctl.web.metrics.Metrics
     role: Callable[[], str] = lambda: "standby"  # leader | standby | starting (the scheduler)
     clock: Any = None
+    # start a job run now (job, tenant, target) -> started; set by serve (the dashboard's "run now")
+    run_now: Callable[[str, str, str], bool] | None = None
     _unsubscribe_secret: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

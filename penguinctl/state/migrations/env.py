@@ -3,17 +3,8 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlmodel import SQLModel
 
-# importing the table modules registers their tables
-import penguinctl.alerts.tables
-import penguinctl.control.tables
-import penguinctl.events.tables
-import penguinctl.identity.tables
-import penguinctl.recovery.tables
-import penguinctl.services.tables
-import penguinctl.state.models
-import penguinctl.webhooks.tables  # noqa: F401
+from penguinctl.state.schema import metadata  # every table module's SQLModel classes
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - penguinctl always passes a connection
@@ -21,8 +12,10 @@ if connection is None:  # pragma: no cover - penguinctl always passes a connecti
 
 context.configure(
     connection=connection,
-    target_metadata=SQLModel.metadata,
+    target_metadata=metadata(),
     render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+    compare_server_default=True,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -1,10 +1,10 @@
--- penguinctl SQLite schema at revision 0011
+-- penguinctl SQLite schema at revision 0012
 BEGIN TRANSACTION;
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0011');
+INSERT INTO "alembic_version" VALUES('0012');
 CREATE TABLE alert_digests (
 	id INTEGER NOT NULL, 
 	subscription_id INTEGER NOT NULL, 
@@ -579,4 +579,6 @@ CREATE INDEX ix_server_rebuilds_server ON server_rebuilds (server);
 CREATE UNIQUE INDEX uq_server_rebuilds_running ON server_rebuilds (server) WHERE status = 'running';
 CREATE INDEX ix_api_keys_tenant ON api_keys (tenant);
 CREATE INDEX ix_api_plans_tenant ON api_plans (tenant);
+CREATE INDEX ix_resources_kind_name ON resources (kind, name, tenant);
+CREATE INDEX ix_sends_campaign ON campaign_sends (campaign_id, status, sent_at);
 COMMIT;
