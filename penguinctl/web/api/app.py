@@ -58,6 +58,52 @@ async def _unexpected(request: Request, exc: Exception) -> Any:
     return problem(500, "Internal error", "the error is in the server log", exit_code=1)
 
 
+class RejectNul:
+    """A NUL character in the path, the query or a JSON body is a 400 here: PostgreSQL cannot
+    store one, and no name, address or spec value has any."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        from urllib.parse import unquote_to_bytes
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = (scope.get("raw_path") or b"") + b"?" + (scope.get("query_string") or b"")
+        bad = b"\x00" in unquote_to_bytes(raw) or "\x00" in scope.get("path", "")
+        headers = dict(scope["headers"])
+        replay = receive
+        if not bad and b"json" in headers.get(b"content-type", b""):
+            chunks, more = [], True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    await self.app(scope, receive, send)
+                    return
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            body = b"".join(chunks)
+            bad = b"\x00" in body or b"\\u0000" in body
+            sent = False
+
+            async def replay() -> dict:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+        if bad:
+            from penguinctl.web.problems import problem
+
+            answer = problem(400, "Bad request", "NUL characters are not accepted", exit_code=2)
+            await answer(scope, receive, send)
+            return
+        await self.app(scope, replay, send)
+
+
 def create_api(state: Any) -> FastAPI:
     from penguinctl import __version__
     from penguinctl.web.api import docs, routes
@@ -74,6 +120,7 @@ def create_api(state: Any) -> FastAPI:
         separate_input_output_schemas=False,
     )
     api.state.web = state
+    api.add_middleware(RejectNul)
     api.add_exception_handler(PenguinError, _penguin_error)
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(RequestValidationError, _invalid)
