@@ -26,16 +26,19 @@ def resize(p: Any, key: ResourceKey, sid: int, inst: dict[str, Any], rid: int) -
                 raise ProviderError(
                     f"{key}: Hostwinds cannot move instance {sid} to plan rid {rid} in place:"
                     f" {exc.message}",
-                    hint="a smaller plan needs a new server: add a Server with that plan, "
-                    "move the domains to it, then delete this one",
+                    hint=f"a smaller plan needs a new server: `penguinctl server rebuild "
+                    f"{key.name} -f SPEC --allow-rebuild` orders one with it, restores the "
+                    "verified backup onto it and moves DNS",
                 ) from None
         p._call(key, p.client.check_upgrade_reboot, sid)
         p._call(key, p.client.upgrade_server, sid)
         deadline = p._clock() + p.poll_timeout
         while str(inst.get("status") or "").lower() != "resized":
             if p._clock() > deadline:
-                raise ProviderError(f"{key}: instance {sid} did not reach RESIZED in time",
-                                    hint="re-run apply: the resize resumes")  # fmt: skip
+                raise ProviderError(
+                    f"{key}: instance {sid} did not reach RESIZED in time",
+                    hint="re-run apply: the resize resumes",
+                )
             p._sleep(p.poll_interval)
             inst = p._call(key, p.client.get_instance, sid)
     p._call(key, p.client.confirm_upgrade, sid)
