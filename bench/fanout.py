@@ -184,12 +184,13 @@ class Penguinctl(Tool):
             "import os,sys\n"
             "from penguinctl.settings import load_settings\n"
             "from penguinctl.providers.secrets.keystore import KeystoreBackend\n"
+            "from penguinctl.secret_paths import server_ssh\n"
             "s = load_settings()\n"
             "ks = KeystoreBackend(s.keystore_dir, key_file=s.master_key_file, "
             "master_key=s.master_key)\n"
             "key = open(sys.argv[1]).read()\n"
             "for name in sys.argv[2:]:\n"
-            "    ks.put(f'servers/{name}/ssh', {'private_key': key})\n"
+            "    ks.put(server_ssh('bench', name), {'private_key': key})\n"
         )
         names = [f.name(i) for i in range(len(f.servers))]
         subprocess.run([sys.executable, "-c", code, str(f.key), *names], env=env, check=True)

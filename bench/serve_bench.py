@@ -190,6 +190,7 @@ def jobs(domains: int) -> None:
             spec.write_text(
                 agency_spec(n, tenant=tenant)
                 .replace("shared-mx", f"{tenant}-mx")
+                .replace("mx.agency-mail", f"mx.{tenant}-mail")  # names are owned per tenant
                 .replace("name: zones", f"name: {tenant}-zones")
                 .replace("dns: zones", f"dns: {tenant}-zones")
                 .replace("client", f"{tenant}-c")

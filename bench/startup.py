@@ -74,6 +74,8 @@ def install(rebuild: bool) -> Path:
         # --rebuild: this checkout's penguinctl again, the dependencies as they are
         extra = [] if fresh else ["--force-reinstall", "--no-deps"]
         subprocess.run([str(py), "-m", "pip", "install", "--quiet", *extra, str(wheel)], check=True)
+    if fresh:  # bench/fanout.py run with this venv imports tests/sshd.py (which imports pytest)
+        subprocess.run([str(py), "-m", "pip", "install", "--quiet", "pytest"], check=True)
     return py
 
 

@@ -593,7 +593,8 @@ def test_an_unreadable_zone_file_fails_only_its_domain(cli, tmp_path):
 
 
 def test_a_bad_dkim_secret_fails_only_its_domain(cli, tmp_path):
-    secret = cli.home / "keystore" / "domains" / "new2.example" / "dkim" / "pm202611.secret"
+    keystore = cli.home / "keystore" / "tenants" / "acme"
+    secret = keystore / "domains" / "new2.example" / "dkim" / "pm202611.secret"
     secret.parent.mkdir(parents=True)
     secret.write_bytes(b"not a Fernet token")
     args = ("domains", "import", _csv(tmp_path, GOOD), "-f", QUICKSTART, "--apply", "--yes")

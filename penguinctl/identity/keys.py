@@ -20,7 +20,7 @@ from penguinctl import clock
 from penguinctl.errors import NotFound, Unauthenticated, UsageError
 from penguinctl.identity import permissions
 from penguinctl.identity.principal import Principal
-from penguinctl.identity.tables import ApiKey
+from penguinctl.identity.tables import ApiKey, status
 from penguinctl.state import audit
 from penguinctl.state.columns import aware
 
@@ -36,15 +36,6 @@ def _hash(prefix: str, secret: str) -> str:
 
 def _secret() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
-
-
-def status(key: ApiKey, now: datetime | None = None) -> str:
-    now = now or clock.now()
-    if key.revoked_at is not None:
-        return "revoked"
-    if key.expires_at is not None and aware(key.expires_at) <= now:
-        return "expired"
-    return "active"
 
 
 def _check_role(tenant: str, role: str) -> None:

@@ -42,7 +42,6 @@ class ApiKey(SQLModel, table=True):
 
     def to_json(self, now: datetime | None = None) -> dict[str, Any]:
         """Everything but the hashes."""
-        from penguinctl.identity.keys import status
 
         def iso(value: datetime | None) -> str | None:
             from penguinctl.state.columns import aware
@@ -64,3 +63,16 @@ class ApiKey(SQLModel, table=True):
             "previous_valid_until": iso(self.previous_valid_until),
             "revoked_at": iso(self.revoked_at),
         }
+
+
+def status(key: ApiKey, now: datetime | None = None) -> str:
+    """``revoked``, ``expired`` or ``active`` at ``now`` (the product clock by default)."""
+    from penguinctl import clock
+    from penguinctl.state.columns import aware
+
+    now = now or clock.now()
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and aware(key.expires_at) <= now:
+        return "expired"
+    return "active"
