@@ -243,6 +243,10 @@ def test_problems_pages_and_limits(world: World) -> None:
     huge = {"files": {"x.yaml": "#" * 70_000}}
     res = world.call(key, "POST", "/specs/validate", json=huge)
     assert res.status_code == 413
+    # the docs page: self-contained (no CDN), every operation listed
+    docs = world.call(None, "GET", "/docs")
+    assert docs.status_code == 200 and "/api/v1/domains/{name}" in docs.text
+    assert "<script" not in docs.text and "cdn" not in docs.text.lower()
     # unauthenticated: 401 with WWW-Authenticate
     res = world.call(None, "GET", "/domains")
     assert res.status_code == 401 and res.headers["www-authenticate"].startswith("Bearer")

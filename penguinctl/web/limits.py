@@ -93,6 +93,10 @@ class BodyLimit:
         if any(p.fullmatch(scope.get("path", "")) for p in self.streamed):
             await self.app(scope, receive, send)  # the route streams and limits the body
             return
+        names = {name for name, _ in scope["headers"]}
+        if b"content-length" not in names and b"transfer-encoding" not in names:
+            await self.app(scope, receive, send)  # no body (RFC 9112 6.3): nothing to read
+            return
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
