@@ -44,6 +44,7 @@ MATRIX: dict[str, Rule] = {
     "leads.export": Rule("member", "operator", "export leads"),
     "leads.forget": Rule(None, "operator", "forget a person (platform-wide erasure)"),
     "suppressions.write": Rule("member", "operator", "add suppressions"),
+    "jobs.run": Rule("admin", "operator", "run a job now (the dashboard)"),
     "webhooks.manage": Rule("admin", "operator", "add, test and remove webhook endpoints"),
     "audit.read": Rule("admin", "readonly", "read the audit log"),
     "invoices.read": Rule("owner", "readonly", "read invoices"),

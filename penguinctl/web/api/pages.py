@@ -97,6 +97,8 @@ def _typed(column: Any, value: Any) -> Any:
         )
         if not isinstance(value, wanted):
             raise _bad_cursor()
+        if isinstance(value, int) and not -(2**31) <= value < 2**31:  # 32-bit columns on PG
+            raise _bad_cursor()
     return sa.literal(value, type_=kind)
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -16,6 +16,7 @@ from penguinctl.web.api.deps import ERRORS, allow, service_context
 from penguinctl.web.api.pages import Page, PageParams, keyset, page, page_list, page_params
 
 router = APIRouter(responses=ERRORS)
+MAX_ID = 2**31 - 1  # integer ids are 32-bit columns on PostgreSQL
 READ = Depends(allow("read"))
 TenantFilter = Query(None, max_length=63, description="Only this tenant's (platform keys)")
 Since = Query(None, description="Only since this instant (ISO 8601)")
@@ -108,7 +109,9 @@ def job_runs(
 
 
 @router.get("/jobs/runs/{run_id}", tags=["jobs"], summary="One job run")
-def job_run(request: Request, run_id: int, who: Principal = READ) -> dict[str, Any]:
+def job_run(
+    request: Request, run_id: int = Path(ge=1, le=MAX_ID), who: Principal = READ
+) -> dict[str, Any]:
     from penguinctl.control import runs
     from penguinctl.control.tables import JobRun
     from penguinctl.errors import NotFound

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -33,7 +33,9 @@ class Pause(BaseModel):
 
 class Resolve(BaseModel):
     verdict: str = Field(pattern="^(sent|unsent)$")
-    send_ids: list[int] | None = Field(None, max_length=10000, description="None: all")
+    send_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] | None = Field(
+        None, max_length=10000, description="None: all"
+    )
 
 
 class Emails(BaseModel):
