@@ -230,3 +230,123 @@ def test_sigkill_many_times_every_ambiguous_send_settled_by_postfix_log(tmp_path
     assert len(sends) == 2 * leads == len(received)
     assert {s.message_id for s in sends} == set(received)
     print(f"kills={kills} settled={dict(settled)}")
+
+
+# -- external servers: the Sent folder; the job stays within its tenant -------------------------
+def _ambiguous(engine, campaign_id: int, mailbox: str, message_id: str) -> int:
+    from penguinctl.campaigns.models import CampaignSend, Lead
+
+    leads, sends = Lead.__table__, CampaignSend.__table__
+    with engine.begin() as conn:
+        tenant = conn.execute(
+            sa.text("SELECT tenant FROM campaigns WHERE id = :id"), {"id": campaign_id}
+        ).scalar_one()
+        lead = conn.execute(
+            sa.select(leads.c.id, leads.c.email)
+            .where(leads.c.campaign_id == campaign_id)
+            .where(~sa.exists().where(sends.c.lead_id == leads.c.id))
+            .order_by(leads.c.id)
+            .limit(1)
+        ).one()
+        return conn.execute(
+            sa.insert(sends)
+            .values(
+                tenant=tenant,
+                campaign_id=campaign_id,
+                lead_id=lead.id,
+                step=0,
+                variant="A",
+                mailbox=mailbox,
+                recipient=lead.email,
+                message_id=message_id,
+                status="ambiguous",
+                worker="gone",
+                error="worker stopped",
+                claimed_at=datetime.now(UTC) - timedelta(minutes=5),
+            )
+            .returning(sends.c.id)
+        ).scalar_one()
+
+
+def _status(engine, send_id: int) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT status FROM campaign_sends WHERE id = :id"), {"id": send_id}
+        ).scalar()
+
+
+def _server(session, mail) -> None:
+    from penguinctl.resources import ResourceKey
+    from penguinctl.state.repo import upsert_resource
+
+    data = {"provider": "external", "hostname": "mx.test", "mail": mail}
+    upsert_resource(
+        session, key=ResourceKey("server", "acme", "mx"), provider="server:external", data=data
+    )
+
+
+def test_sent_folder_settles_external_sends_and_the_job_keeps_to_its_tenant(
+    tmp_path, monkeypatch, capsys, state_url
+) -> None:
+    from clitools import run_inprocess
+    from imapd import ImapServer
+
+    from penguinctl.resources import ResourceKey
+    from penguinctl.state.db import make_engine, migrate, session_scope
+    from penguinctl.state.repo import upsert_resource
+
+    monkeypatch.setenv("PENGUINCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PENGUINCTL_STATE", state_url)
+    monkeypatch.setenv("JOHN_PW", "john-imap-pw")
+    john, sara = "john@acme-mail.example", "sara@other-mail.example"
+    engine = make_engine(state_url)
+    migrate(engine)
+    (tmp_path / "imap").mkdir()
+    with ImapServer(tmp_path / "imap", users={john: "john-imap-pw", sara: "x"}) as imap:
+        record_mailboxes(engine, "acme", [john], smtp_port=1, imap_port=imap.port)
+        record_mailboxes(engine, "other", [sara], smtp_port=1, imap_port=imap.port)
+        with session_scope(engine) as s:  # acme's server keeps a Sent folder; other's does not
+            mail = {"submission": {"host": "127.0.0.1", "port": 1, "security": "none"},
+                    "imap": {"host": "127.0.0.1", "port": imap.port, "security": "none"},
+                    "sent_folder": "Sent"}  # fmt: skip
+            _server(s, mail)
+            box = {"domain": "acme-mail.example", "password": "env:JOHN_PW"}
+            upsert_resource(s, key=ResourceKey("mailbox", "acme", john), provider="state", data=box)
+        people = [{"email": f"p{i}@dest.example"} for i in range(3)]
+        acme = make_campaign(engine, "acme", "q4", senders=[john], steps=STEPS, leads=people)
+        other = make_campaign(engine, "other", "spring", senders=[sara], steps=STEPS, leads=people)
+        kept = _ambiguous(engine, acme, john, "<pc.kept@acme-mail.example>")
+        lost = _ambiguous(engine, acme, john, "<pc.lost@acme-mail.example>")
+        theirs = _ambiguous(engine, other, sara, "<pc.kept@acme-mail.example>")  # same id
+        client = imap.client(john)
+        client.create("Sent")
+        client.logout()
+        imap.append(john, _message("<pc.kept@acme-mail.example>"), folder="Sent")
+
+        res = run_inprocess(capsys, "jobs", "run", "campaign-settle", "--tenant", "acme")
+        assert res.code == 0, res.err + res.out
+        assert _status(engine, kept) == "sent"
+        assert _status(engine, lost) == "ambiguous"  # a Sent folder need not be complete
+        assert _status(engine, theirs) == "ambiguous"  # another tenant's: untouched
+
+        res = run_inprocess(capsys, "campaign", "resolve", "other/spring", "--auto", "-o", "json")
+        assert res.code == 6, res.err + res.out
+        (item,) = json.loads(res.out)["still_ambiguous"]
+        assert item["send_id"] == theirs and "cannot read its log" in item["reason"]
+        assert _status(engine, theirs) == "ambiguous"
+
+        with session_scope(engine) as s:  # a server that keeps every message it relays
+            mail["sent_folder_complete"] = True
+            _server(s, mail)
+        res = run_inprocess(capsys, "campaign", "resolve", "acme/q4", "--auto", "-o", "json")
+        assert res.code == 0, res.err + res.out
+        assert [i["send_id"] for i in json.loads(res.out)["unsent"]] == [lost]
+        assert _status(engine, lost) is None  # the row went: the next worker run sends it
+    with engine.connect() as conn:
+        audit = conn.execute(
+            sa.text(
+                "SELECT tenant, result FROM audit_events WHERE action = 'campaign.send.resolved'"
+            )
+        ).all()
+    engine.dispose()
+    assert sorted(audit) == [("acme", "sent"), ("acme", "unsent")]
