@@ -173,9 +173,15 @@ class Scheduler:
         return found
 
     def _due_query(self, plan: CampaignPlan, when: Any, limit: int, skip: list[int]) -> Any:
-        no_claim = ~sa.exists().where(
+        claim = sa.select(sa.literal(1)).where(
             SENDS.c.lead_id == LEADS.c.id, SENDS.c.step == LEADS.c.next_step
         )
+        if self.pg:
+            # OFFSET 0 keeps PostgreSQL from turning NOT EXISTS into an anti join, which it may
+            # plan as a merge join walking the leads by id past every lead already sent: a
+            # probe of the ledger's unique key per due lead, read from ix_leads_due, instead
+            claim = claim.offset(sa.literal_column("0"))
+        no_claim = ~claim.exists()
         stmt = (
             sa.select(*_LEAD_COLUMNS)
             .where(LEADS.c.campaign_id == plan.id, LEADS.c.status == "active", when, no_claim)
