@@ -117,9 +117,15 @@ def routes_for(conn: Any, tenant: str, mailboxes: set[str]) -> dict[str, MtaRout
 def read_mailu_log(app: Any, route: MtaRoute, since: datetime) -> tuple[str, datetime | None]:
     """(the Postfix log text, the time it is known complete from or None) of a MailU server,
     over SSH."""
-    from penguinctl.backup.targets import connect, load_targets
+    from penguinctl.backup.targets import Target, connect
+    from penguinctl.errors import UsageError
+    from penguinctl.remote.servers import endpoint_of, recorded_servers
 
-    (target,) = load_targets(app.db, [route.server], require_ssh=True)
+    # the tenant's own server row (server names are unique per tenant only)
+    endpoint = endpoint_of(route.server, route.data, recorded_servers(app.db), tenant=route.tenant)
+    if endpoint is None:
+        raise UsageError(f"server {route.server}: penguinctl has no SSH access to it")
+    target = Target(route.tenant, route.server, route.data, endpoint)
     mail = route.data.get("mail") or {}
     with connect(app, target, timeout=LOG_TIMEOUT) as conn:
         if mail.get("log_command"):
