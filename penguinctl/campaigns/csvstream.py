@@ -42,14 +42,16 @@ class CsvStream:
     # -- lines -----------------------------------------------------------------------------
     def _decode(self) -> tuple[str, BaseException | None, bool]:
         """The next decoded text, the error met (the text is what precedes it), end of file."""
-        data = self._raw.read(self._block)
+        size = max(self._block, len(codecs.BOM_UTF8)) if self._first else self._block
+        data = self._raw.read(size)
         self.bytes_read += len(data)
+        end = not data
         if self._first:
             self._first = False
             if data.startswith(codecs.BOM_UTF8):
                 data = data[len(codecs.BOM_UTF8) :]
         try:
-            return self._decoder.decode(data, final=not data), None, not data
+            return self._decoder.decode(data, final=end), None, end
         except UnicodeDecodeError as exc:
             good = exc.object[: exc.start]
             return bytes(good).decode("utf-8", errors="replace"), exc, True
