@@ -168,3 +168,18 @@ def test_bulk_merges_like_row_by_row_across_chunks(migrated_engine, tmp_path, mo
             want["fields"],
             "active",
         ), email
+
+
+def test_backslashes_and_quotes_survive_bulk_writes(migrated_engine, tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_text(
+        'email,first_name,company,note\na@x.example,Ann\\Lee,"Q ""x"" \\N",c:\\dir\\n\n'
+    )
+    with session_scope(migrated_engine) as s:
+        campaign = stored_campaign(s)
+        result = import_leads(s, campaign, path)
+        cid = campaign.id
+    assert result.created == 1, result.issues
+    ((email, (first, company, fields, _)),) = _stored(migrated_engine, cid).items()
+    assert email == "a@x.example"
+    assert (first, company, fields) == ("Ann\\Lee", 'Q "x" \\N', {"note": "c:\\dir\\n"})
