@@ -189,7 +189,10 @@ class Scheduler:
         )
         if skip:  # picked in this transaction, not inserted yet
             stmt = stmt.where(LEADS.c.id.not_in(skip))
-        if self.pg:  # any due leads will do: no ORDER BY, so the index on due leads serves
+        if self.pg:
+            # ordered as ix_leads_due is, so the planner reads it even when most leads are due
+            # (it would pick a sequential scan, which walks past every lead already sent)
+            stmt = stmt.order_by(LEADS.c.next_send_at)
             return stmt.with_for_update(skip_locked=True, of=LEADS)
         return stmt.order_by(LEADS.c.next_send_at, LEADS.c.id)
 
