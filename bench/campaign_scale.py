@@ -313,6 +313,12 @@ def _worker_cmd(extra: list[str]) -> list[str]:
     ]
 
 
+def _cpu() -> tuple[int, int]:
+    """(all jiffies, idle + iowait jiffies) of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields), fields[3] + fields[4]
+
+
 def mode_scaleout(args) -> None:
     sink = Sink((0.020, 0.050))
     rows = []
@@ -326,9 +332,11 @@ def mode_scaleout(args) -> None:
                     make_state(url, sink.port, args.n, work)
                     sink.reset()
                     env = {**os.environ, "PENGUINCTL_STATE": url, "PENGUINCTL_HOME": str(work)}
+                    extra = ["--in-flight", str(args.in_flight)] if args.in_flight else []
+                    cpu0 = _cpu()
                     procs = [
                         subprocess.Popen(
-                            _worker_cmd([]),
+                            _worker_cmd(extra),
                             env=env,
                             stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE,
@@ -341,18 +349,27 @@ def mode_scaleout(args) -> None:
                         if p.returncode != 0:
                             raise SystemExit(f"worker failed: {err[-2000:]}")
                     stats = sink.stats()
+                    cpu1 = _cpu()
                     drop_schema(handle)
+                busy = 1 - (cpu1[1] - cpu0[1]) / max(1, cpu1[0] - cpu0[0])
                 arrivals = sorted(stats["arrivals"])
                 assert stats["count"] == args.n, stats["count"]
                 lo, hi = arrivals[len(arrivals) // 10], arrivals[len(arrivals) * 9 // 10]
                 rate = (len(arrivals) * 8 // 10) / (hi - lo)
-                rows.append({"workers": n, "rate": rate, "dups": stats["dups"]})
-                log(f"{n} worker(s): {rate:.0f} msg/s, duplicates {stats['dups']}")
+                rows.append({"workers": n, "rate": rate, "dups": stats["dups"], "busy": busy})
+                log(
+                    f"{n} worker(s): {rate:.0f} msg/s, duplicates {stats['dups']}, "
+                    f"machine CPU {busy:.0%} busy, load {os.getloadavg()[0]:.1f}"
+                )
     finally:
         sink.close()
     by = {n: statistics.median(r["rate"] for r in rows if r["workers"] == n) for n in (1, 2, 4)}
     dups = sum(r["dups"] for r in rows)
-    print("| workers (PostgreSQL, sink 20-50 ms) | rate (msg/s, median) | vs 1 worker | goal |")
+    flight = args.in_flight or "4 (default)"
+    print(
+        f"| workers (PostgreSQL, sink 20-50 ms, in flight {flight}) | rate (msg/s, median) "
+        "| vs 1 worker | goal |"
+    )
     print("|---|---:|---:|---|")
     print(f"| 1 | {by[1]:.0f} | anchor | |")
     for n, goal in ((2, 1.7), (4, 3.0)):
@@ -360,6 +377,11 @@ def mode_scaleout(args) -> None:
         verdict = "PASS" if ratio >= goal else "FAIL"
         print(f"| {n} | {by[n]:.0f} | {ratio:.2f}x | >= {goal}x {verdict} |")
     print(f"\n(lead, step) sent twice: {dups} ({'PASS' if dups == 0 else 'FAIL'})")
+    busy = {n: statistics.median(r["busy"] for r in rows if r["workers"] == n) for n in (1, 2, 4)}
+    print(
+        "machine CPU busy during the runs (median): "
+        + ", ".join(f"{n} worker(s) {b:.0%}" for n, b in busy.items())
+    )
 
 
 def _rss_kb(pid: int) -> int | None:
@@ -435,6 +457,7 @@ def main() -> None:
     s = sub.add_parser("scaleout")
     s.add_argument("-n", type=int, default=3_000)
     s.add_argument("--rounds", type=int, default=3)
+    s.add_argument("--in-flight", type=int, default=None, help="per worker (default: its own, 4)")
     r = sub.add_parser("rss")
     r.add_argument("-n", type=int, default=100_000)
     r.add_argument("--backend", default="postgresql")
