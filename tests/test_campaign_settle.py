@@ -351,3 +351,22 @@ def test_sent_folder_settles_external_sends_and_the_job_keeps_to_its_tenant(
         ).all()
     engine.dispose()
     assert sorted(audit) == [("acme", "sent"), ("acme", "unsent")]
+
+
+def test_docker_log_covers_from_the_later_of_container_start_and_since() -> None:
+    from penguinctl.campaigns.ambiguous import AmbiguousSend
+    from penguinctl.campaigns.settle import judge_by_log
+
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    since = now - timedelta(hours=2)
+    claim = now - timedelta(hours=1)
+
+    def send() -> AmbiguousSend:
+        return AmbiguousSend(1, 1, "k@dest.example", 0, "A", "a@one.example",
+                             "<pc.x@one.example>", claim, "gone", None)  # fmt: skip
+
+    later = "2026-12-06T11:59:00Z mx postfix/smtpd[1]: connect from x\n"
+    for started, verdict in (("2026-11-01T00:00:00Z", "unsent"), ("2026-12-06T11:30:00Z", None)):
+        log = postfix_log.parse(f"{started} penguinctl-log-start\n" + later, now)
+        (judgement,) = judge_by_log(log, [send()], now, timedelta(seconds=30), since).values()
+        assert judgement.verdict == verdict, judgement  # restarted after the claim: unknown

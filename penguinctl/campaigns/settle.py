@@ -152,8 +152,9 @@ def judge_by_log(
     complete_from: datetime | None = None,
 ) -> dict[int, Judgement]:
     if complete_from is not None and log.first is not None:
-        # the log is complete from the container's start or the --since time, whichever is later
-        log.first = min(log.first, complete_from)
+        # docker logs --since: complete from the container's start (the script's first line)
+        # or the --since time, whichever is later
+        log.first = max(log.first, complete_from)
     return {
         a.send_id: postfix_log.judge(log, a.message_id, a.claimed_at, now, grace) for a in sends
     }
