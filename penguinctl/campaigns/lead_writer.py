@@ -152,7 +152,7 @@ class SqliteWriter(LeadWriter):
         while (rows := self.queue.get()) is not None:
             if self.error is None:
                 try:
-                    self.cursor.executemany(self.sql, rows)
+                    self.cursor.executemany(self.sql, map(tuple, rows))  # plain: binds faster
                 except BaseException as exc:  # re-raised in the caller's thread
                     self.error = exc
 
