@@ -182,6 +182,7 @@ def test_schemathesis(world, tmp_path) -> None:
         capture_output=True,
         text=True,
         timeout=240,
+        cwd=tmp_path,  # its cache directory goes there, not into the work tree
         env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "NO_COLOR": "1"},
     )  # fmt: skip
     (tmp_path / "schemathesis.log").write_text(done.stdout + done.stderr)

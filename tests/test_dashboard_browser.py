@@ -283,6 +283,22 @@ def test_the_dashboard_in_chromium(served, artifacts) -> None:
                 body = driver.find_element(By.TAG_NAME, "body")
                 body.screenshot(str(Path(docs) / f"dashboard-{name}.png"))
             driver.set_window_size(1280, 900)
+        # keyboard: the first Tab reaches the skip link, Enter moves focus to the content;
+        # further Tabs walk the navigation and the search form
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.keys import Keys
+
+        driver.get(serve.base + PAGES["domains"])
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        assert driver.switch_to.active_element.text == "Skip to content"
+        ActionChains(driver).send_keys(Keys.ENTER).perform()
+        assert driver.switch_to.active_element.get_attribute("id") == "main"
+        reached = []
+        for _ in range(12):
+            ActionChains(driver).send_keys(Keys.TAB).perform()
+            el = driver.switch_to.active_element
+            reached.append(el.get_attribute("id") or el.text)
+        assert "q" in reached and "status" in reached, reached
         # times: rewritten into the browser's zone (Asia/Tokyo), the UTC text kept as a title
         driver.get(serve.base + PAGES["campaigns"])
         stamp = driver.find_element(By.CSS_SELECTOR, "time[datetime]")

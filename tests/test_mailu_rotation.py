@@ -124,3 +124,22 @@ def test_mailu_credentials_rotate_without_api_downtime(tmp_path, monkeypatch, ca
             assert action in audit  # fmt: skip
         for value in (after["api_token"], after["admin_password"], after["secret_key"]):
             assert value not in audit
+
+
+def test_mailu_rotation_targets_are_tenant_scoped(tmp_path):
+    from fakes.state_rows import record_resources
+
+    from penguinctl.providers.secrets.keystore import KeystoreBackend
+    from penguinctl.secret_rotation.base import RotationContext
+    from penguinctl.secret_rotation.service import collect
+    from penguinctl.state.db import make_engine
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    record_resources(url, [("mailstack", "acme", "mx1", {"domain": "a.example"}),
+                           ("mailstack", "globex", "gx1", {"domain": "g.example"})])  # fmt: skip
+    engine = make_engine(url)
+    ks = KeystoreBackend(tmp_path / "ks", key_file=tmp_path / "k")
+    rctx = RotationContext(engine=engine, secrets=ks, actor="t", env={})
+    mine = collect(rctx, ["mailu"], tenant="globex").items
+    assert [(i.target, i.path) for i in mine] == [("gx1", "tenants/globex/servers/gx1/mailu")]
+    engine.dispose()

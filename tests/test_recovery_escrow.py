@@ -73,6 +73,10 @@ def test_backup_state_escrows_secrets_and_recover_restores_them(
     before = _values(secrets_backend.backend())
     assert any(p.endswith("dkim/" + p.rsplit("/", 1)[-1]) for p in before)
 
+    job = cli("jobs", "run", "backup-state", "-o", "json")  # serve's scheduled job, the same
+    assert job.code == 0, job.err + job.out
+    assert '"secrets"' in job.out and ".escrow" in job.out, job.out
+
     res = cli("backup", "state", "--to", tmp_path / "offsite" / "state.db", "-o", "json")
     assert res.code == 0, res.err
     sec = res.json()["secrets"]

@@ -22,7 +22,7 @@ from sshd import SshServer, free_port, keygen
 from test_recovery_drill import _zone
 
 pytestmark = pytest.mark.clock
-OLD, NEW, BACKUP = "127.0.0.51", "127.0.0.52", "127.0.0.53"
+OLD, NEW, BACKUP, THIRD = "127.0.0.51", "127.0.0.52", "127.0.0.53", "127.0.0.54"
 KEY = "hw-rebuild-key-0123456789"
 
 
@@ -79,7 +79,7 @@ def test_hostwinds_rebuild_orders_once_moves_everything_and_terminates_the_old(
         admin_priv, admin_pub = keygen(tmp_path / "id_admin")
         sftp_priv, sftp_pub = keygen(tmp_path / "id_sftp")
         hosts = []
-        for address, name in ((OLD, "a"), (NEW, "b")):
+        for address, name in ((OLD, "a"), (NEW, "b"), (THIRD, "d")):
             srv = SshServer(tmp_path / f"sshd-{name}", address, authorized_keys=[admin_pub],
                             path_prefix=install_shims(tmp_path / f"bin-{name}").directory,
                             home=tmp_path / f"home-{name}")  # fmt: skip
@@ -89,7 +89,7 @@ def test_hostwinds_rebuild_orders_once_moves_everything_and_terminates_the_old(
             SshServer(tmp_path / "sshd-c", BACKUP, authorized_keys=[sftp_pub])
         )
         fake = stack.enter_context(FakeHostwinds(api_key=KEY, build_polls=0))
-        fake._ips = iter([ipaddress.ip_address(OLD), ipaddress.ip_address(NEW)])
+        fake._ips = iter([ipaddress.ip_address(a) for a in (OLD, NEW, THIRD)])
         mailu = stack.enter_context(FakeMailu(api_token=TOKEN, hostname=f"mail.{DOMAIN}"))
         for var, value in (("HOSTWINDS_API_KEY", KEY), ("HOSTWINDS_API_URL", fake.url),
                            ("HOSTWINDS_POLL_INTERVAL", "0.05")):  # fmt: skip
@@ -130,3 +130,26 @@ def test_hostwinds_rebuild_orders_once_moves_everything_and_terminates_the_old(
         assert after == prep.before
         plan = cli("plan", "-f", spec, "--detailed-exitcode")  # the spec did not change
         assert plan.code == 0, plan.out + plan.err
+
+        # a smaller plan: not reachable in place (the disk cannot shrink), so apply refuses it
+        # and says how; `server rebuild -f SPEC --allow-rebuild` orders a server with that plan
+        spec.write_text(spec.read_text().replace("rid: 2,", "rid: 1,"))
+        refused = cli("apply", "-f", spec, "--yes")
+        assert refused.code != 0 and "--allow-rebuild" in refused.err, refused.err
+        hosts[1].stop()  # (the .52 server is given up: one file system for all the "hosts")
+        import shutil
+
+        shutil.move(str(root), str(tmp_path / "disk-b"))
+        args2 = [a for a in args if a != "--force"] + ["--probe", f"smtp={SINK}:{smtp_port}"]
+        asked = cli(*args2, "-f", spec)
+        assert asked.code == 4 and "--allow-rebuild" in asked.err, asked.err
+        smaller = cli(*args2, "-f", spec, "--allow-rebuild", "-o", "json")
+        assert smaller.code == 0, smaller.err + smaller.out
+        assert smaller.json()["replacement"]["main_ip"] == THIRD
+        (kept, third) = sorted(fake.instances)  # without --force the .52 instance stays
+        assert fake.instances[third]["product_id"] == 101  # rid 1
+        assert fake.instances[kept]["srvrname"] == "pc-acme-mx1-retired"
+        assert fake.instances[third]["srvrname"] == "pc-acme-mx1"
+        after = {k: v for k, v in tree_digest(root).items() if k in prep.before}
+        assert after == prep.before
+        assert cli("plan", "-f", spec, "--detailed-exitcode").code == 0

@@ -68,6 +68,7 @@ def test_a_missing_or_foreign_dkim_key_is_a_planned_change(cli, how):
     listing = cli("secrets", "rotate", "--kind", "dkim", "-o", "json").json()
     (item,) = [i for i in listing["items"] if i["target"] == DOMAIN]
     assert item["key"] == key["key"]
+    assert f"key {key['key']}" in cli("secrets", "rotate", "--kind", "dkim").out
     rotate = cli("secrets", "rotate", DOMAIN)
     assert rotate.code == 5 and "rotated" not in rotate.out.replace("nothing was rotated", "")
     assert "nothing was rotated" in rotate.out + rotate.err

@@ -20,6 +20,8 @@ SHIPPED = {
         "mailu/dkim_signing.conf.j2",
         "example/app.conf.j2",
         "billing/invoice.html.j2",
+        "dashboard/base.html",
+        "dashboard/login.html",
     },
 }
 
@@ -44,10 +46,11 @@ def test_the_checkout_is_the_source_and_the_package_holds_no_copies():
         assert {str(p.relative_to(REPO / kind)) for p in (REPO / kind).rglob("*.*")} >= names
     in_package = [
         p for p in (REPO / "penguinctl").rglob("*")
-        if p.suffix in (".yaml", ".yml", ".j2") and "__pycache__" not in p.parts
+        if p.suffix in (".yaml", ".yml", ".j2", ".html") and "__pycache__" not in p.parts
     ]  # fmt: skip
     assert in_package == []
-    for old in ("playbooks", "templates", "billing/templates", "billing/plans.yaml"):
+    moved = ("playbooks", "templates", "billing/templates", "billing/plans.yaml", "web/templates")
+    for old in moved:
         assert not (REPO / "penguinctl" / old).exists(), old
     assert not (REPO / "penguinctl" / shipped.IN_WHEEL).exists()
 

@@ -116,6 +116,12 @@ def test_apply_to_a_suspended_tenant_needs_force(env) -> None:
     assert "--force" in res.err
     assert cli("-o", "json", "get", "domains").out.count("client00000.example") == 0
     other = tmp_path / "good-infra.yaml"
-    other.write_text(agency_spec(1, tenant="good"))
+    # names are owned per tenant: good's spec names its own server and domain
+    other.write_text(
+        agency_spec(1, tenant="good")
+        .replace("shared-mx", "good-mx")
+        .replace("mx.agency-mail", "mx.good-mail")
+        .replace("client00000", "good00000")
+    )
     assert cli("--yes", "apply", "-f", other).code == 0  # another tenant: as usual
     assert cli("--yes", "apply", "--force", "-f", spec).code == 0  # the operator insists

@@ -29,6 +29,7 @@ malformed quoting), as in :mod:`penguinctl.spec.csvimport`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,16 +40,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from penguinctl.campaigns.csvrows import (
-    Counting,
     check_address,
     check_timezone,
     column_name,
+    csv_file_problem,
+    fast_address,
     iter_records,
-    open_csv_text,
 )
-from penguinctl.campaigns.models import Campaign, Lead, Suppression
+from penguinctl.campaigns.csvstream import CsvStream
+from penguinctl.campaigns.lead_writer import NewLead, fields_json, writer_for
+from penguinctl.campaigns.models import Campaign, Suppression
 from penguinctl.campaigns.spec import BUILTIN_VARIABLES, LEAD_COLUMNS, spec_of
-from penguinctl.campaigns.suppression import email_hash, suppressed_hashes
+from penguinctl.campaigns.suppression import _matching, email_hash, suppressed_hashes
 from penguinctl.errors import Location, SpecIssue
 from penguinctl.spec.csvimport import field_offsets
 from penguinctl.spec.source import quote
@@ -62,6 +65,7 @@ MAX_CELL_CHARS = 10_000
 MAX_ISSUES = 10_000  # issues kept in full; more are only counted
 BATCH = 1000
 
+_KNOWN = frozenset(LEAD_COLUMNS)
 _FIELD = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 
 
@@ -93,14 +97,6 @@ class LeadImport:
             "complete": self.complete,
             "errors": [{"location": str(i.location), "message": i.message} for i in self.issues],
         }
-
-
-@dataclass
-class _Row:
-    line: int
-    email: str
-    known: dict[str, str]  # first_name, last_name, company, timezone (non-blank only)
-    fields: dict[str, str]
 
 
 def _header(
@@ -171,8 +167,8 @@ def _parse_row(
     header: list[str],
     shown: str,
     required: frozenset[str],
-    raw: list[str] | None = None,
-) -> tuple[_Row | None, list[SpecIssue]]:
+    raw: Callable[[], list[str]] | None = None,
+) -> tuple[NewLead | None, list[SpecIssue]]:
     problems: list[str] = []
     if len(record) != len(header):
         problems.append(
@@ -180,19 +176,23 @@ def _parse_row(
             "quote cells that contain a comma"
         )
         return None, [SpecIssue(Location(shown, line, 1), f"line {line}: {problems[0]}")]
-    controls = [
-        _control_issue(shown, line, raw or [], index, name, cell)
-        for index, (name, cell) in enumerate(zip(header, record, strict=True))
-        if find_control(cell.strip()) >= 0
-    ]
-    if controls:
-        return None, controls
+    if not "".join(record).isprintable():  # else no cell holds a control character
+        lines = raw() if raw else []
+        controls = [
+            _control_issue(shown, line, lines, index, name, cell)
+            for index, (name, cell) in enumerate(zip(header, record, strict=True))
+            if find_control(cell.strip()) >= 0
+        ]
+        if controls:
+            return None, controls
     cells: dict[str, str] = {}
     for name, cell in zip(header, record, strict=True):
         value = cell.strip()
+        if not value:
+            continue
         if len(value) > MAX_CELL_CHARS:
             problems.append(f"{name}: {len(value):,} characters; the limit is {MAX_CELL_CHARS:,}")
-        elif value:
+        else:
             cells[name] = value
     address, error = check_address(cells.get("email", ""))
     if error:
@@ -210,9 +210,67 @@ def _parse_row(
     if problems:
         label = f"line {line}" + (f" ({address})" if not error else "")
         return None, [SpecIssue(Location(shown, line, 1), f"{label}: {p}") for p in problems]
-    known = {k: cells[k] for k in LEAD_COLUMNS[1:] if k in cells}
-    custom = {k: v for k, v in cells.items() if k not in LEAD_COLUMNS}
-    return _Row(line, address, known, custom), []
+    get = cells.get
+    custom = {k: v for k, v in cells.items() if k not in _KNOWN}
+    return NewLead(
+        address,
+        get("first_name"),
+        get("last_name"),
+        get("company"),
+        tz,
+        fields_json(custom),
+        "active",
+    ), []
+
+
+class _RowParser:
+    """:func:`_parse_row` for one header, with a fast path for the common row (right number
+    of cells, no control character, cells under the limit, a plain address email-validator
+    accepts, a known time zone, the required variables set): the same lead as the full path,
+    which any other row takes (so every message and location comes from it)."""
+
+    def __init__(self, header: list[str], shown: str, required: frozenset[str]) -> None:
+        self.header, self.shown, self.required = header, shown, required
+        index = {name: i for i, name in enumerate(header)}
+        self.width = len(header)
+        self.email = index["email"]
+        self.known = [index.get(name) for name in LEAD_COLUMNS[1:]]
+        self.custom = [(i, name) for i, name in enumerate(header) if name not in _KNOWN]
+        self.needed = [index[name] for name in sorted(required) if name in index]
+
+    def parse(
+        self, line: int, record: list[str], raw: Callable[[], list[str]]
+    ) -> tuple[NewLead | None, list[SpecIssue]]:
+        lead = self._fast(record) if len(record) == self.width else None
+        if lead is not None:
+            return lead, []
+        return _parse_row(line, record, self.header, self.shown, self.required, raw)
+
+    def _fast(self, record: list[str]) -> NewLead | None:
+        joined = "".join(record)
+        if len(joined) > MAX_CELL_CHARS or not joined.isprintable():
+            return None
+        address = fast_address(record[self.email].strip())
+        if address is None:
+            return None
+        for i in self.needed:
+            if not record[i].strip():
+                return None
+        fi, li, ci, ti = self.known
+        tz = (record[ti].strip() or None) if ti is not None else None
+        if tz is not None and check_timezone(tz) is not None:
+            return None
+        return NewLead(
+            address,
+            (record[fi].strip() or None) if fi is not None else None,
+            (record[li].strip() or None) if li is not None else None,
+            (record[ci].strip() or None) if ci is not None else None,
+            tz,
+            fields_json({name: v for i, name in self.custom if (v := record[i].strip())})
+            if self.custom
+            else "{}",
+            "active",
+        )
 
 
 def import_leads(
@@ -224,54 +282,70 @@ def import_leads(
     progress: Callable[[int], None] | None = None,
 ) -> LeadImport:
     """Import the CSV at ``path`` into ``campaign`` (see the module doc). Writes through
-    ``session`` in batches; the caller commits (and audits)."""
+    ``session``'s connection in batches (lead_writer.py: bulk, linear); the caller commits (and
+    audits). ``progress`` is called with the bytes read so far."""
     shown = shown or str(path)
     result = LeadImport(shown, campaign.key)
     spec = spec_of(campaign)
     required = spec.required_variables()
-    handle, problem = open_csv_text(path, MAX_FILE_BYTES)
-    if problem or handle is None:
-        result.issues.append(SpecIssue(Location(shown), problem or "cannot read file"))
+    problem = csv_file_problem(path, MAX_FILE_BYTES)
+    if problem is None:
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            problem = f"cannot read file: {(exc.strerror or type(exc).__name__).lower()}"
+    if problem:
+        result.issues.append(SpecIssue(Location(shown), problem))
         result.complete = False
         return result
     issues: list[SpecIssue] = []
+    assert campaign.id is not None
+    writer = writer_for(session, campaign.id, utcnow())
+    screen = _Screen(session, campaign)
     with handle:
-        counter = Counting(handle)
-        header: list[str] | None = None
-        batch: dict[str, _Row] = {}
-        for line, record in iter_records(handle, shown, issues, counter):
-            if header is None:
-                header = _header(record, line, shown, required, issues)
-                if header is None:
+        stream = CsvStream(handle)
+        reader = stream.reader
+        parser: _RowParser | None = None
+        batch: list[NewLead] = []
+        try:
+            for line, record in iter_records(None, shown, issues, reader=reader):
+                if parser is None:
+                    header = _header(record, line, shown, required, issues)
+                    if header is None:
+                        result.complete = False
+                        break
+                    parser = _RowParser(header, shown, required)
+                    continue
+                result.rows += 1
+                if result.rows > MAX_ROWS:
+                    issues.append(
+                        SpecIssue(
+                            Location(shown, line, 1), f"more than {MAX_ROWS:,} rows; split it"
+                        )
+                    )
                     result.complete = False
                     break
-                continue
-            result.rows += 1
-            if result.rows > MAX_ROWS:
-                issues.append(
-                    SpecIssue(Location(shown, line, 1), f"more than {MAX_ROWS:,} rows; split it")
+                row, row_issues = parser.parse(
+                    line, record, functools.partial(stream.raw, line, reader.line_num)
                 )
-                result.complete = False
-                break
-            row, row_issues = _parse_row(line, record, header, shown, required, counter.lines)
-            if row is None:
-                result.rejected += 1
-                issues.extend(row_issues[: max(0, MAX_ISSUES - len(issues))])
-                continue
-            if row.email in batch:
-                _merge_rows(batch[row.email], row)
-                result.merged += 1
-            else:
-                batch[row.email] = row
-            if len(batch) >= BATCH:
-                _write_batch(session, campaign, batch, result)
-                if progress:
-                    progress(counter.chars)
-        if batch:
-            _write_batch(session, campaign, batch, result)
+                if row is None:
+                    result.rejected += 1
+                    issues.extend(row_issues[: max(0, MAX_ISSUES - len(issues))])
+                    continue
+                batch.append(row)
+                if len(batch) >= BATCH:
+                    writer.add(screen.sort(batch, result))
+                    batch = []
+                    if progress:
+                        progress(stream.bytes_read)
+            if batch:
+                writer.add(screen.sort(batch, result))
+        finally:
+            counts = writer.finish()
+        result.created, result.suppressed, result.merged = counts
         if progress:
-            progress(counter.chars)
-        if header is None and result.complete and not issues:
+            progress(stream.bytes_read)
+        if parser is None and result.complete and not issues:
             issues.append(SpecIssue(Location(shown), "file is empty; write a header line first"))
             result.complete = False
     if any("malformed" in i.message or "UTF-8" in i.message or "NUL" in i.message for i in issues):
@@ -280,64 +354,41 @@ def import_leads(
     return result
 
 
-def _merge_rows(into: _Row, other: _Row) -> None:
-    into.known.update(other.known)
-    into.fields.update(other.fields)
+class _Screen:
+    """Suppressed and forgotten addresses among new rows, asked a batch at a time; nothing is
+    asked (nor hashed) when no suppression applies to the campaign at all."""
 
+    def __init__(self, session: Session, campaign: Campaign) -> None:
+        self.session = session
+        self.campaign = campaign
+        table = Suppression.__table__
+        self.active = (
+            session.execute(
+                sa.select(table.c.id).where(_matching(campaign.tenant, campaign.key)).limit(1)
+            ).first()
+            is not None
+        )
 
-def _write_batch(
-    session: Session, campaign: Campaign, batch: dict[str, _Row], result: LeadImport
-) -> None:
-    table = Lead.__table__
-    now = utcnow()
-    emails = list(batch)
-    existing = {
-        r.email: r
-        for r in session.execute(
-            sa.select(table.c.id, table.c.email, table.c.fields).where(
-                table.c.campaign_id == campaign.id, table.c.email.in_(emails)
-            )
-        )
-    }
-    hashes = {email: email_hash(email) for email in emails if email not in existing}
-    suppressed = suppressed_hashes(session, hashes.values(), campaign.tenant, campaign.key)
-    forgotten = _forgotten(session, hashes.values()) if suppressed else set()
-    inserts: list[dict[str, Any]] = []
-    for email, row in batch.items():
-        if email in existing:
-            current = existing[email]
-            values: dict[str, Any] = dict(row.known)
-            values["fields"] = {**(current.fields or {}), **row.fields}
-            values["updated_at"] = now
-            session.execute(sa.update(table).where(table.c.id == current.id).values(**values))
-            result.merged += 1
-            continue
-        hashed = hashes[email]
-        if hashed in forgotten:
-            result.skipped_forgotten += 1
-            continue
-        status = "suppressed" if hashed in suppressed else "active"
-        result.suppressed += status == "suppressed"
-        inserts.append(
-            {
-                "campaign_id": campaign.id,
-                "email": email,
-                "first_name": row.known.get("first_name"),
-                "last_name": row.known.get("last_name"),
-                "company": row.known.get("company"),
-                "timezone": row.known.get("timezone"),
-                "fields": row.fields,
-                "status": status,
-                "next_step": 0,
-                "next_send_at": None,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    if inserts:
-        session.execute(sa.insert(table), inserts)
-        result.created += sum(1 for row in inserts if row["status"] == "active")
-    batch.clear()
+    def sort(self, rows: list[NewLead], result: LeadImport) -> list[NewLead]:
+        """The rows to store (forgotten people left out, counted), suppressed ones marked."""
+        if not self.active:
+            return rows
+        hashes = {row.email: email_hash(row.email) for row in rows}
+        c = self.campaign
+        suppressed = suppressed_hashes(self.session, hashes.values(), c.tenant, c.key)
+        if not suppressed:
+            return rows
+        forgotten = _forgotten(self.session, suppressed)
+        kept: list[NewLead] = []
+        for row in rows:
+            hashed = hashes[row.email]
+            if hashed in forgotten:
+                result.skipped_forgotten += 1
+            elif hashed in suppressed:
+                kept.append(row._replace(status="suppressed"))
+            else:
+                kept.append(row)
+        return kept
 
 
 def _forgotten(session: Session, hashes: Any) -> set[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from penguinctl.state.columns import JsonType, ts_field
@@ -57,8 +57,14 @@ class Lead(SQLModel, table=True):
     __tablename__ = "leads"
     __table_args__ = (
         UniqueConstraint("campaign_id", "email", name="uq_leads_campaign_email"),
-        Index("ix_leads_due", "campaign_id", "status", "next_send_at"),
-        Index("ix_leads_email", "email"),
+        # the worker's due leads (scheduler.py; migration 0013)
+        Index(
+            "ix_leads_due",
+            "campaign_id",
+            "next_send_at",
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -38,9 +38,17 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def _of_address(address: str) -> Any:
+    """``leads.email = address`` read through uq_leads_campaign_email (campaign, address):
+    there is no index on the address alone (migration 0013)."""
+    leads = Lead.__table__
+    every = sa.select(Campaign.__table__.c.id).scalar_subquery()
+    return sa.and_(leads.c.campaign_id.in_(every), leads.c.email == address)
+
+
 def _lead_ids(session: Session, address: str) -> list[int]:
     leads = Lead.__table__
-    return list(session.execute(sa.select(leads.c.id).where(leads.c.email == address)).scalars())
+    return list(session.execute(sa.select(leads.c.id).where(_of_address(address))).scalars())
 
 
 def export_person(session: Session, email: str) -> dict[str, Any]:
@@ -51,7 +59,7 @@ def export_person(session: Session, email: str) -> dict[str, Any]:
     rows = session.execute(
         sa.select(leads, campaigns.c.tenant, campaigns.c.name.label("campaign"))
         .join(campaigns, campaigns.c.id == leads.c.campaign_id)
-        .where(leads.c.email == address)
+        .where(_of_address(address))
         .order_by(leads.c.id)
     ).all()
     ids = [r.id for r in rows]

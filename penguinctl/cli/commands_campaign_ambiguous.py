@@ -55,14 +55,39 @@ def resolve(
     all_: Annotated[
         bool, typer.Option("--all", help="Every ambiguous send of the campaign.")
     ] = False,
+    auto: Annotated[
+        bool,
+        typer.Option(
+            "--auto",
+            help="Ask the sending MTA (MailU's Postfix log over SSH; an external server's Sent "
+            "folder over IMAP) and settle what it answers; the rest stay ambiguous, with why.",
+        ),
+    ] = False,
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            metavar="SECONDS",
+            help="--auto: how long the MTA log must run past a claim before a send missing "
+            "from it counts as unsent.",
+            min=0,
+        ),
+    ] = 30.0,
     tenant: TenantOpt = None,
 ) -> None:
-    """Settle ambiguous sends by what you found on the mailbox's server. `--as unsent` resends
-    them: asks unless --yes."""
+    """Settle ambiguous sends by what you found on the mailbox's server, or ask the server
+    (--auto). `--as unsent` resends them: asks unless --yes."""
     from penguinctl.errors import UsageError
     from penguinctl.services import campaigns, context
 
     app = ctx.obj
+    if auto:
+        from penguinctl.cli.campaign_common import find_campaign
+        from penguinctl.cli.campaign_settle import resolve_auto
+
+        if verdict or send_ids or all_:
+            raise UsageError("--auto decides by itself: no --as, --all or SEND_ID with it")
+        return resolve_auto(app, find_campaign, name, tenant, grace)
     if verdict not in ("sent", "unsent"):
         raise UsageError("--as is required: sent or unsent", hint="--as sent | --as unsent")
     if bool(send_ids) == all_:

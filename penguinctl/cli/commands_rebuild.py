@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,6 +20,14 @@ def _probes(items: list[str] | None) -> dict[str, tuple[str | None, int]]:
             raise UsageError(f"--probe {item!r}: use smtp=[HOST:]PORT or imap=[HOST:]PORT")
         out[name] = (host or None, int(port))
     return out
+
+
+def _specs(files: list[Path] | None):
+    if not files:
+        return None
+    from penguinctl.spec import load_specs
+
+    return load_specs(files)
 
 
 def rebuild(
@@ -49,6 +58,22 @@ def rebuild(
     imap_plain: Annotated[
         bool, typer.Option("--imap-plain", help="IMAP check without TLS (test servers only).")
     ] = False,
+    files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--file",
+            "-f",
+            metavar="FILE",
+            help="The tenant's spec: a Hostwinds replacement is ordered with its plan.",
+        ),
+    ] = None,
+    allow_rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--allow-rebuild",
+            help="Allow a replacement with another Hostwinds plan than the lost server's.",
+        ),
+    ] = False,
 ) -> int:
     """Replace a lost server: take the new host, bootstrap it, install MailU, restore the
     newest verified backup, move DNS and the recorded address, check that mail flows, then
@@ -71,6 +96,8 @@ def rebuild(
         force=force,
         probes=_probes(probe),
         imap_tls=not imap_plain,
+        specs=_specs(files),
+        allow_rebuild=allow_rebuild,
     )
 
     def say(text: str) -> None:

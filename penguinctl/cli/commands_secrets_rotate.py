@@ -156,6 +156,7 @@ def rotate(
             if chosen:
                 rows = [
                     [i.kind, escape(i.target), escape(i.tenant or "-"), escape(i.path),
+                     f"key {i.key}" if getattr(i, "key", None) else
                      f"{i.last_rotated:%Y-%m-%d}" if i.last_rotated else "never",
                      _when(i.due_at, now)]
                     for i in chosen

@@ -11,7 +11,8 @@ Listen = Annotated[
     typer.Option(
         "--listen",
         metavar="HOST:PORT",
-        help="Address of the HTTP app (health, metrics, unsubscribe links, Stripe webhook); "
+        help="Address of the HTTP app (REST API, dashboard, health, metrics, unsubscribe links, "
+        "Stripe webhook); "
         "put it behind your HTTPS reverse proxy.",
     ),
 ]

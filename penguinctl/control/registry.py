@@ -120,6 +120,12 @@ JOBS: dict[str, Job] = {
             "retry failed payments; suspend after the last retry",
             f"{_J}.billing:run_dunning",
         ),
+        Job(
+            "campaign-settle",
+            "tenant",
+            "settle ambiguous sends by asking the sending MTA (its log, or a Sent folder)",
+            f"{_J}.settle:run",
+        ),
     )
 }
 WORKER = "worker"  # the campaign worker (serve --with-worker): not a scheduled job

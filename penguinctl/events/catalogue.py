@@ -53,7 +53,11 @@ TYPES: tuple[EventType, ...] = (
     EventType("send.ambiguous", "tenant", "worker (lost answer, or recovered after a crash)"),
     EventType("backup.failed", "either", "`backup run` / `prune` / `state`, serve's backup jobs"),
     EventType("backup.verified", "either", "`backup verify`, serve's `backup-verify` job"),
-    EventType("restore.drill.failed", "either", "`backup verify`, serve's `backup-verify` job"),
+    EventType(
+        "restore.drill.failed",
+        "either",
+        "`backup verify`, serve's `backup-verify` job (check, samples, mail-store drill)",
+    ),
     EventType("invoice.created", "tenant", "`billing run`, serve's `billing-run` job"),
     EventType("invoice.paid", "tenant", "`billing sync` (charge, retry or Stripe status)"),
     EventType("invoice.payment_failed", "tenant", "`billing sync` (first charge, dunning retry)"),

@@ -293,35 +293,9 @@ class HostwindsProvider(Provider):
         return ChangeResult(change=change, data=data, detail=", ".join(done) or "no change")
 
     def _resize(self, key: ResourceKey, sid: int, inst: dict[str, Any], rid: int) -> dict:
-        """The documented upgrade workflow, resumable at every step: an instance already
-        ``RESIZED`` is confirmed; a pending order (ours, from a run that stopped) is carried
-        on, never ordered twice; else ``upgrade_instance`` orders the plan. Then
-        ``upgrade_server``, wait for ``RESIZED``, ``confirm_upgrade``, wait for active. A plan
-        the API cannot reach in place (a smaller disk) is refused: it needs a new server."""
-        status = str(inst.get("status") or "").lower()
-        if status != "resized":
-            pending = self._call(key, self.client.check_upgrade_order, sid)
-            if pending is None:
-                try:
-                    self.client.upgrade_instance(sid, rid)
-                except HostwindsApiError as exc:
-                    raise ProviderError(
-                        f"{key}: Hostwinds cannot move instance {sid} to plan rid {rid} in place:"
-                        f" {exc.message}",
-                        hint="a smaller plan needs a new server: add a Server with that plan, "
-                        "move the domains to it, then delete this one",
-                    ) from None
-            self._call(key, self.client.check_upgrade_reboot, sid)
-            self._call(key, self.client.upgrade_server, sid)
-            deadline = self._clock() + self.poll_timeout
-            while str(inst.get("status") or "").lower() != "resized":
-                if self._clock() > deadline:
-                    raise ProviderError(f"{key}: instance {sid} did not reach RESIZED in time",
-                                        hint="re-run apply: the resize resumes")  # fmt: skip
-                self._sleep(self.poll_interval)
-                inst = self._call(key, self.client.get_instance, sid)
-        self._call(key, self.client.confirm_upgrade, sid)
-        return self.wait_until_active(key, sid)
+        from penguinctl.providers.hostwinds_resize import resize
+
+        return resize(self, key, sid, inst, rid)
 
     def _delete(self, change: Change) -> ChangeResult:
         key, before = change.key, change.before or {}

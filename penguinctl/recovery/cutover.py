@@ -83,6 +83,10 @@ def move_hostwinds(rb: Any) -> dict[str, Any]:
 
     canonical = rb.old.get("srvrname") or srvrname(rb.tenant, rb.server)
     labels = hostwinds.relabel(rb, canonical)
+    if rb.opts.specs is not None:  # -f: the given spec (a new plan) becomes the recorded one
+        recorded.record(
+            rb.app.db, rb.opts.specs, tenants=[rb.tenant], run_id=None, actor=rb.app.actor()
+        )
     data = {**rb.new_data(), "srvrname": canonical}
     with session_scope(rb.app.db) as session:
         repo.upsert_resource(

@@ -65,7 +65,7 @@ def order(rb: Any) -> dict[str, Any]:
     after = {
         "provider": "hostwinds",
         "hostname": old["hostname"],
-        "hostwinds": old["hostwinds"],
+        "hostwinds": rep.get("hostwinds") or old["hostwinds"],
         "srvrname": rep["srvrname"],
         "mail": old.get("mail"),
         "ips": [],

@@ -41,6 +41,8 @@ class Options:
     probes: dict[str, tuple[str | None, int]] = field(default_factory=dict)  # smtp/imap
     imap_tls: bool = True
     timeout: float = 6 * 3600.0
+    specs: Any = None  # a loaded SpecSet (-f): a Hostwinds replacement takes its plan from it
+    allow_rebuild: bool = False  # consent to a new plan Hostwinds cannot reach in place
 
 
 def parse_onto(text: str) -> tuple[str, int | None]:
@@ -180,7 +182,17 @@ class Rebuild:
             from penguinctl.desired import srvrname
 
             label = self.old.get("srvrname") or srvrname(self.tenant, self.server)
-            return {"provider": "hostwinds", "srvrname": f"{label}-r{clock.now():%Y%m%d%H%M%S}"}
+            wanted = {"provider": "hostwinds", "srvrname": f"{label}-r{clock.now():%Y%m%d%H%M%S}"}
+            plan = self._spec_plan()
+            if plan is not None and plan != self.old.get("hostwinds"):
+                if not self.opts.allow_rebuild:
+                    raise UnsafePlan(
+                        f"server {self.server}: the spec changes its Hostwinds plan to {plan}: "
+                        "the replacement would be a different server",
+                        hint="pass --allow-rebuild to order it with the spec's plan",
+                    )
+                wanted["hostwinds"] = plan
+            return wanted
         if not self.opts.onto:
             return None
         host, port = parse_onto(self.opts.onto)
@@ -195,11 +207,27 @@ class Rebuild:
         }
 
     # -- the new host -------------------------------------------------------------------------
+    def _spec_plan(self) -> dict[str, Any] | None:
+        """The ``hostwinds`` block of this server in the spec given with -f, if any."""
+        specs = self.opts.specs
+        if specs is None or self.server not in specs.servers:
+            return None
+        block = specs.servers[self.server].spec.hostwinds
+        return block.model_dump(mode="json", exclude_none=True) if block is not None else None
+
     def new_data(self) -> dict[str, Any]:
         """The server's recorded data with the replacement's address."""
         rep = self.row["replacement"]
         if rep.get("provider") == "hostwinds":
-            keep = ("service_id", "main_ip", "ips", "rdns", "monthly_cost", "ordered_at")
+            keep = (
+                "service_id",
+                "main_ip",
+                "ips",
+                "rdns",
+                "monthly_cost",
+                "ordered_at",
+                "hostwinds",
+            )
             return {
                 **self.old,
                 **{k: rep[k] for k in keep if rep.get(k) is not None},

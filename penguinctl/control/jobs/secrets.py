@@ -1,5 +1,5 @@
-"""``secrets-rotate``: rotate the tenant's SSH keys and mailbox passwords that are due (DKIM
-keys rotate through ``dkim-rotate``), as ``secrets rotate --due`` does."""
+"""``secrets-rotate``: rotate the tenant's SSH keys, mailbox passwords and MailU credentials
+that are due (DKIM keys rotate through ``dkim-rotate``), as ``secrets rotate --due`` does."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from penguinctl.control.registry import JobFailed
 
-KINDS = ("ssh", "mailbox")
+KINDS = ("ssh", "mailbox", "mailu")
 
 
 def run(ctx: Any) -> dict[str, Any]:

@@ -1,10 +1,10 @@
--- penguinctl SQLite schema at revision 0012
+-- penguinctl SQLite schema at revision 0013
 BEGIN TRANSACTION;
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0012');
+INSERT INTO "alembic_version" VALUES('0013');
 CREATE TABLE alert_digests (
 	id INTEGER NOT NULL, 
 	subscription_id INTEGER NOT NULL, 
@@ -548,8 +548,6 @@ CREATE INDEX ix_audit_events_ts ON audit_events (ts);
 CREATE INDEX ix_audit_events_tenant ON audit_events (tenant);
 CREATE INDEX ix_audit_events_resource ON audit_events (resource);
 CREATE INDEX ix_locks_lock_id ON locks (lock_id);
-CREATE INDEX ix_leads_due ON leads (campaign_id, status, next_send_at);
-CREATE INDEX ix_leads_email ON leads (email);
 CREATE INDEX ix_suppressions_hash ON suppressions (email_hash);
 CREATE INDEX ix_sends_tenant_sent ON campaign_sends (tenant, sent_at);
 CREATE INDEX ix_sends_mailbox_sent ON campaign_sends (mailbox, sent_at);
@@ -581,4 +579,5 @@ CREATE INDEX ix_api_keys_tenant ON api_keys (tenant);
 CREATE INDEX ix_api_plans_tenant ON api_plans (tenant);
 CREATE INDEX ix_resources_kind_name ON resources (kind, name, tenant);
 CREATE INDEX ix_sends_campaign ON campaign_sends (campaign_id, status, sent_at);
+CREATE INDEX ix_leads_due ON leads (campaign_id, next_send_at) WHERE status = 'active';
 COMMIT;

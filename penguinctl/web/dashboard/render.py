@@ -16,7 +16,6 @@ from penguinctl import clock
 from penguinctl.web.dashboard import session as sess
 from penguinctl.web.dashboard.access import Viewer
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -54,8 +53,12 @@ def env() -> Any:
         if _env is None:
             from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+            from penguinctl import shipped
+
+            # templates/dashboard/: the operator's <config dir>/templates first (penguinctl.shipped)
+            search = [str(d) for d in shipped.search_dirs("templates")]
             _env = Environment(
-                loader=FileSystemLoader(str(TEMPLATES)),
+                loader=FileSystemLoader(search),
                 autoescape=select_autoescape(["html"], default=True),
                 undefined=StrictUndefined,
                 trim_blocks=True,
