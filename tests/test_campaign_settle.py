@@ -153,7 +153,7 @@ def test_sigkill_many_times_every_ambiguous_send_settled_by_postfix_log(tmp_path
     from penguinctl.settings import load_settings
     from penguinctl.state.db import make_engine, migrate
 
-    leads = 300
+    leads = 800
     url = f"sqlite:///{tmp_path / 'state.db'}"
     home = tmp_path / "home"
     env = {**os.environ, "PENGUINCTL_STATE": url, "PENGUINCTL_HOME": str(home),
@@ -197,7 +197,7 @@ def test_sigkill_many_times_every_ambiguous_send_settled_by_postfix_log(tmp_path
             t_end = time.monotonic() + 20
             while sink.count() == before and proc.poll() is None and time.monotonic() < t_end:
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.5))
+            time.sleep(rng.uniform(0.0, 0.3))
             if proc.poll() is not None:
                 pytest.fail(f"worker exited early: {proc.stderr.read().decode()[-2000:]}")
             proc.send_signal(signal.SIGKILL)
