@@ -49,6 +49,7 @@ class Leadership:
         self.ttl = ttl
         self.token: int | None = None
         self._conn: Any = None
+        self._key: int | None = None
         self._flock: Any = None
         self.dialect = engine.dialect.name
 
@@ -166,6 +167,11 @@ class Leadership:
             except sa.exc.SQLAlchemyError:
                 pass
         self.token = None
+        if self._conn is not None and self._key is not None:
+            # unlock before the session goes: a closed session frees its locks only when its
+            # server process has exited, which a loaded server may take a while to do
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
         self._drop_connection()
 
     def close(self) -> None:
