@@ -31,10 +31,10 @@ _BSD = re.compile(r"([A-Z][a-z]{2}) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2})\s+")
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
 # "<host> postfix[/sub...]/<program>[pid]: <QUEUEID>: <text>"
-_ENTRY = re.compile(r"\S*\s*postfix[\w./-]*?/([\w-]+)\[\d+\]: ([0-9A-Za-z]{6,}): (.*)$")
+_ENTRY = re.compile(r"\S*\s*postfix[\w./-]*?/([\w-]+)\[\d+\]: ([0-9A-Za-z]{6,}): (.*)\Z")
 _MESSAGE_ID = re.compile(r"message-id=(<[^>\s]{1,500}>|\S{1,500})")
 _QUEUED = re.compile(r"from=<[^>]*>, size=\d+, nrcpt=\d+ \(queue active\)")
-_DELIVERY = re.compile(r"(to=<[^>]*>,.*status=\w+)|^removed$")
+_DELIVERY = re.compile(r"(to=<[^>]*>,.*status=\w+)|^removed\Z")
 
 
 @dataclass
