@@ -5,10 +5,12 @@ result as merging row by row: a row whose address is already a lead of the campa
 before, or earlier in the file) is merged into it (non-blank cells overwrite, custom fields are
 merged, status and progress kept); any other row is a new lead.
 
-- SQLite: ``executemany`` of one ``INSERT ... ON CONFLICT (campaign_id, email) DO UPDATE``
-  (the merge), in file order, so duplicates within the file merge as they come. The counts come
-  from the campaign's lead counts before and after (SQLite has one writer: nothing else
-  changes them inside the import's transaction).
+- SQLite: one ``INSERT ... VALUES (...), (...) ON CONFLICT (campaign_id, email) DO UPDATE``
+  (the merge) per batch, rows in file order, so duplicates within the file merge as they
+  come, in a writer thread. The counts come from the campaign's lead counts before and after
+  (SQLite has one writer: nothing else changes them inside the import's transaction).
+- Both: the writer thread screens each batch for suppressions (through the session's
+  connection, which nothing else uses until :meth:`LeadWriter.finish`).
 - PostgreSQL: ``COPY`` (psycopg's ``cursor.copy``). Into ``leads`` directly when the campaign
   had no lead when the import started (its row is locked ``FOR UPDATE`` for the import, so no
   other import adds any meanwhile), otherwise into a temporary staging table merged with one
@@ -23,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from itertools import chain
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -181,11 +185,17 @@ def _stamp(session: Session, now: datetime) -> Any:
 
 
 class SqliteWriter(_Threaded):
-    """``executemany`` of the merging INSERT, in the writer thread. The import's connection
-    keeps up to ``CACHE_KIB`` of pages (SQLite's default is 2 MiB), so the unique index's
-    pages stay in memory instead of being spilled to the WAL and read again (restored after)."""
+    """The merging INSERT, in the writer thread, one statement per batch: many rows to a
+    ``VALUES`` list (SQLite merges a duplicate of an earlier row of the same statement as it
+    comes), so the thread takes the GIL once per batch to bind it and SQLite's work on the
+    batch runs outside it, in parallel with the parsing (``executemany`` takes the GIL back
+    after every row, which holds the thread until the parser lets it go: no overlap). The
+    import's connection keeps up to ``CACHE_KIB`` of pages (SQLite's default is 2 MiB), so the
+    unique index's pages stay in memory instead of being spilled to the WAL and read again
+    (restored after)."""
 
     CACHE_KIB = 64 * 1024
+    PER_STATEMENT = 1000  # rows (7 parameters each; fewer when SQLite allows fewer variables)
 
     def __init__(
         self, session: Session, campaign_id: int, now: datetime, screen: Screen | None
@@ -195,26 +205,39 @@ class SqliteWriter(_Threaded):
         self.marked = 0  # rows stored with status suppressed
         self.before = _lead_counts(session, campaign_id)
         self.session = session
-        self.cursor = session.connection().connection.driver_connection.cursor()
+        driver = session.connection().connection.driver_connection
+        self.cursor = driver.cursor()
         self.cache = self.cursor.execute("PRAGMA cache_size").fetchone()[0]
         self.cursor.execute(f"PRAGMA cache_size = -{self.CACHE_KIB}")
+        variables = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self.per_statement = max(1, min(self.PER_STATEMENT, variables // len(NewLead._fields)))
         stamp = _stamp(session, now)
         assert isinstance(stamp, str) and "'" not in stamp and isinstance(campaign_id, int)
         # the campaign id and the time are the same for every row: literals (ours, not input)
-        self.sql = (
-            f"INSERT INTO leads ({_COLUMNS}) "
-            f"VALUES ({campaign_id}, ?, ?, ?, ?, ?, ?, ?, 0, '{stamp}', '{stamp}') "
-            "ON CONFLICT (campaign_id, email) DO UPDATE SET "
-            + _MERGE.format(fields="json_patch(leads.fields, excluded.fields)")
+        self.values = f"({campaign_id}, ?, ?, ?, ?, ?, ?, ?, 0, '{stamp}', '{stamp}')"
+        self.merge = " ON CONFLICT (campaign_id, email) DO UPDATE SET " + _MERGE.format(
+            fields="json_patch(leads.fields, excluded.fields)"
         )
+        self.statements: dict[int, str] = {}
         super().__init__(screen)
+
+    def _statement(self, count: int) -> str:
+        sql = self.statements.get(count)
+        if sql is None:
+            values = ", ".join([self.values] * count)
+            sql = f"INSERT INTO leads ({_COLUMNS}) VALUES {values}{self.merge}"
+            self.statements[count] = sql
+        return sql
 
     def _store(self, rows: list[NewLead]) -> None:
         if self.screen is not None:
             rows = self.screen(rows)
             self.marked += sum(1 for row in rows if row.status != "active")
         self.rows += len(rows)
-        self.cursor.executemany(self.sql, map(tuple, rows))  # plain tuples: bind faster
+        step = self.per_statement
+        for start in range(0, len(rows), step):
+            part = rows[start : start + step]
+            self.cursor.execute(self._statement(len(part)), list(chain.from_iterable(part)))
 
     def finish(self) -> Counts:
         try:
