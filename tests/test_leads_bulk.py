@@ -183,3 +183,29 @@ def test_backslashes_and_quotes_survive_bulk_writes(migrated_engine, tmp_path):
     ((email, (first, company, fields, _)),) = _stored(migrated_engine, cid).items()
     assert email == "a@x.example"
     assert (first, company, fields) == ("Ann\\Lee", 'Q "x" \\N', {"note": "c:\\dir\\n"})
+
+
+def test_small_statements_and_copies_store_the_same_leads(migrated_engine, tmp_path, monkeypatch):
+    """SQLite's multi-row INSERT split across statements, PostgreSQL's COPY ended every few
+    rows, a suppression screened in the writer thread: the same leads and counts."""
+    from penguinctl.campaigns.suppression import add
+
+    monkeypatch.setattr(leads_mod, "BATCH", 10)
+    monkeypatch.setattr(lead_writer.SqliteWriter, "PER_STATEMENT", 3)
+    monkeypatch.setattr(lead_writer, "COPY_ROWS", 5)
+    path = tmp_path / "l.csv"
+    lines = ["email,first_name,k"]
+    for n in range(60):
+        lines.append(f"u{n % 40}@x.example,F{n},{n}")
+    path.write_text("\n".join(lines) + "\n")
+    with session_scope(migrated_engine) as s:
+        campaign = stored_campaign(s)
+        add(s, "u7@x.example", "tenant", "acme", "manual")
+        result = import_leads(s, campaign, path)
+        cid = campaign.id
+    assert (result.created, result.suppressed, result.merged, result.rejected) == (39, 1, 20, 0)
+    stored = _stored(migrated_engine, cid)
+    assert len(stored) == 40
+    assert stored["u7@x.example"] == ("F47", None, {"k": "47"}, "suppressed")
+    assert stored["u39@x.example"] == ("F39", None, {"k": "39"}, "active")
+    assert stored["u0@x.example"] == ("F40", None, {"k": "40"}, "active")

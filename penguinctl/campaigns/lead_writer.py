@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import queue
 import sqlite3
 import threading
@@ -62,6 +63,10 @@ class NewLead(NamedTuple):
     timezone: str | None
     fields: str  # custom fields, JSON text (fields_json)
     status: str  # active | suppressed
+
+
+_email = operator.itemgetter(0)  # NewLead.email
+_status = operator.itemgetter(6)  # NewLead.status
 
 
 class Counts(NamedTuple):
@@ -366,21 +371,26 @@ class PostgresWriter(_Threaded):
         if self.screen is not None:
             self._close()  # no query while a COPY is open
             rows = self.screen(rows)
-        fresh: list[NewLead] = []
         seen = self.seen
-        for row in rows:
-            key = hash(row.email)
-            if key in seen:
-                self.held.append(row)
-            else:
-                seen.add(key)
-                fresh.append(row)
+        keys = list(map(hash, map(_email, rows)))
+        batch = set(keys)
+        if len(batch) == len(keys) and seen.isdisjoint(batch):  # no duplicate: set operations
+            seen |= batch
+            fresh = rows
+        else:
+            fresh = []
+            for row, key in zip(rows, keys, strict=True):
+                if key in seen:
+                    self.held.append(row)
+                else:
+                    seen.add(key)
+                    fresh.append(row)
         if fresh:
             self._write(self._open("leads" if self.direct else "penguinctl_lead_stage"), fresh)
             if self.direct:
-                marked = sum(1 for row in fresh if row.status != "active")
-                self.created += len(fresh) - marked
-                self.suppressed += marked
+                active = list(map(_status, fresh)).count("active")
+                self.created += active
+                self.suppressed += len(fresh) - active
                 self.copied += len(fresh)
             else:
                 self.staged += len(fresh)

@@ -245,6 +245,7 @@ class _RowParser:
         # the verdicts of csvrows.fast_address on each domain seen (False: full path)
         self.domains: dict[str, tuple[str, int] | bool] = {}
         self.zones: set[str] = set()  # time zones found valid
+        self.fast = self._fast()
 
     def parse(
         self, line: int, record: list[str], raw: Callable[[], list[str]]
@@ -263,54 +264,57 @@ class _RowParser:
         self.domains[domain] = verdict
         return verdict
 
-    def fast(self, record: list[str]) -> NewLead | None:
-        """The lead of a plainly valid row (csvrows.fast_address inlined, its domain verdict
-        kept per domain), or None: take :meth:`parse`'s full path. Per row: keep it lean."""
-        if len(record) != self.width:
-            return None
-        joined = "".join(record)
-        if len(joined) > MAX_CELL_CHARS or not joined.isprintable():
-            return None
-        local, at, domain = record[self.email].strip().rpartition("@")
-        if not at:
-            return None
-        checked = self.domains.get(domain)
-        if checked is None:
-            checked = self._domain(domain)
-        if (
-            not checked
-            or len(local) + checked[1] > MAX_ADDRESS  # type: ignore[index]
-            or _dot_atom(local) is None
-        ):
-            return None
-        for i in self.needed:
-            if not record[i].strip():
+    def _fast(self) -> Callable[[list[str]], NewLead | None]:
+        """``fast(record)``: the lead of a plainly valid row (csvrows.fast_address inlined,
+        its domain verdict kept per domain), or None: take :meth:`parse`'s full path. The hot
+        path of an import: a closure over this header's positions, the checks it needs only."""
+        width, email = self.width, self.email
+        first, last, company, zone = self.known
+        custom, needed = self.custom, self.needed
+        domains, zones, verdict = self.domains, self.zones, self._domain
+        limit, longest, dot_atom, new = MAX_CELL_CHARS, MAX_ADDRESS, DOT_ATOM.match, _lead
+
+        def fast(record: list[str]) -> NewLead | None:
+            if len(record) != width:
                 return None
-        record.append("")  # the cell of a column the file lacks
-        fi, li, ci, ti = self.known
-        tz = record[ti].strip() or None
-        if tz is not None and tz not in self.zones:
-            if check_timezone(tz) is not None:
-                record.pop()
+            joined = "".join(record)
+            if len(joined) > limit or not joined.isprintable():
                 return None
-            self.zones.add(tz)
-        return _lead(
-            NewLead,
-            (
-                f"{local.lower()}@{checked[0]}",  # type: ignore[index]
-                record[fi].strip() or None,
-                record[li].strip() or None,
-                record[ci].strip() or None,
-                tz,
-                fields_json({name: v for i, name in self.custom if (v := record[i].strip())})
-                if self.custom
-                else "{}",
-                "active",
-            ),
-        )
+            local, at, domain = record[email].strip().rpartition("@")
+            checked = domains.get(domain)
+            if checked is None:
+                checked = at and verdict(domain)  # no "@": the full path says why
+            if not checked or len(local) + checked[1] > longest or dot_atom(local) is None:
+                return None
+            if needed:
+                for i in needed:
+                    if not record[i].strip():
+                        return None
+            record.append("")  # the cell of a column the file lacks (index -1)
+            tz = record[zone].strip() or None
+            if tz is not None and tz not in zones:
+                if check_timezone(tz) is not None:
+                    record.pop()
+                    return None
+                zones.add(tz)
+            return new(  # type: ignore[no-any-return]
+                NewLead,
+                (
+                    f"{local.lower()}@{checked[0]}",
+                    record[first].strip() or None,
+                    record[last].strip() or None,
+                    record[company].strip() or None,
+                    tz,
+                    fields_json({name: v for i, name in custom if (v := record[i].strip())})
+                    if custom
+                    else "{}",
+                    "active",
+                ),
+            )
+
+        return fast
 
 
-_dot_atom = DOT_ATOM.match
 _lead = tuple.__new__  # a NewLead from a tuple without NamedTuple's Python-level __new__
 
 
