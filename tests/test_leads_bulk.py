@@ -209,3 +209,28 @@ def test_small_statements_and_copies_store_the_same_leads(migrated_engine, tmp_p
     assert stored["u7@x.example"] == ("F47", None, {"k": "47"}, "suppressed")
     assert stored["u39@x.example"] == ("F39", None, {"k": "39"}, "active")
     assert stored["u0@x.example"] == ("F40", None, {"k": "40"}, "active")
+
+
+def test_a_writer_error_reaches_the_caller(migrated_engine, tmp_path, monkeypatch):
+    """An error in the writer thread is raised by import_leads (the caller rolls back)."""
+    monkeypatch.setattr(leads_mod, "BATCH", 5)
+    calls = []
+
+    def failing(self, rows):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return original(self, rows)
+
+    writer = "PostgresWriter" if migrated_engine.dialect.name == "postgresql" else "SqliteWriter"
+    original = getattr(lead_writer, writer)._store
+    monkeypatch.setattr(getattr(lead_writer, writer), "_store", failing)
+    path = tmp_path / "l.csv"
+    path.write_text("email\n" + "".join(f"u{i}@x.example\n" for i in range(40)))
+    with session_scope(migrated_engine) as s:
+        campaign = stored_campaign(s)
+        cid = campaign.id
+    with pytest.raises(RuntimeError, match="disk full"), session_scope(migrated_engine) as s:
+        import_leads(s, s.get(type(campaign), cid), path)
+    assert _stored(migrated_engine, cid) == {}
+    assert calls[:2] == [5, 5]
