@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import csv
 import functools
-import itertools
-import operator
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,7 +246,6 @@ class _RowParser:
         self.domains: dict[str, tuple[str, int] | bool] = {}
         self.zones: set[str] = set()  # time zones found valid
         self.fast = self._fast()
-        self.batch = self._batch()
 
     def parse(
         self, line: int, record: list[str], raw: Callable[[], list[str]]
@@ -316,81 +313,6 @@ class _RowParser:
             )
 
         return fast
-
-    def _batch(self) -> Callable[[list[list[str]]], list[NewLead] | None]:
-        """``batch(records)``: the leads of records that are all plainly valid, checked
-        column by column with C-level ``map`` calls (the very checks of :meth:`_fast`, so the
-        same leads), or None when one is not: take them row by row."""
-        width, email = self.width, self.email
-        first, last, company, zone = self.known
-        custom, needed = self.custom, self.needed
-        domains, zones, verdict = self.domains, self.zones, self._domain
-        limit, longest, dot_atom = MAX_CELL_CHARS, MAX_ADDRESS, DOT_ATOM.match
-        make = functools.partial(_lead, NewLead)
-        at_sign = operator.methodcaller("rpartition", "@")
-        head, mid, tail = (operator.itemgetter(i) for i in range(3))
-        address = "{}@{}".format
-
-        def column(records: list[list[str]], index: int) -> list[str | None]:
-            if index < 0:
-                return [None] * len(records)
-            return [v or None for v in map(str.strip, map(operator.itemgetter(index), records))]
-
-        def batch(records: list[list[str]]) -> list[NewLead] | None:
-            if set(map(len, records)) != {width}:
-                return None
-            joined = list(map("".join, records))
-            if max(map(len, joined)) > limit or not all(map(str.isprintable, joined)):
-                return None
-            parts = list(map(at_sign, map(str.strip, map(operator.itemgetter(email), records))))
-            if not all(map(mid, parts)):
-                return None
-            names = list(map(tail, parts))
-            checked = list(map(domains.get, names))
-            if None in checked:
-                checked = [
-                    verdict(d) if c is None else c for c, d in zip(checked, names, strict=True)
-                ]
-            if not all(checked):
-                return None
-            locals_ = list(map(head, parts))
-            sizes = map(operator.add, map(len, locals_), map(mid, checked))  # type: ignore[arg-type]
-            if max(sizes) > longest or not all(map(dot_atom, locals_)):
-                return None
-            for i in needed:
-                if not all(map(str.strip, map(operator.itemgetter(i), records))):
-                    return None
-            zones_seen = column(records, zone)
-            for tz in set(zones_seen) - zones:
-                if tz is not None:
-                    if check_timezone(tz) is not None:
-                        return None
-                    zones.add(tz)
-            fields = (
-                [
-                    fields_json({name: v for i, name in custom if (v := record[i].strip())})
-                    for record in records
-                ]
-                if custom
-                else ["{}"] * len(records)
-            )
-            return list(
-                map(
-                    make,
-                    zip(
-                        list(map(address, map(str.lower, locals_), map(head, checked))),
-                        column(records, first),
-                        column(records, last),
-                        column(records, company),
-                        zones_seen,
-                        fields,
-                        ["active"] * len(records),
-                        strict=True,
-                    ),
-                )
-            )
-
-        return batch
 
 
 _lead = tuple.__new__  # a NewLead from a tuple without NamedTuple's Python-level __new__
@@ -466,92 +388,47 @@ def _read_rows(
     progress: Callable[[int], None] | None,
 ) -> None:
     """The rows after the header, as csvrows.iter_records reads them (blank records skipped,
-    a read error ends them with its issue), handed to ``store`` in batches of BATCH.
-
-    The hot loop of an import, a batch of records at a time: a batch whose every record is
-    plainly valid is checked column by column (``parser.batch``: C-level ``map`` calls, no
-    Python call per row); any other batch row by row (``parser.fast``, else the full path
-    with the record's line)."""
-    reader, shown = stream.reader, parser.shown
-    guarded = _Guarded(reader)
-    records = iter(guarded)
-    while True:
-        before = reader.line_num  # lines read before this batch
-        chunk = list(itertools.islice(records, BATCH))
-        leads = None
-        if chunk and guarded.error is None and result.rows + len(chunk) <= MAX_ROWS:
-            leads = parser.batch(chunk)
-            if leads is not None:
-                result.rows += len(chunk)
-        over = False
-        if leads is None:
-            leads, over = _row_by_row(stream, parser, result, issues, chunk, before)
-        if leads:
-            store(leads)
-            if progress:
-                progress(stream.bytes_read)
-        if over:
-            return
-        if guarded.error is not None:  # at the record after the batch's
-            issues.append(read_issue(guarded.error, shown, before + sum(_spans(chunk)) + 1))
-            return
-        if len(chunk) < BATCH:
-            return
-
-
-class _Guarded:
-    """The records of a csv.reader until a read error, which ends them (kept in ``error``)."""
-
-    def __init__(self, reader: Any) -> None:
-        self.reader = reader
-        self.error: csv.Error | UnicodeDecodeError | None = None
-
-    def __iter__(self) -> Iterator[list[str]]:
-        try:
-            yield from self.reader
-        except (csv.Error, UnicodeDecodeError) as exc:
-            self.error = exc
-
-
-def _spans(records: list[list[str]]) -> Iterator[int]:
-    """How many lines each record took: one, plus the line breaks inside its quoted cells
-    (the csv module keeps them as read: CRLF, CR or LF)."""
-    for record in records:
-        yield 1 + sum(c.count("\n") + c.count("\r") - c.count("\r\n") for c in record)
-
-
-def _row_by_row(
-    stream: CsvStream,
-    parser: _RowParser,
-    result: LeadImport,
-    issues: list[SpecIssue],
-    chunk: list[list[str]],
-    before: int,
-) -> tuple[list[NewLead], bool]:
-    """The leads of a batch taken row by row, each record at its line (``before``: the
-    reader's line count before the batch), and whether the file has more than MAX_ROWS rows
-    (reading stops at the row past the limit)."""
-    shown, fast = parser.shown, parser.fast
-    leads: list[NewLead] = []
-    end = before
-    for record, span in zip(chunk, _spans(chunk), strict=True):
-        line, end = end + 1, end + span
-        row = fast(record)
-        if row is None and not "".join(record).strip():
-            continue  # a blank record
-        result.rows += 1
-        if result.rows > MAX_ROWS:
-            issues.append(_too_many(shown, line))
-            result.complete = False
-            return leads, True
-        if row is None:
-            row, row_issues = parser.parse(line, record, functools.partial(stream.raw, line, end))
+    a read error ends them with its issue), handed to ``store`` in batches of BATCH. The hot
+    loop of an import: a plainly valid row costs one call (``parser.fast``)."""
+    reader, shown, fast, size = stream.reader, parser.shown, parser.fast, BATCH
+    batch: list[NewLead] = []
+    rows, end = result.rows, reader.line_num
+    try:
+        for record in reader:
+            line, end = end + 1, reader.line_num
+            row = fast(record)
             if row is None:
-                result.rejected += 1
-                issues.extend(row_issues[: max(0, MAX_ISSUES - len(issues))])
-                continue
-        leads.append(row)
-    return leads, False
+                if not "".join(record).strip():
+                    continue
+                rows += 1
+                if rows > MAX_ROWS:
+                    issues.append(_too_many(shown, line))
+                    result.complete = False
+                    break
+                row, row_issues = parser.parse(
+                    line, record, functools.partial(stream.raw, line, end)
+                )
+                if row is None:
+                    result.rejected += 1
+                    issues.extend(row_issues[: max(0, MAX_ISSUES - len(issues))])
+                    continue
+            else:
+                rows += 1
+                if rows > MAX_ROWS:
+                    issues.append(_too_many(shown, line))
+                    result.complete = False
+                    break
+            batch.append(row)
+            if len(batch) >= size:
+                store(batch)
+                batch = []
+                if progress:
+                    progress(stream.bytes_read)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        issues.append(read_issue(exc, shown, end + 1))
+    result.rows = rows
+    if batch:
+        store(batch)
 
 
 class _Screen:
