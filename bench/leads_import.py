@@ -15,9 +15,12 @@ lead. For each backend and size, in the same run, interleaved:
   (``ru_maxrss``) is reported. Every validation of the CLI's import runs (email-validator
   grammar, time zones, control characters, required variables, suppressions).
 
-Goals (issue 24): penguinctl <= 4x the floor of its backend at 1,000,000 rows, peak RSS < 300 MB,
-and linear: the 1,000,000-row time within 10-12x the 100,000-row time. Standard output:
-Markdown; ``--json FILE`` writes the raw numbers.
+``--rounds N`` repeats each floor/penguinctl pair N times, interleaved, and reports medians
+(the ratio: the median of each round's; peak RSS: the largest).
+
+Goals (issue 24): penguinctl <= 4x the floor of its backend at 1,000,000 rows, peak RSS
+< 300 MB, and linear: the 1,000,000-row time within 10-12x the 100,000-row time. Standard
+output: Markdown; ``--json FILE`` writes the raw numbers.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import argparse
 import json
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,12 +147,37 @@ def penguinctl(csv_file: Path, backend: str, url: str, work: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _median_of(backend: str, n: int, runs: list[dict]) -> dict:
+    """Medians over the rounds (wall, CPU, RSS; the ratio is the median of each round's)."""
+
+    def med(key: str) -> float | None:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    return {
+        "backend": backend,
+        "rows": n,
+        "rounds": len(runs),
+        "floor_s": med("floor_s"),
+        "floor_cpu_s": med("floor_cpu_s"),
+        "seconds": med("seconds"),
+        "cpu_s": med("cpu_s"),
+        "rss_mb": max(r["rss_mb"] for r in runs),
+        "ratio": statistics.median(r["seconds"] / r["floor_s"] for r in runs),
+        "created": n,
+        "runs": runs,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--pg", default=PG)
     ap.add_argument("--json", metavar="FILE")
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="floor/penguinctl pairs per size (medians)"
+    )
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     backends = args.backends.split(",")
@@ -159,30 +188,28 @@ def main() -> None:
             csv_file = work / f"leads-{n}.csv"
             make_file(csv_file, n)
             for backend in backends:
-                if backend == "sqlite":
-                    floor = floor_sqlite(csv_file, work)
-                else:
-                    floor = floor_pg(csv_file, args.pg)
-                log(f"{backend} {n:,}: floor {floor:.2f} s")
-                got = penguinctl(csv_file, backend, args.pg, work)
-                log(f"{backend} {n:,}: penguinctl {got['seconds']:.2f} s, {got['rss_mb']} MB")
-                assert got["created"] == n and got["rejected"] == 0, got
-                floor_cpu = FLOOR_CPU.get(str(csv_file)) if backend == "sqlite" else None
-                rows.append(
-                    {
-                        "backend": backend,
-                        "rows": n,
-                        "floor_s": floor,
-                        "floor_cpu_s": floor_cpu,
-                        **got,
-                    }
-                )
+                runs = []
+                for r in range(args.rounds):  # floor and penguinctl interleaved
+                    if backend == "sqlite":
+                        floor = floor_sqlite(csv_file, work)
+                    else:
+                        floor = floor_pg(csv_file, args.pg)
+                    log(f"{backend} {n:,} round {r + 1}: floor {floor:.2f} s")
+                    got = penguinctl(csv_file, backend, args.pg, work)
+                    log(
+                        f"{backend} {n:,} round {r + 1}: penguinctl {got['seconds']:.2f} s, "
+                        f"CPU {got['cpu_s']:.2f} s, {got['rss_mb']} MB"
+                    )
+                    assert got["created"] == n and got["rejected"] == 0, got
+                    floor_cpu = FLOOR_CPU.get(str(csv_file)) if backend == "sqlite" else None
+                    runs.append({"floor_s": floor, "floor_cpu_s": floor_cpu, **got})
+                rows.append(_median_of(backend, n, runs))
     print(
         "| backend | rows | floor (s) | penguinctl (s) | ratio | goal <= 4x | peak RSS | < 300 MB |"
     )
     print("|---|---:|---:|---:|---:|---|---:|---|")
     for r in rows:
-        ratio = r["seconds"] / r["floor_s"]
+        ratio = r["ratio"]
         print(
             f"| {r['backend']} | {r['rows']:,} | {r['floor_s']:.2f} | {r['seconds']:.2f} | "
             f"{ratio:.2f}x | {'PASS' if ratio <= 4 else 'FAIL'} | {r['rss_mb']} MB | "

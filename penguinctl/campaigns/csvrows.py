@@ -88,6 +88,12 @@ def fast_address(cell: str) -> str | None:
     return f"{local.lower()}@{checked[0]}"
 
 
+# the pieces of fast_address, for a caller that inlines it (leads.py's per-row fast path)
+DOT_ATOM = _DOT_ATOM
+MAX_ADDRESS = _MAX_ADDRESS
+domain_verdict = _domain
+
+
 def check_address(text: str) -> tuple[str, str | None]:
     """``(normalised address, None)`` or ``(text, reason it is not an address)``."""
     cell = text.strip()
@@ -191,23 +197,26 @@ def iter_records(
             record = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:
-            text = str(exc)
-            hint = "is a '\"' quote left open?" if "EOF" in text or "end" in text else ""
-            if "NUL" in text:
-                message = "NUL byte in file; is it a binary file?"
-            else:
-                message = f"malformed CSV in the row starting here: {text} {hint}".strip()
-            issues.append(SpecIssue(Location(shown, start, 1), message))
-            return
-        except UnicodeDecodeError as exc:
-            byte = exc.object[exc.start] if exc.start < len(exc.object) else 0
-            issues.append(
-                SpecIssue(
-                    Location(shown, start, 1),
-                    f"file is not valid UTF-8 near here (byte 0x{byte:02x}); save it as UTF-8",
-                )
-            )
+        except (csv.Error, UnicodeDecodeError) as exc:
+            issues.append(read_issue(exc, shown, start))
             return
         if "".join(record).strip():
             yield start, record
+
+
+def read_issue(exc: csv.Error | UnicodeDecodeError, shown: str, start: int) -> SpecIssue:
+    """The issue that ends reading: malformed quoting, a NUL byte or bad UTF-8 in the record
+    starting at line ``start``."""
+    if isinstance(exc, UnicodeDecodeError):
+        byte = exc.object[exc.start] if exc.start < len(exc.object) else 0
+        return SpecIssue(
+            Location(shown, start, 1),
+            f"file is not valid UTF-8 near here (byte 0x{byte:02x}); save it as UTF-8",
+        )
+    text = str(exc)
+    hint = "is a '\"' quote left open?" if "EOF" in text or "end" in text else ""
+    if "NUL" in text:
+        message = "NUL byte in file; is it a binary file?"
+    else:
+        message = f"malformed CSV in the row starting here: {text} {hint}".strip()
+    return SpecIssue(Location(shown, start, 1), message)

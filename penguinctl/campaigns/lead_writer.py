@@ -5,10 +5,12 @@ result as merging row by row: a row whose address is already a lead of the campa
 before, or earlier in the file) is merged into it (non-blank cells overwrite, custom fields are
 merged, status and progress kept); any other row is a new lead.
 
-- SQLite: ``executemany`` of one ``INSERT ... ON CONFLICT (campaign_id, email) DO UPDATE``
-  (the merge), in file order, so duplicates within the file merge as they come. The counts come
-  from the campaign's lead counts before and after (SQLite has one writer: nothing else
-  changes them inside the import's transaction).
+- SQLite: one ``INSERT ... VALUES (...), (...) ON CONFLICT (campaign_id, email) DO UPDATE``
+  (the merge) per batch, rows in file order, so duplicates within the file merge as they
+  come, in a writer thread. The counts come from the campaign's lead counts before and after
+  (SQLite has one writer: nothing else changes them inside the import's transaction).
+- Both: the writer thread screens each batch for suppressions (through the session's
+  connection, which nothing else uses until :meth:`LeadWriter.finish`).
 - PostgreSQL: ``COPY`` (psycopg's ``cursor.copy``). Into ``leads`` directly when the campaign
   had no lead when the import started (its row is locked ``FOR UPDATE`` for the import, so no
   other import adds any meanwhile), otherwise into a temporary staging table merged with one
@@ -20,11 +22,15 @@ merged, status and progress kept); any other row is a new lead.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import operator
 import queue
+import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from itertools import chain
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -34,6 +40,7 @@ from penguinctl.campaigns.models import Lead
 
 CHUNK = 100_000  # rows staged before a merge (PostgreSQL, campaign with leads)
 HELD_BACK = 20_000  # duplicate rows held before they are merged (PostgreSQL)
+COPY_ROWS = 20_000  # rows of one COPY straight into leads (PostgreSQL)
 
 _COLUMNS = (
     "campaign_id, email, first_name, last_name, company, timezone, fields, status, next_step, "
@@ -58,6 +65,10 @@ class NewLead(NamedTuple):
     status: str  # active | suppressed
 
 
+_email = operator.itemgetter(0)  # NewLead.email
+_status = operator.itemgetter(6)  # NewLead.status
+
+
 class Counts(NamedTuple):
     created: int  # new active leads
     suppressed: int  # new leads stored suppressed
@@ -80,14 +91,6 @@ def _merged(rows: list[NewLead]) -> NewLead:
     return NewLead(first.email, *known, fields_json(fields), first.status)  # type: ignore[misc]
 
 
-def _copy_cell(value: str | None) -> str:
-    """A value in COPY's text format. Cells never hold a tab, CR or LF (leads.py refuses
-    control characters; JSON escapes its own), so only the backslash needs escaping."""
-    if value is None:
-        return "\\N"
-    return value.replace("\\", "\\\\") if "\\" in value else value
-
-
 class LeadWriter:
     """Stores rows (:meth:`add`), then :meth:`finish` returns the counts."""
 
@@ -98,10 +101,67 @@ class LeadWriter:
         raise NotImplementedError
 
 
-def writer_for(session: Session, campaign_id: int, now: datetime) -> LeadWriter:
+Screen = Callable[[list[NewLead]], list[NewLead]]
+
+
+def writer_for(
+    session: Session, campaign_id: int, now: datetime, screen: Screen | None = None
+) -> LeadWriter:
+    """The backend's writer. ``screen``: the rows of a batch to store (suppressed ones marked,
+    forgotten people left out), asked through the session's connection; None when no
+    suppression applies."""
     if session.get_bind().dialect.name == "postgresql":
-        return PostgresWriter(session, campaign_id, now)
-    return SqliteWriter(session, campaign_id, now)
+        return PostgresWriter(session, campaign_id, now, screen)
+    return SqliteWriter(session, campaign_id, now, screen)
+
+
+class _Threaded(LeadWriter):
+    """Stores the batches in a thread of its own, in order: the database's work (outside the
+    GIL: SQLite's B-tree, PostgreSQL's server) overlaps the parsing of the next rows. At most
+    ``QUEUE`` batches wait. The session's connection is used by that thread only until
+    :meth:`finish` (the caller does not use it meanwhile); an error is raised in the caller's
+    thread at the next :meth:`add` or at :meth:`finish`."""
+
+    QUEUE = 16
+
+    def __init__(self, screen: Screen | None) -> None:
+        self.screen = screen
+        self.queue: queue.Queue[list[NewLead] | None] = queue.Queue(self.QUEUE)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="leads-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            rows = self.queue.get()
+            if self.error is None:
+                try:
+                    if rows is None:
+                        self._end()
+                    else:
+                        self._store(rows)
+                except BaseException as exc:  # re-raised in the caller's thread
+                    self.error = exc
+            if rows is None:
+                return
+
+    def _store(self, rows: list[NewLead]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        """After the last batch, in the thread."""
+
+    def add(self, rows: list[NewLead]) -> None:
+        if self.error is not None:
+            self._stop()
+        self.queue.put(rows)
+
+    def _stop(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _lead_counts(session: Session, campaign_id: int) -> tuple[int, int]:
@@ -115,6 +175,13 @@ def _lead_counts(session: Session, campaign_id: int) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def _lead_count(session: Session, campaign_id: int) -> int:
+    """The campaign's leads (read from the (campaign_id, email) index alone)."""
+    t = Lead.__table__
+    query = sa.select(sa.func.count()).select_from(t).where(t.c.campaign_id == campaign_id)
+    return int(session.execute(query).scalar_one())
+
+
 def _stamp(session: Session, now: datetime) -> Any:
     """``now`` as the driver stores it (SQLAlchemy's own bind processing for the column)."""
     dialect = session.get_bind().dialect
@@ -122,64 +189,84 @@ def _stamp(session: Session, now: datetime) -> Any:
     return process(now) if process else now
 
 
-class SqliteWriter(LeadWriter):
-    """``executemany`` of the merging INSERT, in a thread of its own: SQLite's B-tree work
-    (outside the GIL) overlaps the parsing of the next rows. At most ``QUEUE`` batches wait."""
+class SqliteWriter(_Threaded):
+    """The merging INSERT, in the writer thread, one statement per batch: many rows to a
+    ``VALUES`` list (SQLite merges a duplicate of an earlier row of the same statement as it
+    comes), so the thread takes the GIL once per batch to bind it and SQLite's work on the
+    batch runs outside it, in parallel with the parsing (``executemany`` takes the GIL back
+    after every row, which holds the thread until the parser lets it go: no overlap). The
+    import's connection keeps up to ``CACHE_KIB`` of pages (SQLite's default is 2 MiB), so the
+    unique index's pages stay in memory instead of being spilled to the WAL and read again
+    (restored after)."""
 
-    QUEUE = 4
+    CACHE_KIB = 64 * 1024
+    PER_STATEMENT = 1000  # rows (7 parameters each; fewer when SQLite allows fewer variables)
 
-    def __init__(self, session: Session, campaign_id: int, now: datetime) -> None:
+    def __init__(
+        self, session: Session, campaign_id: int, now: datetime, screen: Screen | None
+    ) -> None:
         self.campaign_id = campaign_id
         self.rows = 0
+        self.marked = 0  # rows stored with status suppressed
         self.before = _lead_counts(session, campaign_id)
         self.session = session
-        self.cursor = session.connection().connection.driver_connection.cursor()
+        driver = session.connection().connection.driver_connection
+        self.cursor = driver.cursor()
+        self.cache = self.cursor.execute("PRAGMA cache_size").fetchone()[0]
+        self.cursor.execute(f"PRAGMA cache_size = -{self.CACHE_KIB}")
+        variables = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self.per_statement = max(1, min(self.PER_STATEMENT, variables // len(NewLead._fields)))
         stamp = _stamp(session, now)
         assert isinstance(stamp, str) and "'" not in stamp and isinstance(campaign_id, int)
         # the campaign id and the time are the same for every row: literals (ours, not input)
-        self.sql = (
-            f"INSERT INTO leads ({_COLUMNS}) "
-            f"VALUES ({campaign_id}, ?, ?, ?, ?, ?, ?, ?, 0, '{stamp}', '{stamp}') "
-            "ON CONFLICT (campaign_id, email) DO UPDATE SET "
-            + _MERGE.format(fields="json_patch(leads.fields, excluded.fields)")
+        self.values = f"({campaign_id}, ?, ?, ?, ?, ?, ?, ?, 0, '{stamp}', '{stamp}')"
+        self.merge = " ON CONFLICT (campaign_id, email) DO UPDATE SET " + _MERGE.format(
+            fields="json_patch(leads.fields, excluded.fields)"
         )
-        self.queue: queue.Queue[list[NewLead] | None] = queue.Queue(self.QUEUE)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="leads-writer", daemon=True)
-        self.thread.start()
+        self.statements: dict[int, str] = {}
+        super().__init__(screen)
 
-    def _run(self) -> None:
-        while (rows := self.queue.get()) is not None:
-            if self.error is None:
-                try:
-                    self.cursor.executemany(self.sql, map(tuple, rows))  # plain: binds faster
-                except BaseException as exc:  # re-raised in the caller's thread
-                    self.error = exc
+    def _statement(self, count: int) -> str:
+        sql = self.statements.get(count)
+        if sql is None:
+            values = ", ".join([self.values] * count)
+            sql = f"INSERT INTO leads ({_COLUMNS}) VALUES {values}{self.merge}"
+            self.statements[count] = sql
+        return sql
 
-    def add(self, rows: list[NewLead]) -> None:
-        if self.error is not None:
-            self._stop()
+    def _store(self, rows: list[NewLead]) -> None:
+        if self.screen is not None:
+            rows = self.screen(rows)
+            self.marked += sum(1 for row in rows if row.status != "active")
         self.rows += len(rows)
-        self.queue.put(rows)
-
-    def _stop(self) -> None:
-        if self.thread.is_alive():
-            self.queue.put(None)
-            self.thread.join()
-        self.cursor.close()
-        if self.error is not None:
-            raise self.error
+        step = self.per_statement
+        for start in range(0, len(rows), step):
+            part = rows[start : start + step]
+            self.cursor.execute(self._statement(len(part)), list(chain.from_iterable(part)))
 
     def finish(self) -> Counts:
-        self._stop()
-        total, suppressed = _lead_counts(self.session, self.campaign_id)
+        try:
+            self._stop()
+        finally:
+            self.cursor.execute(f"PRAGMA cache_size = {int(self.cache)}")
+            self.cursor.close()
+        if self.marked:
+            total, suppressed = _lead_counts(self.session, self.campaign_id)
+        else:  # only a row marked suppressed makes a suppressed lead: count the leads only
+            total, suppressed = _lead_count(self.session, self.campaign_id), self.before[1]
         new_suppressed = suppressed - self.before[1]
         new = total - self.before[0]
         return Counts(new - new_suppressed, new_suppressed, self.rows - new)
 
 
-class PostgresWriter(LeadWriter):
-    def __init__(self, session: Session, campaign_id: int, now: datetime) -> None:
+class PostgresWriter(_Threaded):
+    """COPY in the writer thread. Straight into ``leads``, a COPY is ended every
+    ``COPY_ROWS`` rows: the server checks the rows' foreign key (an AFTER trigger per row, run
+    when the COPY ends) while the next rows are parsed."""
+
+    def __init__(
+        self, session: Session, campaign_id: int, now: datetime, screen: Screen | None
+    ) -> None:
         self.session = session
         self.campaign_id = campaign_id
         self.now = now
@@ -199,6 +286,8 @@ class PostgresWriter(LeadWriter):
         self._copy: Any = None
         self._copy_cm: Any = None
         self._stage_ready = False
+        self.copied = 0  # rows in the COPY straight into leads that is open
+        super().__init__(screen)
 
     # -- COPY --------------------------------------------------------------------------------
     def _ensure_stage(self) -> None:
@@ -214,20 +303,32 @@ class PostgresWriter(LeadWriter):
         if self._copy is None:
             if table != "leads":
                 self._ensure_stage()
-            self._copy_cm = self.cursor.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN")
+            self._copy_cm = self.cursor.copy(
+                f"COPY {table} ({_COLUMNS}) FROM STDIN (FORMAT text, NULL '')"
+            )
             self._copy = self._copy_cm.__enter__()
         return self._copy
 
     def _close(self) -> None:
         if self._copy is not None:
             cm, self._copy, self._copy_cm = self._copy_cm, None, None
+            self.copied = 0
             cm.__exit__(None, None, None)
 
     def _write(self, copy: Any, rows: Iterable[NewLead]) -> None:
-        """The rows in COPY's text format, a batch per write (no per-row driver call)."""
-        tail = f"\t0\t{self.now.isoformat()}\t{self.now.isoformat()}\n"
+        """The rows in COPY's text format (an empty cell is NULL: no stored value is empty),
+        a batch per write (no per-row driver call). Cells never hold a tab, CR or LF
+        (leads.py refuses control characters; JSON escapes its own), so only the backslash
+        needs escaping, done once over the batch (no other part of a line holds one)."""
         head = f"{self.campaign_id}\t"
-        copy.write("".join(head + "\t".join(map(_copy_cell, r)) + tail for r in rows))
+        tail = f"\t0\t{self.now.isoformat()}\t{self.now.isoformat()}\n"
+        text = "".join(
+            [
+                f"{head}{e}\t{f or ''}\t{la or ''}\t{co or ''}\t{tz or ''}\t{fi}\t{st}{tail}"
+                for e, f, la, co, tz, fi, st in rows
+            ]
+        )
+        copy.write(text.replace("\\", "\\\\") if "\\" in text else text)
 
     # -- merging -----------------------------------------------------------------------------
     def _merge_stage(self) -> None:
@@ -266,32 +367,55 @@ class PostgresWriter(LeadWriter):
         self.staged = len(by_email)
         self._merge_stage()
 
-    def add(self, rows: list[NewLead]) -> None:
-        fresh: list[NewLead] = []
+    def _store(self, rows: list[NewLead]) -> None:
+        if self.screen is not None:
+            self._close()  # no query while a COPY is open
+            rows = self.screen(rows)
         seen = self.seen
-        for row in rows:
-            key = hash(row.email)
-            if key in seen:
-                self.held.append(row)
-            else:
-                seen.add(key)
-                fresh.append(row)
+        keys = list(map(hash, map(_email, rows)))
+        batch = set(keys)
+        if len(batch) == len(keys) and seen.isdisjoint(batch):  # no duplicate: set operations
+            seen |= batch
+            fresh = rows
+        else:
+            fresh = []
+            for row, key in zip(rows, keys, strict=True):
+                if key in seen:
+                    self.held.append(row)
+                else:
+                    seen.add(key)
+                    fresh.append(row)
         if fresh:
             self._write(self._open("leads" if self.direct else "penguinctl_lead_stage"), fresh)
             if self.direct:
-                for row in fresh:
-                    if row.status == "active":
-                        self.created += 1
-                    else:
-                        self.suppressed += 1
+                active = list(map(_status, fresh)).count("active")
+                self.created += active
+                self.suppressed += len(fresh) - active
+                self.copied += len(fresh)
             else:
                 self.staged += len(fresh)
         if len(self.held) >= HELD_BACK or self.staged >= CHUNK:
             self._flush()
+        elif self.copied >= COPY_ROWS:
+            self._close()
 
-    def finish(self) -> Counts:
+    def _end(self) -> None:
         self._flush()
         self._close()
-        self.cursor.close()
-        self.seen = set()
+
+    def finish(self) -> Counts:
+        try:
+            self._stop()
+        finally:
+            self._close_quietly()
+            self.cursor.close()
+            self.seen = set()
         return Counts(self.created, self.suppressed, self.merged)
+
+    def _close_quietly(self) -> None:
+        """After an error: leave an open COPY (its error ends the transaction)."""
+        if self._copy is not None:
+            cm, self._copy, self._copy_cm = self._copy_cm, None, None
+            # the caller rolls back; the first error is the one raised
+            with contextlib.suppress(Exception):
+                cm.__exit__(RuntimeError, RuntimeError("import failed"), None)

@@ -29,6 +29,7 @@ malformed quoting), as in :mod:`penguinctl.spec.csvimport`.
 
 from __future__ import annotations
 
+import csv
 import functools
 import re
 from collections.abc import Callable
@@ -40,12 +41,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from penguinctl.campaigns.csvrows import (
+    DOT_ATOM,
+    MAX_ADDRESS,
     check_address,
     check_timezone,
     column_name,
     csv_file_problem,
-    fast_address,
+    domain_verdict,
     iter_records,
+    read_issue,
 )
 from penguinctl.campaigns.csvstream import CsvStream
 from penguinctl.campaigns.lead_writer import NewLead, fields_json, writer_for
@@ -234,43 +238,84 @@ class _RowParser:
         index = {name: i for i, name in enumerate(header)}
         self.width = len(header)
         self.email = index["email"]
-        self.known = [index.get(name) for name in LEAD_COLUMNS[1:]]
+        # a missing column reads the blank cell fast() appends to the record (index -1)
+        self.known = [index.get(name, -1) for name in LEAD_COLUMNS[1:]]
         self.custom = [(i, name) for i, name in enumerate(header) if name not in _KNOWN]
         self.needed = [index[name] for name in sorted(required) if name in index]
+        # the verdicts of csvrows.fast_address on each domain seen (False: full path)
+        self.domains: dict[str, tuple[str, int] | bool] = {}
+        self.zones: set[str] = set()  # time zones found valid
+        self.fast = self._fast()
 
     def parse(
         self, line: int, record: list[str], raw: Callable[[], list[str]]
     ) -> tuple[NewLead | None, list[SpecIssue]]:
-        lead = self._fast(record) if len(record) == self.width else None
+        lead = self.fast(record)
         if lead is not None:
             return lead, []
         return _parse_row(line, record, self.header, self.shown, self.required, raw)
 
-    def _fast(self, record: list[str]) -> NewLead | None:
-        joined = "".join(record)
-        if len(joined) > MAX_CELL_CHARS or not joined.isprintable():
-            return None
-        address = fast_address(record[self.email].strip())
-        if address is None:
-            return None
-        for i in self.needed:
-            if not record[i].strip():
+    def _domain(self, domain: str) -> tuple[str, int] | bool:
+        """csvrows.fast_address's verdict on the domain: (ASCII form, octets + 1) or False."""
+        checked = domain.isascii() and domain_verdict(domain)
+        verdict = (checked[0], checked[1] + 1) if checked else False
+        if len(self.domains) >= 65_536:
+            self.domains.clear()
+        self.domains[domain] = verdict
+        return verdict
+
+    def _fast(self) -> Callable[[list[str]], NewLead | None]:
+        """``fast(record)``: the lead of a plainly valid row (csvrows.fast_address inlined,
+        its domain verdict kept per domain), or None: take :meth:`parse`'s full path. The hot
+        path of an import: a closure over this header's positions, the checks it needs only."""
+        width, email = self.width, self.email
+        first, last, company, zone = self.known
+        custom, needed = self.custom, self.needed
+        domains, zones, verdict = self.domains, self.zones, self._domain
+        limit, longest, dot_atom, new = MAX_CELL_CHARS, MAX_ADDRESS, DOT_ATOM.match, _lead
+
+        def fast(record: list[str]) -> NewLead | None:
+            if len(record) != width:
                 return None
-        fi, li, ci, ti = self.known
-        tz = (record[ti].strip() or None) if ti is not None else None
-        if tz is not None and check_timezone(tz) is not None:
-            return None
-        return NewLead(
-            address,
-            (record[fi].strip() or None) if fi is not None else None,
-            (record[li].strip() or None) if li is not None else None,
-            (record[ci].strip() or None) if ci is not None else None,
-            tz,
-            fields_json({name: v for i, name in self.custom if (v := record[i].strip())})
-            if self.custom
-            else "{}",
-            "active",
-        )
+            joined = "".join(record)
+            if len(joined) > limit or not joined.isprintable():
+                return None
+            local, at, domain = record[email].strip().rpartition("@")
+            checked = domains.get(domain)
+            if checked is None:
+                checked = at and verdict(domain)  # no "@": the full path says why
+            if not checked or len(local) + checked[1] > longest or dot_atom(local) is None:
+                return None
+            if needed:
+                for i in needed:
+                    if not record[i].strip():
+                        return None
+            record.append("")  # the cell of a column the file lacks (index -1)
+            tz = record[zone].strip() or None
+            if tz is not None and tz not in zones:
+                if check_timezone(tz) is not None:
+                    record.pop()
+                    return None
+                zones.add(tz)
+            return new(  # type: ignore[no-any-return]
+                NewLead,
+                (
+                    f"{local.lower()}@{checked[0]}",
+                    record[first].strip() or None,
+                    record[last].strip() or None,
+                    record[company].strip() or None,
+                    tz,
+                    fields_json({name: v for i, name in custom if (v := record[i].strip())})
+                    if custom
+                    else "{}",
+                    "active",
+                ),
+            )
+
+        return fast
+
+
+_lead = tuple.__new__  # a NewLead from a tuple without NamedTuple's Python-level __new__
 
 
 def import_leads(
@@ -300,46 +345,22 @@ def import_leads(
         return result
     issues: list[SpecIssue] = []
     assert campaign.id is not None
-    writer = writer_for(session, campaign.id, utcnow())
     screen = _Screen(session, campaign)
+    sort = functools.partial(screen.sort, result) if screen.active else None
+    writer = writer_for(session, campaign.id, utcnow(), sort)
     with handle:
         stream = CsvStream(handle)
-        reader = stream.reader
         parser: _RowParser | None = None
-        batch: list[NewLead] = []
         try:
-            for line, record in iter_records(None, shown, issues, reader=reader):
-                if parser is None:
-                    header = _header(record, line, shown, required, issues)
-                    if header is None:
-                        result.complete = False
-                        break
-                    parser = _RowParser(header, shown, required)
-                    continue
-                result.rows += 1
-                if result.rows > MAX_ROWS:
-                    issues.append(
-                        SpecIssue(
-                            Location(shown, line, 1), f"more than {MAX_ROWS:,} rows; split it"
-                        )
-                    )
+            for line, record in iter_records(None, shown, issues, reader=stream.reader):
+                header = _header(record, line, shown, required, issues)
+                if header is None:
                     result.complete = False
-                    break
-                row, row_issues = parser.parse(
-                    line, record, functools.partial(stream.raw, line, reader.line_num)
-                )
-                if row is None:
-                    result.rejected += 1
-                    issues.extend(row_issues[: max(0, MAX_ISSUES - len(issues))])
-                    continue
-                batch.append(row)
-                if len(batch) >= BATCH:
-                    writer.add(screen.sort(batch, result))
-                    batch = []
-                    if progress:
-                        progress(stream.bytes_read)
-            if batch:
-                writer.add(screen.sort(batch, result))
+                else:
+                    parser = _RowParser(header, shown, required)
+                break
+            if parser is not None:
+                _read_rows(stream, parser, result, issues, writer.add, progress)
         finally:
             counts = writer.finish()
         result.created, result.suppressed, result.merged = counts
@@ -352,6 +373,62 @@ def import_leads(
         result.complete = False
     result.issues = issues
     return result
+
+
+def _too_many(shown: str, line: int) -> SpecIssue:
+    return SpecIssue(Location(shown, line, 1), f"more than {MAX_ROWS:,} rows; split it")
+
+
+def _read_rows(
+    stream: CsvStream,
+    parser: _RowParser,
+    result: LeadImport,
+    issues: list[SpecIssue],
+    store: Callable[[list[NewLead]], None],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """The rows after the header, as csvrows.iter_records reads them (blank records skipped,
+    a read error ends them with its issue), handed to ``store`` in batches of BATCH. The hot
+    loop of an import: a plainly valid row costs one call (``parser.fast``)."""
+    reader, shown, fast, size = stream.reader, parser.shown, parser.fast, BATCH
+    batch: list[NewLead] = []
+    rows, end = result.rows, reader.line_num
+    try:
+        for record in reader:
+            line, end = end + 1, reader.line_num
+            row = fast(record)
+            if row is None:
+                if not "".join(record).strip():
+                    continue
+                rows += 1
+                if rows > MAX_ROWS:
+                    issues.append(_too_many(shown, line))
+                    result.complete = False
+                    break
+                row, row_issues = parser.parse(
+                    line, record, functools.partial(stream.raw, line, end)
+                )
+                if row is None:
+                    result.rejected += 1
+                    issues.extend(row_issues[: max(0, MAX_ISSUES - len(issues))])
+                    continue
+            else:
+                rows += 1
+                if rows > MAX_ROWS:
+                    issues.append(_too_many(shown, line))
+                    result.complete = False
+                    break
+            batch.append(row)
+            if len(batch) >= size:
+                store(batch)
+                batch = []
+                if progress:
+                    progress(stream.bytes_read)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        issues.append(read_issue(exc, shown, end + 1))
+    result.rows = rows
+    if batch:
+        store(batch)
 
 
 class _Screen:
@@ -369,7 +446,7 @@ class _Screen:
             is not None
         )
 
-    def sort(self, rows: list[NewLead], result: LeadImport) -> list[NewLead]:
+    def sort(self, result: LeadImport, rows: list[NewLead]) -> list[NewLead]:
         """The rows to store (forgotten people left out, counted), suppressed ones marked."""
         if not self.active:
             return rows
