@@ -5,6 +5,7 @@ tenant's object answers 404 exactly like a missing one."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,12 +15,31 @@ from starlette.concurrency import run_in_threadpool
 
 from penguinctl.identity.principal import Principal
 from penguinctl.web.api.deps import ERRORS, allow, service_context
-from penguinctl.web.api.pages import Page, PageParams, keyset, page, page_params
+from penguinctl.web.api.pages import Keyset, Page, PageParams, keyset, page, page_params
 
 router = APIRouter(responses=ERRORS)
 READ = Depends(allow("read"))
 TenantFilter = Query(None, max_length=63, description="Only this tenant's (platform keys)")
 NameFilter = Query(None, max_length=253, description="Names starting with this")
+
+
+@functools.cache
+def _list_query(kind: str, *, scoped: bool) -> tuple[Keyset, Any]:
+    """A list's page query built once (``Keyset``) and its row renderer; ``scoped``: limited
+    to the tenant bound as ``tenant``."""
+    from penguinctl.services.resources import list_select
+    from penguinctl.state.models import ResourceRow
+
+    t = ResourceRow.__table__
+    stmt, render = list_select(kind, tenant=sa.bindparam("tenant") if scoped else None)
+    if kind == "domain":
+
+        def render(r: Any) -> dict[str, Any]:  # the same as list_select's, from the tuple
+            name, tenant, server, dns, dmarc = r
+            return {"name": name, "tenant": tenant or None, "server": server, "dns": dns,
+                    "dmarc": dmarc}  # fmt: skip
+
+    return Keyset(stmt, [t.c.name, t.c.tenant]), render
 
 
 def _list(request: Request, kind: str, who: Principal, params: PageParams, tenant: str | None,
@@ -28,11 +48,18 @@ def _list(request: Request, kind: str, who: Principal, params: PageParams, tenan
     from penguinctl.state.models import ResourceRow
 
     t = ResourceRow.__table__
-    stmt, render = list_select(kind, tenant=who.scope(tenant))
-    if prefix:
+    scope = who.scope(tenant)
+    if prefix:  # a name filter: built for the request
+        stmt, render = list_select(kind, tenant=scope)
         stmt = stmt.where(t.c.name.startswith(prefix, autoescape=True))
+        query, values = keyset(stmt, [t.c.name, t.c.tenant], params), {}
+    else:
+        built, render = _list_query(kind, scoped=scope is not None)
+        query, values = built.select(params)
+        if scope is not None:
+            values["tenant"] = scope
     with request.app.state.web.db.connect() as conn:
-        rows = conn.execute(keyset(stmt, [t.c.name, t.c.tenant], params)).all()
+        rows = conn.execute(query, values).all()
     return page(rows, params, key=lambda r: [r.name, r.tenant], render=render)
 
 
