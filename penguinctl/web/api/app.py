@@ -125,8 +125,8 @@ def create_api(state: Any) -> FastAPI:
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(RequestValidationError, _invalid)
     api.add_exception_handler(Exception, _unexpected)
-    routers = routes.routers()
-    for router in routers:
+    routers = routes.routers()  # in the document's order
+    for router in routes.matching_order(routers):
         api.include_router(router)
     api.include_router(docs.router)
     api.openapi = lambda: _openapi(api, routers)  # type: ignore[method-assign]
@@ -140,6 +140,16 @@ def _actions(dependant: Any) -> list[str]:
         if action:
             found.append(action)
         found += _actions(dep)
+    return found
+
+
+def _paths(routers: list[Any]) -> list[str]:
+    found: list[str] = []
+    for router in routers:
+        for route in router.routes:
+            path = getattr(route, "path_format", None)
+            if path is not None and path not in found:
+                found.append(path)
     return found
 
 
@@ -160,6 +170,10 @@ def _openapi(api: FastAPI, routers: list[Any]) -> dict[str, Any]:
         servers=api.servers,
         separate_input_output_schemas=False,
     )
+    # the routers are matched most-requested first (``routes.matching_order``); the document
+    # lists the paths in the routers' own order
+    order = {path: i for i, path in enumerate(_paths(routers))}
+    doc["paths"] = dict(sorted(doc["paths"].items(), key=lambda kv: order.get(kv[0], len(order))))
     doc.setdefault("components", {})["securitySchemes"] = {
         "apiKey": {"type": "http", "scheme": "bearer", "description": "pgk_<id>_<secret>"}
     }

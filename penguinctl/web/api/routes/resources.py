@@ -11,11 +11,11 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from penguinctl.identity.principal import Principal
 from penguinctl.web.api.deps import ERRORS, allow, service_context
 from penguinctl.web.api.pages import Keyset, Page, PageParams, keyset, page, page_params
+from penguinctl.web.api.reads import read
 
 router = APIRouter(responses=ERRORS)
 READ = Depends(allow("read"))
@@ -71,8 +71,8 @@ def _describe(request: Request, kind: str, name: str, who: Principal) -> dict[st
 
 
 def _register(path: str, kind: str, tag: str, what: str) -> None:
-    # async handlers with the database work in one thread-pool hop, answered without a
-    # second validation pass (the hot paths of bench/api.py)
+    # async handlers with the database work in one hop to the read threads (``reads``),
+    # answered without a second validation pass (the hot paths of bench/api.py)
     async def list_kind(
         request: Request,
         params: PageParams = Depends(page_params),
@@ -80,11 +80,11 @@ def _register(path: str, kind: str, tag: str, what: str) -> None:
         name: str | None = NameFilter,
         who: Principal = READ,
     ) -> Any:
-        found = await run_in_threadpool(_list, request, kind, who, params, tenant, name)
+        found = await read(_list, request, kind, who, params, tenant, name)
         return JSONResponse(found)
 
     async def get_kind(request: Request, name: str, who: Principal = READ) -> Any:
-        return JSONResponse(await run_in_threadpool(_describe, request, kind, name, who))
+        return JSONResponse(await read(_describe, request, kind, name, who))
 
     list_kind.__name__ = f"list_{path}"
     get_kind.__name__ = f"get_{kind}"
