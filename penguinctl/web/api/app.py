@@ -104,6 +104,17 @@ class RejectNul:
         await self.app(scope, replay, send)
 
 
+def _outer_telemetry_only() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry hooks (``telemetry=``, where FastAPI has it) off in this mounted
+    app: the app that mounts it already observes every request (and asked each time whether a
+    provider is configured, twice per request)."""
+    import inspect
+
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
 def create_api(state: Any) -> FastAPI:
     from penguinctl import __version__
     from penguinctl.web.api import docs, routes
@@ -118,6 +129,7 @@ def create_api(state: Any) -> FastAPI:
         redoc_url=None,
         servers=[{"url": PREFIX}],
         separate_input_output_schemas=False,
+        **_outer_telemetry_only(),
     )
     api.state.web = state
     api.add_middleware(RejectNul)
