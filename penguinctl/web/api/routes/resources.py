@@ -24,7 +24,7 @@ from penguinctl.web.api.pages import (
     page,
     page_params,
 )
-from penguinctl.web.api.reads import read
+from penguinctl.web.api.reads import read, reading
 
 router = APIRouter(responses=ERRORS)
 READ = Depends(allow("read"))
@@ -69,16 +69,16 @@ def _list(request: Request, kind: str, who: Principal, params: PageParams, tenan
         query, values = built.select(params)
         if scope is not None:
             values["tenant"] = scope
-    with request.app.state.web.db.connect() as conn:
-        rows = conn.execute(query, values).all()
+    rows = reading(request.app.state.web, lambda conn: conn.execute(query, values).all())
     return page(rows, params, key=lambda r: [r.name, r.tenant], render=render)
 
 
 def _describe(request: Request, kind: str, name: str, who: Principal) -> dict[str, Any]:
     from penguinctl.services.resources import describe
 
-    with request.app.state.web.db.connect() as conn:  # reads only: no ORM session
-        return describe(conn, kind, name, tenant=who.tenant)
+    return reading(
+        request.app.state.web, lambda conn: describe(conn, kind, name, tenant=who.tenant)
+    )
 
 
 def _register(path: str, kind: str, tag: str, what: str) -> None:
