@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-READ_THREADS = 4  # SQLAlchemy's QueuePool keeps 5 connections
+READ_THREADS = 4  # and as many connections in the read engine (2 measured slower)
 T = TypeVar("T")
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
