@@ -12,8 +12,9 @@ Two requests, each with Debian's `wrk` at 50 concurrent connections (2 threads),
 
 The floor, in the same run: a bare FastAPI app on uvicorn (one process, as serve) returning the
 same JSON bytes from memory on the same paths, without authentication or a database. Reported:
-requests/s and p99 latency of each, and the API's rate as a ratio of the floor's (goal >= 0.5x,
-p99 under 50 ms). Prints one JSON line per measurement, then a Markdown table.
+requests/s, p99 latency and CPU time per request (user + system, from ``/proc``) of each
+server process, and the API's rate as a ratio of the floor's (goal >= 0.5x, p99 under 50 ms).
+Prints one JSON line per measurement, then a Markdown table.
 """
 
 from __future__ import annotations
@@ -104,17 +105,29 @@ def wait_http(url: str, headers: dict, timeout: float = 60) -> bytes:
             time.sleep(0.2)
 
 
-def wrk(url: str, token: str | None, seconds: int, connections: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(
+    url: str, token: str | None, seconds: int, connections: int, pid: int | None = None
+) -> dict:
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if token:
         cmd += ["-H", f"Authorization: Bearer {token}"]
+    before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - before if pid else None
+    done = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "p99_ms": float(p99.group(1)) * scale,
-            "non_2xx": int(non2xx.group(1)) if non2xx else 0}  # fmt: skip
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+            "cpu_ms_per_request": None if cpu is None else round(cpu * 1000 / done, 3)}  # fmt: skip
 
 
 def main() -> None:
@@ -171,8 +184,8 @@ def main() -> None:
         for what, path in (("GET /domains/{name}", "/domains/d0007.example"),
                            ("GET /domains?limit=100", "/domains?limit=100")):  # fmt: skip
             wrk(base + path, key["token"], 3, args.connections)  # warm-up
-            api = wrk(base + path, key["token"], args.seconds, args.connections)
-            bare = wrk(floor + path, None, args.seconds, args.connections)
+            api = wrk(base + path, key["token"], args.seconds, args.connections, procs[0].pid)
+            bare = wrk(floor + path, None, args.seconds, args.connections, procs[1].pid)
             row = {
                 "request": what,
                 "state": "postgresql" if args.pg else "sqlite",
@@ -182,12 +195,14 @@ def main() -> None:
             }
             print(json.dumps(row), flush=True)
             rows.append(row)
-        print("\n| request | API req/s | API p99 | floor req/s | floor p99 | ratio |")
-        print("|---|---|---|---|---|---|")
+        print("\n| request | API req/s | API p99 | API CPU/req | floor req/s | floor p99 | "
+              "floor CPU/req | ratio |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|")
         for r in rows:
             a, f = r["api"], r["floor"]
             print(f"| `{r['request']}` ({r['state']}) | {a['rps']:.0f} | {a['p99_ms']:.1f} ms | "
-                  f"{f['rps']:.0f} | {f['p99_ms']:.1f} ms | {r['ratio']:.2f}x |")  # fmt: skip
+                  f"{a['cpu_ms_per_request']:.2f} ms | {f['rps']:.0f} | {f['p99_ms']:.1f} ms | "
+                  f"{f['cpu_ms_per_request']:.2f} ms | {r['ratio']:.2f}x |")  # fmt: skip
     finally:
         for p in procs:
             p.terminate()

@@ -121,11 +121,16 @@ def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake
         shown,
         bound[1],
     )
+    from penguinctl.services.plans import Reaper
+
+    reaper = Reaper(app.db, clock)  # apply jobs of a serve that died: failed, locks released
+    reaper.start()
     if scheduler:
         plane.start()
     try:
         server.run(sockets=[sock])
     finally:
+        reaper.stop()
         if scheduler:
             plane.stop()
         sock.close()

@@ -1,7 +1,15 @@
 """Plans made through the API: ``create`` (plan the documents, keep them with the checksum),
 ``start_apply`` (verify the checksum, queue the apply job), ``run_apply`` (the job: the same
 ``specs.apply`` as the CLI, lock and checksum included; the outcome, or the problem with its
-CLI exit code, is recorded on the plan's row, which the status URL reads)."""
+CLI exit code, is recorded on the plan's row, which the status URL reads).
+
+A queued or applying plan names its owner, the serve process running the job (host, pid and
+the pid's start time), and the job refreshes the row's ``heartbeat_at`` every ``HEARTBEAT``
+seconds. ``reap`` (every serve, at start and every ``REAP_EVERY`` seconds: ``Reaper``) fails a
+job whose owner is gone: on this host, a pid that no longer runs (or now names another
+process); elsewhere, no heartbeat for ``LEASE`` seconds. The tenants' lock the dead process
+held is released as ``state unlock`` would (only when its holder is gone), and the engine's run
+it left ``running`` is closed as interrupted by the next apply of those tenants."""
 
 from __future__ import annotations
 
@@ -21,6 +29,9 @@ from penguinctl.services.tables import ApiPlan
 from penguinctl.state.columns import aware
 
 log = logging.getLogger("penguinctl.api.plans")
+HEARTBEAT = 10.0  # seconds between a running job's heartbeats
+LEASE = 60.0  # a job of another host without a heartbeat for this long is failed
+REAP_EVERY = 30.0
 MAX_CONCURRENT_APPLIES = 4
 _slots = threading.BoundedSemaphore(MAX_CONCURRENT_APPLIES)
 FINISHED = ("applied", "no-op", "failed")
@@ -106,7 +117,7 @@ def start_apply(ctx: ServiceContext, plan_id: str, checksum: str) -> ApiPlan:
         claimed = session.execute(
             sa.update(ApiPlan.__table__)
             .where(ApiPlan.__table__.c.id == plan_id, ApiPlan.__table__.c.status == "planned")
-            .values(status="queued", applied_by=ctx.actor)
+            .values(status="queued", applied_by=ctx.actor, heartbeat_at=ctx.now(), **_owner())
         ).rowcount
         if not claimed:
             raise UsageError(
@@ -118,8 +129,8 @@ def start_apply(ctx: ServiceContext, plan_id: str, checksum: str) -> ApiPlan:
 
 
 def run_apply(ctx: ServiceContext, plan_id: str, *, force: bool = False, parallel: int = 4) -> None:
-    """The apply job (in a thread of the serving process): never raises, records its outcome."""
-    from penguinctl.engine import raise_for_report
+    """The apply job (in a thread of the serving process): never raises, records its outcome;
+    the plan's heartbeat goes on while it runs."""
     from penguinctl.state.db import session_scope
 
     def finish(status: str, exit_code: int, result: dict[str, Any]) -> None:
@@ -129,6 +140,21 @@ def run_apply(ctx: ServiceContext, plan_id: str, *, force: bool = False, paralle
             row.status, row.exit_code, row.result = status, exit_code, result
             row.finished_at = ctx.now()
             session.add(row)
+
+    beating = threading.Event()
+    heart = threading.Thread(target=_heartbeat, args=(ctx, plan_id, beating),
+                             name=f"heartbeat-{plan_id}", daemon=True)  # fmt: skip
+    heart.start()
+    try:
+        _run_apply(ctx, plan_id, finish, force=force, parallel=parallel)
+    finally:
+        beating.set()
+
+
+def _run_apply(ctx: ServiceContext, plan_id: str, finish: Any, *, force: bool,
+               parallel: int) -> None:  # fmt: skip
+    from penguinctl.engine import raise_for_report
+    from penguinctl.state.db import session_scope
 
     with _slots:
         try:
@@ -165,6 +191,162 @@ def run_apply(ctx: ServiceContext, plan_id: str, *, force: bool = False, paralle
             finish("failed", 1, {"problem": {"type": "urn:penguinctl:problem:unexpected",
                                              "title": "Internal error", "status": 500,
                                              "detail": type(exc).__name__}})  # fmt: skip
+
+
+def _owner() -> dict[str, Any]:
+    """This process as the owner of the jobs it runs."""
+    import os
+    import socket
+
+    from penguinctl.procs import process_started
+
+    pid = os.getpid()
+    return {"owner_host": socket.gethostname(), "owner_pid": pid,
+            "owner_started": process_started(pid)}  # fmt: skip
+
+
+def _heartbeat(ctx: ServiceContext, plan_id: str, stop: threading.Event) -> None:
+    """Refresh the job's ``heartbeat_at`` until ``stop`` (the job finished)."""
+    from penguinctl.state.db import session_scope
+
+    t = ApiPlan.__table__
+    while not stop.wait(HEARTBEAT):
+        try:
+            with session_scope(ctx.db) as session:
+                session.execute(
+                    sa.update(t)
+                    .where(t.c.id == plan_id, t.c.status.in_(("queued", "applying")))
+                    .values(heartbeat_at=ctx.now())
+                )
+        except Exception as exc:  # the store is briefly away: the next beat tries again
+            log.warning("heartbeat of %s: %s", plan_id, type(exc).__name__)
+
+
+def _gone(row: Any, now: Any, *, host: str, lease: float) -> str | None:
+    """Why the job of ``row`` (queued or applying) has no live owner, or None if it has one."""
+    from penguinctl.procs import holder_alive
+
+    if row.owner_host is not None and row.owner_host == host and row.owner_pid is not None:
+        if holder_alive(row.owner_pid, row.owner_started):
+            return None
+        return f"its serve process (pid {row.owner_pid} on {host}) is gone"
+    last = row.heartbeat_at or row.started_at or row.created_at
+    age = (now - aware(last)).total_seconds() if last is not None else None
+    if age is not None and age < lease:
+        return None
+    who = f"pid {row.owner_pid} on {row.owner_host}" if row.owner_host else "an older serve"
+    return f"its serve process ({who}) sent no heartbeat for {lease:.0f} s"
+
+
+def reap(db: Any, now: Any, *, actor: str, lease: float = LEASE) -> list[str]:
+    """Fail the apply jobs (queued or applying) whose serve process is gone, release the
+    tenants' locks such a process held, and return the plans' ids. Audited."""
+    import socket
+
+    from penguinctl.errors import ExitCode
+    from penguinctl.state import audit
+    from penguinctl.state.db import session_scope
+
+    t = ApiPlan.__table__
+    host = socket.gethostname()
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(t).where(t.c.status.in_(("queued", "applying")))).all()
+    failed: list[str] = []
+    for row in rows:
+        why = _gone(row, now, host=host, lease=lease)
+        if why is None:
+            continue
+        detail = (
+            f"plan {row.id} was {row.status} when {why}; some of its changes may have been "
+            "applied: plan again (POST /plans) and apply the new plan"
+        )
+        code = int(ExitCode.INTERRUPTED)
+        problem = {"type": "urn:penguinctl:problem:interrupted", "title": "Apply interrupted",
+                   "status": 500, "exit_code": code, "detail": detail}  # fmt: skip
+        with session_scope(db) as session:
+            done = session.execute(
+                sa.update(t)
+                .where(
+                    t.c.id == row.id,
+                    t.c.status == row.status,
+                    t.c.owner_pid.is_(row.owner_pid)
+                    if row.owner_pid is None
+                    else t.c.owner_pid == row.owner_pid,
+                )
+                .values(
+                    status="failed",
+                    exit_code=code,
+                    result={"problem": problem},
+                    finished_at=now,
+                )
+            ).rowcount
+            if not done:
+                continue  # another replica reaped it, or the job finished meanwhile
+            for tenant in row.tenants or [row.tenant]:
+                audit.record(session, actor=actor, tenant=tenant, action="plan.interrupted",
+                             resource=f"plan/{row.id}", result="failed",
+                             details={"was": row.status, "owner_host": row.owner_host,
+                                      "owner_pid": row.owner_pid})  # fmt: skip
+        log.warning("plan %s failed: %s", row.id, why)
+        failed.append(row.id)
+        if row.owner_host is not None and row.owner_pid is not None:
+            _release_locks(db, row.owner_host, row.owner_pid, actor=actor)
+    return failed
+
+
+def _release_locks(db: Any, host: str, pid: int, *, actor: str) -> None:
+    """The tenants' locks that process held, removed when their holder is gone (the rule of
+    ``state unlock`` without --force: a live holder, or one of another host on SQLite, stays)."""
+    from sqlmodel import select
+
+    from penguinctl.state.db import session_scope
+    from penguinctl.state.models import LockRow
+    from penguinctl.state.unlock import inspect, unlock
+
+    with session_scope(db) as session:
+        ids = {r.lock_id for r in session.exec(select(LockRow)) if r.host == host and r.pid == pid}
+    for lock_id in sorted(ids):
+        info = inspect(db, lock_id)
+        if info is not None and info.holder == "gone":
+            try:
+                unlock(db, lock_id, actor=actor)
+            except PenguinError as exc:  # released meanwhile
+                log.info("lock %s: %s", lock_id, exc)
+
+
+class Reaper:
+    """``reap`` at start and every ``every`` seconds, in a thread of its own (``serve``)."""
+
+    def __init__(self, db: Any, clock: Any, *, every: float = REAP_EVERY) -> None:
+        import os
+        import socket
+
+        self.db, self.clock, self.every = db, clock, every
+        self.actor = f"serve:{socket.gethostname()}:{os.getpid()}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def once(self) -> list[str]:
+        try:
+            return reap(self.db, self.clock.now(), actor=self.actor)
+        except Exception as exc:  # the store is away: the next round tries again
+            log.warning("reaping interrupted apply jobs: %s: %s", type(exc).__name__,
+                        str(exc).splitlines()[0][:200] if str(exc) else "")  # fmt: skip
+            return []
+
+    def start(self) -> None:
+        def loop() -> None:
+            self.once()
+            while not self._stop.wait(self.every):
+                self.once()
+
+        self._thread = threading.Thread(target=loop, name="plan-reaper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
 
 def _problem(exc: PenguinError, ctx: ServiceContext) -> dict[str, Any]:

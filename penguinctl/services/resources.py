@@ -86,7 +86,7 @@ def select(kind: str, *, tenant: str | None = None, name: str | None = None,
 _T = ResourceRow.__table__
 
 
-def list_select(kind: str, *, tenant: str | None = None) -> tuple[Any, Any]:
+def list_select(kind: str, *, tenant: Any = None) -> tuple[Any, Any]:
     """A Core select of ``kind``'s rows for a list page, and the function rendering a row as
     ``summary`` does. Domains read only their summary fields from the JSON column (decoding
     whole documents dominated a 100-item page)."""
@@ -118,17 +118,50 @@ _ANY_ROW = (
     .limit(1)
 )
 _ROW = _ANY_ROW.where(_T.c.tenant == sa.bindparam("tenant"))
-_RELATED = sa.select(_T.c.kind, _T.c.name, _T.c.data).where(
+# a domain's keys and records are named "<domain>/...": a range on the unique index (tenant,
+# kind, name) finds them; its mailboxes ("local@<domain>") are the tenant's mailboxes ending so.
+# Two index searches in a UNION ALL: one OR over both made SQLite scan the tenant's every row.
+# (kinds as literals: with bound kinds SQLite's planner picked the tenant index and scanned)
+_KEYS_AND_RECORDS = sa.select(_T.c.id, _T.c.kind, _T.c.name, _T.c.data).where(
     _T.c.tenant == sa.bindparam("tenant"),
-    sa.or_(
-        sa.and_(
-            _T.c.kind.in_(("dkim", "dnsrecord")),
-            _T.c.name > sa.bindparam("lo"),
-            _T.c.name < sa.bindparam("hi"),
-        ),
-        sa.and_(_T.c.kind == "mailbox", _T.c.name.like(sa.bindparam("mailbox"))),
-    ),
+    _T.c.kind.in_([sa.literal_column("'dkim'"), sa.literal_column("'dnsrecord'")]),
+    _T.c.name > sa.bindparam("lo"),
+    _T.c.name < sa.bindparam("hi"),
 )
+_MAILBOXES = sa.select(_T.c.id, _T.c.kind, _T.c.name, _T.c.data).where(
+    _T.c.tenant == sa.bindparam("tenant"),
+    _T.c.kind == sa.literal_column("'mailbox'"),
+    _T.c.name.like(sa.bindparam("mailbox")),
+)
+_RELATED = sa.union_all(_KEYS_AND_RECORDS, _MAILBOXES)  # sorted by id here (as recorded)
+# a tenant key's domain with everything related, in one round trip: the domain's own row is
+# the one of kind "domain" (the related rows are keys, records and mailboxes)
+_DOMAIN_COLUMNS = (_T.c.id, _T.c.kind, _T.c.name, _T.c.data, _T.c.provider, _T.c.status,
+                   _T.c.created_at, _T.c.updated_at)  # fmt: skip
+
+
+def _padded(stmt: Any) -> Any:
+    return stmt.add_columns(
+        sa.null().label("provider"),
+        sa.null().label("status"),
+        sa.null().label("created_at"),
+        sa.null().label("updated_at"),
+    )
+
+
+_DOMAIN_WITH_RELATED = sa.union_all(
+    sa.select(*_DOMAIN_COLUMNS).where(
+        _T.c.tenant == sa.bindparam("tenant"),
+        _T.c.kind == sa.literal_column("'domain'"),
+        _T.c.name == sa.bindparam("name"),
+    ),
+    _padded(_KEYS_AND_RECORDS),
+    _padded(_MAILBOXES),
+)
+
+
+def _related_params(tenant: str, name: str) -> dict[str, str]:
+    return {"tenant": tenant, "lo": f"{name}/", "hi": f"{name}0", "mailbox": f"%@{name}"}
 
 
 def describe(
@@ -136,16 +169,27 @@ def describe(
 ) -> dict[str, Any]:
     """Everything recorded about one resource (a domain: with its keys, mailboxes, records).
     ``tenant``: only that tenant's (another tenant's is not found, like a missing one)."""
-    if tenant is None:
+    related: list[Any] | None = None
+    if kind == "domain" and tenant is not None:
+        found = session.execute(
+            _DOMAIN_WITH_RELATED, {**_related_params(tenant, name), "name": name}
+        ).all()
+        mine = [r for r in found if r.kind == "domain"]
+        row = mine[0] if mine else None
+        related = sorted((r for r in found if r.kind != "domain"), key=lambda r: r.id)
+        row_tenant = tenant
+    elif tenant is None:
         row = session.execute(_ANY_ROW, {"kind": kind, "name": name}).first()
+        row_tenant = row.tenant if row is not None else ""
     else:
         row = session.execute(_ROW, {"kind": kind, "name": name, "tenant": tenant}).first()
+        row_tenant = tenant
     if row is None:
         raise NotFound(f"{kind} {name!r} is not recorded", hint=f"see `penguinctl get {kind}`")
     doc: dict[str, Any] = {
         "kind": kind,
         "name": row.name,
-        "tenant": row.tenant or None,
+        "tenant": row_tenant or None,
         "provider": row.provider,
         "status": row.status,
         "created_at": _ts(row),
@@ -153,11 +197,9 @@ def describe(
         "data": row.data,
     }
     if kind == "domain":
-        # keys and records are named "<domain>/...": a range on the unique index finds them
-        related = session.execute(
-            _RELATED,
-            {"tenant": row.tenant, "lo": f"{name}/", "hi": f"{name}0", "mailbox": f"%@{name}"},
-        ).all()
+        if related is None:
+            found = session.execute(_RELATED, _related_params(row_tenant, name)).all()
+            related = sorted(found, key=lambda r: r.id)
         doc["dkim"] = [r.data for r in related if r.kind == "dkim" and r.data["domain"] == name]
         doc["mailboxes"] = [
             r.name for r in related if r.kind == "mailbox" and r.data["domain"] == name

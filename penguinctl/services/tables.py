@@ -1,6 +1,6 @@
 """``api_plans`` (migration 0010): plans made through the API (``POST /plans``), kept so that
 ``POST /plans/{id}/apply`` applies what was reviewed: the documents, the checksum, and the apply
-job's status and outcome (the status URL reads this row)."""
+job's status and outcome (the status URL reads this row), and the process that runs the job."""
 
 from __future__ import annotations
 
@@ -44,3 +44,9 @@ class ApiPlan(SQLModel, table=True):
     finished_at: datetime | None = _ts(nullable=True)
     exit_code: int | None = None
     result: dict[str, Any] = _json()  # the apply report, or the problem document
+    # the serve process running the apply job (migration 0014): while the plan is queued or
+    # applying, it refreshes heartbeat_at; a job whose owner is gone is failed (plans.reap)
+    owner_host: str | None = None
+    owner_pid: int | None = None
+    owner_started: float | None = None  # the owner's process start time (a recycled pid)
+    heartbeat_at: datetime | None = _ts(nullable=True)

@@ -77,6 +77,20 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
     )
 
 
+def read_engine(engine: Engine, *, connections: int) -> Engine:
+    """A sibling of ``engine`` for short reads: ``connections`` pooled connections (no
+    overflow) in autocommit, so a read is one statement and one round trip: no BEGIN, no
+    ROLLBACK when the connection goes back, and (PostgreSQL) no ping at checkout. A connection
+    that went away raises once (``DBAPIError.connection_invalidated``; the pool is then
+    renewed): callers retry (``penguinctl.web.api.reads``)."""
+    common = {"pool_size": connections, "max_overflow": 0, "isolation_level": "AUTOCOMMIT"}
+    if engine.dialect.name == "sqlite":
+        found = create_engine(engine.url, connect_args={"timeout": 30}, **common)
+        event.listen(found, "connect", _sqlite_pragmas)
+        return found
+    return create_engine(engine.url, connect_args={"connect_timeout": 5}, **common)
+
+
 def _shown(url: str) -> str:
     """``url`` for a message: its password (``scheme://user:PASSWORD@host``) replaced."""
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)

@@ -1,10 +1,10 @@
 """``create_app``: the one ASGI app ``serve`` hosts.
 
-Routers are mounted in this order: health, metrics, hooks, unsubscribe (``/u/TOKEN``); the
-REST API goes under ``/api/v1`` and the dashboard under ``/dashboard`` (each its own router,
-with its own authentication dependency: nothing here grants access by network position); the
-unsubscribe fallback (any other path ending in a token) comes last. Middleware: the access log
-(tokens redacted) around the body limit.
+Routers are mounted in this order: the REST API under ``/api/v1`` (first: the most
+requested), health, metrics, hooks, unsubscribe (``/u/TOKEN``), the dashboard under
+``/dashboard`` (each its own router, with its own authentication dependency: nothing here grants
+access by network position); the unsubscribe fallback (any other path ending in a token) comes
+last. Middleware: the access log (tokens redacted) around the body limit.
 """
 
 from __future__ import annotations
@@ -58,13 +58,14 @@ def create_app(state: Any) -> Any:
 
     app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(HTTPException, _http_error)
+    from penguinctl.web.api.app import PREFIX, create_api
+
+    # the API first (the most requested; no other route's path starts with its prefix)
+    app.mount(PREFIX, create_api(state))
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(hooks.router)
     app.include_router(unsubscribe.router)
-    from penguinctl.web.api.app import PREFIX, create_api
-
-    app.mount(PREFIX, create_api(state))
     # the /dashboard router and its static files, before the fallback
     from starlette.staticfiles import StaticFiles
 

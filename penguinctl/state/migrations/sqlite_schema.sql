@@ -1,10 +1,10 @@
--- penguinctl SQLite schema at revision 0013
+-- penguinctl SQLite schema at revision 0014
 BEGIN TRANSACTION;
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0013');
+INSERT INTO "alembic_version" VALUES('0014');
 CREATE TABLE alert_digests (
 	id INTEGER NOT NULL, 
 	subscription_id INTEGER NOT NULL, 
@@ -72,7 +72,7 @@ CREATE TABLE api_plans (
 	started_at DATETIME, 
 	finished_at DATETIME, 
 	exit_code INTEGER, 
-	result JSON NOT NULL, 
+	result JSON NOT NULL, owner_host VARCHAR, owner_pid INTEGER, owner_started FLOAT, heartbeat_at DATETIME, 
 	PRIMARY KEY (id)
 );
 CREATE TABLE apply_runs (

@@ -72,10 +72,15 @@ class RejectNul:
             await self.app(scope, receive, send)
             return
         raw = (scope.get("raw_path") or b"") + b"?" + (scope.get("query_string") or b"")
-        bad = b"\x00" in unquote_to_bytes(raw) or "\x00" in scope.get("path", "")
-        headers = dict(scope["headers"])
+        # (unquoting changes nothing without a %: most requests skip it)
+        bad = b"\x00" in (unquote_to_bytes(raw) if b"%" in raw else raw)
+        bad = bad or "\x00" in scope.get("path", "")
+        kind = b""
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                kind = value  # the last one, as a dict of the headers would keep
         replay = receive
-        if not bad and b"json" in headers.get(b"content-type", b""):
+        if not bad and b"json" in kind:
             chunks, more = [], True
             while more:
                 message = await receive()
@@ -104,6 +109,17 @@ class RejectNul:
         await self.app(scope, replay, send)
 
 
+def _outer_telemetry_only() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry hooks (``telemetry=``, where FastAPI has it) off in this mounted
+    app: the app that mounts it already observes every request (and asked each time whether a
+    provider is configured, twice per request)."""
+    import inspect
+
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
 def create_api(state: Any) -> FastAPI:
     from penguinctl import __version__
     from penguinctl.web.api import docs, routes
@@ -118,6 +134,7 @@ def create_api(state: Any) -> FastAPI:
         redoc_url=None,
         servers=[{"url": PREFIX}],
         separate_input_output_schemas=False,
+        **_outer_telemetry_only(),
     )
     api.state.web = state
     api.add_middleware(RejectNul)
@@ -125,8 +142,8 @@ def create_api(state: Any) -> FastAPI:
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(RequestValidationError, _invalid)
     api.add_exception_handler(Exception, _unexpected)
-    routers = routes.routers()
-    for router in routers:
+    routers = routes.routers()  # in the document's order
+    for router in routes.matching_order(routers):
         api.include_router(router)
     api.include_router(docs.router)
     api.openapi = lambda: _openapi(api, routers)  # type: ignore[method-assign]
@@ -140,6 +157,16 @@ def _actions(dependant: Any) -> list[str]:
         if action:
             found.append(action)
         found += _actions(dep)
+    return found
+
+
+def _paths(routers: list[Any]) -> list[str]:
+    found: list[str] = []
+    for router in routers:
+        for route in router.routes:
+            path = getattr(route, "path_format", None)
+            if path is not None and path not in found:
+                found.append(path)
     return found
 
 
@@ -160,6 +187,10 @@ def _openapi(api: FastAPI, routers: list[Any]) -> dict[str, Any]:
         servers=api.servers,
         separate_input_output_schemas=False,
     )
+    # the routers are matched most-requested first (``routes.matching_order``); the document
+    # lists the paths in the routers' own order
+    order = {path: i for i, path in enumerate(_paths(routers))}
+    doc["paths"] = dict(sorted(doc["paths"].items(), key=lambda kv: order.get(kv[0], len(order))))
     doc.setdefault("components", {})["securitySchemes"] = {
         "apiKey": {"type": "http", "scheme": "bearer", "description": "pgk_<id>_<secret>"}
     }

@@ -25,3 +25,12 @@ def routers() -> list[Any]:
         records.router,
         activity.router,
     ]
+
+
+def matching_order(routers: list[Any]) -> list[Any]:
+    """The routers as requests are matched against them: recorded resources (the most read)
+    first. Their paths do not overlap another router's, so the order changes nothing but the
+    number of route patterns a request is tried against."""
+    from penguinctl.web.api.routes import resources
+
+    return [resources.router] + [r for r in routers if r is not resources.router]

@@ -1,0 +1,179 @@
+"""Apply jobs of the HTTP API converge when their `penguinctl serve` dies (SIGKILL mid-apply):
+the next serve fails the plan with an "interrupted" problem (exit code 130), releases the
+tenant's lock the dead process held, audits it, and a new plan of the same documents applies.
+On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from apikit import cli, tenant_spec
+from servekit import Serve
+
+T = "initech"
+DOMAINS = 24  # a DKIM key each: the apply runs for seconds, long enough to be killed in it
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    import secrets
+
+    from conftest import PG_BASE, _pg_admin
+    from daemons import missing
+    from sqlalchemy.exc import OperationalError
+
+    schema = f"pj_{secrets.token_hex(6)}"
+    admin = _pg_admin()
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    except OperationalError as exc:
+        admin.dispose()
+        missing(f"PostgreSQL at {PG_BASE} is unreachable: {str(exc.orig).strip()[:200]}")
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+
+def _call(serve: Serve, key: dict, method: str, path: str, **kw: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key['token']}"}
+    return httpx.request(method, f"{serve.base}/api/v1{path}", headers=headers, timeout=60, **kw)
+
+
+def _wait(predicate: Any, what: str, timeout: float = 120, every: float = 0.05) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_killed_serve_leaves_no_job_applying(tmp_path, state_url) -> None:
+    from penguinctl.state.db import make_engine
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"PENGUINCTL_HOME": str(home), "PENGUINCTL_STATE": state_url,
+           "PENGUINCTL_API_RATE": "100000", "PENGUINCTL_API_BURST": "100000"}  # fmt: skip
+    spec = tmp_path / "t.yaml"
+    spec.write_text(tenant_spec(T, 1))
+    done = cli(env, "apply", "-f", str(spec), "--yes")
+    assert done.returncode == 0, done.stderr
+    done = cli(env, "apikeys", "create", "--tenant", T, "--role", "admin", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    import json
+
+    admin = json.loads(done.stdout)
+    db = make_engine(state_url)
+    serve = Serve(env, "--no-scheduler").start()
+    try:
+        serve.ready()
+        files = {"files": {"t.yaml": tenant_spec(T, DOMAINS)}}
+        plan = _call(serve, admin, "POST", "/plans", json=files).json()
+        res = _call(serve, admin, "POST", f"/plans/{plan['id']}/apply",
+                    json={"checksum": plan["checksum"]})  # fmt: skip
+        assert res.status_code == 202, res.text
+
+        def held() -> bool:
+            with db.connect() as conn:
+                locks = conn.execute(sa.text("SELECT pid FROM locks")).scalars().all()
+            return serve.proc.pid in locks
+
+        _wait(held, "the apply job to hold the tenant's lock")
+        status = _call(serve, admin, "GET", f"/plans/{plan['id']}").json()["status"]
+        assert status == "applying"
+        serve.kill()  # SIGKILL: no clean-up of any kind
+    finally:
+        serve.stop()
+    with db.connect() as conn:  # what the dead process left
+        pids = conn.execute(sa.text("SELECT pid FROM locks")).scalars().all()
+        assert pids and set(pids) == {serve.proc.pid}, pids
+        left = conn.execute(sa.text("SELECT status FROM api_plans WHERE id = :i"),
+                            {"i": plan["id"]}).scalar()  # fmt: skip
+        assert left == "applying"
+
+    again = Serve(env, "--no-scheduler").start()
+    try:
+        again.ready()
+
+        def finished() -> dict | None:
+            found = _call(again, admin, "GET", f"/plans/{plan['id']}").json()
+            return found if found["status"] != "applying" else None
+
+        found = _wait(finished, "the interrupted plan to be failed", timeout=60, every=0.2)
+        assert found["status"] == "failed" and found["exit_code"] == 130, found
+        problem = found["result"]["problem"]
+        assert problem["type"] == "urn:penguinctl:problem:interrupted", problem
+        assert f"pid {serve.proc.pid}" in problem["detail"] and "plan again" in problem["detail"]
+        with db.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM locks")).scalar() == 0
+            actions = set(
+                conn.execute(
+                    sa.text("SELECT action FROM audit_events WHERE resource = :r"),
+                    {"r": f"plan/{plan['id']}"},
+                ).scalars()
+            )
+        assert "plan.interrupted" in actions
+        # converged: the same documents plan and apply again, to the end
+        plan2 = _call(again, admin, "POST", "/plans", json=files).json()
+        res = _call(again, admin, "POST", f"/plans/{plan2['id']}/apply",
+                    json={"checksum": plan2["checksum"]})  # fmt: skip
+        assert res.status_code == 202, res.text
+
+        def applied() -> dict | None:
+            found = _call(again, admin, "GET", f"/plans/{plan2['id']}").json()
+            return found if found["status"] in ("applied", "failed", "no-op") else None
+
+        found = _wait(applied, "the new plan to apply", timeout=300, every=0.3)
+        assert found["status"] == "applied" and found["exit_code"] == 0, found
+    finally:
+        again.stop()
+        db.dispose()
+
+
+def test_reap_spares_live_jobs_and_uses_the_lease_elsewhere(tmp_path) -> None:
+    """``reap``: a job of this process (alive) stays; one of another host is failed only once its
+    heartbeat is older than the lease."""
+    import os
+    from datetime import timedelta
+
+    from penguinctl import clock
+    from penguinctl.procs import process_started
+    from penguinctl.services.plans import LEASE, reap
+    from penguinctl.services.tables import ApiPlan
+    from penguinctl.state.db import make_engine, migrate, session_scope
+
+    db = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    migrate(db)
+    now = clock.current().now()
+    me = os.getpid()
+
+    def plan(pid: str, host: str, beat_age: float) -> ApiPlan:
+        return ApiPlan(id=pid, tenant="t", tenants=["t"], created_by="key:x", operation="apply",
+                       checksum="c", changes=1, status="applying", owner_host=host,
+                       owner_pid=me, owner_started=process_started(me),
+                       heartbeat_at=now - timedelta(seconds=beat_age), created_at=now)  # fmt: skip
+
+    import socket
+
+    with session_scope(db) as session:
+        session.add(plan("mine", socket.gethostname(), LEASE * 10))
+        session.add(plan("far-fresh", "elsewhere.invalid", LEASE / 2))
+        session.add(plan("far-stale", "elsewhere.invalid", LEASE * 2))
+    assert reap(db, now, actor="test") == ["far-stale"]
+    with db.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT id, status FROM api_plans")).all())
+    assert rows == {"mine": "applying", "far-fresh": "applying", "far-stale": "failed"}
+    db.dispose()
