@@ -59,10 +59,10 @@ def no_operator_ssh_config(monkeypatch):
     monkeypatch.setenv("PENGUINCTL_SSH_CONFIG", "none")
 
 
-# Balance of the two xdist workers (scripts/test runs `-n 2 --dist loadfile`). A file is one unit
-# of work, so its module-scoped daemons start once; but a few files hold tests that each take
-# minutes, and as one unit they kept one worker busy for ten minutes after the other had finished.
-# Their tests are units of their own (none of these files has a module- or session-scoped
+# Balance of the xdist workers (scripts/test runs `-n <cores + 1> --dist loadfile`). A file is
+# one unit of work, so its module-scoped daemons start once; but a few files hold tests that each
+# take minutes, and as one unit they kept one worker busy for ten minutes after the others had
+# finished. Their tests are units of their own (none of these files has a module- or session-scoped
 # fixture), and every unit is handed out longest first, from tests/durations.json (seconds per
 # test as `scripts/test-durations` measured them; a test missing from it counts as 0 s). A stale
 # table costs balance, never a test.
