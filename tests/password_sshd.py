@@ -27,6 +27,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -239,6 +240,13 @@ class PasswordSshServer:
         try:
             channel.send_exit_status(rc)
             channel.shutdown_write()
+            # Leave the close to the client, as it follows the exit status: paramiko sends the
+            # exec request's success reply only after check_channel_exec_request returns, and
+            # a command as short as `true` can finish first; a CLOSE that overtakes the reply
+            # reads as "Channel closed" to the client (seen under load in CI).
+            deadline = time.monotonic() + JOIN_TIMEOUT
+            while not channel.closed and time.monotonic() < deadline:
+                time.sleep(0.01)
             channel.close()
         except (OSError, EOFError, paramiko.SSHException):
             pass
