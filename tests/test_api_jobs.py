@@ -9,40 +9,12 @@ import time
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from apikit import cli, tenant_spec
 from servekit import Serve
 
 T = "initech"
 DOMAINS = 24  # a DKIM key each: the apply runs for seconds, long enough to be killed in it
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    import secrets
-
-    from conftest import PG_BASE, _pg_admin
-    from daemons import missing
-    from sqlalchemy.exc import OperationalError
-
-    schema = f"pj_{secrets.token_hex(6)}"
-    admin = _pg_admin()
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    except OperationalError as exc:
-        admin.dispose()
-        missing(f"PostgreSQL at {PG_BASE} is unreachable: {str(exc.orig).strip()[:200]}")
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
 
 
 def _call(serve: Serve, key: dict, method: str, path: str, **kw: Any) -> httpx.Response:
