@@ -115,37 +115,50 @@ def test_a_killed_serve_leaves_no_job_applying(tmp_path, state_url) -> None:
         db.dispose()
 
 
-def test_reap_spares_live_jobs_and_uses_the_lease_elsewhere(tmp_path) -> None:
-    """``reap``: a job of this process (alive) stays; one of another host is failed only once its
-    heartbeat is older than the lease."""
+def test_reap_spares_live_jobs_and_uses_the_lease_elsewhere(migrated_engine) -> None:
+    """``reap``: a job of this process (alive) stays whatever its heartbeat; one of another host
+    is failed only once its heartbeat is older than the lease by the database's clock, wherever
+    the reaping process's own clock stands (a year behind or ahead: it is only the finish time)."""
     import os
+    import socket
     from datetime import timedelta
 
     from penguinctl import clock
+    from penguinctl.control.tables import db_epoch
     from penguinctl.procs import process_started
     from penguinctl.services.plans import LEASE, reap
     from penguinctl.services.tables import ApiPlan
-    from penguinctl.state.db import make_engine, migrate, session_scope
+    from penguinctl.state.columns import aware
+    from penguinctl.state.db import session_scope
 
-    db = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
-    migrate(db)
+    db = migrated_engine
     now = clock.current().now()
     me = os.getpid()
+    ages = {"mine": LEASE * 10, "far-fresh": LEASE / 2, "far-stale": LEASE * 2, "far-none": None}
 
-    def plan(pid: str, host: str, beat_age: float) -> ApiPlan:
-        return ApiPlan(id=pid, tenant="t", tenants=["t"], created_by="key:x", operation="apply",
-                       checksum="c", changes=1, status="applying", owner_host=host,
-                       owner_pid=me, owner_started=process_started(me),
-                       heartbeat_at=now - timedelta(seconds=beat_age), created_at=now)  # fmt: skip
-
-    import socket
+    def plan(plan_id: str, host: str) -> ApiPlan:
+        return ApiPlan(id=plan_id, tenant="t", tenants=["t"], created_by="key:x",
+                       operation="apply", checksum="c", changes=1, status="applying",
+                       owner_host=host, owner_pid=me, owner_started=process_started(me),
+                       created_at=now)  # fmt: skip
 
     with session_scope(db) as session:
-        session.add(plan("mine", socket.gethostname(), LEASE * 10))
-        session.add(plan("far-fresh", "elsewhere.invalid", LEASE / 2))
-        session.add(plan("far-stale", "elsewhere.invalid", LEASE * 2))
-    assert reap(db, now, actor="test") == ["far-stale"]
+        session.add(plan("mine", socket.gethostname()))
+        for plan_id in ("far-fresh", "far-stale", "far-none"):
+            session.add(plan(plan_id, "elsewhere.invalid"))
+    t = ApiPlan.__table__
+    with db.begin() as conn:
+        for plan_id, age in ages.items():
+            if age is not None:
+                beat = db_epoch(db.dialect.name) - age
+                conn.execute(sa.update(t).where(t.c.id == plan_id).values(heartbeat=beat))
+    behind, ahead = now - timedelta(days=365), now + timedelta(days=365)
+    assert sorted(reap(db, behind, actor="test")) == ["far-none", "far-stale"]
+    assert reap(db, ahead, actor="test") == []
     with db.connect() as conn:
-        rows = dict(conn.execute(sa.text("SELECT id, status FROM api_plans")).all())
-    assert rows == {"mine": "applying", "far-fresh": "applying", "far-stale": "failed"}
-    db.dispose()
+        rows = {r.id: r for r in conn.execute(sa.select(t)).all()}
+    assert {k: r.status for k, r in rows.items()} == {
+        "mine": "applying", "far-fresh": "applying", "far-stale": "failed", "far-none": "failed"
+    }  # fmt: skip
+    assert rows["far-stale"].exit_code == 130
+    assert aware(rows["far-stale"].finished_at) == behind  # the reaper's clock: the record only

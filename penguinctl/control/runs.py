@@ -70,23 +70,35 @@ class JobContext:
 
 
 class Heartbeats:
-    """Refreshes the heartbeat of this process's running runs (one UPDATE per interval)."""
+    """Refreshes the heartbeat of this process's live rows, one UPDATE per interval, in the
+    database's clock (``db_epoch``): the running runs of ``job_runs`` by default; ``table``,
+    ``column`` and ``live`` (the statuses still beating) name another table's (``api_plans``)."""
 
-    def __init__(self, engine: Any, interval: float = HEARTBEAT_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        interval: float = HEARTBEAT_SECONDS,
+        *,
+        table: sa.Table = _R,
+        column: str = "heartbeat",
+        live: tuple[str, ...] = ("running",),
+        name: str = "job-heartbeats",
+    ) -> None:
         self.engine = engine
         self.interval = interval
-        self.ids: set[int] = set()
+        self.table, self.column, self.live, self.name = table, column, live, name
+        self.ids: set[Any] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, run_id: int) -> None:
+    def add(self, row_id: Any) -> None:
         with self._lock:
-            self.ids.add(run_id)
+            self.ids.add(row_id)
 
-    def discard(self, run_id: int) -> None:
+    def discard(self, row_id: Any) -> None:
         with self._lock:
-            self.ids.discard(run_id)
+            self.ids.discard(row_id)
 
     def beat(self) -> None:
         with self._lock:
@@ -94,11 +106,12 @@ class Heartbeats:
         if not ids:
             return
         try:
+            t = self.table
             with self.engine.begin() as conn:
                 conn.execute(
-                    sa.update(_R)
-                    .where(_R.c.id.in_(ids), _R.c.status == "running")
-                    .values(heartbeat=db_epoch(self.engine.dialect.name))
+                    sa.update(t)
+                    .where(t.c.id.in_(ids), t.c.status.in_(self.live))
+                    .values({self.column: db_epoch(self.engine.dialect.name)})
                 )
         except sa.exc.SQLAlchemyError:
             pass  # the next beat tries again; a long outage makes the runs stale, as it should
@@ -108,7 +121,7 @@ class Heartbeats:
             while not self._stop.wait(self.interval):
                 self.beat()
 
-        self._thread = threading.Thread(target=loop, name="job-heartbeats", daemon=True)
+        self._thread = threading.Thread(target=loop, name=self.name, daemon=True)
         self._thread.start()
         return self
 

@@ -4,12 +4,14 @@
 CLI exit code, is recorded on the plan's row, which the status URL reads).
 
 A queued or applying plan names its owner, the serve process running the job (host, pid and
-the pid's start time), and the job refreshes the row's ``heartbeat_at`` every ``HEARTBEAT``
-seconds. ``reap`` (every serve, at start and every ``REAP_EVERY`` seconds: ``Reaper``) fails a
-job whose owner is gone: on this host, a pid that no longer runs (or now names another
-process); elsewhere, no heartbeat for ``LEASE`` seconds. The tenants' lock the dead process
-held is released as ``state unlock`` would (only when its holder is gone), and the engine's run
-it left ``running`` is closed as interrupted by the next apply of those tenants."""
+the pid's start time), and the process's ``heartbeats`` (the control plane's ``Heartbeats``)
+refresh the row's ``heartbeat`` every ``HEARTBEAT`` seconds, in the database's clock like a job
+run's (``db_epoch``). ``reap`` (every serve, at start and every ``REAP_EVERY`` seconds:
+``Reaper``) fails a job whose owner is gone: on this host, a pid that no longer runs (or now
+names another process); elsewhere, no heartbeat for ``LEASE`` seconds, measured in SQL by the
+same database clock, so the replicas' own clocks need not agree. The tenants' lock the dead
+process held is released as ``state unlock`` would (only when its holder is gone), and the
+engine's run it left ``running`` is closed as interrupted by the next apply of those tenants."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from penguinctl.control.runs import Heartbeats
+from penguinctl.control.tables import db_epoch
 from penguinctl.errors import ChecksumMismatch, NotFound, PenguinError, UsageError
 from penguinctl.services import specs as spec_service
 from penguinctl.services.context import ServiceContext
@@ -30,11 +34,12 @@ from penguinctl.state.columns import aware
 
 log = logging.getLogger("penguinctl.api.plans")
 HEARTBEAT = 10.0  # seconds between a running job's heartbeats
-LEASE = 60.0  # a job of another host without a heartbeat for this long is failed
+LEASE = 60.0  # a job of another host without a heartbeat for this long (database clock) fails
 REAP_EVERY = 30.0
 MAX_CONCURRENT_APPLIES = 4
 _slots = threading.BoundedSemaphore(MAX_CONCURRENT_APPLIES)
 FINISHED = ("applied", "no-op", "failed")
+LIVE = ("queued", "applying")  # a job's plan: its heartbeat goes on, its owner must be alive
 
 
 def to_json(row: ApiPlan, *, with_plan: bool = True) -> dict[str, Any]:
@@ -117,7 +122,12 @@ def start_apply(ctx: ServiceContext, plan_id: str, checksum: str) -> ApiPlan:
         claimed = session.execute(
             sa.update(ApiPlan.__table__)
             .where(ApiPlan.__table__.c.id == plan_id, ApiPlan.__table__.c.status == "planned")
-            .values(status="queued", applied_by=ctx.actor, heartbeat_at=ctx.now(), **_owner())
+            .values(
+                status="queued",
+                applied_by=ctx.actor,
+                heartbeat=db_epoch(ctx.db.dialect.name),
+                **_owner(),
+            )
         ).rowcount
         if not claimed:
             raise UsageError(
@@ -128,9 +138,23 @@ def start_apply(ctx: ServiceContext, plan_id: str, checksum: str) -> ApiPlan:
         return get(session, plan_id, tenant=None)
 
 
-def run_apply(ctx: ServiceContext, plan_id: str, *, force: bool = False, parallel: int = 4) -> None:
+def heartbeats(db: Any, interval: float = HEARTBEAT) -> Heartbeats:
+    """The heartbeats of a process's apply jobs (not started): the plans queued or applying
+    among its ids are refreshed every ``interval`` seconds, in the database's clock."""
+    return Heartbeats(db, interval, table=ApiPlan.__table__, column="heartbeat",
+                      live=LIVE, name="plan-heartbeats")  # fmt: skip
+
+
+def run_apply(
+    ctx: ServiceContext,
+    plan_id: str,
+    *,
+    force: bool = False,
+    parallel: int = 4,
+    beats: Heartbeats | None = None,
+) -> None:
     """The apply job (in a thread of the serving process): never raises, records its outcome;
-    the plan's heartbeat goes on while it runs."""
+    ``beats`` (``heartbeats``, started) refresh the plan's heartbeat while it runs."""
     from penguinctl.state.db import session_scope
 
     def finish(status: str, exit_code: int, result: dict[str, Any]) -> None:
@@ -141,14 +165,13 @@ def run_apply(ctx: ServiceContext, plan_id: str, *, force: bool = False, paralle
             row.finished_at = ctx.now()
             session.add(row)
 
-    beating = threading.Event()
-    heart = threading.Thread(target=_heartbeat, args=(ctx, plan_id, beating),
-                             name=f"heartbeat-{plan_id}", daemon=True)  # fmt: skip
-    heart.start()
+    if beats is not None:
+        beats.add(plan_id)
     try:
         _run_apply(ctx, plan_id, finish, force=force, parallel=parallel)
     finally:
-        beating.set()
+        if beats is not None:
+            beats.discard(plan_id)
 
 
 def _run_apply(ctx: ServiceContext, plan_id: str, finish: Any, *, force: bool,
@@ -205,34 +228,21 @@ def _owner() -> dict[str, Any]:
             "owner_started": process_started(pid)}  # fmt: skip
 
 
-def _heartbeat(ctx: ServiceContext, plan_id: str, stop: threading.Event) -> None:
-    """Refresh the job's ``heartbeat_at`` until ``stop`` (the job finished)."""
-    from penguinctl.state.db import session_scope
-
-    t = ApiPlan.__table__
-    while not stop.wait(HEARTBEAT):
-        try:
-            with session_scope(ctx.db) as session:
-                session.execute(
-                    sa.update(t)
-                    .where(t.c.id == plan_id, t.c.status.in_(("queued", "applying")))
-                    .values(heartbeat_at=ctx.now())
-                )
-        except Exception as exc:  # the store is briefly away: the next beat tries again
-            log.warning("heartbeat of %s: %s", plan_id, type(exc).__name__)
+def _local(row: Any, host: str) -> bool:
+    """Whether the job's owner is a process of this host (judged by its pid, not a lease)."""
+    return row.owner_host is not None and row.owner_host == host and row.owner_pid is not None
 
 
-def _gone(row: Any, now: Any, *, host: str, lease: float) -> str | None:
-    """Why the job of ``row`` (queued or applying) has no live owner, or None if it has one."""
+def _gone(row: Any, *, host: str, lease: float) -> str | None:
+    """Why the job of ``row`` (queued or applying; ``row.age``: seconds since its heartbeat by
+    the database's clock, None without one) has no live owner, or None if it has one."""
     from penguinctl.procs import holder_alive
 
-    if row.owner_host is not None and row.owner_host == host and row.owner_pid is not None:
+    if _local(row, host):
         if holder_alive(row.owner_pid, row.owner_started):
             return None
         return f"its serve process (pid {row.owner_pid} on {host}) is gone"
-    last = row.heartbeat_at or row.started_at or row.created_at
-    age = (now - aware(last)).total_seconds() if last is not None else None
-    if age is not None and age < lease:
+    if row.age is not None and row.age < lease:
         return None
     who = f"pid {row.owner_pid} on {row.owner_host}" if row.owner_host else "an older serve"
     return f"its serve process ({who}) sent no heartbeat for {lease:.0f} s"
@@ -240,7 +250,8 @@ def _gone(row: Any, now: Any, *, host: str, lease: float) -> str | None:
 
 def reap(db: Any, now: Any, *, actor: str, lease: float = LEASE) -> list[str]:
     """Fail the apply jobs (queued or applying) whose serve process is gone, release the
-    tenants' locks such a process held, and return the plans' ids. Audited."""
+    tenants' locks such a process held, and return the plans' ids. Audited. Heartbeats are
+    judged by the database's clock; ``now`` (the product clock) is only the recorded finish."""
     import socket
 
     from penguinctl.errors import ExitCode
@@ -249,11 +260,14 @@ def reap(db: Any, now: Any, *, actor: str, lease: float = LEASE) -> list[str]:
 
     t = ApiPlan.__table__
     host = socket.gethostname()
+    db_now = db_epoch(db.dialect.name)
     with db.connect() as conn:
-        rows = conn.execute(sa.select(t).where(t.c.status.in_(("queued", "applying")))).all()
+        rows = conn.execute(
+            sa.select(t, (db_now - t.c.heartbeat).label("age")).where(t.c.status.in_(LIVE))
+        ).all()
     failed: list[str] = []
     for row in rows:
-        why = _gone(row, now, host=host, lease=lease)
+        why = _gone(row, host=host, lease=lease)
         if why is None:
             continue
         detail = (
@@ -263,25 +277,24 @@ def reap(db: Any, now: Any, *, actor: str, lease: float = LEASE) -> list[str]:
         code = int(ExitCode.INTERRUPTED)
         problem = {"type": "urn:penguinctl:problem:interrupted", "title": "Apply interrupted",
                    "status": 500, "exit_code": code, "detail": detail}  # fmt: skip
+        same = [t.c.id == row.id, t.c.status == row.status,
+                t.c.owner_pid.is_(None) if row.owner_pid is None
+                else t.c.owner_pid == row.owner_pid]  # fmt: skip
+        if not _local(row, host):  # judged by its heartbeat: still none (a beat meanwhile wins)
+            same.append(sa.or_(t.c.heartbeat.is_(None), t.c.heartbeat <= db_now - lease))
+        if row.owner_host is not None and row.owner_pid is not None:
+            # first: a client that reads "failed" can apply a new plan at once
+            _release_locks(db, row.owner_host, row.owner_pid, actor=actor)
         with session_scope(db) as session:
             done = session.execute(
                 sa.update(t)
-                .where(
-                    t.c.id == row.id,
-                    t.c.status == row.status,
-                    t.c.owner_pid.is_(row.owner_pid)
-                    if row.owner_pid is None
-                    else t.c.owner_pid == row.owner_pid,
-                )
+                .where(*same)
                 .values(
-                    status="failed",
-                    exit_code=code,
-                    result={"problem": problem},
-                    finished_at=now,
+                    status="failed", exit_code=code, result={"problem": problem}, finished_at=now
                 )
             ).rowcount
             if not done:
-                continue  # another replica reaped it, or the job finished meanwhile
+                continue  # another replica reaped it, or the job finished or beat meanwhile
             for tenant in row.tenants or [row.tenant]:
                 audit.record(session, actor=actor, tenant=tenant, action="plan.interrupted",
                              resource=f"plan/{row.id}", result="failed",
@@ -289,8 +302,6 @@ def reap(db: Any, now: Any, *, actor: str, lease: float = LEASE) -> list[str]:
                                       "owner_pid": row.owner_pid})  # fmt: skip
         log.warning("plan %s failed: %s", row.id, why)
         failed.append(row.id)
-        if row.owner_host is not None and row.owner_pid is not None:
-            _release_locks(db, row.owner_host, row.owner_pid, actor=actor)
     return failed
 
 
@@ -357,11 +368,13 @@ def _problem(exc: PenguinError, ctx: ServiceContext) -> dict[str, Any]:
     return {"problem": json.loads(for_error(exc, reveal_owner=ctx.tenant is None).body)}
 
 
-def start_thread(ctx: ServiceContext, plan_id: str, *, force: bool, parallel: int) -> None:
+def start_thread(
+    ctx: ServiceContext, plan_id: str, *, force: bool, parallel: int, beats: Heartbeats | None
+) -> None:
     thread = threading.Thread(
         target=run_apply,
         args=(ctx, plan_id),
-        kwargs={"force": force, "parallel": parallel},
+        kwargs={"force": force, "parallel": parallel, "beats": beats},
         name=f"apply-{plan_id}",
         daemon=True,
     )

@@ -45,8 +45,9 @@ class ApiPlan(SQLModel, table=True):
     exit_code: int | None = None
     result: dict[str, Any] = _json()  # the apply report, or the problem document
     # the serve process running the apply job (migration 0014): while the plan is queued or
-    # applying, it refreshes heartbeat_at; a job whose owner is gone is failed (plans.reap)
+    # applying, it refreshes heartbeat; a job whose owner is gone is failed (plans.reap)
     owner_host: str | None = None
     owner_pid: int | None = None
     owner_started: float | None = None  # the owner's process start time (a recycled pid)
-    heartbeat_at: datetime | None = _ts(nullable=True)
+    # database epoch seconds, like job_runs.heartbeat (migration 0015; control.tables.db_epoch)
+    heartbeat: float | None = None

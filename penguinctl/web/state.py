@@ -19,6 +19,7 @@ class WebState:
     # start a job run now (job, tenant, target) -> started; set by serve (the dashboard's "run now")
     run_now: Callable[[str, str, str], bool] | None = None
     read_db: Any = None  # the read engine of the API's hot reads (web.api.reads), made on use
+    _plan_beats: Any = None  # the heartbeats of this process's API apply jobs, started on use
     _unsubscribe_secret: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -30,6 +31,16 @@ class WebState:
 
                 self._unsubscribe_secret = unsubscribe_secret(self.secrets(), create=False)
             return self._unsubscribe_secret
+
+    def plan_heartbeats(self) -> Any:
+        """The heartbeats of the apply jobs this process runs (``services.plans.heartbeats``),
+        started on first use; one thread beats them all."""
+        with self._lock:
+            if self._plan_beats is None:
+                from penguinctl.services.plans import heartbeats
+
+                self._plan_beats = heartbeats(self.db).start()
+            return self._plan_beats
 
     def stripe_webhook_secret(self) -> str | None:
         """``STRIPE_WEBHOOK_SECRET``, else field ``webhook_secret`` of

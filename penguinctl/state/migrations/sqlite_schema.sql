@@ -1,10 +1,10 @@
--- penguinctl SQLite schema at revision 0014
+-- penguinctl SQLite schema at revision 0015
 BEGIN TRANSACTION;
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0014');
+INSERT INTO "alembic_version" VALUES('0015');
 CREATE TABLE alert_digests (
 	id INTEGER NOT NULL, 
 	subscription_id INTEGER NOT NULL, 
@@ -55,8 +55,9 @@ CREATE TABLE api_keys (
 	revoked_at DATETIME, 
 	PRIMARY KEY (prefix)
 );
-CREATE TABLE api_plans (
+CREATE TABLE "api_plans" (
 	id VARCHAR NOT NULL, 
+	heartbeat FLOAT, 
 	tenant VARCHAR NOT NULL, 
 	tenants JSON NOT NULL, 
 	created_by VARCHAR NOT NULL, 
@@ -72,7 +73,10 @@ CREATE TABLE api_plans (
 	started_at DATETIME, 
 	finished_at DATETIME, 
 	exit_code INTEGER, 
-	result JSON NOT NULL, owner_host VARCHAR, owner_pid INTEGER, owner_started FLOAT, heartbeat_at DATETIME, 
+	result JSON NOT NULL, 
+	owner_host VARCHAR, 
+	owner_pid INTEGER, 
+	owner_started FLOAT, 
 	PRIMARY KEY (id)
 );
 CREATE TABLE apply_runs (
@@ -576,8 +580,8 @@ CREATE INDEX ix_alert_digests_subscription ON alert_digests (subscription_id, id
 CREATE INDEX ix_server_rebuilds_server ON server_rebuilds (server);
 CREATE UNIQUE INDEX uq_server_rebuilds_running ON server_rebuilds (server) WHERE status = 'running';
 CREATE INDEX ix_api_keys_tenant ON api_keys (tenant);
-CREATE INDEX ix_api_plans_tenant ON api_plans (tenant);
 CREATE INDEX ix_resources_kind_name ON resources (kind, name, tenant);
 CREATE INDEX ix_sends_campaign ON campaign_sends (campaign_id, status, sent_at);
 CREATE INDEX ix_leads_due ON leads (campaign_id, next_send_at) WHERE status = 'active';
+CREATE INDEX ix_api_plans_tenant ON api_plans (tenant);
 COMMIT;
