@@ -127,11 +127,15 @@ def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake
     reaper.start()
     if scheduler:
         plane.start()
+    else:  # the dashboard's "run now" still runs jobs here: they beat like scheduled ones
+        plane.heartbeats.start()
     try:
         server.run(sockets=[sock])
     finally:
         reaper.stop()
         if scheduler:
             plane.stop()
+        else:
+            plane.heartbeats.stop()
         sock.close()
     return 0

@@ -3,6 +3,7 @@ history. ``execute`` is the one path every run takes, scheduled or asked for (``
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets as _secrets
 import socket
@@ -20,6 +21,8 @@ from penguinctl.control.tables import JobRun, db_epoch
 from penguinctl.errors import LockHeld, PenguinError
 from penguinctl.state import audit
 from penguinctl.state.columns import aware
+
+log = logging.getLogger(__name__)
 
 _R = JobRun.__table__
 HEARTBEAT_SECONDS = 5.0
@@ -113,8 +116,10 @@ class Heartbeats:
                     .where(t.c.id.in_(ids), t.c.status.in_(self.live))
                     .values({self.column: db_epoch(self.engine.dialect.name)})
                 )
-        except sa.exc.SQLAlchemyError:
-            pass  # the next beat tries again; a long outage makes the runs stale, as it should
+        except sa.exc.SQLAlchemyError as exc:
+            # the next beat tries again; a long outage makes the rows stale, as it should
+            log.warning("%s: heartbeat of %d row(s) failed: %s", self.name, len(ids),
+                        type(exc).__name__)  # fmt: skip
 
     def start(self) -> Heartbeats:
         def loop() -> None:
