@@ -45,6 +45,7 @@ from campaign_send import SENDER, STEP, drop_schema, free_port, log, pg_schema  
 
 PG = os.environ.get("PENGUINCTL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MAILBOXES = 20
+PER_MAILBOX_DAILY = 10_000  # the campaign spec's ceiling
 SINK = r"""
 import asyncio, json, random, re, sys, threading, time
 from aiosmtpd.controller import Controller
@@ -106,9 +107,11 @@ class Sink:
 
 
 # ----------------------------------------------------------------------------- state
-def make_state(url: str, port: int, leads: int, workdir: Path) -> None:
-    """One tenant, ``MAILBOXES`` mailboxes on one server (the sink), one campaign of one step
-    open around the clock, ``leads`` due leads (imported by ``leads import``'s code)."""
+def make_state(url: str, port: int, leads: int, workdir: Path, mailboxes: int = MAILBOXES) -> None:
+    """One tenant, ``mailboxes`` mailboxes on one server (the sink), one campaign of one step
+    open around the clock, ``leads`` due leads (imported by ``leads import``'s code). A mailbox
+    sends at most ``PER_MAILBOX_DAILY`` a day (the spec's ceiling): a run of more sends than
+    ``mailboxes`` times that needs more mailboxes (``mode_rss`` asks for them)."""
     import sqlalchemy as sa
 
     from penguinctl.campaigns.leads import import_leads
@@ -120,7 +123,7 @@ def make_state(url: str, port: int, leads: int, workdir: Path) -> None:
 
     engine = make_engine(url)
     migrate(engine)
-    senders = [SENDER.replace("bench@", f"s{i}@") for i in range(MAILBOXES)]
+    senders = [SENDER.replace("bench@", f"s{i}@") for i in range(mailboxes)]
     with session_scope(engine) as s:
         mail = {"submission": {"host": "127.0.0.1", "port": port, "security": "none"}}
         upsert_resource(
@@ -157,7 +160,7 @@ def make_state(url: str, port: int, leads: int, workdir: Path) -> None:
                 "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
                 "hours": "00:00-24:00",
             },
-            "limits": {"per_mailbox_daily": 10_000, "min_gap": "0s"},
+            "limits": {"per_mailbox_daily": PER_MAILBOX_DAILY, "min_gap": "0s"},
         }
     ).model_dump(mode="json")
     csv_file = workdir / f"leads-{leads}.csv"
@@ -402,7 +405,8 @@ def mode_rss(args) -> None:
             work = Path(tmp)
             url, handle = fresh(args.backend, work, "rss")
             log(f"importing {args.n:,} leads")
-            make_state(url, sink.port, args.n, work)
+            mailboxes = max(MAILBOXES, -(-args.n // PER_MAILBOX_DAILY))
+            make_state(url, sink.port, args.n, work, mailboxes)
             env = {**os.environ, "PENGUINCTL_STATE": url, "PENGUINCTL_HOME": str(work)}
             proc = subprocess.Popen(
                 _worker_cmd([]),
@@ -428,6 +432,8 @@ def mode_rss(args) -> None:
     print(
         f"one worker, {args.backend}, {sent:,} messages in {wall:.0f} s ({sent / wall:.0f} msg/s)"
     )
+    if sent != args.n:
+        raise SystemExit(f"the worker stopped after {sent:,} of {args.n:,} messages")
     print("\n| sent | worker RSS (MB) |\n|---:|---:|")
     shown = -1
     for done, rss in samples:
