@@ -95,10 +95,12 @@ def _register(path: str, kind: str, tag: str, what: str) -> None:
         who: Principal = READ,
     ) -> Any:
         params = PageParams(limit, cursor)
-        return FastJSON(await read(_list, request, kind, who, params, tenant, name))
+        return FastJSON(
+            await read(request.app.state.web, _list, request, kind, who, params, tenant, name)
+        )
 
     async def get_kind(request: Request, name: str, who: Principal = READ) -> Any:
-        return FastJSON(await read(_describe, request, kind, name, who))
+        return FastJSON(await read(request.app.state.web, _describe, request, kind, name, who))
 
     list_kind.__name__ = f"list_{path}"
     get_kind.__name__ = f"get_{kind}"
