@@ -19,6 +19,7 @@ class WebState:
     # start a job run now (job, tenant, target) -> started; set by serve (the dashboard's "run now")
     run_now: Callable[[str, str, str], bool] | None = None
     read_db: Any = None  # the read engine of the API's hot reads (web.api.reads), made on use
+    key_lookups: Any = None  # API key lookups in flight (identity.dependency), made on use
     _unsubscribe_secret: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

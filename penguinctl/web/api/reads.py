@@ -46,10 +46,12 @@ def _pool() -> ThreadPoolExecutor:
 
 
 async def read(web: Any, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``: in place on SQLite, on the read threads otherwise (see above)."""
+    """``fn(connection, *args)``: in place on SQLite, on the read threads otherwise (see above)."""
     if web.db.dialect.name == "sqlite":
-        return fn(*args)
-    return await asyncio.get_running_loop().run_in_executor(_pool(), fn, *args)
+        return reading(web, lambda conn: fn(conn, *args))
+    return await asyncio.get_running_loop().run_in_executor(
+        _pool(), reading, web, lambda conn: fn(conn, *args)
+    )
 
 
 def reading(web: Any, fn: Callable[[Any], T]) -> T:
