@@ -61,15 +61,13 @@ def serve(
 def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake: float) -> int:
     import logging
     import signal
-    import socket
 
     from penguinctl.control.config import load_schedules
     from penguinctl.control.plane import ControlPlane
-    from penguinctl.errors import UsageError
     from penguinctl.web.app import create_app
     from penguinctl.web.dashboard.runner import ManualRuns
     from penguinctl.web.metrics import Metrics
-    from penguinctl.web.server import make_server, parse_listen
+    from penguinctl.web.server import listen_socket, make_server, parse_listen
     from penguinctl.web.state import WebState
 
     host, port = parse_listen(listen)
@@ -81,16 +79,7 @@ def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake
     )
     if scheduler:
         plane.claim()  # a second serve on one SQLite file stops here (exit 7)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
-    sock.listen(1024)
-    sock.set_inheritable(True)
+    sock = listen_socket(host, port, listen)
     bound = sock.getsockname()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     state = WebState(

@@ -7,6 +7,7 @@ into problem documents."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from fastapi import Request
@@ -51,19 +52,49 @@ def principal(request: Request) -> Principal:
 
 
 async def principal_async(request: Request) -> Principal:
-    """``principal`` for async dependencies: a cached key costs no thread hop."""
+    """``principal`` for async dependencies: a cached key costs no thread hop, and the requests
+    that find a token's cache entry gone together wait for one lookup (``_lookups``), not
+    one each: a busy client's every in-flight request missed the cache at the same moment
+    when its entry expired, each with a state-store session of its own."""
     found = getattr(request.state, "principal", None)
     if found is not None:
         return found
-    from starlette.concurrency import run_in_threadpool
-
     from penguinctl.identity import cache
 
     token = bearer(request)
-    found = cache.lookup(cache.digest(token))
+    token_digest = cache.digest(token)
+    found = cache.lookup(token_digest)
     if found is None:
-        found = await run_in_threadpool(_authenticate, request.app.state.web, token)
+        web = request.app.state.web
+        found = await _lookups(web).get(token_digest, lambda: _authenticate(web, token))
     request.state.principal = found
+    return found
+
+
+class _SingleFlight:
+    """One call of ``fn`` (in the thread pool) at a time per key; who asks meanwhile awaits it.
+    Lives on the event loop of the app that made it (``_lookups``)."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Future[Principal]] = {}
+
+    async def get(self, key: str, fn: Callable[[], Principal]) -> Principal:
+        from starlette.concurrency import run_in_threadpool
+
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(run_in_threadpool(fn))
+            self._running[key] = running
+            running.add_done_callback(lambda _done: self._running.pop(key, None))
+        # shielded: a client that goes away does not cancel the others' lookup
+        return await asyncio.shield(running)
+
+
+def _lookups(web: object) -> _SingleFlight:
+    found = getattr(web, "key_lookups", None)
+    if found is None:
+        found = _SingleFlight()
+        web.key_lookups = found  # type: ignore[attr-defined]
     return found
 
 

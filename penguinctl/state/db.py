@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import create_engine, event, text
@@ -77,16 +78,22 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
     )
 
 
-def read_engine(engine: Engine, *, connections: int) -> Engine:
+def read_engine(engine: Engine, *, connections: int, sqlite_busy_ms: int = 30_000) -> Engine:
     """A sibling of ``engine`` for short reads: ``connections`` pooled connections (no
     overflow) in autocommit, so a read is one statement and one round trip: no BEGIN, no
     ROLLBACK when the connection goes back, and (PostgreSQL) no ping at checkout. A connection
     that went away raises once (``DBAPIError.connection_invalidated``; the pool is then
-    renewed): callers retry (``penguinctl.web.api.reads``)."""
+    renewed): callers retry (``penguinctl.web.api.reads``). ``sqlite_busy_ms``: how long a
+    SQLite read waits for a file lock."""
     common = {"pool_size": connections, "max_overflow": 0, "isolation_level": "AUTOCOMMIT"}
     if engine.dialect.name == "sqlite":
-        found = create_engine(engine.url, connect_args={"timeout": 30}, **common)
-        event.listen(found, "connect", _sqlite_pragmas)
+        found = create_engine(engine.url, connect_args={"timeout": sqlite_busy_ms / 1000}, **common)
+
+        def pragmas(dbapi_conn: Any, record: Any) -> None:
+            _sqlite_pragmas(dbapi_conn, record)
+            dbapi_conn.execute(f"PRAGMA busy_timeout={int(sqlite_busy_ms)}")
+
+        event.listen(found, "connect", pragmas)
         return found
     return create_engine(engine.url, connect_args={"connect_timeout": 5}, **common)
 

@@ -1,10 +1,12 @@
 """``create_app``: the one ASGI app ``serve`` hosts.
 
-Routers are mounted in this order: the REST API under ``/api/v1`` (first: the most
-requested), health, metrics, hooks, unsubscribe (``/u/TOKEN``), the dashboard under
-``/dashboard`` (each its own router, with its own authentication dependency: nothing here grants
-access by network position); the unsubscribe fallback (any other path ending in a token) comes
-last. Middleware: the access log (tokens redacted) around the body limit.
+The REST API (``/api/v1/...``, the most requested) is its own FastAPI application, handed its
+requests by ``ApiFirst`` before anything else looks at them (as a ``Mount`` would, without a
+second application's middleware stack around it). Everything else is routed by one FastAPI
+application, in this order: health, metrics, hooks, unsubscribe (``/u/TOKEN``), the dashboard
+under ``/dashboard`` (each its own router, with its own authentication dependency: nothing here
+grants access by network position); the unsubscribe fallback (any other path ending in a token)
+comes last. Middleware: the access log (tokens redacted) around the body limit.
 """
 
 from __future__ import annotations
@@ -41,6 +43,28 @@ async def _http_error(request: Any, exc: Any) -> Any:
     return await http_exception_handler(request, exc)
 
 
+class ApiFirst:
+    """Requests under ``prefix + "/"`` go to ``api`` (its routes see the path after the prefix:
+    ``root_path`` is extended as Starlette's ``Mount`` does), all others to ``rest``."""
+
+    def __init__(self, prefix: str, api: Any, rest: Any) -> None:
+        self.prefix = prefix
+        self.under = prefix + "/"
+        self.api = api
+        self.rest = rest
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            root = scope.get("root_path", "")
+            path = scope["path"]
+            if path.startswith(root + self.under):
+                scope = {**scope, "root_path": root + self.prefix,
+                         "app_root_path": scope.get("app_root_path", root)}  # fmt: skip
+                await self.api(scope, receive, send)
+                return
+        await self.rest(scope, receive, send)
+
+
 def create_app(state: Any) -> Any:
     from penguinctl import __version__
     from penguinctl.web.limits import AccessLog, BodyLimit
@@ -60,8 +84,6 @@ def create_app(state: Any) -> Any:
     app.add_exception_handler(HTTPException, _http_error)
     from penguinctl.web.api.app import PREFIX, create_api
 
-    # the API first (the most requested; no other route's path starts with its prefix)
-    app.mount(PREFIX, create_api(state))
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(hooks.router)
@@ -78,4 +100,6 @@ def create_app(state: Any) -> Any:
     import re
 
     uploads = (re.compile(PREFIX + r"/campaigns/[^/]+/leads"),)
-    return AccessLog(BodyLimit(app, streamed=uploads))
+    # the API first (the most requested; no other route's path starts with its prefix)
+    routed = ApiFirst(PREFIX, create_api(state), app)
+    return AccessLog(BodyLimit(routed, streamed=uploads))

@@ -20,6 +20,7 @@ class WebState:
     run_now: Callable[[str, str, str], bool] | None = None
     read_db: Any = None  # the read engine of the API's hot reads (web.api.reads), made on use
     _plan_beats: Any = None  # the heartbeats of this process's API apply jobs, started on use
+    key_lookups: Any = None  # API key lookups in flight (identity.dependency), made on use
     _unsubscribe_secret: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

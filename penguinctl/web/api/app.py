@@ -144,7 +144,7 @@ def create_api(state: Any) -> FastAPI:
     api.add_exception_handler(Exception, _unexpected)
     routers = routes.routers()  # in the document's order
     for router in routes.matching_order(routers):
-        api.include_router(router)
+        api.router.routes.extend(router.routes)
     api.include_router(docs.router)
     api.openapi = lambda: _openapi(api, routers)  # type: ignore[method-assign]
     return api

@@ -24,7 +24,7 @@ from penguinctl.web.api.pages import (
     page,
     page_params,
 )
-from penguinctl.web.api.reads import read, reading
+from penguinctl.web.api.reads import read
 
 router = APIRouter(responses=ERRORS)
 READ = Depends(allow("read"))
@@ -53,7 +53,7 @@ def _list_query(kind: str, *, scoped: bool) -> tuple[Keyset, Any]:
     return Keyset(stmt, [t.c.name, t.c.tenant]), render
 
 
-def _list(request: Request, kind: str, who: Principal, params: PageParams, tenant: str | None,
+def _list(conn: Any, kind: str, who: Principal, params: PageParams, tenant: str | None,
           prefix: str | None) -> dict[str, Any]:  # fmt: skip
     from penguinctl.services.resources import list_select
     from penguinctl.state.models import ResourceRow
@@ -69,16 +69,14 @@ def _list(request: Request, kind: str, who: Principal, params: PageParams, tenan
         query, values = built.select(params)
         if scope is not None:
             values["tenant"] = scope
-    rows = reading(request.app.state.web, lambda conn: conn.execute(query, values).all())
+    rows = conn.execute(query, values).all()
     return page(rows, params, key=lambda r: [r.name, r.tenant], render=render)
 
 
-def _describe(request: Request, kind: str, name: str, who: Principal) -> dict[str, Any]:
+def _describe(conn: Any, kind: str, name: str, who: Principal) -> dict[str, Any]:
     from penguinctl.services.resources import describe
 
-    return reading(
-        request.app.state.web, lambda conn: describe(conn, kind, name, tenant=who.tenant)
-    )
+    return describe(conn, kind, name, tenant=who.tenant)
 
 
 def _register(path: str, kind: str, tag: str, what: str) -> None:
@@ -95,10 +93,10 @@ def _register(path: str, kind: str, tag: str, what: str) -> None:
         who: Principal = READ,
     ) -> Any:
         params = PageParams(limit, cursor)
-        return FastJSON(await read(_list, request, kind, who, params, tenant, name))
+        return FastJSON(await read(request.app.state.web, _list, kind, who, params, tenant, name))
 
     async def get_kind(request: Request, name: str, who: Principal = READ) -> Any:
-        return FastJSON(await read(_describe, request, kind, name, who))
+        return FastJSON(await read(request.app.state.web, _describe, kind, name, who))
 
     list_kind.__name__ = f"list_{path}"
     get_kind.__name__ = f"get_{kind}"
