@@ -25,6 +25,15 @@ SHARED_DIR = 0o750  # zone directories: the DNS server's group may list and read
 SHARED_FILE = 0o640  # zone files
 
 
+def fsync_directory(directory: Path) -> None:
+    """Make a rename, link or unlink in ``directory`` durable."""
+    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def make_dirs(path: Path, mode: int = PRIVATE_DIR) -> Path:
     """Create ``path`` and any missing parents, each new one with exactly ``mode``. Existing
     directories are left as they are."""

@@ -17,6 +17,7 @@ import typer
 
 from penguinctl.cli.commands_apply import Detail, Files, Force, LockTimeout, Parallel
 from penguinctl.cli.conventions import examples
+from penguinctl.private_files import fsync_directory
 
 if TYPE_CHECKING:
     from penguinctl.engine import ApplyReport
@@ -230,7 +231,7 @@ def _write_all(todo: list[tuple[Path, bytes]]) -> None:
         for tmp, current in temps:
             os.replace(tmp, current)
         for directory in {path.parent for _, path in temps}:
-            _fsync_directory(directory)
+            fsync_directory(directory)
     except OSError as exc:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)
@@ -239,14 +240,6 @@ def _write_all(todo: list[tuple[Path, bytes]]) -> None:
             f"cannot write {current}: {reason}",
             hint="check that the directory is writable and has free space, then re-run",
         ) from None
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- applying ---------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from penguinctl.dns.records import Record, make_record, txt_chunks
+from penguinctl.private_files import fsync_directory
 from penguinctl.procs import pid_alive
 from penguinctl.resources import COMPUTED
 
@@ -476,15 +477,6 @@ def write_atomic(path: str | Path, text: str) -> None:
             os.unlink(tmp)
         raise
     fsync_directory(path.parent)
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename or unlink in ``directory`` durable."""
-    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def stale_temp_files(directory: Path) -> list[Path]:

@@ -30,7 +30,6 @@ from penguinctl.dns.zonefile import (
     ZoneData,
     ZoneParseError,
     default_nameservers,
-    fsync_directory,
     next_serial,
     read_zone,
     render_zone,
@@ -39,7 +38,7 @@ from penguinctl.dns.zonefile import (
 )
 from penguinctl.errors import ProviderError
 from penguinctl.plan.changes import Action, Change, ChangeResult
-from penguinctl.private_files import SHARED_DIR, make_dirs
+from penguinctl.private_files import SHARED_DIR, fsync_directory, make_dirs
 from penguinctl.providers.base import Provider
 from penguinctl.providers.dns.changes import record_change
 from penguinctl.resources import ResourceKey

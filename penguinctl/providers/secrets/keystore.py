@@ -19,7 +19,7 @@ from pathlib import Path
 
 from penguinctl import clock
 from penguinctl.errors import ConfigError, SecretError
-from penguinctl.private_files import make_dirs
+from penguinctl.private_files import fsync_directory, make_dirs
 from penguinctl.procs import pid_alive
 from penguinctl.providers.secrets.base import SecretMeta, SecretsBackend, SecretValue
 
@@ -41,18 +41,32 @@ def _now() -> str:
 
 
 def ensure_key_file(path: Path) -> bool:
-    """Create a new random key file (0600) unless one exists. True when created."""
+    """Create a new random key file (0600) unless one exists. True when created.
+
+    The key is written to a temporary file and linked into place (``link`` fails when the name
+    exists), so the file appears whole: processes started together on a fresh home (workers,
+    serve replicas) read the one key that was made, never an empty file still being written."""
+    import secrets as _secrets
+
     from cryptography.fernet import Fernet
 
     make_dirs(path.parent)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return False
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(Fernet.generate_key() + b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    tmp = path.parent / f"{_TMP}{os.getpid()}-{_secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(Fernet.generate_key() + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_directory(path.parent)
     return True
 
 
