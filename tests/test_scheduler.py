@@ -5,6 +5,7 @@ with a ManualClock (weeks pass without sleeping)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +23,7 @@ from penguinctl.control.tables import JobRun
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
 CALLS: list[tuple[str, str, datetime]] = []
 BEHAVIOUR: dict[str, str] = {}
+RELEASE = threading.Event()
 
 
 def probe(ctx) -> dict:
@@ -33,6 +35,8 @@ def probe(ctx) -> dict:
     if mode == "hang":
         while not ctx.cancel.wait(0.02):
             pass
+    if mode == "wait":  # until the test lets it go (runs no scheduler cancels)
+        RELEASE.wait(60)
     return {"calls": len(CALLS)}
 
 
@@ -359,3 +363,41 @@ def test_jobs_cli_runs_drift_from_the_recorded_spec(app, capsys, tmp_path, monke
     assert {"drift", "check", "billing-run"} <= {j["job"] for j in listing}
     res = run_inprocess(capsys, "jobs", "run", "drift", "--tenant", "agency", "--bogus")
     assert res.code == 2
+
+
+def test_a_serve_without_its_scheduler_beats_the_runs_it_starts(app) -> None:
+    """`serve --no-scheduler` still runs the dashboard's "run now" jobs (``ManualRuns``): its
+    control plane beats them, so a scheduler leader elsewhere does not fail them as stale."""
+    from penguinctl.control.plane import ControlPlane
+    from penguinctl.web.dashboard.runner import ManualRuns
+
+    record_tenants(app, "acme")
+    cfg = config()
+    plane = ControlPlane(app, clock=app.clock, config=cfg)
+    plane.heartbeats.interval = 0.05
+    plane.start(scheduler=False)
+    BEHAVIOUR["acme"] = "wait"
+    RELEASE.clear()
+    try:
+        assert plane.role() != "leader"  # no scheduler, no leadership taken
+        assert ManualRuns(app, config=cfg, clock=app.clock, heartbeats=plane.heartbeats)(
+            "probe", "acme", ""
+        )
+        end = time.monotonic() + 30
+        while not runs_of(app) and time.monotonic() < end:
+            time.sleep(0.02)
+        (row,) = runs_of(app)
+        first = row.heartbeat
+        while (row := runs_of(app)[0]).heartbeat == first and time.monotonic() < end:
+            time.sleep(0.02)
+        assert row.status == "running" and row.heartbeat > first, row
+        # what another serve's scheduler would do: the run is alive, not stale
+        assert runs.close_stale(app.db, finished=T0) == 0
+    finally:
+        RELEASE.set()
+        plane.stop()
+    end = time.monotonic() + 30
+    while runs_of(app)[0].status == "running" and time.monotonic() < end:
+        time.sleep(0.02)
+    assert runs_of(app)[0].status == "ok"
+    assert not plane.heartbeats._thread.is_alive()

@@ -114,17 +114,11 @@ def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake
 
     reaper = Reaper(app.db, clock)  # apply jobs of a serve that died: failed, locks released
     reaper.start()
-    if scheduler:
-        plane.start()
-    else:  # the dashboard's "run now" still runs jobs here: they beat like scheduled ones
-        plane.heartbeats.start()
+    plane.start(scheduler=scheduler)
     try:
         server.run(sockets=[sock])
     finally:
         reaper.stop()
-        if scheduler:
-            plane.stop()
-        else:
-            plane.heartbeats.stop()
+        plane.stop()
         sock.close()
     return 0

@@ -49,6 +49,7 @@ class ControlPlane:
         self.events: Any = None
         self._events_stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._scheduling = False
 
     def role(self) -> str:
         return self.scheduler.role
@@ -57,8 +58,14 @@ class ControlPlane:
         """Refuse to start a second serve on one SQLite state store (``LockHeld``)."""
         self.leadership.claim_process()
 
-    def start(self) -> None:
+    def start(self, *, scheduler: bool = True) -> None:
+        """Heartbeats always (the dashboard's "run now" runs jobs in this process, scheduler or
+        not: they beat like scheduled ones, or a leader elsewhere would fail them as stale);
+        the scheduler, events and the worker only with ``scheduler``."""
         self.heartbeats.start()
+        self._scheduling = scheduler
+        if not scheduler:
+            return
         thread = threading.Thread(target=self.scheduler.run, name="scheduler", daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -127,7 +134,11 @@ class ControlPlane:
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop scheduling, let running jobs finish (up to ``grace`` seconds), mark those that
-        did not as interrupted, resign leadership so a standby takes over at once."""
+        did not as interrupted, resign leadership so a standby takes over at once. Started
+        without its scheduler: only the heartbeats stop."""
+        if not self._scheduling:
+            self.heartbeats.stop()
+            return
         self.scheduler.stop()
         self._events_stop.set()
         if self.worker is not None:
