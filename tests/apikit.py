@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,23 @@ from servekit import Serve
 from sshd import free_port
 
 TENANT_ROLES = ("viewer", "member", "admin", "owner")
+
+
+def call_as(serve: Serve, key: dict, method: str, path: str, **kw: Any) -> httpx.Response:
+    """``method path`` under ``/api/v1`` of ``serve`` with ``key``'s token."""
+    headers = {"Authorization": f"Bearer {key['token']}"}
+    return httpx.request(method, f"{serve.base}/api/v1{path}", headers=headers, timeout=60, **kw)
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 120, every: float = 0.05) -> Any:
+    """``predicate()``'s first truthy answer, polled every ``every`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def tenant_spec(tenant: str, domains: int = 2) -> str:

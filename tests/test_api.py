@@ -307,3 +307,24 @@ def test_apply_through_the_api(world: World) -> None:
     assert f"{A}-2.example" in names
     audit = world.call(admin, "GET", "/audit", params={"resource": f"{A}-2.example"}).json()
     assert audit["items"] and {e["actor"] for e in audit["items"]} == {f"key:{admin['id']}"}
+
+
+def test_digits_that_are_not_decimal_are_a_404_not_a_500(world: World) -> None:
+    """A reference made of Unicode digits that ``int`` refuses ('¹0': ``isdigit`` is true, but
+    it is no number) is an unknown object, like any other (found by schemathesis)."""
+    admin = world.platform["admin"]
+    for path in ("/invoices/%C2%B90", "/invoices/%C2%B90/html", "/invoices/%C2%B2"):
+        answer = world.call(admin, "GET", path)
+        assert answer.status_code == 404, (path, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_parsers_refuse_digits_that_are_not_decimal() -> None:
+    from penguinctl.dns.query import Nameserver
+    from penguinctl.errors import PenguinError
+    from penguinctl.web.server import parse_listen
+
+    with pytest.raises(PenguinError, match="HOST:PORT"):
+        parse_listen("127.0.0.1:¹²")
+    with pytest.raises(PenguinError, match="bad port"):
+        Nameserver.parse("127.0.0.1:¹²")

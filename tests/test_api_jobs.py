@@ -5,31 +5,12 @@ On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-import httpx
 import sqlalchemy as sa
-from apikit import cli, tenant_spec
+from apikit import call_as, cli, tenant_spec, wait_for
 from servekit import Serve
 
 T = "initech"
 DOMAINS = 24  # a DKIM key each: the apply runs for seconds, long enough to be killed in it
-
-
-def _call(serve: Serve, key: dict, method: str, path: str, **kw: Any) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {key['token']}"}
-    return httpx.request(method, f"{serve.base}/api/v1{path}", headers=headers, timeout=60, **kw)
-
-
-def _wait(predicate: Any, what: str, timeout: float = 120, every: float = 0.05) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_killed_serve_leaves_no_job_applying(tmp_path, state_url) -> None:
@@ -53,8 +34,8 @@ def test_a_killed_serve_leaves_no_job_applying(tmp_path, state_url) -> None:
     try:
         serve.ready()
         files = {"files": {"t.yaml": tenant_spec(T, DOMAINS)}}
-        plan = _call(serve, admin, "POST", "/plans", json=files).json()
-        res = _call(serve, admin, "POST", f"/plans/{plan['id']}/apply",
+        plan = call_as(serve, admin, "POST", "/plans", json=files).json()
+        res = call_as(serve, admin, "POST", f"/plans/{plan['id']}/apply",
                     json={"checksum": plan["checksum"]})  # fmt: skip
         assert res.status_code == 202, res.text
 
@@ -63,8 +44,8 @@ def test_a_killed_serve_leaves_no_job_applying(tmp_path, state_url) -> None:
                 locks = conn.execute(sa.text("SELECT pid FROM locks")).scalars().all()
             return serve.proc.pid in locks
 
-        _wait(held, "the apply job to hold the tenant's lock")
-        status = _call(serve, admin, "GET", f"/plans/{plan['id']}").json()["status"]
+        wait_for(held, "the apply job to hold the tenant's lock")
+        status = call_as(serve, admin, "GET", f"/plans/{plan['id']}").json()["status"]
         assert status == "applying"
         serve.kill()  # SIGKILL: no clean-up of any kind
     finally:
@@ -81,10 +62,10 @@ def test_a_killed_serve_leaves_no_job_applying(tmp_path, state_url) -> None:
         again.ready()
 
         def finished() -> dict | None:
-            found = _call(again, admin, "GET", f"/plans/{plan['id']}").json()
+            found = call_as(again, admin, "GET", f"/plans/{plan['id']}").json()
             return found if found["status"] != "applying" else None
 
-        found = _wait(finished, "the interrupted plan to be failed", timeout=60, every=0.2)
+        found = wait_for(finished, "the interrupted plan to be failed", timeout=60, every=0.2)
         assert found["status"] == "failed" and found["exit_code"] == 130, found
         problem = found["result"]["problem"]
         assert problem["type"] == "urn:penguinctl:problem:interrupted", problem
@@ -99,16 +80,16 @@ def test_a_killed_serve_leaves_no_job_applying(tmp_path, state_url) -> None:
             )
         assert "plan.interrupted" in actions
         # converged: the same documents plan and apply again, to the end
-        plan2 = _call(again, admin, "POST", "/plans", json=files).json()
-        res = _call(again, admin, "POST", f"/plans/{plan2['id']}/apply",
+        plan2 = call_as(again, admin, "POST", "/plans", json=files).json()
+        res = call_as(again, admin, "POST", f"/plans/{plan2['id']}/apply",
                     json={"checksum": plan2["checksum"]})  # fmt: skip
         assert res.status_code == 202, res.text
 
         def applied() -> dict | None:
-            found = _call(again, admin, "GET", f"/plans/{plan2['id']}").json()
+            found = call_as(again, admin, "GET", f"/plans/{plan2['id']}").json()
             return found if found["status"] in ("applied", "failed", "no-op") else None
 
-        found = _wait(applied, "the new plan to apply", timeout=300, every=0.3)
+        found = wait_for(applied, "the new plan to apply", timeout=300, every=0.3)
         assert found["status"] == "applied" and found["exit_code"] == 0, found
     finally:
         again.stop()

@@ -10,14 +10,12 @@ on SQLite and PostgreSQL:
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
-from apikit import cli, tenant_spec
+from apikit import call_as, cli, tenant_spec, wait_for
 from servekit import Serve, move_clock
 
 A, B = "initech", "globex"
@@ -27,21 +25,6 @@ DOMAINS_A = 24  # long enough to be killed in (a DKIM key each)
 # first heartbeat when nothing else ran)
 DOMAINS_B = 120
 BITS_B = 4096
-
-
-def _call(serve: Serve, key: dict, method: str, path: str, **kw: Any) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {key['token']}"}
-    return httpx.request(method, f"{serve.base}/api/v1{path}", headers=headers, timeout=60, **kw)
-
-
-def _wait(predicate: Any, what: str, timeout: float = 120, every: float = 0.05) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _env(tmp_path: Path, state_url: str) -> dict[str, str]:
@@ -76,10 +59,10 @@ def _spec(tenant: str, domains: int, bits: int = 2048) -> str:
 
 def _apply(serve: Serve, key: dict, tenant: str, domains: int, bits: int = 2048) -> str:
     files = {"files": {"t.yaml": _spec(tenant, domains, bits)}}
-    made = _call(serve, key, "POST", "/plans", json=files)
+    made = call_as(serve, key, "POST", "/plans", json=files)
     assert made.status_code == 201, made.text
     plan = made.json()
-    res = _call(serve, key, "POST", f"/plans/{plan['id']}/apply",
+    res = call_as(serve, key, "POST", f"/plans/{plan['id']}/apply",
                 json={"checksum": plan["checksum"]})  # fmt: skip
     assert res.status_code == 202, res.text
     return plan["id"]
@@ -110,16 +93,16 @@ def test_reaping_a_dead_serve_leaves_another_tenants_live_job_alone(tmp_path, st
         serve_a.ready()
         serve_b.ready()
         plan_b = _apply(serve_b, key_b, B, DOMAINS_B, BITS_B)
-        _wait(lambda: locks().get(B) == serve_b.proc.pid, "B's job to hold B's lock")
+        wait_for(lambda: locks().get(B) == serve_b.proc.pid, "B's job to hold B's lock")
         claimed = plan_row(plan_b).heartbeat  # the claim's, in the database's clock
         plan_a = _apply(serve_a, key_a, A, DOMAINS_A)
-        _wait(lambda: locks().get(A) == serve_a.proc.pid, "A's job to hold A's lock")
+        wait_for(lambda: locks().get(A) == serve_a.proc.pid, "A's job to hold A's lock")
         assert plan_row(plan_a).status == "applying"
         serve_a.kill()  # SIGKILL: A's job is left applying, A's lock held by a dead pid
 
         reaper = Serve(env, "--no-scheduler").start()  # reaps when it starts
         reaper.ready()
-        _wait(lambda: A not in locks(), "A's lock to be released")
+        wait_for(lambda: A not in locks(), "A's lock to be released")
         # at that moment: A's job failed; B's goes on, its lock still B's serve's
         assert tuple(plan_row(plan_a))[:2] == ("failed", 130)
         assert plan_row(plan_b).status == "applying", "B's job ended before A's was reaped"
@@ -127,8 +110,8 @@ def test_reaping_a_dead_serve_leaves_another_tenants_live_job_alone(tmp_path, st
         assert held.get(B) == held.get("(claims)") == serve_b.proc.pid, held
 
         # B's serve beats its job (HEARTBEAT, database clock); the job finishes uninterrupted
-        _wait(lambda: plan_row(plan_b).heartbeat > claimed, "B's serve to beat", timeout=60)
-        done = _wait(lambda: (r := plan_row(plan_b)).status != "applying" and r,
+        wait_for(lambda: plan_row(plan_b).heartbeat > claimed, "B's serve to beat", timeout=60)
+        done = wait_for(lambda: (r := plan_row(plan_b)).status != "applying" and r,
                      "B's job to finish", timeout=600, every=0.3)  # fmt: skip
         assert done.status == "applied" and done.exit_code == 0, done
         assert B not in locks()
@@ -191,7 +174,7 @@ def test_heartbeats_are_judged_by_the_database_clock(tmp_path, state_url) -> Non
             with db.connect() as conn:
                 return {r.id: r for r in conn.execute(sa.select(t)).all()}
 
-        rows = _wait(lambda: (s := status())["silent"].status == "failed" and s, "the reap")
+        rows = wait_for(lambda: (s := status())["silent"].status == "failed" and s, "the reap")
         assert rows["beating"].status == "applying"
         assert aware(rows["silent"].finished_at) == ahead  # the serve's clock was ahead
         problem = rows["silent"].result["problem"]

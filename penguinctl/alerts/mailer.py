@@ -42,7 +42,7 @@ class Relay:
             return None
         host, _, port = target.rpartition(":") if ":" in target else (target, "", "587")
         security = (env.get("PENGUINCTL_ALERT_SMTP_SECURITY") or "starttls").strip().lower()
-        if not host or not port.isdigit() or security not in SECURITIES:
+        if not host or not port.isdecimal() or security not in SECURITIES:
             raise ConfigError(
                 f"PENGUINCTL_ALERT_SMTP={target!r} / _SECURITY={security!r} is not a relay",
                 hint="HOST[:PORT], and starttls, tls or none",

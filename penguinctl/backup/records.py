@@ -157,7 +157,7 @@ def _parse_time(text: str) -> datetime:
     # restic writes RFC 3339 with nanoseconds: trim to microseconds for fromisoformat
     head, _, tail = text.partition(".")
     if tail:
-        digits = "".join(c for c in tail if c.isdigit())
+        digits = "".join(c for c in tail if c.isdecimal())
         zone = tail[len(digits) :]
         text = f"{head}.{digits[:6]}{zone}"
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

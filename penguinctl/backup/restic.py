@@ -201,7 +201,7 @@ def parse_manifest(text: str) -> dict[str, Any] | None:
     """``MANIFEST files bytes digest`` as a dict, or None when absent."""
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 4 and parts[0] == "MANIFEST" and parts[1].isdigit():
+        if len(parts) == 4 and parts[0] == "MANIFEST" and parts[1].isdecimal():
             return {"files": int(parts[1]), "bytes": int(parts[2] or 0), "digest": parts[3]}
     return None
 

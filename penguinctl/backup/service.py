@@ -344,7 +344,7 @@ class Job:
         for line in res.stdout.splitlines():
             mtime, _, rest = line.partition(" ")
             digest, sep, path = rest.partition("  ")
-            if sep and mtime.isdigit() and int(mtime) <= when:
+            if sep and mtime.isdecimal() and int(mtime) <= when:
                 out[path] = digest
         return out
 

@@ -395,7 +395,7 @@ def list_invoices(
 def get_invoice(conn: Any, ref: str) -> dict[str, Any]:
     """An invoice with its lines, by id or number."""
     c = t.invoices.c
-    cond = c.id == int(ref) if ref.isdigit() else c.number == ref
+    cond = c.id == int(ref) if ref.isdecimal() else c.number == ref
     row = conn.execute(sa.select(t.invoices).where(cond)).first()
     if row is None:
         raise NotFound(

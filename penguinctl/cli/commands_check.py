@@ -39,7 +39,7 @@ def _ports(items: list[str] | None) -> dict[int, int]:
     out = {}
     for item in items or []:
         left, sep, right = item.partition("=")
-        if not sep or not left.isdigit() or not right.isdigit():
+        if not sep or not left.isdecimal() or not right.isdecimal():
             raise UsageError(f"--port {item!r}: use STANDARD=ACTUAL, e.g. 25=2525")
         out[int(left)] = int(right)
     return out

@@ -16,7 +16,7 @@ def _probes(items: list[str] | None) -> dict[str, tuple[str | None, int]]:
     for item in items or []:
         name, sep, where = item.partition("=")
         host, _, port = where.rpartition(":")
-        if not sep or name not in ("smtp", "imap") or not port.isdigit():
+        if not sep or name not in ("smtp", "imap") or not port.isdecimal():
             raise UsageError(f"--probe {item!r}: use smtp=[HOST:]PORT or imap=[HOST:]PORT")
         out[name] = (host or None, int(port))
     return out

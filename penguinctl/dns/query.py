@@ -79,7 +79,7 @@ class Nameserver:
 
 
 def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not text.isdecimal() or not 0 < int(text) < 65536:
         raise UsageError(f"{whole!r}: bad port", hint="use HOST:PORT with a port of 1-65535")
     return int(text)
 

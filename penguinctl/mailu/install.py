@@ -49,7 +49,7 @@ class HostFacts:
 
 def _major(version: str) -> int:
     head = version.split(".", 1)[0]
-    return int(head) if head.isdigit() else 0
+    return int(head) if head.isdecimal() else 0
 
 
 def host_facts(conn: SshConnection) -> HostFacts:

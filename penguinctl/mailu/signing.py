@@ -85,7 +85,7 @@ class MailuSigning:
         container answered); None before the stack runs."""
         marker = posixpath.join(self.dir, _GID_MARKER)
         res = self.conn.run(["cat", marker], sudo=self.sudo)
-        if res.ok and res.stdout.strip().isdigit():
+        if res.ok and res.stdout.strip().isdecimal():
             return int(res.stdout.strip())
         res = self.conn.run(
             ["docker", "compose", "-p", self.project, "--project-directory", self.root,
@@ -94,7 +94,7 @@ class MailuSigning:
             timeout=60,
         )  # fmt: skip
         text = res.stdout.strip()
-        if not res.ok or not text.isdigit():
+        if not res.ok or not text.isdecimal():
             return None
         self.conn.put_file(marker, f"{text}\n".encode(), 0o644, sudo=self.sudo)
         return int(text)

@@ -153,7 +153,7 @@ def as_int(value: Any) -> int | None:
 
 
 def is_int(value: Any) -> bool:
-    return as_int(value) is not None and str(value).strip().lstrip("-").isdigit()
+    return as_int(value) is not None and str(value).strip().lstrip("-").isdecimal()
 
 
 def norm(value: Any) -> str:

@@ -76,7 +76,7 @@ def items(result: Any, *, id_field: str) -> list[dict[str, Any]]:
         out = []
         for key, item in result.items():
             if isinstance(item, dict):
-                if id_field not in item and str(key).isdigit():
+                if id_field not in item and str(key).isdecimal():
                     item = {**item, id_field: int(key)}
                 out.append(item)
         return out

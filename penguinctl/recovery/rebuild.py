@@ -47,7 +47,7 @@ class Options:
 
 def parse_onto(text: str) -> tuple[str, int | None]:
     host, sep, port = text.rpartition(":")
-    if sep and port.isdigit() and host and not host.endswith(":"):
+    if sep and port.isdecimal() and host and not host.endswith(":"):
         return host.strip("[]"), int(port)
     return text.strip("[]"), None
 

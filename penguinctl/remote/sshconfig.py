@@ -85,7 +85,7 @@ def parse_host_string(text: str) -> HostString:
 
 
 def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not text.isdecimal() or not 1 <= int(text) <= 65535:
         raise ValueError(f"{whole!r}: port must be a number from 1 to 65535")
     return int(text)
 

@@ -13,7 +13,7 @@ KEEP_ALIVE = 5
 
 def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port_text = listen.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+    if not sep or not host or not port_text.isdecimal() or not 0 <= int(port_text) < 65536:
         raise UsageError(f"--listen {listen!r}: expected HOST:PORT", hint="e.g. 127.0.0.1:8080")
     return host.strip("[]"), int(port_text)
 

@@ -92,7 +92,7 @@ def redeliver(engine: Any, ref: str, *, actor: str, tenant: str | None = None) -
 
     cond = DL.c.event_id == ref if ref.startswith("evt_") else None
     if cond is None:
-        if not ref.isdigit():
+        if not ref.isdecimal():
             raise NotFound(
                 f"{ref!r} is neither a delivery number nor an event id (evt_...)",
                 hint="`penguinctl webhooks deliveries` lists both",

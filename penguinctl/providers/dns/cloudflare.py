@@ -76,7 +76,7 @@ def decode_txt(content: str) -> str:
             quoted = not quoted
         elif ch == "\\" and i + 1 < n:
             digits = content[i + 1 : i + 4]
-            if len(digits) == 3 and digits.isdigit() and int(digits) < 256:
+            if len(digits) == 3 and digits.isdecimal() and int(digits) < 256:
                 out.append(int(digits))
                 i += 4
                 continue

@@ -32,7 +32,7 @@ def _remove_stale_temp_files(directory: Path) -> None:
     """Delete temp files left by writers that died mid-write (named .tmp-<pid>-...)."""
     for entry in directory.glob(_TMP + "*"):
         pid = entry.name[len(_TMP) :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+        if pid.isdecimal() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             entry.unlink(missing_ok=True)
 
 

@@ -138,7 +138,7 @@ def _invoice(request: Request, ref: str, who: Principal) -> dict[str, Any]:
     from penguinctl.errors import NotFound
 
     inv = None
-    if not (ref.isdigit() and int(ref) >= 2**31):  # ids are 32-bit columns on PostgreSQL
+    if not (ref.isdecimal() and int(ref) >= 2**31):  # ids are 32-bit columns on PostgreSQL
         try:
             with _db(request).connect() as conn:
                 inv = service.get_invoice(conn, ref)
