@@ -102,9 +102,12 @@ def test_reaping_a_dead_serve_leaves_another_tenants_live_job_alone(tmp_path, st
 
         reaper = Serve(env, "--no-scheduler").start()  # reaps when it starts
         reaper.ready()
-        wait_for(lambda: A not in locks(), "A's lock to be released")
-        # at that moment: A's job failed; B's goes on, its lock still B's serve's
+        # the reaper releases a dead owner's locks first, then fails its job (a client that
+        # reads "failed" can apply again at once): once A's job reads failed, A's lock is gone
+        wait_for(lambda: plan_row(plan_a).status == "failed", "A's job to be failed")
         assert tuple(plan_row(plan_a))[:2] == ("failed", 130)
+        assert A not in locks()
+        # B's goes on, its lock still B's serve's
         assert plan_row(plan_b).status == "applying", "B's job ended before A's was reaped"
         held = locks()  # B's tenant lock, and the claims lock B's apply holds (A waited on it)
         assert held.get(B) == held.get("(claims)") == serve_b.proc.pid, held
