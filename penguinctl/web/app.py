@@ -32,8 +32,8 @@ async def _unexpected(request: Any, exc: Exception) -> Any:
 
 
 async def _http_error(request: Any, exc: Any) -> Any:
-    """HTTP errors outside the routes: problem documents under /api/ (a path the API's mount
-    cannot match, such as one with a newline, is answered by this app), FastAPI's otherwise."""
+    """HTTP errors outside the routes: problem documents under /api/ (``/api/v1`` itself and
+    other ``/api/`` paths ``ApiFirst`` does not hand to the API), FastAPI's otherwise."""
     from fastapi.exception_handlers import http_exception_handler
 
     if request.url.path.startswith("/api/"):

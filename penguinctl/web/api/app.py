@@ -1,4 +1,5 @@
-"""``create_api``: the ``/api/v1`` application, mounted by ``penguinctl.web.app``."""
+"""``create_api``: the ``/api/v1`` application, handed its requests by ``penguinctl.web.app``
+(``ApiFirst``: the only application that sees them, so it keeps FastAPI's own hooks)."""
 
 from __future__ import annotations
 
@@ -109,17 +110,6 @@ class RejectNul:
         await self.app(scope, replay, send)
 
 
-def _outer_telemetry_only() -> dict[str, Any]:
-    """FastAPI's own OpenTelemetry hooks (``telemetry=``, where FastAPI has it) off in this mounted
-    app: the app that mounts it already observes every request (and asked each time whether a
-    provider is configured, twice per request)."""
-    import inspect
-
-    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
-        return {}
-    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
-
-
 def create_api(state: Any) -> FastAPI:
     from penguinctl import __version__
     from penguinctl.web.api import docs, routes
@@ -134,7 +124,6 @@ def create_api(state: Any) -> FastAPI:
         redoc_url=None,
         servers=[{"url": PREFIX}],
         separate_input_output_schemas=False,
-        **_outer_telemetry_only(),
     )
     api.state.web = state
     api.add_middleware(RejectNul)
