@@ -15,6 +15,9 @@ What it measures, every command run as a fresh process, the commands of one roun
   Their floor is `python -c pass` of that venv plus their real work: the same command run again
   inside one warm process (everything imported, `penguinctl.cli.main([...])` called repeatedly;
   median of the calls after the first). Goal: the whole process within 2x of that floor.
+  They run as a user runs them: warm start on (`penguinctl.warm`; the bench waits for the
+  server the first command starts), and, for reference, cold (`PENGUINCTL_WARM=0`: every import
+  paid by the command's own process).
 
 Results: bench/results/<date>-startup.json; Markdown on stdout.
 """
@@ -39,6 +42,7 @@ sys.path.insert(0, str(BENCH))
 import gen  # noqa: E402  (bench/gen.py: the spec generator)
 import harness  # noqa: E402  (bench/harness.py: run(), median(), log(), ...)
 
+COLD = "PENGUINCTL_WARM=0 penguinctl "
 HELP_GOAL = 0.8
 READ_GOAL = 2.0
 WARM = """
@@ -79,8 +83,29 @@ def install(rebuild: bool) -> Path:
     return py
 
 
-def env(home: Path) -> dict[str, str]:
-    return harness.bench_env(PENGUINCTL_HOME=str(home), PENGUINCTL_TODAY="2026-11-23")
+def env(home: Path, warm: str = "1") -> dict[str, str]:
+    return harness.bench_env(
+        PENGUINCTL_HOME=str(home),
+        PENGUINCTL_TODAY="2026-11-23",
+        PENGUINCTL_WARM=warm,
+        PENGUINCTL_WARM_IDLE="120",  # the bench's server leaves soon after the bench
+    )
+
+
+def wait_for_warm_server(py: Path, e: dict[str, str]) -> None:
+    """Until the warm server that the warm-up runs started listens (it imports for ~0.5 s)."""
+    import time
+
+    r = harness.run(
+        [str(py), "-c", "from penguinctl.warm.protocol import socket_path; print(socket_path())"],
+        env=e,
+    )
+    path = Path(r.out.strip())
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"the warm server did not start ({path} is missing)")
+        time.sleep(0.2)
 
 
 def prepare_state(py: Path, work: Path, domains: int) -> Path:
@@ -119,28 +144,37 @@ def main(argv: list[str] | None = None) -> int:
     try:
         home = prepare_state(py, work, args.domains)
         e = env(home)
+        cold = env(home, warm="0")
         cmds = {
             "python -c pass": [str(py), "-c", "pass"],
             "penguinctl --help": [pc, "--help"],
             "octodns-sync --help": [str(octo), "--help"],
             "penguinctl get domains": [pc, "get", "domains"],
             "penguinctl dkim status": [pc, "dkim", "status"],
+            COLD + "get domains": [pc, "get", "domains"],
+            COLD + "dkim status": [pc, "dkim", "status"],
         }
-        for name, cmd in cmds.items():  # warm-up: bytecode, page cache
-            r = harness.run(cmd, env=e)
+        envs = {k: cold if k.startswith(COLD) else e for k in cmds}
+        for name, cmd in cmds.items():  # warm-up: bytecode, page cache, the warm server
+            r = harness.run(cmd, env=envs[name])
             if r.rc != 0:
                 sys.exit(f"{name}: exit {r.rc}: {r.tail()}")
+        wait_for_warm_server(py, e)
         runs: dict[str, list] = {k: [] for k in cmds}
         names = list(cmds)
         for rnd in range(args.rounds):
             k = rnd % len(names)
             for name in names[k:] + names[:k]:
-                r = harness.run(cmds[name], env=e)
+                r = harness.run(cmds[name], env=envs[name])
+                if r.rc != 0:
+                    sys.exit(f"{name}: exit {r.rc}: {r.tail()}")
                 runs[name].append({"wall_s": r.wall, "cpu_s": r.cpu, "rc": r.rc})
         warm = {}
         for name in ("penguinctl get domains", "penguinctl dkim status"):
             argv_ = cmds[name][1:]
-            r = harness.run([str(py), "-c", WARM, json.dumps(argv_), str(args.warm_calls)], env=e)
+            r = harness.run(
+                [str(py), "-c", WARM, json.dumps(argv_), str(args.warm_calls)], env=cold
+            )
             if r.rc != 0:
                 sys.exit(f"warm {name}: {r.tail()}")
             warm[name] = json.loads(r.out.strip().splitlines()[-1])

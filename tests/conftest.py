@@ -59,6 +59,13 @@ def no_operator_ssh_config(monkeypatch):
     monkeypatch.setenv("PENGUINCTL_SSH_CONFIG", "none")
 
 
+@pytest.fixture(autouse=True)
+def no_warm_server(monkeypatch):
+    """Commands the tests run never start (or use) a warm server (penguinctl.warm), which would
+    outlive the test; tests/test_warm.py turns it on in a private runtime directory."""
+    monkeypatch.setenv("PENGUINCTL_WARM", "0")
+
+
 # Balance of the xdist workers (scripts/test runs `-n <cores + 1> --dist loadfile`). A file is
 # one unit of work, so its module-scoped daemons start once; but a few files hold tests that each
 # take minutes, and as one unit they kept one worker busy for ten minutes after the others had

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -207,7 +207,7 @@ def _did_you_mean_file(exc: BaseException) -> None:
         exc.message = f"{message}. Did you mean -f {' -f '.join(extra)}?"
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, command: Any = None) -> None:
     """The program: run one command and exit with its code. ``argv`` None (the console script,
     ``python -m penguinctl``) also skips the interpreter's collections at exit: after a command
     that loaded the state store and SSH (~90,000 tracked objects) they cost 0.1-0.3 s on a
@@ -221,14 +221,17 @@ def main(argv: list[str] | None = None) -> None:
     of a 1,000-domain one. Reference counting frees everything else as before.
 
     Pydantic's plugin discovery (an entry-point scan of every installed distribution on the
-    first model) is skipped unless ``PYDANTIC_DISABLE_PLUGINS`` is set otherwise."""
+    first model) is skipped unless ``PYDANTIC_DISABLE_PLUGINS`` is set otherwise.
+
+    ``command``: a command tree from :func:`build_command` made before the command line was
+    known (a warm child's, ``penguinctl.warm``); built here when None."""
     if argv is None:
         import gc
 
         gc.set_threshold(100_000, 50, 100)
         os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
-        _main(argv)
+        _main(argv, command)
     finally:
         if argv is None:
             import gc
@@ -236,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
             gc.freeze()
 
 
-def _main(argv: list[str] | None) -> None:
+def _main(argv: list[str] | None, command: Any = None) -> None:
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     from penguinctl.masking import install
@@ -247,7 +250,8 @@ def _main(argv: list[str] | None) -> None:
 
         completion_init()
     try:
-        command = build_command()
+        if command is None:
+            command = build_command()
         rv = command.main(args=args, prog_name="penguinctl", standalone_mode=False)
     except SystemExit:
         raise
