@@ -269,3 +269,50 @@ def test_any_batch_size_gives_the_same_results(migrated_engine, tmp_path, monkey
     assert expected[0][2] > 5 and expected[1], expected[:2]
     for batch in (1000, 3, 7):
         assert run(batch) == expected, batch
+
+
+def test_an_import_needs_its_campaign_stored(migrated_engine, tmp_path):
+    """A campaign not found by name (the service) or not stored under its id (the writers) is
+    refused before any row is written, and on PostgreSQL the campaign's row stays locked until
+    the import ends."""
+    from penguinctl import clock
+    from penguinctl.campaigns.models import Campaign
+    from penguinctl.errors import NotFound
+    from penguinctl.services import leads
+    from penguinctl.services.context import ServiceContext
+    from penguinctl.state.models import utcnow
+
+    path = tmp_path / "l.csv"
+    path.write_text("email\n" + "".join(f"u{i}@x.example\n" for i in range(30)))
+    with session_scope(migrated_engine) as s:
+        campaign = stored_campaign(s)
+        cid, spec = campaign.id, campaign.spec
+    ghost = Campaign(id=cid + 1000, tenant="acme", name="ghost", spec=spec, spec_hash="x")
+    ctx = ServiceContext(
+        db=migrated_engine,
+        secrets=lambda: None,
+        env={},
+        actor="test",
+        clock=clock.current(),
+        settings_loader=lambda: None,
+    )
+    with pytest.raises(NotFound, match="no campaign 'ghost'"):
+        leads.import_csv(ctx, "acme/ghost", path)
+    with pytest.raises(NotFound, match="is not stored"), session_scope(migrated_engine) as s:
+        import_leads(s, ghost, path)
+    with pytest.raises(NotFound, match="is not stored"), session_scope(migrated_engine) as s:
+        lead_writer.writer_for(s, cid + 1000, utcnow())
+    with migrated_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(Lead.__table__)).scalar() == 0
+    assert leads.import_csv(ctx, "acme/q4", path).created == 30
+    if migrated_engine.dialect.name != "postgresql":
+        return  # SQLite: one writer at a time
+    campaigns = Campaign.__table__
+    locking = sa.select(campaigns.c.id).where(campaigns.c.id == cid).with_for_update(nowait=True)
+    with session_scope(migrated_engine) as s:
+        writer = lead_writer.writer_for(s, cid, utcnow())
+        with migrated_engine.connect() as other, pytest.raises(sa.exc.OperationalError):
+            other.execute(locking)  # another transaction cannot lock (nor delete) it
+        writer.finish()
+    with migrated_engine.connect() as other:
+        assert other.execute(locking).scalar() == cid  # the import's commit released it

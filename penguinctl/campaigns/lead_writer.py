@@ -11,9 +11,11 @@ merged, status and progress kept); any other row is a new lead.
   (SQLite has one writer: nothing else changes them inside the import's transaction).
 - Both: the writer thread screens each batch for suppressions (through the session's
   connection, which nothing else uses until :meth:`LeadWriter.finish`).
+- Both: the campaign's row is read, and locked for the import (``FOR UPDATE`` on PostgreSQL;
+  SQLite has one writer), before any row is stored: a campaign that is not there is refused.
 - PostgreSQL: ``COPY`` (psycopg's ``cursor.copy``). Into ``leads`` directly when the campaign
-  had no lead when the import started (its row is locked ``FOR UPDATE`` for the import, so no
-  other import adds any meanwhile), otherwise into a temporary staging table merged with one
+  had no lead when the import started (its row is locked, so no other import adds any
+  meanwhile), otherwise into a temporary staging table merged with one
   ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` per chunk. An address seen before in the file
   (a set of the addresses' hashes, about 70 bytes per row) is held back and merged after the
   rows before it are stored, through the staging table. No query per row, none whose cost grows
@@ -36,7 +38,8 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from penguinctl.campaigns.models import Lead
+from penguinctl.campaigns.models import Campaign, Lead
+from penguinctl.errors import NotFound
 
 CHUNK = 100_000  # rows staged before a merge (PostgreSQL, campaign with leads)
 HELD_BACK = 20_000  # duplicate rows held before they are merged (PostgreSQL)
@@ -109,10 +112,21 @@ def writer_for(
 ) -> LeadWriter:
     """The backend's writer. ``screen``: the rows of a batch to store (suppressed ones marked,
     forgotten people left out), asked through the session's connection; None when no
-    suppression applies."""
+    suppression applies. Raises NotFound when the campaign is not stored."""
+    _lock_campaign(session, campaign_id)
     if session.get_bind().dialect.name == "postgresql":
         return PostgresWriter(session, campaign_id, now, screen)
     return SqliteWriter(session, campaign_id, now, screen)
+
+
+def _lock_campaign(session: Session, campaign_id: int) -> None:
+    """The campaign's row, locked until the import's transaction ends (``FOR UPDATE`` on
+    PostgreSQL; SQLite has one writer, and a read followed by a write there fails if another
+    writer came between)."""
+    t = Campaign.__table__
+    query = sa.select(t.c.id).where(t.c.id == campaign_id).with_for_update()
+    if session.execute(query).first() is None:
+        raise NotFound(f"campaign {campaign_id} is not stored: no lead can be imported into it")
 
 
 class _Threaded(LeadWriter):
@@ -269,10 +283,7 @@ class PostgresWriter(_Threaded):
     ) -> None:
         self.session = session
         self.campaign_id = campaign_id
-        self.now = now
-        session.execute(
-            sa.text("SELECT id FROM campaigns WHERE id = :id FOR UPDATE"), {"id": campaign_id}
-        )
+        self.now = now  # the campaign's row is locked (writer_for)
         self.direct = session.execute(
             sa.text("SELECT NOT EXISTS (SELECT 1 FROM leads WHERE campaign_id = :id)"),
             {"id": campaign_id},
