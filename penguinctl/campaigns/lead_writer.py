@@ -12,7 +12,8 @@ merged, status and progress kept); any other row is a new lead.
 - Both: the writer thread screens each batch for suppressions (through the session's
   connection, which nothing else uses until :meth:`LeadWriter.finish`).
 - Both: the campaign's row is read, and locked for the import (``FOR UPDATE`` on PostgreSQL;
-  SQLite has one writer), before any row is stored: a campaign that is not there is refused.
+  SQLite has one writer), before any row is stored: ``leads`` has no foreign key to
+  ``campaigns`` (models.Lead), and this is what refuses leads for a campaign that is not there.
 - PostgreSQL: ``COPY`` (psycopg's ``cursor.copy``). Into ``leads`` directly when the campaign
   had no lead when the import started (its row is locked, so no other import adds any
   meanwhile), otherwise into a temporary staging table merged with one
@@ -122,7 +123,8 @@ def writer_for(
 def _lock_campaign(session: Session, campaign_id: int) -> None:
     """The campaign's row, locked until the import's transaction ends (``FOR UPDATE`` on
     PostgreSQL; SQLite has one writer, and a read followed by a write there fails if another
-    writer came between)."""
+    writer came between). ``leads`` has no foreign key (models.Lead): this check, once per
+    import, is what its per-row check guaranteed."""
     t = Campaign.__table__
     query = sa.select(t.c.id).where(t.c.id == campaign_id).with_for_update()
     if session.execute(query).first() is None:
@@ -275,8 +277,9 @@ class SqliteWriter(_Threaded):
 
 class PostgresWriter(_Threaded):
     """COPY in the writer thread. Straight into ``leads``, a COPY is ended every
-    ``COPY_ROWS`` rows: the server checks the rows' foreign key (an AFTER trigger per row, run
-    when the COPY ends) while the next rows are parsed."""
+    ``COPY_ROWS`` rows (one round trip each). That bound was set for the foreign key to
+    ``campaigns`` (an AFTER trigger per row, run when the COPY ended, while the next rows
+    were parsed); ``leads`` has none since migration 0016."""
 
     def __init__(
         self, session: Session, campaign_id: int, now: datetime, screen: Screen | None
