@@ -275,7 +275,8 @@ def test_an_import_needs_its_campaign_stored(migrated_engine, tmp_path):
     """``leads`` has no foreign key to ``campaigns`` (migration 0016): the import, the only code
     that adds leads, is what keeps every lead's campaign stored. A campaign not found by name
     (the service) or not stored under its id (the writers) is refused before any row is
-    written, and on PostgreSQL the campaign's row stays locked until the import ends."""
+    written, and the campaign's row stays locked until the import ends (PostgreSQL: the row;
+    SQLite: the database's write lock)."""
     from penguinctl import clock
     from penguinctl.campaigns.models import Campaign
     from penguinctl.errors import NotFound
@@ -307,8 +308,17 @@ def test_an_import_needs_its_campaign_stored(migrated_engine, tmp_path):
     with migrated_engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(Lead.__table__)).scalar() == 0
     assert leads.import_csv(ctx, "acme/q4", path).created == 30
-    if migrated_engine.dialect.name != "postgresql":
-        return  # SQLite: one writer at a time
+    if migrated_engine.dialect.name == "sqlite":  # the write lock, from the check on
+        import sqlite3
+
+        with session_scope(migrated_engine) as s:
+            writer = lead_writer.writer_for(s, cid, utcnow())
+            other = sqlite3.connect(migrated_engine.url.database, timeout=0.05)
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+            other.close()
+            writer.finish()
+        return
     campaigns = Campaign.__table__
     locking = sa.select(campaigns.c.id).where(campaigns.c.id == cid).with_for_update(nowait=True)
     with session_scope(migrated_engine) as s:

@@ -12,7 +12,7 @@ merged, status and progress kept); any other row is a new lead.
 - Both: the writer thread screens each batch for suppressions (through the session's
   connection, which nothing else uses until :meth:`LeadWriter.finish`).
 - Both: the campaign's row is read, and locked for the import (``FOR UPDATE`` on PostgreSQL;
-  SQLite has one writer), before any row is stored: ``leads`` has no foreign key to
+  SQLite's write lock), before any row is stored: ``leads`` has no foreign key to
   ``campaigns`` (models.Lead), and this is what refuses leads for a campaign that is not there.
 - PostgreSQL: ``COPY`` (psycopg's ``cursor.copy``). Into ``leads`` directly when the campaign
   had no lead when the import started (its row is locked, so no other import adds any
@@ -121,13 +121,21 @@ def writer_for(
 
 
 def _lock_campaign(session: Session, campaign_id: int) -> None:
-    """The campaign's row, locked until the import's transaction ends (``FOR UPDATE`` on
-    PostgreSQL; SQLite has one writer, and a read followed by a write there fails if another
-    writer came between). ``leads`` has no foreign key (models.Lead): this check, once per
-    import, is what its per-row check guaranteed."""
+    """The campaign's row, locked until the import's transaction ends, or NotFound.
+    ``leads`` has no foreign key (models.Lead): this check, once per import, is what its
+    per-row check guaranteed. PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite has one writer,
+    but pysqlite begins a transaction at the first write only (a read before it is a
+    transaction of its own): a write that changes nothing takes the database's write lock
+    here, so the campaign found is still there when the rows are written, and the lead
+    counts SqliteWriter reads next cannot change before the import commits."""
     t = Campaign.__table__
-    query = sa.select(t.c.id).where(t.c.id == campaign_id).with_for_update()
-    if session.execute(query).first() is None:
+    if session.get_bind().dialect.name == "postgresql":
+        query = sa.select(t.c.id).where(t.c.id == campaign_id).with_for_update()
+        found = session.execute(query).first() is not None
+    else:
+        touch = sa.update(t).where(t.c.id == campaign_id).values(updated_at=t.c.updated_at)
+        found = session.execute(touch).rowcount == 1
+    if not found:
         raise NotFound(f"campaign {campaign_id} is not stored: no lead can be imported into it")
 
 
