@@ -269,3 +269,121 @@ def test_any_batch_size_gives_the_same_results(migrated_engine, tmp_path, monkey
     assert expected[0][2] > 5 and expected[1], expected[:2]
     for batch in (1000, 3, 7):
         assert run(batch) == expected, batch
+
+
+def test_an_import_needs_its_campaign_stored(migrated_engine, tmp_path):
+    """``leads`` has no foreign key to ``campaigns`` (migration 0016): the import, the only code
+    that adds leads, is what keeps every lead's campaign stored. A campaign not found by name
+    (the service) or not stored under its id (the writers) is refused before any row is
+    written, and the campaign's row stays locked until the import ends (PostgreSQL: the row;
+    SQLite: the database's write lock)."""
+    from penguinctl import clock
+    from penguinctl.campaigns.models import Campaign
+    from penguinctl.errors import NotFound
+    from penguinctl.services import leads
+    from penguinctl.services.context import ServiceContext
+    from penguinctl.state.models import utcnow
+
+    assert Lead.__table__.foreign_keys == set()
+    path = tmp_path / "l.csv"
+    path.write_text("email\n" + "".join(f"u{i}@x.example\n" for i in range(30)))
+    with session_scope(migrated_engine) as s:
+        campaign = stored_campaign(s)
+        cid, spec = campaign.id, campaign.spec
+    ghost = Campaign(id=cid + 1000, tenant="acme", name="ghost", spec=spec, spec_hash="x")
+    ctx = ServiceContext(
+        db=migrated_engine,
+        secrets=lambda: None,
+        env={},
+        actor="test",
+        clock=clock.current(),
+        settings_loader=lambda: None,
+    )
+    with pytest.raises(NotFound, match="no campaign 'ghost'"):
+        leads.import_csv(ctx, "acme/ghost", path)
+    with pytest.raises(NotFound, match="is not stored"), session_scope(migrated_engine) as s:
+        import_leads(s, ghost, path)
+    with pytest.raises(NotFound, match="is not stored"), session_scope(migrated_engine) as s:
+        lead_writer.writer_for(s, cid + 1000, utcnow())
+    with migrated_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(Lead.__table__)).scalar() == 0
+    assert leads.import_csv(ctx, "acme/q4", path).created == 30
+    if migrated_engine.dialect.name == "sqlite":  # the write lock, from the check on
+        import sqlite3
+
+        with session_scope(migrated_engine) as s:
+            writer = lead_writer.writer_for(s, cid, utcnow())
+            other = sqlite3.connect(migrated_engine.url.database, timeout=0.05)
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+            other.close()
+            writer.finish()
+        return
+    campaigns = Campaign.__table__
+    locking = sa.select(campaigns.c.id).where(campaigns.c.id == cid).with_for_update(nowait=True)
+    with session_scope(migrated_engine) as s:
+        writer = lead_writer.writer_for(s, cid, utcnow())
+        with migrated_engine.connect() as other, pytest.raises(sa.exc.OperationalError):
+            other.execute(locking)  # another transaction cannot lock (nor delete) it
+        writer.finish()
+    with migrated_engine.connect() as other:
+        assert other.execute(locking).scalar() == cid  # the import's commit released it
+
+
+def test_migration_0016_drops_the_leads_foreign_key_only(state_url):
+    """Up from 0015 and back: ``fk_leads_campaign`` goes (and comes back), the rows stay, the
+    other foreign keys to ``campaigns`` stay, and SQLite's rebuilt table keeps the partial
+    ``ix_leads_due``."""
+    from alembic import command
+
+    from penguinctl.campaigns.models import Campaign
+    from penguinctl.campaigns.tables import InboundEvent
+    from penguinctl.state.db import _alembic_config, make_engine
+    from penguinctl.state.models import utcnow
+
+    engine = make_engine(state_url)
+
+    def to(revision: str, down: bool = False) -> None:
+        with engine.begin() as conn:
+            (command.downgrade if down else command.upgrade)(_alembic_config(conn), revision)
+
+    def foreign_keys(table: str) -> list[tuple]:
+        found = sa.inspect(engine).get_foreign_keys(table)
+        return [(f["name"], f["referred_table"], f["options"].get("ondelete")) for f in found]
+
+    def shape() -> tuple:
+        (due,) = [i for i in sa.inspect(engine).get_indexes("leads") if i["name"] == "ix_leads_due"]
+        (where,) = [str(v) for k, v in due["dialect_options"].items() if k.endswith("_where")]
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(Lead.__table__.c.email).order_by("email")).scalars()
+            return (due["column_names"], "status" in where and "active" in where, list(rows))
+
+    try:
+        to("0015")
+        stamps = {"created_at": utcnow(), "updated_at": utcnow()}
+        campaign = {"tenant": "acme", "name": "q4", "spec": {}, "spec_hash": "x", **stamps}
+        with engine.begin() as conn:
+            cid = conn.execute(
+                sa.insert(Campaign.__table__).values(status="active", **campaign)
+            ).inserted_primary_key[0]
+            lead = {"campaign_id": cid, "fields": {}, "status": "active", **stamps}
+            conn.execute(
+                sa.insert(Lead.__table__),
+                [{"email": e, **lead} for e in ("a@x.example", "b@x.example")],
+            )
+        before = shape()
+        assert before == (["campaign_id", "next_send_at"], True, ["a@x.example", "b@x.example"])
+        assert foreign_keys("leads") == [("fk_leads_campaign", "campaigns", "CASCADE")]
+        to("0016")
+        assert foreign_keys("leads") == []
+        assert shape() == before
+        assert foreign_keys("campaign_sends") == [("fk_sends_campaign", "campaigns", "CASCADE")]
+        inbound = InboundEvent.__table__.name
+        assert foreign_keys(inbound) == [("fk_inbound_campaign", "campaigns", "CASCADE")]
+        to("0015", down=True)
+        assert foreign_keys("leads") == [("fk_leads_campaign", "campaigns", "CASCADE")]
+        assert shape() == before
+        to("head")
+        assert foreign_keys("leads") == []
+    finally:
+        engine.dispose()

@@ -58,6 +58,14 @@ def _type(md: sa.MetaData) -> None:
     md.tables["invoices"].c["currency"].type = sa.String(8)
 
 
+def _foreign_key(md: sa.MetaData) -> None:  # the one migration 0016 dropped
+    md.tables["leads"].append_constraint(
+        sa.ForeignKeyConstraint(
+            ["campaign_id"], ["campaigns.id"], name="fk_leads_campaign", ondelete="CASCADE"
+        )
+    )
+
+
 @pytest.mark.parametrize(
     ("change", "kind"),
     [
@@ -65,6 +73,7 @@ def _type(md: sa.MetaData) -> None:
         (_index, "add_index"),
         (_server_default, "modify_default"),
         (_type, "modify_type"),
+        (_foreign_key, "add_fk"),
     ],
 )
 def test_the_comparison_sees_a_model_that_differs(migrated_engine, change, kind):

@@ -11,9 +11,12 @@ merged, status and progress kept); any other row is a new lead.
   (SQLite has one writer: nothing else changes them inside the import's transaction).
 - Both: the writer thread screens each batch for suppressions (through the session's
   connection, which nothing else uses until :meth:`LeadWriter.finish`).
+- Both: the campaign's row is read, and locked for the import (``FOR UPDATE`` on PostgreSQL;
+  SQLite's write lock), before any row is stored: ``leads`` has no foreign key to
+  ``campaigns`` (models.Lead), and this is what refuses leads for a campaign that is not there.
 - PostgreSQL: ``COPY`` (psycopg's ``cursor.copy``). Into ``leads`` directly when the campaign
-  had no lead when the import started (its row is locked ``FOR UPDATE`` for the import, so no
-  other import adds any meanwhile), otherwise into a temporary staging table merged with one
+  had no lead when the import started (its row is locked, so no other import adds any
+  meanwhile), otherwise into a temporary staging table merged with one
   ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` per chunk. An address seen before in the file
   (a set of the addresses' hashes, about 70 bytes per row) is held back and merged after the
   rows before it are stored, through the staging table. No query per row, none whose cost grows
@@ -36,7 +39,8 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from penguinctl.campaigns.models import Lead
+from penguinctl.campaigns.models import Campaign, Lead
+from penguinctl.errors import NotFound
 
 CHUNK = 100_000  # rows staged before a merge (PostgreSQL, campaign with leads)
 HELD_BACK = 20_000  # duplicate rows held before they are merged (PostgreSQL)
@@ -109,10 +113,30 @@ def writer_for(
 ) -> LeadWriter:
     """The backend's writer. ``screen``: the rows of a batch to store (suppressed ones marked,
     forgotten people left out), asked through the session's connection; None when no
-    suppression applies."""
+    suppression applies. Raises NotFound when the campaign is not stored."""
+    _lock_campaign(session, campaign_id)
     if session.get_bind().dialect.name == "postgresql":
         return PostgresWriter(session, campaign_id, now, screen)
     return SqliteWriter(session, campaign_id, now, screen)
+
+
+def _lock_campaign(session: Session, campaign_id: int) -> None:
+    """The campaign's row, locked until the import's transaction ends, or NotFound.
+    ``leads`` has no foreign key (models.Lead): this check, once per import, is what its
+    per-row check guaranteed. PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite has one writer,
+    but pysqlite begins a transaction at the first write only (a read before it is a
+    transaction of its own): a write that changes nothing takes the database's write lock
+    here, so the campaign found is still there when the rows are written, and the lead
+    counts SqliteWriter reads next cannot change before the import commits."""
+    t = Campaign.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        query = sa.select(t.c.id).where(t.c.id == campaign_id).with_for_update()
+        found = session.execute(query).first() is not None
+    else:
+        touch = sa.update(t).where(t.c.id == campaign_id).values(updated_at=t.c.updated_at)
+        found = session.execute(touch).rowcount == 1
+    if not found:
+        raise NotFound(f"campaign {campaign_id} is not stored: no lead can be imported into it")
 
 
 class _Threaded(LeadWriter):
@@ -261,18 +285,16 @@ class SqliteWriter(_Threaded):
 
 class PostgresWriter(_Threaded):
     """COPY in the writer thread. Straight into ``leads``, a COPY is ended every
-    ``COPY_ROWS`` rows: the server checks the rows' foreign key (an AFTER trigger per row, run
-    when the COPY ends) while the next rows are parsed."""
+    ``COPY_ROWS`` rows (one round trip each). That bound was set for the foreign key to
+    ``campaigns`` (an AFTER trigger per row, run when the COPY ended, while the next rows
+    were parsed); ``leads`` has none since migration 0016."""
 
     def __init__(
         self, session: Session, campaign_id: int, now: datetime, screen: Screen | None
     ) -> None:
         self.session = session
         self.campaign_id = campaign_id
-        self.now = now
-        session.execute(
-            sa.text("SELECT id FROM campaigns WHERE id = :id FOR UPDATE"), {"id": campaign_id}
-        )
+        self.now = now  # the campaign's row is locked (writer_for)
         self.direct = session.execute(
             sa.text("SELECT NOT EXISTS (SELECT 1 FROM leads WHERE campaign_id = :id)"),
             {"id": campaign_id},

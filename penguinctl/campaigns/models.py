@@ -68,13 +68,15 @@ class Lead(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    campaign_id: int = Field(
-        sa_column=Column(
-            Integer,
-            ForeignKey("campaigns.id", name="fk_leads_campaign", ondelete="CASCADE"),
-            nullable=False,
-        )
-    )
+    # No foreign key to campaigns (migration 0016 dropped fk_leads_campaign, issue 24): its
+    # per-row check cost an import on PostgreSQL about 2.4 s per million rows, and it only
+    # repeated what the import already guarantees. The import (leads.py, lead_writer.py) is
+    # the only code that adds leads or sets their campaign_id: it resolves the stored campaign
+    # first and holds the campaign's row locked for the whole import (FOR UPDATE on
+    # PostgreSQL; SQLite has one writer), so no lead is written for a campaign that is not
+    # there. No code deletes a campaign, so ON DELETE CASCADE never ran: code that comes to
+    # delete one must delete the campaign's leads itself, in the same transaction.
+    campaign_id: int = Field(sa_column=Column(Integer, nullable=False))
     email: str  # normalised (see suppression.normalise_email)
     first_name: str | None = None
     last_name: str | None = None

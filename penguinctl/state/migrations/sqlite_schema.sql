@@ -1,10 +1,10 @@
--- penguinctl SQLite schema at revision 0015
+-- penguinctl SQLite schema at revision 0016
 BEGIN TRANSACTION;
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0015');
+INSERT INTO "alembic_version" VALUES('0016');
 CREATE TABLE alert_digests (
 	id INTEGER NOT NULL, 
 	subscription_id INTEGER NOT NULL, 
@@ -383,7 +383,7 @@ CREATE TABLE job_series (
 	PRIMARY KEY (id), 
 	CONSTRAINT uq_job_series_key UNIQUE (job, tenant, target)
 );
-CREATE TABLE leads (
+CREATE TABLE "leads" (
 	id INTEGER NOT NULL, 
 	campaign_id INTEGER NOT NULL, 
 	email VARCHAR NOT NULL, 
@@ -398,8 +398,7 @@ CREATE TABLE leads (
 	created_at DATETIME NOT NULL, 
 	updated_at DATETIME NOT NULL, 
 	PRIMARY KEY (id), 
-	CONSTRAINT uq_leads_campaign_email UNIQUE (campaign_id, email), 
-	CONSTRAINT fk_leads_campaign FOREIGN KEY(campaign_id) REFERENCES campaigns (id) ON DELETE CASCADE
+	CONSTRAINT uq_leads_campaign_email UNIQUE (campaign_id, email)
 );
 CREATE TABLE locks (
 	tenant VARCHAR NOT NULL, 
@@ -582,6 +581,6 @@ CREATE UNIQUE INDEX uq_server_rebuilds_running ON server_rebuilds (server) WHERE
 CREATE INDEX ix_api_keys_tenant ON api_keys (tenant);
 CREATE INDEX ix_resources_kind_name ON resources (kind, name, tenant);
 CREATE INDEX ix_sends_campaign ON campaign_sends (campaign_id, status, sent_at);
-CREATE INDEX ix_leads_due ON leads (campaign_id, next_send_at) WHERE status = 'active';
 CREATE INDEX ix_api_plans_tenant ON api_plans (tenant);
+CREATE INDEX ix_leads_due ON leads (campaign_id, next_send_at) WHERE status = 'active';
 COMMIT;
