@@ -113,6 +113,31 @@ def test_command_lines_that_run_warm():
     assert not protocol.read_only(["--", "get"])
 
 
+def test_requests_round_trip_and_malformed_ones_are_refused():
+    request = protocol.Request(
+        ["get", "domains", "--tenant", "a=b"],
+        {"PATH": "/bin", "X": "with=equals", "EMPTY": ""},
+        "/tmp/dir with spaces",
+        0o022,
+        ["utf-8", "strict", "utf-8", "strict", "utf-8", "backslashreplace"],
+    )
+    frame = protocol.encode(request)
+    back = protocol.decode(frame[4:])
+    assert protocol.header_size(frame[:4]) == len(frame) - 4
+    assert (back.argv, back.env, back.cwd, back.umask, back.streams) == (
+        request.argv,
+        request.env,
+        request.cwd,
+        request.umask,
+        request.streams,
+    )
+    for bad in (b"", b"x", b"2\0get", b"1\0get\0" + b"5\0A=1", frame[4:-40], b"0\0" * 3):
+        with pytest.raises(ValueError):
+            protocol.decode(bad)
+    with pytest.raises(ValueError):
+        protocol.header_size((protocol.MAX_REQUEST + 1).to_bytes(4, "big"))
+
+
 def test_on_by_default_off_in_ci_and_when_asked():
     assert protocol.enabled({})
     assert not protocol.enabled({"CI": "true"})

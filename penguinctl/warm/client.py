@@ -1,14 +1,15 @@
 """The warm client: run a read-only command in the warm server's child, or say it did not.
 
-Standard library only, and little of it: this runs before every command.
+Standard library only, and its cheapest parts (``_socket``, not ``socket``, which imports
+``selectors`` and ``enum``): this runs before every command.
 """
 
 from __future__ import annotations
 
-import contextlib
+import _socket
 import os
 import signal
-import socket
+import struct
 import sys
 
 from penguinctl.warm import protocol
@@ -29,7 +30,7 @@ def run(argv: list[str]) -> int | None:
     path = protocol.socket_path()
     if path is None:
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(CONNECT_TIMEOUT)
         try:
@@ -42,25 +43,18 @@ def run(argv: list[str]) -> int | None:
         sock.close()
 
 
-def _run_warm(sock: socket.socket, argv: list[str]) -> int | None:
-    streams = []
+def _run_warm(sock: _socket.socket, argv: list[str]) -> int | None:
+    streams: list[str] = []
     for s in (sys.stdin, sys.stdout, sys.stderr):
-        streams.append(
-            {"encoding": getattr(s, "encoding", None), "errors": getattr(s, "errors", None)}
-        )
-    request = {
-        "argv": argv,
-        "env": dict(os.environ),
-        "cwd": os.getcwd(),
-        "umask": _umask(),
-        "streams": streams,
-    }
+        streams += [getattr(s, "encoding", None) or "", getattr(s, "errors", None) or ""]
+    request = protocol.Request(argv, dict(os.environ), os.getcwd(), _umask(), streams)
     try:
         for s in (sys.stdout, sys.stderr):
             if s is not None:
                 s.flush()
         data = protocol.encode(request)
-        socket.send_fds(sock, [data[:4]], [0, 1, 2])
+        fds = struct.pack("3i", 0, 1, 2)
+        sock.sendmsg([data[:4]], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
         sock.sendall(data[4:])
     except OSError:
         return None  # the server went away before it read the request: run it here
@@ -111,8 +105,10 @@ def _umask() -> int:
 def _forward_signals(pid: int, forwarded: list[int]) -> dict:
     def forward(signum, _frame) -> None:
         forwarded.append(signum)
-        with contextlib.suppress(ProcessLookupError):
+        try:  # noqa: SIM105 - contextlib would cost every command an import
             os.kill(pid, signum)
+        except ProcessLookupError:
+            pass  # it has just ended: its exit status is on its way
 
     previous = {}
     for name in FORWARDED:
@@ -129,10 +125,9 @@ def start_server(path: str) -> None:
     keep = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "XDG_RUNTIME_DIR", *protocol.KEY_ENV)
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env["PYDANTIC_DISABLE_PLUGINS"] = os.environ.get("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    for k in ("PENGUINCTL_WARM_IDLE",):
-        if k in os.environ:
-            env[k] = os.environ[k]
-    with contextlib.suppress(OSError):  # no server this time: the command runs all the same
+    if "PENGUINCTL_WARM_IDLE" in os.environ:
+        env["PENGUINCTL_WARM_IDLE"] = os.environ["PENGUINCTL_WARM_IDLE"]
+    try:  # noqa: SIM105 - contextlib would cost every command an import
         subprocess.Popen(
             [sys.executable, "-P", "-m", "penguinctl.warm.server", path],
             stdin=subprocess.DEVNULL,
@@ -143,3 +138,5 @@ def start_server(path: str) -> None:
             env=env,
             cwd="/",
         )
+    except OSError:
+        pass  # no server this time: the command runs all the same

@@ -296,7 +296,7 @@ class Spare:
         if uid != os.getuid():
             return 1
         conn.settimeout(protocol.REQUEST_TIMEOUT)
-        request, fds = protocol.recv_request(conn)
+        request, fds = recv_request(conn)
         if changed(server.fingerprint):
             os.write(server.notes_w, STALE + os.getpid().to_bytes(4, "big"))
             conn.sendall(b"S")  # the client runs it itself; the next one starts a new server
@@ -319,34 +319,49 @@ class Spare:
         return code
 
 
+def recv_request(sock: socket.socket) -> tuple[protocol.Request, list[int]]:
+    """One request and the descriptors that came with it (its first bytes carry them)."""
+    head, fds, _flags, _addr = socket.recv_fds(sock, 4, 3)
+    try:
+        if len(head) < 4:
+            head += protocol.recv_exact(sock, 4 - len(head))
+        request = protocol.decode(protocol.recv_exact(sock, protocol.header_size(head)))
+        if len(fds) != 3:
+            raise ValueError("a request comes with three descriptors")
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return request, fds
+
+
 def _readable(sock: socket.socket) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
 
 
-def become(request: dict) -> None:
+def become(request: protocol.Request) -> None:
     """Take on the client's environment, directory, umask, streams and command line."""
-    env = request["env"]
     os.environ.clear()
-    os.environ.update({str(k): str(v) for k, v in env.items()})
+    os.environ.update(request.env)
     time.tzset()
-    os.chdir(request["cwd"])
-    os.umask(int(request["umask"]))
-    streams = request.get("streams") or [{}, {}, {}]
-    sys.stdin = _stream(0, "r", streams[0], line=False)
-    sys.stdout = _stream(1, "w", streams[1], line=os.isatty(1))
-    sys.stderr = _stream(2, "w", streams[2], line=True)
+    os.chdir(request.cwd)
+    os.umask(request.umask)
+    enc = request.streams
+    sys.stdin = _stream(0, "r", enc[0], enc[1], line=False)
+    sys.stdout = _stream(1, "w", enc[2], enc[3], line=os.isatty(1))
+    sys.stderr = _stream(2, "w", enc[4], enc[5], line=True)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for name in ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1"):
         signal.signal(getattr(signal, name), signal.SIG_DFL)
-    sys.argv = ["penguinctl", *[str(a) for a in request["argv"]]]
+    sys.argv = ["penguinctl", *request.argv]
 
 
-def _stream(fd: int, mode: str, spec: dict, *, line: bool) -> io.TextIOWrapper:
+def _stream(fd: int, mode: str, encoding: str, errors: str, *, line: bool) -> io.TextIOWrapper:
     """A standard stream on ``fd`` with the client's encoding and error handler."""
     return io.TextIOWrapper(
         open(fd, mode + "b", closefd=False),  # open until the process exits
-        encoding=spec.get("encoding") or "utf-8",
-        errors=spec.get("errors") or "strict",
+        encoding=encoding or "utf-8",
+        errors=errors or "strict",
         line_buffering=line,
     )
 
