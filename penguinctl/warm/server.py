@@ -59,6 +59,8 @@ PRELOAD = (
     "typer._click.decorators",
     "sqlalchemy.dialects.sqlite",
     "sqlite3",
+    "sqlalchemy.dialects.postgresql.psycopg",  # a PostgreSQL store
+    "psycopg",
     "cryptography.fernet",
     "typer._adapters",
     "rich.console",
