@@ -282,3 +282,42 @@ def test_signals_reach_the_warm_command(warm, tmp_path):
         [*launcher, "get", "domains"], env=env, capture_output=True, text=True, timeout=120
     )
     assert again.returncode == 0 and "globex-0.example" in again.stdout
+
+
+def test_a_spare_whose_server_died_leaves_and_a_new_server_takes_over(warm, capfd):
+    """SIGKILL to the server: its spare notices within seconds and leaves (no orphan holds the
+    socket), even when the server died while the spare was still getting ready; the next
+    command runs cold and starts a new server."""
+    pid = warm.start()
+    spare = wait_for(
+        lambda: Path(f"/proc/{pid}/task/{pid}/children").read_text().split(),
+        "the server's spare",
+        timeout=60,
+    )
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not _pid_alive(pid), "the server to die", timeout=30)
+    wait_for(lambda: not _pid_alive(int(spare[0])), "the orphaned spare to leave", timeout=60)
+    assert client.run(["get", "tenants"]) is None  # nobody listens: cold, and a new server
+    wait_for(lambda: warm.server_pid() != pid, "a new server", timeout=60)
+    wait_for(lambda: client.run(["get", "tenants"]) == 0, "the new server to answer", timeout=60)
+    capfd.readouterr()
+
+
+def test_a_server_whose_spares_keep_dying_leaves():
+    """A spare that dies before it takes a connection is replaced, but not forever: after
+    three in a row the server leaves (a broken install must not fork in a loop)."""
+    from penguinctl.warm.server import MAX_FAILED_SPARES, Server
+
+    server = Server("/nonexistent/warm.sock", idle=60)
+    for _ in range(MAX_FAILED_SPARES):
+        assert not server.stale
+        pid = os.fork()
+        if pid == 0:
+            os._exit(1)
+        pidfd = os.pidfd_open(pid)
+        server.children[pidfd] = pid
+        server.spare = pid
+        server.selector.register(pidfd, 1, None)
+        server.reap(pidfd)
+        assert server.spare is None
+    assert server.stale

@@ -74,6 +74,8 @@ PRELOAD = (
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 # What a spare tells the server on the shared pipe: it took a connection / the code changed.
 TOOK, STALE = b"a", b"s"
+MAX_FAILED_SPARES = 3
+ORPHAN_CHECK = 5.0  # seconds between a waiting spare's checks that its server is alive
 
 
 def idle_limit() -> float:
@@ -150,6 +152,8 @@ class Server:
         self.children: dict[int, int] = {}  # pidfd -> pid
         self.fingerprint: tuple[tuple[str, int, int], ...] = ()
         self.stale = False
+        self.failed_spares = 0  # in a row: spares that died before they took a connection
+        self.pid = os.getpid()
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -178,6 +182,7 @@ class Server:
         finally:
             os.umask(old)
         listener.listen(64)
+        listener.setblocking(False)  # only spares accept, after select() says one is there
         self.listener = listener
         self.selector.register(self.notes_r, selectors.EVENT_READ, self.note)
         atexit.register(self.close)
@@ -229,6 +234,8 @@ class Server:
             tag, pid = notes[i : i + 1], int.from_bytes(notes[i + 1 : i + 5], "big")
             if pid == self.spare:
                 self.spare = None
+            if tag == TOOK:
+                self.failed_spares = 0
             if tag == STALE:
                 self.stale = True
         return True
@@ -239,8 +246,11 @@ class Server:
         os.close(pidfd)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-        if pid == self.spare:  # it died waiting (killed): the loop forks another
+        if pid == self.spare:  # it died waiting: the loop forks another, up to a point
             self.spare = None
+            self.failed_spares += 1
+            if self.failed_spares >= MAX_FAILED_SPARES:
+                self.stale = True  # something is wrong with this server: leave it to a new one
         return False
 
 
@@ -270,6 +280,18 @@ class Spare:
         if not self.taken:  # told to go before it took a connection: nobody is waiting
             os._exit(0)
 
+    def _accept(self, listener: socket.socket) -> socket.socket:
+        """The next connection; the spare leaves if its server died meanwhile (nobody would
+        fork the next spare or stop this one)."""
+        while True:
+            if _readable(listener, ORPHAN_CHECK):
+                try:
+                    return listener.accept()[0]
+                except BlockingIOError:
+                    continue  # the client gave up in between
+            if os.getppid() != self.server.pid:
+                os._exit(0)
+
     def _run(self) -> int:
         server = self.server
         listener = server.listener
@@ -288,7 +310,7 @@ class Spare:
         command = prepare()
         if not waiting():
             populate(stop=waiting)
-        conn, _ = listener.accept()
+        conn = self._accept(listener)
         self.taken = True
         listener.close()
         os.write(server.notes_w, TOOK + os.getpid().to_bytes(4, "big"))
@@ -337,8 +359,8 @@ def recv_request(sock: socket.socket) -> tuple[protocol.Request, list[int]]:
     return request, fds
 
 
-def _readable(sock: socket.socket) -> bool:
-    return bool(select.select([sock], [], [], 0)[0])
+def _readable(sock: socket.socket, timeout: float = 0) -> bool:
+    return bool(select.select([sock], [], [], timeout)[0])
 
 
 def become(request: protocol.Request) -> None:
