@@ -321,3 +321,55 @@ def test_a_server_whose_spares_keep_dying_leaves():
         server.reap(pidfd)
         assert server.spare is None
     assert server.stale
+
+
+def _on_a_terminal(cmd: list[str], env: dict[str, str]) -> tuple[int, bytes]:
+    """``cmd`` with a pseudo-terminal (100 columns) for its standard streams: exit, output."""
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: every writer has closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return proc.wait(timeout=120), out
+
+
+def test_on_a_terminal_warm_output_is_the_cold_output(warm):
+    """On a terminal (rich's boxes, colours and the terminal's width), a warm command writes
+    what the cold one writes: the child draws on the caller's terminal, sized as it is."""
+    launcher = [sys.executable, "-c", "from penguinctl.launcher import main; main()"]
+    env = {**os.environ, "TERM": "xterm-256color"}
+    env.pop("COLUMNS", None)
+    assert subprocess.run([*launcher, "get", "tenants"], env=env, timeout=120).returncode == 0
+    path = subprocess.run(
+        [sys.executable, "-c", "from penguinctl.warm.protocol import socket_path as p; print(p())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    wait_for(Path(path).exists, "the warm server to listen", timeout=60)
+    server = int(Path(path + ".lock").read_text())
+    children = Path(f"/proc/{server}/task/{server}/children")
+    for argv in (["get", "domains"], ["dkim", "status"]):
+        spare = wait_for(lambda: children.read_text().split(), "a spare", timeout=60)
+        code, out = _on_a_terminal([*launcher, *argv], env)
+        took = spare[0]
+        wait_for(  # the spare took it (ran it warm) and left; another waits
+            lambda took=took: took not in children.read_text().split(), "the spare to leave", 60
+        )
+        cold_code, cold_out = _on_a_terminal([*launcher, *argv], {**env, "PENGUINCTL_WARM": "0"})
+        assert (code, out) == (cold_code, cold_out), argv
+        assert "\x1b[" in out.decode() and "─" in out.decode()  # drawn for a terminal
