@@ -19,7 +19,7 @@ import zlib
 
 from penguinctl import __version__
 
-MAX_REQUEST = 1 << 20  # bytes of JSON
+MAX_REQUEST = 1 << 20  # bytes of a request (its body)
 REQUEST_TIMEOUT = 5.0  # seconds for a request to arrive whole
 _LEN = struct.Struct("!I")
 _INT = struct.Struct("!i")
