@@ -10,6 +10,7 @@ on SQLite and PostgreSQL:
 from __future__ import annotations
 
 import json
+import signal
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -190,5 +191,60 @@ def test_heartbeats_are_judged_by_the_database_clock(tmp_path, state_url) -> Non
         assert -1 < lag < 5, lag
     finally:
         beats.stop()
+        serve.stop()
+        db.dispose()
+
+
+def test_a_clean_stop_lets_a_running_apply_finish(tmp_path, state_url) -> None:
+    """SIGTERM while an API apply job runs: serve waits for the job (it ends applied, its lock
+    released by itself) and then exits 0. A second SIGTERM while it waits stops the wait: the
+    job dies with the process and the next serve's reaper fails it and frees its lock."""
+    from penguinctl.state.db import make_engine
+
+    env = _env(tmp_path, state_url)
+    key_a, key_b = _tenant(env, tmp_path, A), _tenant(env, tmp_path, B)
+    db = make_engine(state_url)
+
+    def status(plan_id: str) -> tuple[str, int | None]:
+        with db.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT status, exit_code FROM api_plans WHERE id = :i"), {"i": plan_id}
+            ).one()
+        return row.status, row.exit_code
+
+    def locked(tenant: str) -> bool:
+        with db.connect() as conn:
+            return (
+                conn.execute(
+                    sa.text("SELECT count(*) FROM locks WHERE tenant = :t"), {"t": tenant}
+                ).scalar_one()
+                > 0
+            )
+
+    serve = Serve(env, "--no-scheduler").start()
+    try:
+        serve.ready()
+        plan_a = _apply(serve, key_a, A, DOMAINS_A)
+        wait_for(lambda: locked(A), "A's job to hold A's lock")
+        log = Path(env["PENGUINCTL_HOME"]) / f"serve-{serve.port}.log"
+        assert serve.stop(timeout=300) == 0, log.read_text()[-2000:]
+        assert "waiting up to" in log.read_text()
+        assert status(plan_a) == ("applied", 0)
+        assert not locked(A)
+
+        serve = Serve(env, "--no-scheduler").start()
+        serve.ready()
+        plan_b = _apply(serve, key_b, B, 40, BITS_B)  # ~12 s of keys on one core
+        wait_for(lambda: locked(B), "B's job to hold B's lock")
+        serve.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "waiting up to" in serve.log(), "serve to wait for B's job")
+        assert serve.stop(timeout=60) == 0  # the second SIGTERM: it stops waiting
+        assert status(plan_b)[0] == "applying"  # the job died with the process, unrecorded
+
+        serve = Serve(env, "--no-scheduler").start()  # its reaper fails the job, frees the lock
+        serve.ready()
+        wait_for(lambda: status(plan_b)[0] == "failed", "B's job to be reaped", timeout=120)
+        assert not locked(B)
+    finally:
         serve.stop()
         db.dispose()

@@ -33,9 +33,7 @@ def test_drill_compares_the_restored_mail_store_with_the_manifest(cli, tmp_path)
     # the scratch path (mktemp -d on the server, here this machine) is removed: no new
     # /tmp/tmp.* holds the restored tree (other tests running alongside make /tmp/tmp.* too)
     left = [
-        p
-        for p in set(glob.glob("/tmp/tmp.*")) - scratch_before
-        if Path(p + str(root)).exists()
+        p for p in set(glob.glob("/tmp/tmp.*")) - scratch_before if Path(p + str(root)).exists()
     ]
     assert left == []
 

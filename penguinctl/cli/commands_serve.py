@@ -118,7 +118,52 @@ def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake
     try:
         server.run(sockets=[sock])
     finally:
+        _finish_applies(state)
         reaper.stop()
         plane.stop()
         sock.close()
     return 0
+
+
+APPLY_GRACE = 120.0  # seconds a clean stop waits for the API's apply jobs
+
+
+class _StopWaiting(Exception):
+    """A second SIGTERM or Ctrl-C while a clean stop waits for apply jobs."""
+
+
+def _finish_applies(state: Any) -> None:
+    """Let the API's apply jobs end before the process does (their heartbeats go on
+    meanwhile, so no other serve reaps them); one still running after ``APPLY_GRACE``, or
+    when a second signal says stop now, ends with the process, as after a crash."""
+    import logging
+    import signal
+    import time
+
+    log = logging.getLogger("penguinctl.serve")
+    running = len(state.running_applies())
+    if not running:
+        return
+    log.info(
+        "waiting up to %.0f s for %d apply job(s) to finish (signal again to stop waiting)",
+        APPLY_GRACE,
+        running,
+    )
+
+    def stop_waiting(*_: Any) -> None:
+        raise _StopWaiting
+
+    previous = {sig: signal.signal(sig, stop_waiting) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        left = state.finish_applies(APPLY_GRACE, time.monotonic)
+    except _StopWaiting:
+        left = len(state.running_applies())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if left:
+        log.warning(
+            "%d apply job(s) still running at exit: their plans are failed and their locks "
+            "released by the next serve's reaper; applying the spec again converges",
+            left,
+        )

@@ -370,7 +370,9 @@ def _problem(exc: PenguinError, ctx: ServiceContext) -> dict[str, Any]:
 
 def start_thread(
     ctx: ServiceContext, plan_id: str, *, force: bool, parallel: int, beats: Heartbeats | None
-) -> None:
+) -> threading.Thread:
+    """The apply job, started in a thread of its own (daemon: a stop that does not wait for it
+    ends it as a crash would)."""
     thread = threading.Thread(
         target=run_apply,
         args=(ctx, plan_id),
@@ -379,3 +381,4 @@ def start_thread(
         daemon=True,
     )
     thread.start()
+    return thread

@@ -20,6 +20,7 @@ class WebState:
     run_now: Callable[[str, str, str], bool] | None = None
     read_db: Any = None  # the read engine of the API's hot reads (web.api.reads), made on use
     _plan_beats: Any = None  # the heartbeats of this process's API apply jobs, started on use
+    _applies: list[threading.Thread] = field(default_factory=list)  # this process's apply jobs
     key_lookups: Any = None  # API key lookups in flight (identity.dependency), made on use
     _unsubscribe_secret: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -42,6 +43,27 @@ class WebState:
 
                 self._plan_beats = heartbeats(self.db).start()
             return self._plan_beats
+
+    def track_apply(self, thread: threading.Thread) -> None:
+        """An API apply job this process runs (``services.plans.start_thread``)."""
+        with self._lock:
+            self._applies = [t for t in self._applies if t.is_alive()]
+            self._applies.append(thread)
+
+    def running_applies(self) -> list[threading.Thread]:
+        with self._lock:
+            return [t for t in self._applies if t.is_alive()]
+
+    def finish_applies(self, grace: float, clock: Callable[[], float]) -> int:
+        """Wait up to ``grace`` seconds (``clock``: a monotonic clock) for the running apply
+        jobs to end; how many still run. A clean stop of `serve` calls this: a job it waited
+        for is recorded as it ended, not failed later by a reaper with its locks held until
+        then. One still running dies with the process, like a crash (its plan is failed and
+        its locks released by the next reaper; a re-run converges)."""
+        deadline = clock() + grace
+        for thread in self.running_applies():
+            thread.join(timeout=max(0.0, deadline - clock()))
+        return len(self.running_applies())
 
     def stripe_webhook_secret(self) -> str | None:
         """``STRIPE_WEBHOOK_SECRET``, else field ``webhook_secret`` of

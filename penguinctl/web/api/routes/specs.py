@@ -116,8 +116,11 @@ async def apply_plan(
 
     ctx = service_context(request, who)
     row = await run_in_threadpool(plans.start_apply, ctx, plan_id, body.checksum)
-    beats = request.app.state.web.plan_heartbeats()
-    plans.start_thread(ctx, plan_id, force=body.force, parallel=body.parallel, beats=beats)
+    web = request.app.state.web
+    beats = web.plan_heartbeats()
+    web.track_apply(
+        plans.start_thread(ctx, plan_id, force=body.force, parallel=body.parallel, beats=beats)
+    )
     status_url = f"/api/v1/plans/{plan_id}"
     return JSONResponse(
         {**plans.to_json(row, with_plan=False), "status_url": status_url},
