@@ -401,3 +401,37 @@ def test_a_serve_without_its_scheduler_beats_the_runs_it_starts(app) -> None:
         time.sleep(0.02)
     assert runs_of(app)[0].status == "ok"
     assert not plane.heartbeats._thread.is_alive()
+
+
+def test_a_stop_asks_manual_runs_to_stop_and_marks_the_rest_interrupted(app) -> None:
+    """The dashboard's "run now" runs belong to the serve that started them (its owner id): a
+    clean stop asks them to stop (their cancel flag) and waits, and one still running after the
+    grace is marked interrupted by the plane, not left "running" for another scheduler's
+    stale check. Started after the stop began, none runs."""
+    from penguinctl.control.plane import ControlPlane
+    from penguinctl.web.dashboard.runner import ManualRuns
+
+    record_tenants(app, "acme", "beta")
+    cfg = config()
+    plane = ControlPlane(app, clock=app.clock, config=cfg)
+    plane.start(scheduler=False)
+    manual = ManualRuns(
+        app, config=cfg, clock=app.clock, heartbeats=plane.heartbeats, owner=plane.owner
+    )
+    BEHAVIOUR["acme"] = "hang"  # stops when asked
+    BEHAVIOUR["beta"] = "wait"  # does not listen
+    RELEASE.clear()
+    try:
+        assert manual("probe", "acme", "") and manual("probe", "beta", "")
+        end = time.monotonic() + 30
+        while len(runs_of(app)) < 2 and time.monotonic() < end:
+            time.sleep(0.02)
+        assert {r.owner for r in runs_of(app)} == {plane.owner}
+        assert manual.stop(grace=0.5) == 1  # acme's ended when asked; beta's still runs
+        assert not manual("probe", "acme", "")  # stopping: no new run
+        plane.stop()
+        status = {r.tenant: r.status for r in runs_of(app)}
+        assert status == {"acme": "ok", "beta": "interrupted"}, status
+    finally:
+        RELEASE.set()
+        plane.stop()

@@ -82,6 +82,9 @@ def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake
     sock = listen_socket(host, port, listen)
     bound = sock.getsockname()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    manual = ManualRuns(
+        app, config=config, clock=clock, heartbeats=plane.heartbeats, owner=plane.owner
+    )
     state = WebState(
         db=app.db,
         secrets=app.secrets,
@@ -89,7 +92,7 @@ def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake
         metrics=metrics,
         role=plane.role if scheduler else (lambda: "standby"),
         clock=clock,
-        run_now=ManualRuns(app, config=config, clock=clock, heartbeats=plane.heartbeats),
+        run_now=manual,
     )
     server = make_server(create_app(state), host, bound[1])
     # uvicorn re-raises the signal that stopped it once it has shut down: our handler makes
@@ -119,8 +122,9 @@ def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake
         server.run(sockets=[sock])
     finally:
         _finish_applies(state)
+        manual.stop()  # the dashboard's "run now" runs: asked to stop, 30 s to end
         reaper.stop()
-        plane.stop()
+        plane.stop()  # its scheduled runs likewise; what still runs is marked interrupted
         sock.close()
     return 0
 

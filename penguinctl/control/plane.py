@@ -138,6 +138,7 @@ class ControlPlane:
         without its scheduler: only the heartbeats stop."""
         if not self._scheduling:
             self.heartbeats.stop()
+            self._interrupt_own()  # the dashboard's manual runs (ManualRuns) still running
             return
         self.scheduler.stop()
         self._events_stop.set()
@@ -150,8 +151,11 @@ class ControlPlane:
         if self.events is not None:
             self.events.close()
         try:
-            left = runs.interrupt_own(self.app.db, self.owner, finished=self.clock.now())
-            if left:
-                log.warning("%d job run(s) still running at exit were marked interrupted", left)
+            self._interrupt_own()
         finally:
             self.leadership.close()
+
+    def _interrupt_own(self) -> None:
+        left = runs.interrupt_own(self.app.db, self.owner, finished=self.clock.now())
+        if left:
+            log.warning("%d job run(s) still running at exit were marked interrupted", left)
