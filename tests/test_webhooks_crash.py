@@ -128,7 +128,11 @@ def test_sigkill_mid_delivery_loses_nothing(tmp_path, state_url, how) -> None:
         engine.dispose()
     received = Counter(r["id"] for r in got)
     assert set(received) == set(ids)  # nothing lost, nothing made up
-    assert all(r["verified"] for r in got)
+    # every request that arrived whole is signed right; one cut short by the SIGKILL (headers
+    # written, the body not: a sender writes them apart) cannot be verified, and is sent again
+    cut = [r for r in got if not r["complete"]]
+    assert all(r["verified"] for r in got if r["complete"])
+    assert len(cut) <= in_flight and all(r["status"] == 401 for r in cut), cut
     assert {r["id"] for r in got if r["status"] == 200} == set(ids)
     # duplicates: only the requests in flight at the kill, each with its own id again
     dupes = sum(n - 1 for n in received.values())

@@ -56,7 +56,8 @@ class ClockedWebhook(Webhook):
 
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)  # shorter when the sender died mid-request
         cfg = CONFIG["paths"].get(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
         verified_with = None
@@ -91,6 +92,7 @@ class Handler(BaseHTTPRequestHandler):
             "timestamp": headers.get("webhook-timestamp"),
             "signatures": len(headers.get("webhook-signature", "").split()),
             "verified": verified_with is not None,
+            "complete": len(body) == length,
             "verified_with": verified_with,
             "legacy": headers.get("x-penguinctl-signature"),
             "status": status,
