@@ -238,14 +238,13 @@ def test_the_socket_is_its_users_only(warm):
     assert sock.parent.stat().st_mode & 0o077 == 0
 
 
-def test_signals_reach_the_warm_command(warm, tmp_path):
-    """A signal to the client (SIGTERM here; SIGINT, SIGHUP and SIGQUIT go the same way)
-    reaches the command in the server's child: a `get` waiting for a locked state store dies of
-    it, the client exits 128 + 15 as a shell reports it, and the server carries on. (SIGINT
-    would be handled only when SQLite's busy wait ends, 30 s later, cold or warm alike.)"""
-    launcher = [sys.executable, "-c", "from penguinctl.launcher import main; main()"]
-    env = dict(os.environ)
-    first = subprocess.run([*launcher, "get", "tenants"], env=env, capture_output=True, timeout=120)
+LAUNCHER = [sys.executable, "-c", "from penguinctl.launcher import main; main()"]
+
+
+def _launcher_server(env: dict[str, str]) -> int:
+    """The pid of the warm server that commands run as ``LAUNCHER`` in ``env`` use: a first
+    command runs cold and starts it; returned once it listens."""
+    first = subprocess.run([*LAUNCHER, "get", "tenants"], env=env, capture_output=True, timeout=120)
     assert first.returncode == 0, first.stderr
     path = subprocess.run(
         [sys.executable, "-c", "from penguinctl.warm.protocol import socket_path as p; print(p())"],
@@ -255,14 +254,23 @@ def test_signals_reach_the_warm_command(warm, tmp_path):
         check=True,
     ).stdout.strip()
     wait_for(Path(path).exists, "the warm server to listen", timeout=60)
-    server = int(Path(path + ".lock").read_text())
+    return int(Path(path + ".lock").read_text())
+
+
+def test_signals_reach_the_warm_command(warm, tmp_path):
+    """A signal to the client (SIGTERM here; SIGINT, SIGHUP and SIGQUIT go the same way)
+    reaches the command in the server's child: a `get` waiting for a locked state store dies of
+    it, the client exits 128 + 15 as a shell reports it, and the server carries on. (SIGINT
+    would be handled only when SQLite's busy wait ends, 30 s later, cold or warm alike.)"""
+    env = dict(os.environ)
+    server = _launcher_server(env)
     db = sqlite3.connect(warm.home / "state.db", timeout=5)
     db.execute("PRAGMA locking_mode=EXCLUSIVE")
     db.execute("BEGIN EXCLUSIVE")
     db.execute("UPDATE alembic_version SET version_num = version_num")
     try:
         proc = subprocess.Popen(
-            [*launcher, "get", "domains"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [*LAUNCHER, "get", "domains"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         children = f"/proc/{server}/task/{server}/children"
 
@@ -279,7 +287,7 @@ def test_signals_reach_the_warm_command(warm, tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert _pid_alive(server)
     again = subprocess.run(
-        [*launcher, "get", "domains"], env=env, capture_output=True, text=True, timeout=120
+        [*LAUNCHER, "get", "domains"], env=env, capture_output=True, text=True, timeout=120
     )
     assert again.returncode == 0 and "globex-0.example" in again.stdout
 
@@ -349,27 +357,17 @@ def _on_a_terminal(cmd: list[str], env: dict[str, str]) -> tuple[int, bytes]:
 def test_on_a_terminal_warm_output_is_the_cold_output(warm):
     """On a terminal (rich's boxes, colours and the terminal's width), a warm command writes
     what the cold one writes: the child draws on the caller's terminal, sized as it is."""
-    launcher = [sys.executable, "-c", "from penguinctl.launcher import main; main()"]
     env = {**os.environ, "TERM": "xterm-256color"}
     env.pop("COLUMNS", None)
-    assert subprocess.run([*launcher, "get", "tenants"], env=env, timeout=120).returncode == 0
-    path = subprocess.run(
-        [sys.executable, "-c", "from penguinctl.warm.protocol import socket_path as p; print(p())"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    wait_for(Path(path).exists, "the warm server to listen", timeout=60)
-    server = int(Path(path + ".lock").read_text())
+    server = _launcher_server(env)
     children = Path(f"/proc/{server}/task/{server}/children")
     for argv in (["get", "domains"], ["dkim", "status"]):
         spare = wait_for(lambda: children.read_text().split(), "a spare", timeout=60)
-        code, out = _on_a_terminal([*launcher, *argv], env)
+        code, out = _on_a_terminal([*LAUNCHER, *argv], env)
         took = spare[0]
         wait_for(  # the spare took it (ran it warm) and left; another waits
             lambda took=took: took not in children.read_text().split(), "the spare to leave", 60
         )
-        cold_code, cold_out = _on_a_terminal([*launcher, *argv], {**env, "PENGUINCTL_WARM": "0"})
+        cold_code, cold_out = _on_a_terminal([*LAUNCHER, *argv], {**env, "PENGUINCTL_WARM": "0"})
         assert (code, out) == (cold_code, cold_out), argv
         assert "\x1b[" in out.decode() and "─" in out.decode()  # drawn for a terminal

@@ -2,9 +2,10 @@
 
     python -P -m penguinctl.warm.server SOCKET     # started by the client, detached
 
-One thread, no state store, no secrets: between requests it holds imported code and a
-listening socket. Each child is waited for through a pidfd in the same ``selectors`` loop,
-and its exit status is the answer to its client.
+One thread, no state store, no secrets: between requests it holds imported code, a listening
+socket and one spare child (``Spare``) that takes the next connection itself, runs that command
+and sends its client the exit code; the server forks the next spare and reaps its children
+through pidfds in one ``selectors`` loop.
 """
 
 from __future__ import annotations
@@ -29,17 +30,12 @@ from penguinctl.warm.prefault import populate
 
 DEFAULT_IDLE = 900.0  # seconds without a request before the server exits
 # What the read-only commands import (protocol.READ_ONLY), so that their children do not.
+# (The command modules, the CLI's tree and conventions come with ``build_app``, in preload.)
 PRELOAD = (
-    "penguinctl.cli",
-    "penguinctl.cli.tree",
-    "penguinctl.cli.conventions",
     "penguinctl.cli.context",
     "penguinctl.cli.render",
     "penguinctl.cli.errors",
     "penguinctl.cli.client_mode",
-    "penguinctl.cli.commands_get",
-    "penguinctl.cli.commands_dkim",
-    "penguinctl.cli.commands_status",
     "penguinctl.settings",
     "penguinctl.masking",
     "penguinctl.clock",
@@ -271,9 +267,7 @@ class Spare:
 
                 traceback.print_exc()
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(Exception):
-                    stream.flush()
+            _flush()
             os._exit(code)
 
     def _leave(self, _signum, _frame) -> None:
@@ -334,9 +328,7 @@ class Spare:
                 os.close(fd)
         become(request)
         code = run_command(command)
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
+        _flush()  # all output written before the client hears the exit code
         with contextlib.suppress(OSError):
             conn.settimeout(protocol.REQUEST_TIMEOUT)
             protocol.send_int(conn, b"X", code)
@@ -357,6 +349,12 @@ def recv_request(sock: socket.socket) -> tuple[protocol.Request, list[int]]:
             os.close(fd)
         raise
     return request, fds
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
 
 
 def _readable(sock: socket.socket, timeout: float = 0) -> bool:
