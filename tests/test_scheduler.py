@@ -434,4 +434,5 @@ def test_a_stop_asks_manual_runs_to_stop_and_marks_the_rest_interrupted(app) -> 
         assert status == {"acme": "ok", "beta": "interrupted"}, status
     finally:
         RELEASE.set()
+        assert manual.stop(grace=30) == 0  # beta's thread ends before the store is dropped
         plane.stop()
