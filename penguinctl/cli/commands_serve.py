@@ -125,6 +125,8 @@ def run_serve(app: Any, listen: str, *, with_worker: bool, scheduler: bool, wake
         manual.stop()  # the dashboard's "run now" runs: asked to stop, 30 s to end
         reaper.stop()
         plane.stop()  # its scheduled runs likewise; what still runs is marked interrupted
+        if state.read_pool is not None:
+            state.read_pool.close()
         sock.close()
     return 0
 

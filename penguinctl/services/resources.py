@@ -10,7 +10,8 @@ from sqlmodel import Session
 
 from penguinctl.errors import NotFound
 from penguinctl.services.kinds import KINDS, kind_of  # noqa: F401 - re-exported
-from penguinctl.state import repo
+from penguinctl.state import compiled, repo
+from penguinctl.state.compiled import Compiled, Steps
 from penguinctl.state.models import ResourceRow
 
 
@@ -110,14 +111,16 @@ def list_select(kind: str, *, tenant: Any = None) -> tuple[Any, Any]:
     return stmt, render
 
 
-# built once: describe is the API's hottest read (a statement costs more to build than to run)
-_ANY_ROW = (
+# built once (and compiled once per dialect: ``Compiled``): describe is the API's hottest
+# read (a statement costs more to build than to run)
+_ANY_ROW_STMT = (
     sa.select(_T)
     .where(_T.c.kind == sa.bindparam("kind"), _T.c.name == sa.bindparam("name"))
     .order_by(_T.c.tenant)
     .limit(1)
 )
-_ROW = _ANY_ROW.where(_T.c.tenant == sa.bindparam("tenant"))
+_ANY_ROW = Compiled(_ANY_ROW_STMT)
+_ROW = Compiled(_ANY_ROW_STMT.where(_T.c.tenant == sa.bindparam("tenant")))
 # a domain's keys and records are named "<domain>/...": a range on the unique index (tenant,
 # kind, name) finds them; its mailboxes ("local@<domain>") are the tenant's mailboxes ending so.
 # Two index searches in a UNION ALL: one OR over both made SQLite scan the tenant's every row.
@@ -133,7 +136,7 @@ _MAILBOXES = sa.select(_T.c.id, _T.c.kind, _T.c.name, _T.c.data).where(
     _T.c.kind == sa.literal_column("'mailbox'"),
     _T.c.name.like(sa.bindparam("mailbox")),
 )
-_RELATED = sa.union_all(_KEYS_AND_RECORDS, _MAILBOXES)  # sorted by id here (as recorded)
+_RELATED = Compiled(sa.union_all(_KEYS_AND_RECORDS, _MAILBOXES))  # sorted by id here
 # a tenant key's domain with everything related, in one round trip: the domain's own row is
 # the one of kind "domain" (the related rows are keys, records and mailboxes)
 _DOMAIN_COLUMNS = (_T.c.id, _T.c.kind, _T.c.name, _T.c.data, _T.c.provider, _T.c.status,
@@ -149,14 +152,16 @@ def _padded(stmt: Any) -> Any:
     )
 
 
-_DOMAIN_WITH_RELATED = sa.union_all(
-    sa.select(*_DOMAIN_COLUMNS).where(
-        _T.c.tenant == sa.bindparam("tenant"),
-        _T.c.kind == sa.literal_column("'domain'"),
-        _T.c.name == sa.bindparam("name"),
-    ),
-    _padded(_KEYS_AND_RECORDS),
-    _padded(_MAILBOXES),
+_DOMAIN_WITH_RELATED = Compiled(
+    sa.union_all(
+        sa.select(*_DOMAIN_COLUMNS).where(
+            _T.c.tenant == sa.bindparam("tenant"),
+            _T.c.kind == sa.literal_column("'domain'"),
+            _T.c.name == sa.bindparam("name"),
+        ),
+        _padded(_KEYS_AND_RECORDS),
+        _padded(_MAILBOXES),
+    )
 )
 
 
@@ -169,20 +174,26 @@ def describe(
 ) -> dict[str, Any]:
     """Everything recorded about one resource (a domain: with its keys, mailboxes, records).
     ``tenant``: only that tenant's (another tenant's is not found, like a missing one)."""
+    return compiled.run(describe_steps(kind, name, tenant=tenant), session)
+
+
+def describe_steps(kind: str, name: str, *, tenant: str | None = None) -> Steps[dict[str, Any]]:
+    """``describe`` as steps (``penguinctl.state.compiled``): the API runs them on its own
+    connections."""
     related: list[Any] | None = None
     if kind == "domain" and tenant is not None:
-        found = session.execute(
-            _DOMAIN_WITH_RELATED, {**_related_params(tenant, name), "name": name}
-        ).all()
+        found = yield _DOMAIN_WITH_RELATED, {**_related_params(tenant, name), "name": name}
         mine = [r for r in found if r.kind == "domain"]
         row = mine[0] if mine else None
         related = sorted((r for r in found if r.kind != "domain"), key=lambda r: r.id)
         row_tenant = tenant
     elif tenant is None:
-        row = session.execute(_ANY_ROW, {"kind": kind, "name": name}).first()
+        found = yield _ANY_ROW, {"kind": kind, "name": name}
+        row = found[0] if found else None
         row_tenant = row.tenant if row is not None else ""
     else:
-        row = session.execute(_ROW, {"kind": kind, "name": name, "tenant": tenant}).first()
+        found = yield _ROW, {"kind": kind, "name": name, "tenant": tenant}
+        row = found[0] if found else None
         row_tenant = tenant
     if row is None:
         raise NotFound(f"{kind} {name!r} is not recorded", hint=f"see `penguinctl get {kind}`")
@@ -198,7 +209,7 @@ def describe(
     }
     if kind == "domain":
         if related is None:
-            found = session.execute(_RELATED, _related_params(row_tenant, name)).all()
+            found = yield _RELATED, _related_params(row_tenant, name)
             related = sorted(found, key=lambda r: r.id)
         doc["dkim"] = [r.data for r in related if r.kind == "dkim" and r.data["domain"] == name]
         doc["mailboxes"] = [

@@ -19,6 +19,8 @@ class WebState:
     # start a job run now (job, tenant, target) -> started; set by serve (the dashboard's "run now")
     run_now: Callable[[str, str, str], bool] | None = None
     read_db: Any = None  # the read engine of the API's hot reads (web.api.reads), made on use
+    read_pool: Any = None  # their PostgreSQL connections (web.api.reads.AsyncReads), made on use
+    read_conns: dict[int, Any] = field(default_factory=dict)  # their SQLite ones, per loop thread
     _plan_beats: Any = None  # the heartbeats of this process's API apply jobs, started on use
     _applies: list[threading.Thread] = field(default_factory=list)  # this process's apply jobs
     key_lookups: Any = None  # API key lookups in flight (identity.dependency), made on use

@@ -80,9 +80,12 @@ def keyset(stmt: Any, columns: Sequence[Any], params: PageParams, *, desc: bool 
 class Keyset:
     """``keyset`` built once, for a fixed ``stmt`` (what varies in it are bind parameters): the
     statement costs more to build than to run on the API's hottest lists. ``select(params)``
-    gives the statement and the page's bind values (limit, cursor)."""
+    gives the statement (``Compiled``: compiled once per dialect; ``plain``: rows as tuples)
+    and the page's bind values (limit, cursor)."""
 
-    def __init__(self, stmt: Any, columns: Sequence[Any], *, desc: bool = False) -> None:
+    def __init__(
+        self, stmt: Any, columns: Sequence[Any], *, desc: bool = False, plain: bool = False
+    ) -> None:
         self.columns = list(columns)
         order = [c.desc() for c in columns] if desc else list(columns)
         first = stmt.order_by(*order).limit(sa.bindparam("page_limit", type_=sa.Integer))
@@ -90,12 +93,15 @@ class Keyset:
         left = columns[0] if len(columns) == 1 else sa.tuple_(*columns)
         right = bound[0] if len(columns) == 1 else sa.tuple_(*bound)
         later = stmt.where(left < right if desc else left > right)
-        self._first, self._later = (
-            first,
+        from penguinctl.state.compiled import Compiled
+
+        self._first = Compiled(first, plain=plain)
+        self._later = Compiled(
             later.order_by(*order).limit(sa.bindparam("page_limit", type_=sa.Integer)),
+            plain=plain,
         )
 
-    def select(self, params: PageParams) -> tuple[Any, dict[str, Any]]:
+    def select(self, params: PageParams) -> tuple[Any, dict[str, Any]]:  # (Compiled, values)
         after = params.after()
         values: dict[str, Any] = {"page_limit": params.limit + 1}
         if after is None:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 
 from penguinctl.identity.principal import Principal
+from penguinctl.state.compiled import Steps
 from penguinctl.web.api.deps import ERRORS, allow, service_context
 from penguinctl.web.api.fastjson import FastJSON
 from penguinctl.web.api.pages import (
@@ -35,9 +36,10 @@ CursorParam = Query(None, max_length=512, description="next_cursor of a page")
 
 
 @functools.cache
-def _list_query(kind: str, *, scoped: bool) -> tuple[Keyset, Any]:
-    """A list's page query built once (``Keyset``) and its row renderer; ``scoped``: limited
-    to the tenant bound as ``tenant``."""
+def _list_query(kind: str, *, scoped: bool) -> tuple[Keyset, Any, Any]:
+    """A list's page query built once (``Keyset``), its row renderer and its rows' sort key;
+    ``scoped``: limited to the tenant bound as ``tenant``. Domains (the longest lists) as
+    plain tuples."""
     from penguinctl.services.resources import list_select
     from penguinctl.state.models import ResourceRow
 
@@ -50,11 +52,12 @@ def _list_query(kind: str, *, scoped: bool) -> tuple[Keyset, Any]:
             return {"name": name, "tenant": tenant or None, "server": server, "dns": dns,
                     "dmarc": dmarc}  # fmt: skip
 
-    return Keyset(stmt, [t.c.name, t.c.tenant]), render
+        return Keyset(stmt, [t.c.name, t.c.tenant], plain=True), render, lambda r: r[:2]
+    return Keyset(stmt, [t.c.name, t.c.tenant]), render, _by_name
 
 
-def _list(conn: Any, kind: str, who: Principal, params: PageParams, tenant: str | None,
-          prefix: str | None) -> dict[str, Any]:  # fmt: skip
+def _list(kind: str, who: Principal, params: PageParams, tenant: str | None,
+          prefix: str | None) -> Steps[dict[str, Any]]:  # fmt: skip
     from penguinctl.services.resources import list_select
     from penguinctl.state.models import ResourceRow
 
@@ -63,25 +66,30 @@ def _list(conn: Any, kind: str, who: Principal, params: PageParams, tenant: str 
     if prefix:  # a name filter: built for the request
         stmt, render = list_select(kind, tenant=scope)
         stmt = stmt.where(t.c.name.startswith(prefix, autoescape=True))
-        query, values = keyset(stmt, [t.c.name, t.c.tenant], params), {}
+        query, values, key = keyset(stmt, [t.c.name, t.c.tenant], params), {}, _by_name
     else:
-        built, render = _list_query(kind, scoped=scope is not None)
+        built, render, key = _list_query(kind, scoped=scope is not None)
         query, values = built.select(params)
         if scope is not None:
             values["tenant"] = scope
-    rows = conn.execute(query, values).all()
-    return page(rows, params, key=lambda r: [r.name, r.tenant], render=render)
+    rows = yield query, values
+    return page(rows, params, key=key, render=render)
 
 
-def _describe(conn: Any, kind: str, name: str, who: Principal) -> dict[str, Any]:
-    from penguinctl.services.resources import describe
+def _by_name(row: Any) -> list[Any]:
+    return [row.name, row.tenant]
 
-    return describe(conn, kind, name, tenant=who.tenant)
+
+def _describe(kind: str, name: str, who: Principal) -> Steps[dict[str, Any]]:
+    from penguinctl.services.resources import describe_steps
+
+    return describe_steps(kind, name, tenant=who.tenant)
 
 
 def _register(path: str, kind: str, tag: str, what: str) -> None:
-    # async handlers with the database work in one hop to the read threads (``reads``),
-    # answered without a second validation pass (the hot paths of bench/api.py)
+    # async handlers whose reads run on the event loop (``reads``: in place on SQLite, on
+    # asynchronous connections on PostgreSQL), answered without a second validation pass (the
+    # hot paths of bench/api.py)
     # (the page's parameters declared here, as page_params declares them: one dependency less
     # to solve per request, the same OpenAPI document)
     async def list_kind(
