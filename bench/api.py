@@ -11,7 +11,9 @@ Two requests, each with Debian's `wrk` at 50 concurrent connections (2 threads),
 - ``GET /api/v1/domains?limit=100`` (a 100-item keyset page).
 
 The floor, in the same run: a bare FastAPI app on uvicorn (one process, as serve) returning the
-same JSON bytes from memory on the same paths, without authentication or a database. Reported:
+same JSON bytes from memory on the same paths, without authentication or a database; its routes
+are plain functions (FastAPI runs them in its thread pool). For reference, a second floor with
+the same routes as coroutines (no thread pool: the API's own handlers are coroutines). Reported:
 requests/s, p99 latency and CPU time per request (user + system, from ``/proc``) of each
 server process, and the API's rate as a ratio of the floor's (goal >= 0.5x, p99 under 50 ms).
 Prints one JSON line per measurement, then a Markdown table.
@@ -46,13 +48,22 @@ one = Path(sys.argv[2]).read_bytes()
 page = Path(sys.argv[3]).read_bytes()
 app = FastAPI()
 
-@app.get("/api/v1/domains/{name}")
-def domain(name: str) -> Response:
-    return Response(one, media_type="application/json")
+if sys.argv[4] == "def":  # the floor: plain functions, which FastAPI runs in its thread pool
+    @app.get("/api/v1/domains/{name}")
+    def domain(name: str) -> Response:
+        return Response(one, media_type="application/json")
 
-@app.get("/api/v1/domains")
-def domains(limit: int = 50) -> Response:
-    return Response(page, media_type="application/json")
+    @app.get("/api/v1/domains")
+    def domains(limit: int = 50) -> Response:
+        return Response(page, media_type="application/json")
+else:  # for reference: coroutines, run on the event loop (as the API's handlers are)
+    @app.get("/api/v1/domains/{name}")
+    async def domain(name: str) -> Response:
+        return Response(one, media_type="application/json")
+
+    @app.get("/api/v1/domains")
+    async def domains(limit: int = 50) -> Response:
+        return Response(page, media_type="application/json")
 
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
@@ -173,36 +184,43 @@ def main() -> None:
         assert len(json.loads(page)["items"]) == 100
         (work / "one.json").write_bytes(one)
         (work / "page.json").write_bytes(page)
-        floor_port = free_port()
-        floor_cmd = [sys.executable, "-c", FLOOR, str(floor_port)]
-        floor_cmd += [str(work / "one.json"), str(work / "page.json")]
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        procs.append(subprocess.Popen(floor_cmd, **quiet))
-        floor = f"http://127.0.0.1:{floor_port}/api/v1"
-        wait_http(f"{floor}/domains/d0007.example", {})
+        floors = []
+        for style in ("def", "async"):
+            floor_port = free_port()
+            floor_cmd = [sys.executable, "-c", FLOOR, str(floor_port)]
+            floor_cmd += [str(work / "one.json"), str(work / "page.json"), style]
+            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+            procs.append(subprocess.Popen(floor_cmd, **quiet))
+            floors.append(f"http://127.0.0.1:{floor_port}/api/v1")
+            wait_http(f"{floors[-1]}/domains/d0007.example", {})
+        floor, async_floor = floors
         rows = []
         for what, path in (("GET /domains/{name}", "/domains/d0007.example"),
                            ("GET /domains?limit=100", "/domains?limit=100")):  # fmt: skip
             wrk(base + path, key["token"], 3, args.connections)  # warm-up
             api = wrk(base + path, key["token"], args.seconds, args.connections, procs[0].pid)
             bare = wrk(floor + path, None, args.seconds, args.connections, procs[1].pid)
+            bare_async = wrk(async_floor + path, None, args.seconds, args.connections, procs[2].pid)
             row = {
                 "request": what,
                 "state": "postgresql" if args.pg else "sqlite",
                 "api": api,
                 "floor": bare,
                 "ratio": round(api["rps"] / bare["rps"], 3),
+                "async_floor": bare_async,
+                "async_ratio": round(api["rps"] / bare_async["rps"], 3),
             }
             print(json.dumps(row), flush=True)
             rows.append(row)
         print("\n| request | API req/s | API p99 | API CPU/req | floor req/s | floor p99 | "
-              "floor CPU/req | ratio |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|")
+              "floor CPU/req | ratio | async floor req/s, CPU/req | ratio to it |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            a, f = r["api"], r["floor"]
+            a, f, af = r["api"], r["floor"], r["async_floor"]
             print(f"| `{r['request']}` ({r['state']}) | {a['rps']:.0f} | {a['p99_ms']:.1f} ms | "
                   f"{a['cpu_ms_per_request']:.2f} ms | {f['rps']:.0f} | {f['p99_ms']:.1f} ms | "
-                  f"{f['cpu_ms_per_request']:.2f} ms | {r['ratio']:.2f}x |")  # fmt: skip
+                  f"{f['cpu_ms_per_request']:.2f} ms | {r['ratio']:.2f}x | {af['rps']:.0f}, "
+                  f"{af['cpu_ms_per_request']:.2f} ms | {r['async_ratio']:.2f}x |")  # fmt: skip
     finally:
         for p in procs:
             p.terminate()
