@@ -65,6 +65,20 @@ def _on_dbapi(engine: Any, steps: Any) -> Any:
         return compiled.run_on(steps(), conn.connection.dbapi_connection, engine.dialect)
 
 
+def _read_engine_thread(engine: Any, steps: Any) -> Any:
+    """The API's path for a PostgreSQL driver other than psycopg: SQLAlchemy on the read
+    engine, in a thread."""
+    from types import SimpleNamespace
+
+    from penguinctl.web.api.reads import reading
+
+    web = SimpleNamespace(db=engine, read_db=None)
+    try:
+        return asyncio.run(asyncio.to_thread(reading, web, lambda c: compiled.run(steps(), c)))
+    finally:
+        web.read_db.dispose()
+
+
 def _async(engine: Any, steps: Any) -> Any:
     async def go() -> Any:
         pool = AsyncReads(engine, 1, asyncio.get_running_loop())
@@ -78,7 +92,7 @@ def _async(engine: Any, steps: Any) -> Any:
 
 def _answers(engine: Any, steps: Any) -> list[Any]:
     """``steps``'s result (or the error's class and text) by every runner the backend has."""
-    runners = [_through_sqlalchemy, _on_dbapi]
+    runners = [_through_sqlalchemy, _on_dbapi, _read_engine_thread]
     if engine.dialect.name == "postgresql":
         runners.append(_async)
     found = []

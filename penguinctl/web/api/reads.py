@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from penguinctl.state.compiled import Steps, run_async, run_on
+from penguinctl.state.compiled import Steps, run, run_async, run_on
 
 READ_CONNECTIONS = 8  # PostgreSQL: connections of the API's reads, per serve process
 SQLITE_READ_BUSY_MS = 1000
@@ -39,10 +39,10 @@ async def read(web: Any, steps: Callable[..., Steps[T]], *args: Any) -> T:
     """The result of ``steps(*args)``, read as the module's doc says."""
     dialect = web.db.dialect
     if dialect.name == "sqlite":
-        return run_on(steps(*args), _in_place(web), dialect)
+        return run_on(steps(*args), _in_place(web).dbapi_connection, dialect)
     if dialect.driver == "psycopg":
         return await async_reads(web).read(lambda: steps(*args))
-    return await asyncio.to_thread(reading, web, lambda c: run_on(steps(*args), c, dialect))
+    return await asyncio.to_thread(reading, web, lambda conn: run(steps(*args), conn))
 
 
 def _read_engine(web: Any) -> Any:
@@ -59,25 +59,25 @@ def _read_engine(web: Any) -> Any:
 
 
 def _in_place(web: Any) -> Any:
-    """The SQLite connection of the reads in place: one per event loop thread, kept open (a
-    checkout from the pool for each read cost more than a small read)."""
+    """The SQLite connection of the reads in place (checked out of the read engine's pool and
+    kept): one per event loop thread. A checkout for each read cost more than a small read."""
     here = threading.get_ident()
     found = web.read_conns.get(here)
     if found is None:
-        found = web.read_conns[here] = _read_engine(web).raw_connection().dbapi_connection
+        found = web.read_conns[here] = _read_engine(web).raw_connection()
     return found
 
 
 def reading(web: Any, fn: Callable[[Any], T]) -> T:
-    """``fn(dbapi_connection)`` on a connection of ``web``'s read engine (made on first use);
-    once more on a fresh connection when the pooled one had gone away (a restarted database)."""
+    """``fn(connection)`` on ``web``'s read engine (made on first use); once more on a fresh
+    connection when the pooled one had gone away (a restarted database)."""
     import sqlalchemy as sa
 
     engine = _read_engine(web)
     for attempt in (1, 2):
         try:
             with engine.connect() as conn:
-                return fn(conn.connection.dbapi_connection)
+                return fn(conn)
         except sa.exc.DBAPIError as exc:
             if attempt == 2 or not exc.connection_invalidated:
                 raise
