@@ -250,7 +250,7 @@ def test_a_cancelled_read_does_not_give_its_connection_back(engine) -> None:
 
 
 @pg_only
-def test_a_read_error_keeps_a_healthy_connection(engine) -> None:
+def test_a_read_error_or_a_miss_keeps_a_healthy_connection(engine) -> None:
     def wrong() -> Any:
         yield sa.select(sa.text("no_such_column")).select_from(T), {}
 
@@ -263,6 +263,8 @@ def test_a_read_error_keeps_a_healthy_connection(engine) -> None:
                 await pool.read(wrong)
             (conn,) = pool._idle  # autocommit: the failed statement left nothing open
             assert (await pool.read(_domain("acme")))["tenant"] == "acme"
+            with pytest.raises(NotFound):  # a 404 does not cost a connection either
+                await pool.read(lambda: describe_steps("domain", "nope.example", tenant="acme"))
             assert pool._idle == [conn]
         finally:
             pool.close()

@@ -99,7 +99,8 @@ class AsyncReads:
     """Up to ``size`` psycopg ``AsyncConnection`` s in autocommit, made on first use with the
     engine's own connection arguments (so values convert as the engine's do), used by one
     read at a time. A connection whose read failed with the connection (the server went away)
-    or was cancelled mid-statement is closed, not reused."""
+    or was cancelled mid-statement is closed, not reused; any other error (a failed statement,
+    a resource not found) leaves it in use."""
 
     def __init__(self, engine: Any, size: int, loop: asyncio.AbstractEventLoop) -> None:
         self.engine = engine
@@ -122,7 +123,7 @@ class AsyncReads:
                     if attempt == 2 or not (conn.closed or conn.broken):
                         healthy = not (conn.closed or conn.broken)
                         raise
-                except psycopg.Error:
+                except Exception:  # a statement's error, a 404: the connection stays in use
                     healthy = not (conn.closed or conn.broken)
                     raise
                 finally:
