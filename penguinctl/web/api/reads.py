@@ -100,7 +100,9 @@ class AsyncReads:
     engine's own connection arguments (so values convert as the engine's do), used by one
     read at a time. A connection whose read failed with the connection (the server went away)
     or was cancelled mid-statement is closed, not reused; any other error (a failed statement,
-    a resource not found) leaves it in use."""
+    a resource not found) leaves it in use. After a connection that broke, the idle ones are
+    closed as well (a restarted server dropped them all) and the read runs once more on a new
+    connection, as SQLAlchemy's pool does after a disconnect."""
 
     def __init__(self, engine: Any, size: int, loop: asyncio.AbstractEventLoop) -> None:
         self.engine = engine
@@ -123,6 +125,7 @@ class AsyncReads:
                     if attempt == 2 or not (conn.closed or conn.broken):
                         healthy = not (conn.closed or conn.broken)
                         raise
+                    self.close()  # the server went away: its other idle connections too
                 except Exception:  # a statement's error, a 404: the connection stays in use
                     healthy = not (conn.closed or conn.broken)
                     raise
